@@ -1,0 +1,78 @@
+# streamroot — see README.md. Targets: kernel initramfs test unit qemu-test lint clean.
+
+# SHELL=none / SHELL=/path/busybox selects the initramfs's rescue shell; make
+# itself must keep running recipes with bash.
+ifeq ($(origin SHELL),command line)
+RESCUE_SHELL := $(SHELL)
+endif
+override SHELL := /bin/bash
+RESCUE_SHELL ?= /bin/busybox
+
+BUILD        ?= build
+KERNEL_DIR   ?= $(BUILD)/kernel
+KERNEL_PKG   ?= linux-image-amd64
+KVER         ?= $(shell cat $(KERNEL_DIR)/kver 2>/dev/null)
+MODULES_DIR  ?= $(KERNEL_DIR)/lib/modules/$(KVER)
+COMPRESS     ?= zstd
+NIC          ?=
+CA           ?= /etc/ssl/certs/ca-certificates.crt
+EXTRA_CA     ?=
+IMAGE_MANIFEST_DIGEST ?=
+INITRAMFS    ?= $(BUILD)/initramfs.img
+STREAMROOT_CACHE ?= /var/cache/streamroot
+export STREAMROOT_CACHE
+
+GO        ?= go
+GOFLAGS_STATIC := -trimpath -ldflags='-s -w -buildid='
+QEMU_TEST_TIMEOUT ?= 25m
+
+.PHONY: all deps test-deps kernel init initramfs test unit qemu-test lint clean
+
+all: initramfs
+
+deps:
+	builder/deps.sh build
+
+test-deps:
+	builder/deps.sh test
+
+kernel: $(KERNEL_DIR)/kver
+
+$(KERNEL_DIR)/kver: builder/fetch-kernel.sh
+	builder/fetch-kernel.sh $(KERNEL_DIR) $(KERNEL_PKG)
+
+# The init is static (no libc in the initramfs) and reproducible (no build
+# id, no paths).
+init:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_STATIC) -o $(BUILD)/init ./cmds/init
+
+initramfs: deps init
+	@if [ -z "$(KVER)" ]; then $(MAKE) --no-print-directory kernel; fi
+	$(GO) run ./builder -init $(BUILD)/init \
+		-moddir $(if $(KVER),$(MODULES_DIR),$$(echo $(KERNEL_DIR)/lib/modules/*)) \
+		-compress $(COMPRESS) -shell $(RESCUE_SHELL) -ca $(CA) \
+		$(if $(NIC),-nic $(NIC)) $(if $(EXTRA_CA),-extra-ca $(EXTRA_CA)) \
+		$(if $(IMAGE_MANIFEST_DIGEST),-manifest-digest $(IMAGE_MANIFEST_DIGEST)) \
+		-o $(INITRAMFS)
+
+lint:
+	@test -z "$$(gofmt -l cmds pkg builder qemu-tests)" || { gofmt -l cmds pkg builder qemu-tests; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /qemu-tests)
+
+# Boots the real kernel with our initramfs in QEMU against real dnsmasq and
+# nginx in network namespaces (needs root).
+qemu-test: test-deps kernel initramfs
+	STREAMROOT_KERNEL=$(abspath $(KERNEL_DIR)/vmlinuz) STREAMROOT_INITRAMFS=$(abspath $(INITRAMFS)) \
+		$(GO) test -count=1 -v -timeout $(QEMU_TEST_TIMEOUT) ./qemu-tests/... 2>&1 | tee $(BUILD)/qemu-test.log; \
+		status=$${PIPESTATUS[0]}; \
+		echo "qemu-tests: $$(grep -c '^--- PASS' $(BUILD)/qemu-test.log) passed, $$(grep -c '^--- FAIL' $(BUILD)/qemu-test.log) failed, $$(grep -c '^--- SKIP' $(BUILD)/qemu-test.log) skipped"; \
+		exit $$status
+
+test: lint unit qemu-test
+
+clean:
+	rm -rf $(BUILD)

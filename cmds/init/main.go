@@ -1,0 +1,132 @@
+// Command init is streamroot's initramfs /init: it brings up the boot
+// network, fetches the live image over HTTP(S), layers it into a writable
+// root and switches to the image's own init.
+//
+// main only wires the pipeline; the work lives in pkg/. PID 1 must never
+// exit or panic: a failing stage returns an error, and failBoot turns it into
+// one console message and the failure policy (shell, reboot or halt).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/bootlog"
+	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/pkg/liveroot"
+	"github.com/streamroot/streamroot/pkg/netup"
+)
+
+// Paths of the boot; /run survives switch_root, so what lands there stays
+// visible to the booted system.
+const (
+	runDir   = "/run/initramfs"
+	logFile  = runDir + "/streamroot.log"
+	imageDir = runDir + "/image"
+	sysroot  = "/sysroot"
+)
+
+// boot carries each stage's typed output to the stages after it.
+type boot struct {
+	log     *slog.Logger
+	handler *bootlog.Handler
+	level   *slog.LevelVar
+	started time.Time
+	timings []timing
+
+	cfg   *bootcfg.Config // config
+	lease *netup.Lease    // network
+	src   *httpsrc.Source // fetch
+	image string          // fetch: the image file in RAM
+	root  *liveroot.Root  // layers
+	init  string          // switch: the real init inside sysroot
+}
+
+type timing struct {
+	Stage string        `json:"stage"`
+	Took  time.Duration `json:"took_ns"`
+}
+
+type stage struct {
+	name string
+	run  func(context.Context) error
+}
+
+// stageError is a failure with the stage it happened in.
+type stageError struct {
+	stage string
+	err   error
+}
+
+func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
+func (e *stageError) Unwrap() error { return e.err }
+
+func main() {
+	level := new(slog.LevelVar)
+	h := bootlog.New(os.Stdout, level)
+	b := &boot{log: slog.New(h), handler: h, level: level, started: time.Now()}
+	defer func() {
+		// A panic in PID 1 would panic the kernel and lose the message.
+		if r := recover(); r != nil {
+			b.failBoot(&stageError{stage: "internal", err: fmt.Errorf("panic: %v", r)})
+		}
+	}()
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, "streamroot init: this is the initramfs /init and must run as PID 1")
+		os.Exit(2)
+	}
+	err := b.run(context.Background())
+	b.failBoot(err)
+}
+
+func (b *boot) stages() []stage {
+	return []stage{
+		{"early", b.early},
+		{"config", b.config},
+		{"modules", b.modules},
+		{"network", b.network},
+		{"fetch", b.fetch},
+		{"layers", b.layers},
+		{"handover", b.handover},
+		{"switch", b.switchRoot},
+	}
+}
+
+// run executes the pipeline; it returns only on failure (the last stage
+// execs the real init).
+func (b *boot) run(ctx context.Context) error {
+	for _, s := range b.stages() {
+		if b.cfg != nil && slices.Contains(b.cfg.Break, s.name) {
+			b.log.Info(fmt.Sprintf("rd.break=%s: shell before stage %s; exit the shell to go on", s.name, s.name))
+			b.shell()
+		}
+		start := time.Now()
+		l := b.log
+		b.log = l.With(bootlog.StageKey, s.name)
+		err := s.run(ctx)
+		took := time.Since(start)
+		b.timings = append(b.timings, timing{s.name, took})
+		if err != nil {
+			b.log = l
+			return &stageError{stage: s.name, err: err}
+		}
+		b.log.Debug("done", "took", took.Round(time.Millisecond))
+		b.log = l
+	}
+	return &stageError{stage: "switch", err: fmt.Errorf("the real init returned")}
+}
+
+// summary is one line of stage durations for the console.
+func (b *boot) summary() string {
+	var parts []string
+	for _, t := range b.timings {
+		parts = append(parts, fmt.Sprintf("%s %s", t.Stage, t.Took.Round(time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
+}

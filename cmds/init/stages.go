@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/bootlog"
+	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/pkg/kmod"
+	"github.com/streamroot/streamroot/pkg/liveroot"
+	"github.com/streamroot/streamroot/pkg/netup"
+	"github.com/streamroot/streamroot/pkg/switchroot"
+	"golang.org/x/sys/unix"
+)
+
+// early mounts the API filesystems and starts the log file.
+func (b *boot) early(context.Context) error {
+	mounts := []struct {
+		src, dst, fstype string
+		flags            uintptr
+		data             string
+	}{
+		{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
+		{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
+		{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "gid=5,mode=0620,ptmxmode=000"},
+		{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
+	}
+	for _, m := range mounts {
+		if err := os.MkdirAll(m.dst, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(m.src, m.dst, m.fstype, m.flags, m.data); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dst, err)
+		}
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return err
+	}
+	f, err := bootlog.OpenFile(logFile)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", logFile, err)
+	}
+	if err := b.handler.AttachFile(f); err != nil {
+		return err
+	}
+	rel, _ := kmod.Release()
+	b.log.Info("streamroot starting", "kernel", rel)
+	return nil
+}
+
+// config parses the kernel command line.
+func (b *boot) config(context.Context) error {
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return fmt.Errorf("read /proc/cmdline: %w", err)
+	}
+	cmdline := strings.TrimSpace(string(raw))
+	cfg, err := bootcfg.Parse(cmdline)
+	if cfg != nil {
+		// Even a broken line says whether the operator wants a shell.
+		b.cfg = cfg
+		if cfg.Debug {
+			b.level.Set(slog.LevelDebug)
+		}
+	}
+	b.log.Debug("command line", "cmdline", cmdline)
+	if err != nil {
+		return err
+	}
+	for _, ign := range cfg.Ignored {
+		b.log.Info("ignoring unknown argument (passed on to the real OS)", "arg", ign)
+	}
+	switch cfg.Root.Kind {
+	case bootcfg.RootNone:
+		return &hinted{errors.New("no root= on the kernel command line"),
+			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments"}
+	case bootcfg.RootNBD:
+		return &hinted{fmt.Errorf("%s: NBD roots are not supported by this build yet", cfg.Root.Arg),
+			"serve the image over HTTP(S) and use root=live:http://SERVER/PATH"}
+	}
+	if cfg.Fetch == bootcfg.FetchStream || cfg.Fetch == bootcfg.FetchLazy {
+		b.log.Warn(fmt.Sprintf("streamroot.fetch=%s is not available in this build: fetching the whole image into RAM", cfg.Fetch))
+	}
+	if cfg.NoVerifySSL {
+		b.log.Warn("rd.noverifyssl: HTTPS certificates are NOT checked; anyone on the path can replace the root image")
+	}
+	b.log.Info("root", "url", cfg.Root.URL.Redacted())
+	return nil
+}
+
+// modules loads the drivers of the hardware found, then what the root needs.
+func (b *boot) modules(context.Context) error {
+	rel, err := kmod.Release()
+	if err != nil {
+		return err
+	}
+	l, err := kmod.Open("/", rel, b.log)
+	if err != nil {
+		return err
+	}
+	loaded, err := l.LoadForDevices("/sys")
+	if err != nil {
+		b.log.Warn("some device drivers did not load", "err", err)
+	}
+	b.log.Info("device drivers", "loaded", strings.Join(loaded, ","))
+	// Filesystems for every layout liveroot may meet; loaded now so the
+	// layers stage only mounts.
+	if err := l.Load("loop", "squashfs", "overlay", "isofs", "ext4", "erofs"); err != nil {
+		b.log.Warn("some filesystem modules did not load", "err", err)
+	}
+	return nil
+}
+
+// network brings up the boot link and gets an address.
+func (b *boot) network(ctx context.Context) error {
+	n := b.cfg.Net
+	nc := netup.Config{
+		BootIF:         n.BootIF,
+		Iface:          n.BootDev,
+		CarrierTimeout: n.CarrierTimeout,
+		DHCPTimeout:    n.DHCPTimeout,
+		Nameservers:    n.Nameservers,
+		PeerDNS:        n.PeerDNS,
+	}
+	if nc.DHCPTimeout == 0 {
+		nc.DHCPTimeout = b.cfg.Retry
+	}
+	for _, ip := range n.IP {
+		if ip.Iface != "" {
+			nc.Iface = ip.Iface
+		}
+		switch ip.Method {
+		case bootcfg.IPMethod("off"):
+			return &hinted{fmt.Errorf("%s: the network is switched off, but root=%s needs it", ip.Arg, b.cfg.Root.Arg),
+				"use ip=dhcp or a static ip=<ip>::<gw>:<mask>:<host>:<iface>:none"}
+		case bootcfg.IPMethod("dhcp6"), bootcfg.IPMethod("auto6"):
+			return &hinted{fmt.Errorf("%s: IPv6 boot networking is not supported by this build", ip.Arg), "use ip=dhcp"}
+		}
+		if ip.Addr != nil {
+			ones, bits := ip.Mask.Size()
+			if bits == 0 {
+				return &hinted{fmt.Errorf("%s: no netmask", ip.Arg), "give the netmask field, e.g. 255.255.255.0"}
+			}
+			nc.Static = &netup.Static{
+				Addr:     net.IPNet{IP: ip.Addr, Mask: net.CIDRMask(ones, bits)},
+				Gateway:  ip.Gateway,
+				Hostname: ip.Hostname,
+				DNS:      ip.DNS,
+				MTU:      ip.MTU,
+			}
+		}
+	}
+	for _, id := range n.ClientIDs {
+		if id.Iface != "" && id.Iface != nc.Iface {
+			continue
+		}
+		if id.Kind != bootcfg.ClientIDMAC {
+			nc.ClientID = id.Bytes
+		}
+	}
+	lease, err := netup.Up(ctx, nc, b.log)
+	if err != nil {
+		return err
+	}
+	b.lease = lease
+	how := "static"
+	if lease.DHCP {
+		how = fmt.Sprintf("DHCP from %s, lease %s, client id %x", lease.ServerID, lease.LeaseTime, lease.ClientID)
+	}
+	b.log.Info(fmt.Sprintf("bound %s on %s (%s) via %s", lease.Addr.String(), lease.Iface, lease.MAC, how), "router", lease.Router)
+	if len(lease.DNS) > 0 {
+		if err := os.WriteFile("/etc/resolv.conf", netup.ResolvConf(lease), 0o644); err != nil {
+			return fmt.Errorf("write /etc/resolv.conf: %w", err)
+		}
+	}
+	return nil
+}
+
+// fetch downloads the whole image into RAM (a file on /run's tmpfs, which
+// the booted system keeps: the loop device reads from it).
+func (b *boot) fetch(ctx context.Context) error {
+	url := b.cfg.Root.URL.String()
+	opts := httpsrc.Options{Stall: b.cfg.Retry, Log: b.log, InsecureSkipVerify: b.cfg.NoVerifySSL}
+	if b.cfg.Root.URL.Scheme == "https" {
+		pool, err := caPool()
+		if err != nil {
+			return err
+		}
+		opts.RootCAs = pool
+	}
+	src, err := httpsrc.Open(ctx, url, opts)
+	if err != nil {
+		return err
+	}
+	b.src = src
+	b.log.Info("image", "url", b.cfg.Root.URL.Redacted(), "size", mib(src.Size), "etag", src.ETag)
+
+	var st unix.Statfs_t
+	if err := unix.Statfs("/run", &st); err != nil {
+		return fmt.Errorf("statfs /run: %w", err)
+	}
+	if free := int64(st.Bavail) * st.Bsize; free < src.Size {
+		return &hinted{fmt.Errorf("the image %s (%s) does not fit in RAM (%s free on /run)", url, mib(src.Size), mib(free)),
+			"give the node more memory or use a smaller image"}
+	}
+	if err := os.MkdirAll(imageDir, 0o755); err != nil {
+		return err
+	}
+	name := path.Base(b.cfg.Root.URL.Path)
+	if name == "/" || name == "." || name == "" {
+		name = "root.img"
+	}
+	dst := filepath.Join(imageDir, name)
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o444)
+	if err != nil {
+		return err
+	}
+	err = src.Fetch(ctx, f, httpsrc.FetchOptions{Progress: func(p httpsrc.Progress) {
+		rate := float64(p.Done) / max(p.Elapsed.Seconds(), 0.001)
+		eta := "?"
+		if rate > 0 {
+			eta = time.Duration(float64(p.Total-p.Done) / rate * float64(time.Second)).Round(time.Second).String()
+		}
+		b.log.Info(fmt.Sprintf("%s / %s (%d%%) %s/s ETA %s", mib(p.Done), mib(p.Total), p.Done*100/max(p.Total, 1), mib(int64(rate)), eta))
+	}})
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", dst, cerr)
+	}
+	if err != nil {
+		// Never leave a partial image where a later step could mount it.
+		os.Remove(dst)
+		return err
+	}
+	b.image = dst
+	b.log.Info("image complete", "size", mib(src.Size), "received", mib(src.Received()), "file", dst)
+	return nil
+}
+
+// caPool loads the bundle the builder put in the initramfs.
+func caPool() (*x509.CertPool, error) {
+	const bundle = "/etc/ssl/certs/ca-certificates.crt"
+	pem, err := os.ReadFile(bundle)
+	if err != nil {
+		return nil, &hinted{fmt.Errorf("HTTPS root but no CA bundle: %w", err), "rebuild the initramfs with a CA bundle (CA=…)"}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no certificates", bundle)
+	}
+	return pool, nil
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// layers mounts the image's layers and the writable overlay at /sysroot.
+func (b *boot) layers(context.Context) error {
+	r, err := liveroot.Assemble(b.image, liveroot.Options{
+		Base:        runDir,
+		Target:      sysroot,
+		LiveDir:     b.cfg.LiveDir,
+		SquashImg:   b.cfg.SquashImg,
+		OverlaySize: b.cfg.OverlaySize,
+		FSType:      b.cfg.RootFSType,
+	}, b.log)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.cfg.Root.URL.Redacted(), err)
+	}
+	b.root = r
+	b.log.Info("root assembled", "lower", r.Lower, "overlay", sysroot)
+	return nil
+}
+
+// handover leaves what the booted system should know in /run/initramfs and
+// the overlay.
+func (b *boot) handover(context.Context) error {
+	if b.lease != nil && len(b.lease.DNS) > 0 {
+		etc := filepath.Join(sysroot, "etc")
+		if err := os.MkdirAll(etc, 0o755); err != nil {
+			return err
+		}
+		p := filepath.Join(etc, "resolv.conf")
+		// A dangling resolv.conf symlink (to systemd-resolved's file) must
+		// not be followed out of the overlay; replace it.
+		if st, err := os.Lstat(p); err == nil && st.Mode()&os.ModeSymlink != 0 {
+			if _, err := os.Stat(p); err != nil {
+				os.Remove(p)
+			}
+		}
+		if err := os.WriteFile(p, netup.ResolvConf(b.lease), 0o644); err != nil {
+			b.log.Warn("cannot write resolv.conf into the root", "err", err)
+		}
+	}
+	return b.writeReport()
+}
+
+// writeReport records the boot in /run/initramfs/streamroot.json.
+func (b *boot) writeReport() error {
+	rep := map[string]any{"stages": b.timings}
+	if b.lease != nil {
+		rep["lease"] = map[string]any{
+			"iface": b.lease.Iface, "mac": b.lease.MAC.String(), "address": b.lease.Addr.String(),
+			"router": fmt.Sprint(b.lease.Router), "server_id": fmt.Sprint(b.lease.ServerID),
+			"lease_seconds": int(b.lease.LeaseTime.Seconds()), "client_id": fmt.Sprintf("%x", b.lease.ClientID), "dhcp": b.lease.DHCP,
+		}
+	}
+	if b.src != nil {
+		rep["image"] = map[string]any{"url": b.cfg.Root.URL.Redacted(), "size": b.src.Size, "etag": b.src.ETag,
+			"received": b.src.Received(), "file": b.image}
+	}
+	if b.root != nil {
+		rep["layers"] = b.root.Layers
+	}
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(runDir, "streamroot.json"), data, 0o644)
+}
+
+// switchRoot execs the image's init as PID 1 in /sysroot.
+func (b *boot) switchRoot(context.Context) error {
+	init, err := liveroot.FindInit(sysroot, b.cfg.Init, "/sbin/init", "/usr/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd")
+	if err != nil {
+		return &hinted{err, "the image must contain its own init (e.g. /sbin/init); set init=<path> if it lives elsewhere"}
+	}
+	argv := append([]string{init}, initArgs(os.Args[1:])...)
+	env := []string{
+		"HOME=/",
+		"TERM=" + envOr("TERM", "linux"),
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	}
+	b.log.Info(fmt.Sprintf("starting %s (boot took %s: %s)", init, time.Since(b.started).Round(time.Millisecond), b.summary()))
+	if err := b.writeReport(); err != nil {
+		b.log.Warn("cannot write boot report", "err", err)
+	}
+	return switchroot.Switch(sysroot, init, argv, env)
+}
+
+// initArgs keeps the arguments the kernel gave us that are meant for the
+// real init (runlevels, single, emergency), as dracut does.
+func initArgs(args []string) []string {
+	var out []string
+	for _, a := range args {
+		switch a {
+		case "single", "s", "S", "1", "2", "3", "4", "5", "emergency", "rescue", "auto":
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// hinted is an error with advice for the operator.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h *hinted) Error() string { return h.err.Error() }
+func (h *hinted) Unwrap() error { return h.err }
+func (h *hinted) Hint() string  { return h.hint }

@@ -1,0 +1,209 @@
+package httpsrc
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func image(n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// memFile is an io.WriterAt over a byte slice.
+type memFile []byte
+
+func (m memFile) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:], p), nil }
+
+func serve(data *atomic.Pointer[[]byte], etag *atomic.Value) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", etag.Load().(string))
+		http.ServeContent(w, r, "img", time.Unix(1700000000, 0), bytes.NewReader(*data.Load()))
+	}
+}
+
+func TestParseContentRange(t *testing.T) {
+	for _, tc := range []struct {
+		in                string
+		first, last, size int64
+		ok                bool
+	}{
+		{"bytes 0-0/10", 0, 0, 10, true},
+		{"bytes 5-9/10", 5, 9, 10, true},
+		{"bytes 5-9/*", 0, 0, 0, false},
+		{"bytes 5-10/10", 0, 0, 0, false},
+		{"bytes 9-5/10", 0, 0, 0, false},
+		{"bytes -1-5/10", 0, 0, 0, false},
+		{"items 0-1/10", 0, 0, 0, false},
+		{"", 0, 0, 0, false},
+	} {
+		f, l, s, err := parseContentRange(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && (f != tc.first || l != tc.last || s != tc.size)) {
+			t.Errorf("parseContentRange(%q) = %d,%d,%d,%v", tc.in, f, l, s, err)
+		}
+	}
+}
+
+func FuzzParseContentRange(f *testing.F) {
+	for _, s := range []string{"bytes 0-0/10", "bytes 5-9/10", "bytes 1-2/*", "bytes 9223372036854775806-9223372036854775806/9223372036854775807"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		first, last, size, err := parseContentRange(h)
+		if err == nil && (first < 0 || last < first || size <= last) {
+			t.Fatalf("%q accepted as %d-%d/%d", h, first, last, size)
+		}
+	})
+}
+
+func TestFetch(t *testing.T) {
+	img := image(10<<20 + 12345)
+	var data atomic.Pointer[[]byte]
+	data.Store(&img)
+	var etag atomic.Value
+	etag.Store(`"v1"`)
+	srv := httptest.NewServer(serve(&data, &etag))
+	defer srv.Close()
+
+	src, err := Open(context.Background(), srv.URL+"/img", Options{Stall: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Size != int64(len(img)) || src.ETag != `"v1"` {
+		t.Fatalf("pinned size %d etag %s", src.Size, src.ETag)
+	}
+	out := make(memFile, len(img))
+	var calls int
+	err = src.Fetch(context.Background(), out, FetchOptions{Chunk: 1 << 20, Parallel: 3, Every: time.Millisecond, Progress: func(Progress) { calls++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(out) != sha256.Sum256(img) {
+		t.Fatal("fetched bytes differ")
+	}
+	if calls == 0 {
+		t.Error("no progress reported")
+	}
+}
+
+// A server that cuts every response off after a few hundred KiB: the fetch
+// must resume each chunk mid-way and still deliver identical bytes.
+func TestFetchResumesBrokenBodies(t *testing.T) {
+	img := image(3 << 20)
+	var cuts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"x"`)
+		var first, last int64
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last); err != nil {
+			http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(img))
+			return
+		}
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, len(img)))
+		w.Header().Set("Content-Length", fmt.Sprint(last-first+1))
+		w.WriteHeader(http.StatusPartialContent)
+		n := min(last-first+1, 300<<10)
+		w.Write(img[first : first+n])
+		if n < last-first+1 {
+			cuts.Add(1)
+			panic(http.ErrAbortHandler) // drop the connection mid-body
+		}
+	}))
+	defer srv.Close()
+	src, err := Open(context.Background(), srv.URL, Options{Stall: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(memFile, len(img))
+	if err := src.Fetch(context.Background(), out, FetchOptions{Chunk: 1 << 20, Parallel: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, img) {
+		t.Fatal("resumed bytes differ")
+	}
+	if cuts.Load() == 0 {
+		t.Fatal("the server never cut a body: the test proves nothing")
+	}
+}
+
+func TestFetchRefusesChangedImage(t *testing.T) {
+	img := image(4 << 20)
+	other := image(4 << 20)
+	other[0] ^= 1
+	var data atomic.Pointer[[]byte]
+	data.Store(&img)
+	var etag atomic.Value
+	etag.Store(`"v1"`)
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 3 { // replaced after the first ranges
+			data.Store(&other)
+			etag.Store(`"v2"`)
+		}
+		serve(&data, &etag)(w, r)
+	}))
+	defer srv.Close()
+	src, err := Open(context.Background(), srv.URL, Options{Stall: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Fetch(context.Background(), make(memFile, len(img)), FetchOptions{Chunk: 1 << 20, Parallel: 1})
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("err = %v, want ErrChanged", err)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/norange":
+			w.Write([]byte("whole file"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		path, want string
+		check      func(error) bool
+	}{
+		{"/missing", "404", func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 404 }},
+		{"/norange", "Range", func(err error) bool { return errors.Is(err, ErrNoRanges) }},
+	} {
+		start := time.Now()
+		_, err := Open(context.Background(), srv.URL+tc.path, Options{Stall: 20 * time.Second})
+		if err == nil || !tc.check(err) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path) {
+			t.Errorf("%s: err = %v", tc.path, err)
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Errorf("%s: took %s; a permanent error must not be retried", tc.path, time.Since(start))
+		}
+	}
+}
+
+func TestOpenUnreachableIsBounded(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there now
+	start := time.Now()
+	_, err := Open(context.Background(), url+"/img", Options{Stall: 2 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), url) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s, want about the 2s stall bound", d)
+	}
+}

@@ -1,0 +1,251 @@
+// Package kmod loads kernel modules from the initramfs's module tree: by name,
+// by alias, and for the devices the kernel has found (their sysfs modalias).
+//
+// Dependency order, builtin modules and already-loaded modules are handled by
+// u-root's kmodule.Prober (modules.dep, modules.builtin, /proc/modules). What
+// it lacks, and this package adds, is alias resolution (modules.alias) and
+// softdeps (modules.softdep): the builder writes both files filtered to the
+// modules it packed, so a match here always has a file to load.
+package kmod
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/u-root/u-root/pkg/kmodule"
+	"golang.org/x/sys/unix"
+)
+
+// Loader loads modules of one kernel release.
+type Loader struct {
+	dir      string
+	prober   *kmodule.Prober
+	aliases  []alias
+	softdeps map[string]softdep
+	loaded   map[string]bool
+	log      *slog.Logger
+}
+
+type alias struct{ pattern, module string }
+
+type softdep struct{ pre, post []string }
+
+// Release returns the running kernel's release (uname -r).
+func Release() (string, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", fmt.Errorf("uname: %w", err)
+	}
+	return unix.ByteSliceToString(u.Release[:]), nil
+}
+
+// Open reads the module indexes of release under root ("/" at boot).
+func Open(root, release string, log *slog.Logger) (*Loader, error) {
+	dir := filepath.Join(root, "lib/modules", release)
+	if _, err := os.Stat(filepath.Join(dir, "modules.dep")); err != nil {
+		have, _ := filepath.Glob(filepath.Join(root, "lib/modules/*"))
+		for i := range have {
+			have[i] = filepath.Base(have[i])
+		}
+		return nil, fmt.Errorf("no modules for kernel %s in the initramfs (it has: %s): build the initramfs with KVER=%s: %w",
+			release, strings.Join(have, ", "), release, err)
+	}
+	p, err := kmodule.NewProber(kmodule.ProbeOpts{RootDir: root, KVer: release})
+	if err != nil {
+		return nil, fmt.Errorf("read %s/modules.dep: %w", dir, err)
+	}
+	l := &Loader{dir: dir, prober: p, softdeps: map[string]softdep{}, loaded: map[string]bool{}, log: log}
+	if err := l.readAliases(filepath.Join(dir, "modules.alias")); err != nil {
+		return nil, err
+	}
+	if err := l.readSoftdeps(filepath.Join(dir, "modules.softdep")); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Loader) readAliases(p string) error {
+	return eachLine(p, func(f []string) {
+		if len(f) == 3 && f[0] == "alias" {
+			l.aliases = append(l.aliases, alias{f[1], normalize(f[2])})
+		}
+	})
+}
+
+// readSoftdeps parses "softdep <mod> pre: a b post: c" lines.
+func (l *Loader) readSoftdeps(p string) error {
+	return eachLine(p, func(f []string) {
+		if len(f) < 3 || f[0] != "softdep" {
+			return
+		}
+		var sd softdep
+		var dst *[]string
+		for _, w := range f[2:] {
+			switch w {
+			case "pre:":
+				dst = &sd.pre
+			case "post:":
+				dst = &sd.post
+			default:
+				if dst != nil {
+					*dst = append(*dst, w)
+				}
+			}
+		}
+		l.softdeps[normalize(f[1])] = sd
+	})
+}
+
+func eachLine(p string, fn func([]string)) error {
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64*1024), 1024*1024)
+	for s.Scan() {
+		line := strings.TrimSpace(s.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		fn(strings.Fields(line))
+	}
+	return s.Err()
+}
+
+func normalize(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+// Resolve maps a module name or an alias to module names. Matching uses the
+// shell patterns of modules.alias; path.Match suffices because the buses we
+// probe (pci, virtio, usb, acpi ids) have no '/' in their modaliases.
+func (l *Loader) Resolve(nameOrAlias string) []string {
+	var mods []string
+	for _, a := range l.aliases {
+		if ok, _ := path.Match(a.pattern, nameOrAlias); ok && !slices.Contains(mods, a.module) {
+			mods = append(mods, a.module)
+		}
+	}
+	if len(mods) == 0 && !strings.Contains(nameOrAlias, ":") {
+		mods = []string{normalize(nameOrAlias)}
+	}
+	return mods
+}
+
+// Load loads each named module (or alias) with its dependencies and softdeps.
+// A module that is builtin or already loaded is not an error.
+func (l *Loader) Load(names ...string) error {
+	var errs []error
+	for _, n := range names {
+		mods := l.Resolve(n)
+		if len(mods) == 0 {
+			errs = append(errs, fmt.Errorf("module %s: not in the initramfs", n))
+			continue
+		}
+		for _, m := range mods {
+			if err := l.load(m, 0); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *Loader) load(mod string, depth int) error {
+	if l.loaded[mod] || depth > 8 {
+		return nil
+	}
+	l.loaded[mod] = true
+	sd := l.softdeps[mod]
+	for _, pre := range sd.pre {
+		for _, m := range l.Resolve(pre) {
+			// A softdep is a preference, not a requirement (the kernel may
+			// have the crypto builtin): log and go on.
+			if err := l.load(m, depth+1); err != nil {
+				l.log.Debug("softdep not loaded", "module", mod, "softdep", m, "err", err)
+			}
+		}
+	}
+	start := time.Now()
+	if err := l.prober.Probe(mod, ""); err != nil {
+		return fmt.Errorf("load module %s: %w", mod, err)
+	}
+	l.log.Debug("module loaded", "module", mod, "took", time.Since(start).Round(time.Millisecond))
+	for _, post := range sd.post {
+		for _, m := range l.Resolve(post) {
+			if err := l.load(m, depth+1); err != nil {
+				l.log.Debug("softdep not loaded", "module", mod, "softdep", m, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// LoadForDevices loads the drivers of every device in sysfs that has one in
+// the initramfs, and repeats while loading creates new devices (virtio_pci
+// creates the virtio bus devices that virtio_net binds to). It returns the
+// modules it loaded.
+func (l *Loader) LoadForDevices(sysfs string) ([]string, error) {
+	var loaded []string
+	seen := map[string]bool{}
+	var errs []error
+	for round := 0; round < 5; round++ {
+		aliases, err := modaliases(sysfs)
+		if err != nil {
+			return loaded, err
+		}
+		var fresh []string
+		for _, a := range aliases {
+			if seen[a] {
+				continue
+			}
+			seen[a] = true
+			for _, a2 := range l.aliases {
+				if ok, _ := path.Match(a2.pattern, a); ok && !l.loaded[a2.module] && !slices.Contains(fresh, a2.module) {
+					fresh = append(fresh, a2.module)
+				}
+			}
+		}
+		if len(fresh) == 0 {
+			break
+		}
+		for _, m := range fresh {
+			if err := l.load(m, 0); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			loaded = append(loaded, m)
+		}
+	}
+	return loaded, errors.Join(errs...)
+}
+
+func modaliases(sysfs string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(sysfs, "bus/*/devices/*/modalias"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // a device may vanish while we scan
+		}
+		if s := strings.TrimSpace(string(b)); s != "" {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}

@@ -1,0 +1,91 @@
+package netup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+)
+
+// requested are the options we act on or hand over to the real OS.
+var requested = []dhcpv4.OptionCode{
+	dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionDomainNameServer,
+	dhcpv4.OptionDomainName, dhcpv4.OptionHostName, dhcpv4.OptionInterfaceMTU,
+	dhcpv4.OptionClasslessStaticRoute, dhcpv4.OptionIPAddressLeaseTime,
+	dhcpv4.OptionBroadcastAddress, dhcpv4.OptionNTPServers,
+}
+
+// dhcp runs DISCOVER/OFFER/REQUEST/ACK on iface until it has a lease or the
+// timeout passes. A NAK restarts discovery; silence backs off with jitter so
+// a rack of nodes booting together does not pulse the server.
+func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []byte, timeout time.Duration, log *slog.Logger) (*Lease, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := nclient4.New(iface, nclient4.WithHWAddr(mac), nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(2))
+	if err != nil {
+		return nil, fmt.Errorf("dhcp on %s: %w", iface, err)
+	}
+	// Close only stops listening: the lease is deliberately not released.
+	defer c.Close()
+
+	mods := []dhcpv4.Modifier{
+		dhcpv4.WithOption(dhcpv4.OptClientIdentifier(clientID)),
+		dhcpv4.WithRequestedOptions(requested...),
+	}
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		l, err := c.Request(ctx, mods...)
+		if err == nil {
+			return leaseFrom(iface, mac, clientID, l), nil
+		}
+		lastErr = err
+		var nak *nclient4.ErrNak
+		if errors.As(err, &nak) {
+			log.Warn("DHCP server refused the offer (NAK); discovering again", "iface", iface, "server", nak.Nak.ServerIdentifier())
+		} else {
+			log.Info("no DHCP answer yet", "iface", iface, "attempt", attempt+1, "after", time.Since(start).Round(time.Millisecond))
+		}
+		wait := time.Duration(min(attempt+1, 5))*500*time.Millisecond + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
+		select {
+		case <-ctx.Done():
+			return nil, fail("check that a DHCP server answers on this segment (and its range is not exhausted); rd.net.timeout.dhcp=<s> waits longer, ip=<ip>::<gw>:<mask>::<iface>:none sets a static address",
+				"no DHCP lease on %s (MAC %s, client id %x) within %s: %v", iface, mac, clientID, timeout, lastErr)
+		case <-time.After(wait):
+		}
+	}
+}
+
+func leaseFrom(iface string, mac net.HardwareAddr, clientID []byte, l *nclient4.Lease) *Lease {
+	ack := l.ACK
+	mask := ack.SubnetMask()
+	if mask == nil {
+		mask = ack.YourIPAddr.DefaultMask()
+	}
+	out := &Lease{
+		Iface:     iface,
+		MAC:       mac,
+		Addr:      net.IPNet{IP: ack.YourIPAddr.To4(), Mask: mask},
+		DNS:       ack.DNS(),
+		Domain:    ack.DomainName(),
+		Hostname:  ack.HostName(),
+		ServerID:  ack.ServerIdentifier(),
+		LeaseTime: ack.IPAddressLeaseTime(0),
+		Acquired:  l.CreationTime,
+		ClientID:  clientID,
+		DHCP:      true,
+	}
+	if rs := ack.Router(); len(rs) > 0 {
+		out.Router = rs[0]
+	}
+	if b := ack.GetOneOption(dhcpv4.OptionInterfaceMTU); len(b) == 2 {
+		out.MTU = int(b[0])<<8 | int(b[1])
+	}
+	return out
+}

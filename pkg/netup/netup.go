@@ -1,0 +1,263 @@
+// Package netup brings up the boot network: it picks the link (BOOTIF, a
+// named interface, or the first with carrier), gets an address by DHCPv4 or
+// from a static ip= line, and applies it with netlink.
+//
+// The DHCP lease is never released: the real OS renews it with the same
+// client identifier, so the server sees one client and hands out one address.
+package netup
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Config says which link to use and how to address it.
+type Config struct {
+	BootIF         net.HardwareAddr // PXELinux BOOTIF: the NIC the firmware booted from
+	Iface          string           // a link named by ip=<iface>:… or bootdev=
+	Static         *Static          // nil: DHCP
+	ClientID       []byte           // DHCP option 61; nil: 01 followed by the MAC
+	CarrierTimeout time.Duration    // how long to wait for a link and its carrier
+	DHCPTimeout    time.Duration    // how long to keep trying DHCP
+	Nameservers    []net.IP         // nameserver=, used before (or instead of) DHCP's
+	PeerDNS        bool             // use the DNS servers DHCP offers
+}
+
+// Static is a static address from ip=<ip>::<gw>:<mask>:<host>:<iface>:none.
+type Static struct {
+	Addr     net.IPNet
+	Gateway  net.IP
+	Hostname string
+	DNS      []net.IP
+	MTU      int
+}
+
+// Lease is the address the node holds, and where it came from.
+type Lease struct {
+	Iface     string
+	MAC       net.HardwareAddr
+	Addr      net.IPNet
+	Router    net.IP
+	DNS       []net.IP
+	Domain    string
+	Hostname  string
+	MTU       int
+	ServerID  net.IP        // DHCP server identifier; nil for static
+	LeaseTime time.Duration // 0 for static
+	Acquired  time.Time
+	ClientID  []byte // nil for static
+	DHCP      bool
+}
+
+// Error is a network failure with what the operator should check.
+type Error struct {
+	Err  error
+	hint string
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to check.
+func (e *Error) Hint() string { return e.hint }
+
+func fail(hint, format string, args ...any) error {
+	return &Error{Err: fmt.Errorf(format, args...), hint: hint}
+}
+
+// Up brings up the boot link and addresses it.
+func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
+	if cfg.CarrierTimeout <= 0 {
+		cfg.CarrierTimeout = 15 * time.Second
+	}
+	if cfg.DHCPTimeout <= 0 {
+		cfg.DHCPTimeout = 60 * time.Second
+	}
+	if lo, err := netlink.LinkByName("lo"); err == nil {
+		_ = netlink.LinkSetUp(lo)
+	}
+	link, err := pickLink(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	attrs := link.Attrs()
+	log.Info("using link", "iface", attrs.Name, "mac", attrs.HardwareAddr)
+
+	var lease *Lease
+	if cfg.Static != nil {
+		lease = &Lease{Iface: attrs.Name, MAC: attrs.HardwareAddr, Addr: cfg.Static.Addr, Router: cfg.Static.Gateway,
+			DNS: cfg.Static.DNS, Hostname: cfg.Static.Hostname, MTU: cfg.Static.MTU, Acquired: time.Now()}
+	} else {
+		id := cfg.ClientID
+		if id == nil {
+			id = append([]byte{1}, attrs.HardwareAddr...)
+		}
+		lease, err = dhcp(ctx, attrs.Name, attrs.HardwareAddr, id, cfg.DHCPTimeout, log)
+		if err != nil {
+			return nil, err
+		}
+		if !cfg.PeerDNS {
+			lease.DNS = nil
+		}
+	}
+	lease.DNS = append(slices.Clone(cfg.Nameservers), lease.DNS...)
+	if err := apply(link, lease); err != nil {
+		return nil, fmt.Errorf("configure %s: %w", attrs.Name, err)
+	}
+	return lease, nil
+}
+
+// candidates are the Ethernet links a node could boot from.
+func candidates() ([]netlink.Link, error) {
+	all, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var out []netlink.Link
+	for _, l := range all {
+		a := l.Attrs()
+		if l.Type() != "device" || a.EncapType != "ether" || len(a.HardwareAddr) != 6 {
+			continue
+		}
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b netlink.Link) int { return a.Attrs().Index - b.Attrs().Index })
+	return out, nil
+}
+
+func describe(links []netlink.Link) string {
+	if len(links) == 0 {
+		return "none"
+	}
+	var s []string
+	for _, l := range links {
+		s = append(s, fmt.Sprintf("%s (%s)", l.Attrs().Name, l.Attrs().HardwareAddr))
+	}
+	return strings.Join(s, ", ")
+}
+
+func hasCarrier(name string) bool {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/carrier")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// pickLink waits (bounded by CarrierTimeout) for the link the config asks
+// for, brings it up and waits for its carrier.
+func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, error) {
+	deadline := time.Now().Add(cfg.CarrierTimeout)
+	upped := map[string]bool{}
+	var links []netlink.Link
+	for {
+		var err error
+		links, err = candidates()
+		if err != nil {
+			return nil, err
+		}
+		var want []netlink.Link
+		for _, l := range links {
+			a := l.Attrs()
+			switch {
+			case cfg.BootIF != nil:
+				if slices.Equal(a.HardwareAddr, cfg.BootIF) {
+					want = append(want, l)
+				}
+			case cfg.Iface != "":
+				if a.Name == cfg.Iface {
+					want = append(want, l)
+				}
+			default:
+				want = append(want, l)
+			}
+		}
+		// Bring every candidate up: without that, no carrier is reported.
+		for _, l := range want {
+			if !upped[l.Attrs().Name] {
+				if err := netlink.LinkSetUp(l); err != nil {
+					log.Warn("cannot bring link up", "iface", l.Attrs().Name, "err", err)
+				}
+				upped[l.Attrs().Name] = true
+			}
+		}
+		for _, l := range want {
+			if hasCarrier(l.Attrs().Name) {
+				// Links we only woke to look for carrier go back down, so the
+				// real OS finds them as the firmware left them.
+				for _, o := range want {
+					if o.Attrs().Index != l.Attrs().Index {
+						_ = netlink.LinkSetDown(o)
+					}
+				}
+				return l, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			switch {
+			case cfg.BootIF != nil && len(want) == 0:
+				return nil, fail("BOOTIF comes from PXELinux IPAPPEND 2 / iPXE; check it names this machine's NIC, or that its driver is in the initramfs",
+					"no network interface has the BOOTIF MAC %s (found: %s)", cfg.BootIF, describe(links))
+			case cfg.Iface != "" && len(want) == 0:
+				return nil, fail("check the interface name in ip=/bootdev= (names are the kernel's, e.g. eth0, before udev renames them)",
+					"no network interface named %s (found: %s)", cfg.Iface, describe(links))
+			case len(links) == 0:
+				return nil, fail("the NIC driver may be missing from the initramfs: rebuild it with the driver in NIC=…",
+					"no Ethernet interface appeared within %s", cfg.CarrierTimeout)
+			default:
+				return nil, fail("check the cable/switch port; rd.net.timeout.carrier=<s> waits longer",
+					"no carrier on %s within %s", describe(want), cfg.CarrierTimeout)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// apply puts the lease on the link: address, MTU, routes.
+func apply(link netlink.Link, l *Lease) error {
+	if l.MTU >= 576 && l.MTU != link.Attrs().MTU {
+		if err := netlink.LinkSetMTU(link, l.MTU); err != nil {
+			return fmt.Errorf("set MTU %d: %w", l.MTU, err)
+		}
+	}
+	addr := &netlink.Addr{IPNet: &l.Addr}
+	if ip4 := l.Addr.IP.To4(); ip4 != nil && len(l.Addr.Mask) == 4 {
+		bc := make(net.IP, 4)
+		for i := range bc {
+			bc[i] = ip4[i] | ^l.Addr.Mask[i]
+		}
+		addr.Broadcast = bc
+	}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("add address %s: %w", l.Addr.String(), err)
+	}
+	if l.Router != nil && !l.Router.IsUnspecified() {
+		r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: l.Router}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("add default route via %s: %w", l.Router, err)
+		}
+	}
+	return nil
+}
+
+// ResolvConf renders the resolver configuration for the lease.
+func ResolvConf(l *Lease) []byte {
+	var b strings.Builder
+	b.WriteString("# written by streamroot from the boot network's lease\n")
+	if l.Domain != "" {
+		fmt.Fprintf(&b, "search %s\n", l.Domain)
+	}
+	for _, d := range l.DNS {
+		fmt.Fprintf(&b, "nameserver %s\n", d)
+	}
+	return []byte(b.String())
+}
