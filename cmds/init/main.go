@@ -102,7 +102,7 @@ func (b *boot) stages() []stage {
 // execs the real init).
 func (b *boot) run(ctx context.Context) error {
 	for _, s := range b.stages() {
-		if b.cfg != nil && slices.Contains(b.cfg.Break, s.name) {
+		if b.cfg != nil && breakBefore(b.cfg.Break, s.name) {
 			b.log.Info(fmt.Sprintf("rd.break=%s: shell before stage %s; exit the shell to go on", s.name, s.name))
 			b.shell()
 		}
@@ -129,4 +129,16 @@ func (b *boot) summary() string {
 		parts = append(parts, fmt.Sprintf("%s %s", t.Stage, t.Took.Round(time.Millisecond)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// dracutBreaks maps dracut's rd.break hook names onto our stages, so break
+// points in existing configs still stop at the matching moment.
+var dracutBreaks = map[string]string{
+	"cmdline": "config", "pre-udev": "modules", "pre-trigger": "modules",
+	"initqueue": "network", "pre-mount": "layers", "mount": "layers",
+	"pre-pivot": "switch", "cleanup": "switch",
+}
+
+func breakBefore(breaks []string, stage string) bool {
+	return slices.ContainsFunc(breaks, func(b string) bool { return b == stage || dracutBreaks[b] == stage })
 }

@@ -142,10 +142,10 @@ func (b *boot) network(ctx context.Context) error {
 			nc.Iface = ip.Iface
 		}
 		switch ip.Method {
-		case bootcfg.IPMethod("off"):
+		case bootcfg.IPOff:
 			return &hinted{fmt.Errorf("%s: the network is switched off, but root=%s needs it", ip.Arg, b.cfg.Root.Arg),
 				"use ip=dhcp or a static ip=<ip>::<gw>:<mask>:<host>:<iface>:none"}
-		case bootcfg.IPMethod("dhcp6"), bootcfg.IPMethod("auto6"):
+		case bootcfg.IPDHCP6, bootcfg.IPAuto6:
 			return &hinted{fmt.Errorf("%s: IPv6 boot networking is not supported by this build", ip.Arg), "use ip=dhcp"}
 		}
 		if ip.Addr != nil {

@@ -1,0 +1,445 @@
+package bootcfg
+
+import (
+	"encoding/hex"
+	"net"
+	"strconv"
+	"strings"
+)
+
+const (
+	ipHint = "use ip=<method>, ip=<iface>:<method> or " +
+		"ip=<client-IP>:[<peer>]:<gateway-IP>:<netmask>:<hostname>:<iface>:none[:<dns1>[:<dns2>]]; " +
+		"IPv6 addresses in [brackets]"
+	clientIDHint = "use rd.net.dhcp.client-id=[<iface>:]<id> with id mac, @<text> or hex bytes like 01:52:54:00:12:34:56"
+)
+
+// ifNameProblem returns why s is not a valid Linux interface name (the
+// kernel's dev_valid_name, plus ':' which dracut's syntax cannot carry),
+// or "" if it is.
+func ifNameProblem(s string) string {
+	switch {
+	case s == "":
+		return "is empty"
+	case len(s) > 15:
+		return strconv.Quote(s) + " is longer than 15 characters"
+	case s == "." || s == "..":
+		return strconv.Quote(s) + " is not allowed"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '/' || c == ':' || isSpace(c) || c < 0x20 || c == 0x7f {
+			return strconv.Quote(s) + " contains " + strconv.QuoteRune(rune(c))
+		}
+	}
+	return ""
+}
+
+// ipField is one ':'-separated field of an ip= value.
+type ipField struct {
+	s         string
+	bracketed bool // was written as [s]: only IP addresses may be
+}
+
+// splitIPFields splits at ':' except inside [...], removing the brackets,
+// as dracut's ip_to_var does for IPv6 addresses.
+func splitIPFields(v string) ([]ipField, string) {
+	var f []ipField
+	i := 0
+	for {
+		if i < len(v) && v[i] == '[' {
+			end := strings.IndexByte(v[i:], ']')
+			if end < 0 {
+				return nil, "unterminated ["
+			}
+			end += i
+			f = append(f, ipField{s: v[i+1 : end], bracketed: true})
+			i = end + 1
+			if i == len(v) {
+				return f, ""
+			}
+			if v[i] != ':' {
+				return nil, "expected ':' after ]"
+			}
+			i++
+			continue
+		}
+		j := strings.IndexByte(v[i:], ':')
+		if j < 0 {
+			return append(f, ipField{s: v[i:]}), ""
+		}
+		f = append(f, ipField{s: v[i : i+j]})
+		i += j + 1
+	}
+}
+
+// ipMethod recognises a method field. single-dhcp is dracut's "DHCP on
+// one interface only", which is what streamroot always does.
+func ipMethod(s string) (IPMethod, bool) {
+	switch m := IPMethod(s); m {
+	case IPDHCP, IPOn, IPAny, IPDHCP6, IPAuto6, IPNone, IPOff:
+		return m, true
+	case "single-dhcp":
+		return IPDHCP, true
+	}
+	return "", false
+}
+
+// isDHCPMethod reports the methods allowed in the <iface>:<method> form.
+func isDHCPMethod(m IPMethod) bool {
+	return m == IPDHCP || m == IPOn || m == IPAny || m == IPDHCP6 || m == IPAuto6
+}
+
+// unsupportedIPMethods are dracut methods streamroot does not implement;
+// they get their own message rather than "unknown".
+func unsupportedIPMethod(s string) bool {
+	switch s {
+	case "ibft", "either6", "link6":
+		return true
+	}
+	return false
+}
+
+// ipArg parses one ip= (see IPConf for the forms).
+func (p *parser) ipArg(t token) {
+	c, reason := parseIP(t)
+	if reason != "" {
+		p.fail(t, reason, ipHint)
+		return
+	}
+	p.cfg.Net.IP = append(p.cfg.Net.IP, c)
+}
+
+func parseIP(t token) (IPConf, string) {
+	c := IPConf{Arg: t.raw}
+	if t.val == "" {
+		return c, "empty ip="
+	}
+	f, reason := splitIPFields(t.val)
+	if reason != "" {
+		return c, reason
+	}
+	method := func(s string) (IPMethod, string) {
+		if unsupportedIPMethod(s) {
+			return "", "method " + strconv.Quote(s) + " is not supported by streamroot"
+		}
+		m, ok := ipMethod(s)
+		if !ok {
+			return "", "unknown method " + strconv.Quote(s)
+		}
+		return m, ""
+	}
+	// ip=<method>
+	if len(f) == 1 {
+		if f[0].bracketed {
+			return c, "the method must not be in []"
+		}
+		m, r := method(f[0].s)
+		c.Method = m
+		return c, r
+	}
+
+	// ip=<iface>:<method>[:[<mtu>][:<macaddr>]]. In the long form the
+	// second field is the peer address, so a method there is unambiguous
+	// (dracut's ip_to_var decides the same way). The MAC's colons may
+	// make this form 7 fields or more, so the count cannot decide.
+	if m, ok := ipMethod(f[1].s); ok || unsupportedIPMethod(f[1].s) || len(f) < 7 {
+		switch {
+		case !ok && len(f) < 7 && !unsupportedIPMethod(f[1].s):
+			return c, "expected <iface>:<method> or the 7-field static form, got " + strconv.Itoa(len(f)) + " fields"
+		case !ok:
+			_, r := method(f[1].s)
+			return c, r
+		case !isDHCPMethod(m):
+			return c, "method " + strconv.Quote(string(m)) + " needs the static form with a client IP and netmask"
+		}
+		for i, fl := range f {
+			if fl.bracketed {
+				return c, "field " + strconv.Itoa(i+1) + " is in [] but is not an IP address"
+			}
+		}
+		if f[0].s != "" {
+			if r := ifNameProblem(f[0].s); r != "" {
+				return c, "interface name " + r
+			}
+		}
+		c.Iface, c.Method = f[0].s, m
+		return c, mtuAndMAC(&c, f[2:])
+	}
+
+	// Only the address fields may be bracketed.
+	for i, fl := range f {
+		if fl.bracketed && i != 0 && i != 1 && i != 2 && i != 7 && i != 8 {
+			return c, "field " + strconv.Itoa(i+1) + " is in [] but is not an IP address field"
+		}
+	}
+
+	// ip=<client-IP>:[<peer>]:<gateway-IP>:<netmask>:<hostname>:<iface>:<method>[:…]
+	var r string
+	if c.Addr, r = optIP(f[0].s, "client IP"); r != "" {
+		return c, r
+	}
+	if c.Peer, r = optIP(f[1].s, "peer"); r != "" {
+		return c, r
+	}
+	if c.Gateway, r = optIP(f[2].s, "gateway"); r != "" {
+		return c, r
+	}
+	if c.Addr != nil && c.Gateway != nil && (c.Addr.To4() == nil) != (c.Gateway.To4() == nil) {
+		return c, "gateway and client IP are not the same IP version"
+	}
+	if f[3].s != "" {
+		if c.Mask, r = parseMask(f[3].s, c.Addr); r != "" {
+			return c, r
+		}
+	}
+	if h := f[4].s; h != "" {
+		if !validHost(h) {
+			return c, "hostname " + strconv.Quote(h) + " is not a valid host name"
+		}
+		c.Hostname = h
+	}
+	if f[5].s != "" {
+		if r := ifNameProblem(f[5].s); r != "" {
+			return c, "interface name " + r
+		}
+		c.Iface = f[5].s
+	}
+	switch {
+	case f[6].s == "" && c.Addr != nil:
+		// No method but an address: plainly static, as the kernel's ip= reads it.
+		c.Method = IPNone
+	case f[6].s == "":
+		return c, "missing method (7th field)"
+	default:
+		if c.Method, r = method(f[6].s); r != "" {
+			return c, r
+		}
+	}
+	if c.Method == IPNone || c.Method == IPOff {
+		if c.Addr == nil {
+			return c, "static configuration (method " + string(c.Method) + ") needs a client IP (1st field)"
+		}
+		if c.Mask == nil {
+			return c, "static configuration needs a netmask (4th field), dotted or a prefix length"
+		}
+	}
+
+	// dracut tells the two tails apart by the 8th field: an address means
+	// DNS servers, otherwise it is an MTU (possibly empty) and a MAC.
+	rest := f[7:]
+	if len(rest) > 0 && (rest[0].bracketed || net.ParseIP(rest[0].s) != nil) {
+		if len(rest) > 2 {
+			return c, "too many fields after the DNS servers"
+		}
+		for i, fl := range rest {
+			if fl.s == "" && i > 0 {
+				continue
+			}
+			ip := net.ParseIP(fl.s)
+			if ip == nil {
+				return c, "DNS server " + strconv.Itoa(i+1) + " " + strconv.Quote(fl.s) + " is not an IP address"
+			}
+			c.DNS = append(c.DNS, canonIP(ip))
+		}
+		return c, ""
+	}
+	return c, mtuAndMAC(&c, rest)
+}
+
+// mtuAndMAC parses the optional [<mtu>][:<macaddr>] tail. The MAC's own
+// colons split it into six fields; they are joined back.
+func mtuAndMAC(c *IPConf, f []ipField) string {
+	if len(f) == 0 {
+		return ""
+	}
+	for _, fl := range f {
+		if fl.bracketed {
+			return "MTU and MAC address must not be in []"
+		}
+	}
+	if s := f[0].s; s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || !allDigits(s) || n < 68 || n > 65535 {
+			return "MTU " + strconv.Quote(s) + " is not a number from 68 to 65535"
+		}
+		c.MTU = n
+	}
+	parts := make([]string, 0, len(f)-1)
+	for _, fl := range f[1:] {
+		parts = append(parts, fl.s)
+	}
+	if s := strings.Join(parts, ":"); s != "" {
+		mac, err := net.ParseMAC(s)
+		if err != nil {
+			return "MAC address " + strconv.Quote(s) + " is not valid"
+		}
+		c.MAC = mac
+	}
+	return ""
+}
+
+// canonIP stores IPv4 addresses in their 4-byte form, so callers can
+// compare and print them without caring how they were parsed.
+func canonIP(ip net.IP) net.IP {
+	if v4 := ip.To4(); v4 != nil {
+		return v4
+	}
+	return ip
+}
+
+func optIP(s, what string) (net.IP, string) {
+	if s == "" {
+		return nil, ""
+	}
+	ip := net.ParseIP(s)
+	if ip == nil {
+		return nil, what + " " + strconv.Quote(s) + " is not an IP address (IPv6 goes in [brackets])"
+	}
+	return canonIP(ip), ""
+}
+
+// parseMask reads a dotted IPv4 netmask or a prefix length, checked
+// against the client address's family when there is one.
+func parseMask(s string, addr net.IP) (net.IPMask, string) {
+	bits := 32
+	if addr != nil && addr.To4() == nil {
+		bits = 128
+	}
+	if allDigits(s) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n > bits {
+			return nil, "netmask prefix length " + s + " is out of range 0-" + strconv.Itoa(bits)
+		}
+		return net.CIDRMask(n, bits), ""
+	}
+	ip := net.ParseIP(s).To4()
+	if ip == nil {
+		return nil, "netmask " + strconv.Quote(s) + " is neither a dotted netmask nor a prefix length"
+	}
+	if bits != 32 {
+		return nil, "netmask " + strconv.Quote(s) + " is dotted IPv4 but the client IP is IPv6; use a prefix length"
+	}
+	m := net.IPv4Mask(ip[0], ip[1], ip[2], ip[3])
+	if ones, b := m.Size(); ones == 0 && b == 0 {
+		return nil, "netmask " + strconv.Quote(s) + " is not contiguous"
+	}
+	return m, ""
+}
+
+// bootIFArg parses BOOTIF=01-aa-bb-cc-dd-ee-ff, as PXELinux's IPAPPEND 2
+// writes it: the ARP hardware type (01 = Ethernet) and then the MAC.
+func (p *parser) bootIFArg(t token) {
+	const hint = "expected BOOTIF=01-aa-bb-cc-dd-ee-ff (PXELinux IPAPPEND 2)"
+	v := t.val
+	if parts := strings.Split(v, "-"); len(parts) == 7 {
+		if parts[0] != "01" {
+			p.fail(t, "hardware type "+strconv.Quote(parts[0])+" is not Ethernet (01)", hint)
+			return
+		}
+		v = strings.Join(parts[1:], "-")
+	}
+	mac, err := net.ParseMAC(v)
+	if err != nil || len(mac) != 6 {
+		p.fail(t, "not an Ethernet MAC address", hint)
+		return
+	}
+	// A NIC's own address never has the group bit set. Checking it also
+	// catches a truncated "01-aa-bb-cc-dd-ee", which would otherwise read
+	// as the MAC 01:aa:bb:cc:dd:ee.
+	if mac[0]&1 != 0 {
+		p.fail(t, "multicast address, not a NIC's MAC (is a byte missing after 01-?)", hint)
+		return
+	}
+	p.cfg.Net.BootIF = mac
+}
+
+// ifnameArg parses ifname=<name>:<mac>.
+func (p *parser) ifnameArg(t token) {
+	const hint = "use ifname=<name>:<mac>, e.g. ifname=net0:52:54:00:12:34:56"
+	name, macs, ok := strings.Cut(t.val, ":")
+	if !ok {
+		p.fail(t, "missing :<mac>", hint)
+		return
+	}
+	if r := ifNameProblem(name); r != "" {
+		p.fail(t, "interface name "+r, hint)
+		return
+	}
+	mac, err := net.ParseMAC(macs)
+	if err != nil {
+		p.fail(t, "MAC address "+strconv.Quote(macs)+" is not valid", hint)
+		return
+	}
+	p.cfg.Net.IfNames = append(p.cfg.Net.IfNames, IfName{Name: name, MAC: mac})
+}
+
+// nameserverArg parses nameserver=<ip>; brackets around IPv6 are allowed.
+func (p *parser) nameserverArg(t token) {
+	v := t.val
+	if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		v = v[1 : len(v)-1]
+	}
+	ip := net.ParseIP(v)
+	if ip == nil {
+		p.fail(t, "not an IP address", "e.g. nameserver=192.0.2.53")
+		return
+	}
+	p.cfg.Net.Nameservers = append(p.cfg.Net.Nameservers, canonIP(ip))
+}
+
+// clientIDArg parses rd.net.dhcp.client-id=[<iface>:]<id>. Hex bytes
+// contain ':' too, so the whole value is first tried as an id; only if that
+// fails is it split at the first ':' into <iface>:<id>.
+func (p *parser) clientIDArg(t token) {
+	if id, ok := parseClientID(t.val); ok {
+		p.cfg.Net.ClientIDs = append(p.cfg.Net.ClientIDs, id)
+		return
+	}
+	iface, idv, ok := strings.Cut(t.val, ":")
+	if !ok {
+		p.fail(t, "not a client id", clientIDHint)
+		return
+	}
+	if r := ifNameProblem(iface); r != "" {
+		p.fail(t, "interface name "+r, clientIDHint)
+		return
+	}
+	id, ok := parseClientID(idv)
+	if !ok {
+		p.fail(t, "client id "+strconv.Quote(idv)+" is not mac, @<text> or hex bytes (at least 2)", clientIDHint)
+		return
+	}
+	id.Iface = iface
+	p.cfg.Net.ClientIDs = append(p.cfg.Net.ClientIDs, id)
+}
+
+// parseClientID reads mac, @<text> or hex bytes xx:xx[:…] (at least two,
+// the first being the type). The option carries at most 255 bytes.
+func parseClientID(v string) (ClientID, bool) {
+	switch {
+	case v == "mac":
+		return ClientID{Kind: ClientIDMAC}, true
+	case strings.HasPrefix(v, "@"):
+		if len(v) < 2 || len(v) > 255 {
+			return ClientID{}, false
+		}
+		return ClientID{Kind: ClientIDText, Bytes: append([]byte{0}, v[1:]...)}, true
+	}
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || len(parts) > 255 {
+		return ClientID{}, false
+	}
+	b := make([]byte, 0, len(parts))
+	for _, s := range parts {
+		if len(s) != 2 {
+			return ClientID{}, false
+		}
+		x, err := hex.DecodeString(s)
+		if err != nil {
+			return ClientID{}, false
+		}
+		b = append(b, x[0])
+	}
+	return ClientID{Kind: ClientIDBytes, Bytes: b}, true
+}

@@ -1,0 +1,297 @@
+package bootcfg
+
+import (
+	"encoding/hex"
+	"math"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// parser carries the state of one Parse call.
+type parser struct {
+	cfg  *Config
+	errs []*ArgError
+
+	root, netroot *token // last root= and netroot=, resolved in finish
+	fetch         *token // streamroot.fetch=, which beats rd.live.ram
+	liveRAM       bool   // rd.live.ram was true
+}
+
+func (p *parser) fail(t token, reason, hint string) {
+	p.errs = append(p.errs, &ArgError{Arg: t.raw, Reason: reason, Hint: hint})
+}
+
+func (p *parser) ignore(t token) {
+	for _, s := range p.cfg.Ignored {
+		if s == t.raw {
+			return
+		}
+	}
+	p.cfg.Ignored = append(p.cfg.Ignored, t.raw)
+}
+
+// arg handles one token. Keys are case-sensitive, as in dracut.
+func (p *parser) arg(t token) {
+	c := p.cfg
+	switch t.key {
+	// Root.
+	case "root":
+		t := t
+		p.root = &t
+	case "netroot":
+		t := t
+		p.netroot = &t
+	case "rootfstype":
+		c.RootFSType = t.val
+	case "rootflags":
+		c.RootFlags = t.val
+	case "ro":
+		c.RootRW = false
+	case "rw":
+		c.RootRW = true
+	case "init":
+		if !strings.HasPrefix(t.val, "/") {
+			p.fail(t, "init= must be an absolute path", "e.g. init=/sbin/init, or drop it for the default")
+			return
+		}
+		c.Init = t.val
+
+	// Live image.
+	case "rd.live.dir":
+		if d, ok := p.relPath(t); ok {
+			c.LiveDir = d
+		}
+	case "rd.live.squashimg":
+		if f, ok := p.relPath(t); ok {
+			if f == "." {
+				p.fail(t, "must name a file", "e.g. rd.live.squashimg=squashfs.img")
+				return
+			}
+			c.SquashImg = f
+		}
+	case "rd.live.overlay.size":
+		n, err := strconv.Atoi(t.val)
+		if err != nil || n <= 0 || !allDigits(t.val) {
+			p.fail(t, "overlay size must be a whole number of MiB greater than 0", "e.g. rd.live.overlay.size=4096")
+			return
+		}
+		c.OverlaySize = n
+	case "rd.live.ram":
+		p.liveRAM = boolArg(t)
+	case "rd.live.image", "rd.live.overlay.overlayfs":
+		// Always true here: the root is always a live image under overlayfs.
+	case "rd.writable.fsimg":
+		if boolArg(t) {
+			p.fail(t, "not supported by streamroot: the root is always a read-only image under a tmpfs overlay",
+				"drop rd.writable.fsimg; use rd.live.overlay.size= to size the writable layer")
+		}
+	case "rd.luks", "rd.md", "rd.dm", "rd.lvm":
+		// streamroot never assembles local storage, so turning these off
+		// is a no-op. Turning them on cannot be honoured: say so in the log.
+		if boolArg(t) {
+			p.ignore(t)
+		}
+
+	// Ours.
+	case "streamroot.fetch":
+		switch m := FetchMode(t.val); m {
+		case FetchStream, FetchRAM, FetchLazy:
+			c.Fetch = m
+			t := t
+			p.fetch = &t
+		default:
+			p.fail(t, "unknown fetch mode", "use streamroot.fetch=stream, ram or lazy")
+		}
+	case "streamroot.sha256":
+		if b, ok := p.digest(t, t.val, "streamroot.sha256=<64 hex digits>"); ok {
+			c.SHA256 = b
+		}
+	case "streamroot.manifest":
+		v, ok := strings.CutPrefix(t.val, "sha256:")
+		if !ok {
+			p.fail(t, "manifest digest must start with \"sha256:\"", "use streamroot.manifest=sha256:<64 hex digits>")
+			return
+		}
+		if b, ok := p.digest(t, v, "streamroot.manifest=sha256:<64 hex digits>"); ok {
+			c.Manifest = b
+		}
+	case "streamroot.manifest.url":
+		if _, reason, hint := parseHTTPURL(t.val); reason != "" {
+			p.fail(t, reason, hint)
+			return
+		}
+		c.ManifestURL = t.val // as written: re-serialising could change escaping
+	case "streamroot.onfail":
+		switch f := OnFail(t.val); f {
+		case OnFailReboot, OnFailHalt, OnFailShell:
+			c.OnFail = f
+		default:
+			p.fail(t, "unknown failure policy", "use streamroot.onfail=reboot, halt or shell")
+		}
+	case "streamroot.reboot.delay":
+		if d, ok := p.seconds(t); ok {
+			c.RebootDelay = d
+		}
+
+	// Debugging and failure policy.
+	case "rd.shell":
+		c.Shell = boolArg(t)
+	case "rd.debug":
+		c.Debug = boolArg(t)
+	case "rd.break":
+		p.breakArg(t)
+	case "rd.retry":
+		if d, ok := p.seconds(t); ok {
+			c.Retry = d
+		}
+	case "rd.noverifyssl":
+		c.NoVerifySSL = boolArg(t)
+
+	// Network.
+	case "ip":
+		p.ipArg(t)
+	case "BOOTIF":
+		p.bootIFArg(t)
+	case "ifname":
+		p.ifnameArg(t)
+	case "bootdev":
+		if r := ifNameProblem(t.val); r != "" {
+			p.fail(t, "interface name "+r, "e.g. bootdev=eth0")
+			return
+		}
+		c.Net.BootDev = t.val
+	case "nameserver":
+		p.nameserverArg(t)
+	case "rd.neednet":
+		c.Net.NeedNet = boolArg(t)
+	case "rd.net.timeout.dhcp":
+		if d, ok := p.seconds(t); ok {
+			c.Net.DHCPTimeout = d
+		}
+	case "rd.net.timeout.carrier":
+		if d, ok := p.seconds(t); ok {
+			c.Net.CarrierTimeout = d
+		}
+	case "rd.net.dhcp.client-id":
+		p.clientIDArg(t)
+	case "rd.peerdns":
+		c.Net.PeerDNS = boolArg(t)
+
+	default:
+		switch {
+		case strings.HasPrefix(t.key, "streamroot."):
+			p.fail(t, "unknown streamroot argument",
+				"known: streamroot.fetch, streamroot.sha256, streamroot.manifest, streamroot.manifest.url, streamroot.onfail, streamroot.reboot.delay")
+		case strings.HasPrefix(t.key, "rd."):
+			p.ignore(t)
+		}
+		// Anything else belongs to the kernel or the real OS.
+	}
+}
+
+// finish resolves the arguments that depend on each other.
+func (p *parser) finish() {
+	if p.fetch == nil && p.liveRAM {
+		p.cfg.Fetch = FetchRAM
+	}
+	p.resolveRoot()
+}
+
+// boolArg is dracut's getargbool: a bare flag, or any value but 0/no/off,
+// is true.
+func boolArg(t token) bool {
+	switch t.val {
+	case "0", "no", "off":
+		return false
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// seconds parses a whole, non-negative number of seconds.
+func (p *parser) seconds(t token) (time.Duration, bool) {
+	if !allDigits(t.val) {
+		p.fail(t, "must be a whole number of seconds (0 or more)", "e.g. "+t.key+"=60")
+		return 0, false
+	}
+	n, err := strconv.ParseInt(t.val, 10, 64)
+	if err != nil || n > math.MaxInt64/int64(time.Second) {
+		p.fail(t, "number of seconds is too large", "e.g. "+t.key+"=60")
+		return 0, false
+	}
+	return time.Duration(n) * time.Second, true
+}
+
+// digest parses exactly 64 hex digits (either case) into 32 bytes.
+func (p *parser) digest(t token, v, form string) ([]byte, bool) {
+	if len(v) != 64 {
+		p.fail(t, "SHA-256 digest must be exactly 64 hex digits, got "+strconv.Itoa(len(v)), "use "+form)
+		return nil, false
+	}
+	b, err := hex.DecodeString(v)
+	if err != nil {
+		p.fail(t, "SHA-256 digest is not hex", "use "+form)
+		return nil, false
+	}
+	return b, true
+}
+
+// relPath checks a path inside the ISO (rd.live.dir, rd.live.squashimg) and
+// returns it cleaned and relative. ".." is refused: these are paths inside
+// an image and must not climb out of it.
+func (p *parser) relPath(t token) (string, bool) {
+	if t.val == "" {
+		p.fail(t, "empty path", "give a path inside the ISO, or drop the argument for the default")
+		return "", false
+	}
+	for _, el := range strings.Split(t.val, "/") {
+		if el == ".." {
+			p.fail(t, "path must not contain \"..\"", "give a path inside the ISO")
+			return "", false
+		}
+	}
+	c := strings.TrimPrefix(path.Clean("/"+t.val), "/")
+	if c == "" {
+		c = "."
+	}
+	return c, true
+}
+
+// breakArg records rd.break[=<stage>[,<stage>…]].
+func (p *parser) breakArg(t token) {
+	stages := []string{"switch"} // dracut's bare rd.break stops just before switch_root
+	if t.val != "" {
+		stages = nil
+		for _, s := range strings.Split(t.val, ",") {
+			if s != "" {
+				stages = append(stages, s)
+			}
+		}
+		if len(stages) == 0 {
+			p.fail(t, "no stage named", "use rd.break or rd.break=<stage>[,<stage>…]")
+			return
+		}
+	}
+next:
+	for _, s := range stages {
+		for _, b := range p.cfg.Break {
+			if b == s {
+				continue next
+			}
+		}
+		p.cfg.Break = append(p.cfg.Break, s)
+	}
+}
