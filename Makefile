@@ -38,7 +38,7 @@ test-deps:
 
 kernel: $(KERNEL_DIR)/kver
 
-$(KERNEL_DIR)/kver: builder/fetch-kernel.sh
+$(KERNEL_DIR)/kver: builder/fetch-kernel.sh | deps
 	builder/fetch-kernel.sh $(KERNEL_DIR) $(KERNEL_PKG)
 
 # The init is static (no libc in the initramfs) and reproducible (no build

@@ -16,6 +16,7 @@ import (
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
+	"github.com/streamroot/streamroot/pkg/handover"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/kmod"
 	"github.com/streamroot/streamroot/pkg/liveroot"
@@ -133,6 +134,11 @@ func (b *boot) network(ctx context.Context) error {
 		DHCPTimeout:    n.DHCPTimeout,
 		Nameservers:    n.Nameservers,
 		PeerDNS:        n.PeerDNS,
+		Predictable:    n.Predictable,
+		Names:          map[string]string{},
+	}
+	for _, in := range n.IfNames {
+		nc.Names[in.MAC.String()] = in.Name
 	}
 	if nc.DHCPTimeout == 0 {
 		nc.DHCPTimeout = b.cfg.Retry
@@ -282,24 +288,19 @@ func (b *boot) layers(context.Context) error {
 	return nil
 }
 
-// handover leaves what the booted system should know in /run/initramfs and
-// the overlay.
+// handover leaves what the booted system needs to renew the same lease
+// (NetworkManager, systemd-networkd, plain files) in /run and the overlay.
 func (b *boot) handover(context.Context) error {
-	if b.lease != nil && len(b.lease.DNS) > 0 {
-		etc := filepath.Join(sysroot, "etc")
-		if err := os.MkdirAll(etc, 0o755); err != nil {
+	if b.lease != nil {
+		run, root := handover.Files(b.lease)
+		if err := handover.Write("/run", run); err != nil {
 			return err
 		}
-		p := filepath.Join(etc, "resolv.conf")
-		// A dangling resolv.conf symlink (to systemd-resolved's file) must
-		// not be followed out of the overlay; replace it.
-		if st, err := os.Lstat(p); err == nil && st.Mode()&os.ModeSymlink != 0 {
-			if _, err := os.Stat(p); err != nil {
-				os.Remove(p)
-			}
+		if err := handover.Write(sysroot, root); err != nil {
+			return err
 		}
-		if err := os.WriteFile(p, netup.ResolvConf(b.lease), 0o644); err != nil {
-			b.log.Warn("cannot write resolv.conf into the root", "err", err)
+		for _, f := range append(run, root...) {
+			b.log.Debug("wrote", "file", f.Path)
 		}
 	}
 	return b.writeReport()

@@ -181,6 +181,9 @@ type Net struct {
 	// PeerDNS is false after rd.peerdns=0: ignore DNS servers from DHCP.
 	// Default true.
 	PeerDNS bool
+	// Predictable is false with net.ifnames=0: keep the kernel's ethN names
+	// instead of udev's predictable ones (ens3, enp0s3).
+	Predictable bool
 }
 
 // IPMethod is the autoconfiguration method of an ip= argument.
@@ -277,7 +280,7 @@ func defaults() *Config {
 		OnFail:      OnFailReboot,
 		RebootDelay: DefaultRebootDelay,
 		Retry:       DefaultRetry,
-		Net:         Net{PeerDNS: true},
+		Net:         Net{PeerDNS: true, Predictable: true},
 	}
 }
 

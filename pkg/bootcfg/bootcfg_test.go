@@ -231,6 +231,8 @@ func TestParse(t *testing.T) {
 			c.Net.DHCPTimeout, c.Net.CarrierTimeout = 10*time.Second, 5*time.Second
 		}},
 		{"rd.neednet=0", "rd.neednet=0 rd.peerdns=1", func(c *Config) {}},
+		{"net.ifnames=0", "net.ifnames=0", func(c *Config) { c.Net.Predictable = false }},
+		{"net.ifnames=1", "net.ifnames=1", func(c *Config) {}},
 		{"client ids", "rd.net.dhcp.client-id=mac rd.net.dhcp.client-id=01:52:54:00:12:34:56 rd.net.dhcp.client-id=eth0:mac " +
 			"rd.net.dhcp.client-id=eth1:@fdi rd.net.dhcp.client-id=@a:b rd.net.dhcp.client-id=eth2:ff:00", func(c *Config) {
 			c.Net.ClientIDs = []ClientID{

@@ -178,6 +178,10 @@ func (p *parser) arg(t token) {
 		p.clientIDArg(t)
 	case "rd.peerdns":
 		c.Net.PeerDNS = boolArg(t)
+	case "net.ifnames":
+		// systemd-udevd reads it too; we follow it so the initramfs names
+		// links as the real OS will.
+		c.Net.Predictable = boolArg(t)
 
 	default:
 		switch {

@@ -27,7 +27,7 @@ var requested = []dhcpv4.OptionCode{
 func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []byte, timeout time.Duration, log *slog.Logger) (*Lease, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := nclient4.New(iface, nclient4.WithHWAddr(mac), nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(2))
+	c, err := nclient4.New(iface, nclient4.WithHWAddr(mac), nclient4.WithTimeout(time.Second), nclient4.WithRetry(3))
 	if err != nil {
 		return nil, fmt.Errorf("dhcp on %s: %w", iface, err)
 	}

@@ -29,6 +29,11 @@ type Config struct {
 	DHCPTimeout    time.Duration    // how long to keep trying DHCP
 	Nameservers    []net.IP         // nameserver=, used before (or instead of) DHCP's
 	PeerDNS        bool             // use the DNS servers DHCP offers
+	// Names renames links by MAC (ifname=<name>:<mac>).
+	Names map[string]string
+	// Predictable gives links udev's predictable names (ens3, enp0s3)
+	// before they go up, so the real OS's config that matches them applies.
+	Predictable bool
 }
 
 // Static is a static address from ip=<ip>::<gw>:<mask>:<host>:<iface>:none.
@@ -154,12 +159,18 @@ func hasCarrier(name string) bool {
 func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, error) {
 	deadline := time.Now().Add(cfg.CarrierTimeout)
 	upped := map[string]bool{}
+	named := map[int]bool{}
 	var links []netlink.Link
 	for {
 		var err error
 		links, err = candidates()
 		if err != nil {
 			return nil, err
+		}
+		if renameLinks(links, named, cfg, log) {
+			if links, err = candidates(); err != nil {
+				return nil, err
+			}
 		}
 		var want []netlink.Link
 		for _, l := range links {
@@ -260,4 +271,35 @@ func ResolvConf(l *Lease) []byte {
 		fmt.Fprintf(&b, "nameserver %s\n", d)
 	}
 	return []byte(b.String())
+}
+
+// renameLinks gives new links the name the real OS will use; it must run
+// while they are down (the kernel refuses to rename a running link). It
+// reports whether any name changed.
+func renameLinks(links []netlink.Link, done map[int]bool, cfg Config, log *slog.Logger) bool {
+	changed := false
+	for _, l := range links {
+		a := l.Attrs()
+		if done[a.Index] {
+			continue
+		}
+		done[a.Index] = true
+		want, why := cfg.Names[a.HardwareAddr.String()], "ifname="
+		if want == "" && cfg.Predictable {
+			want, why = PredictableName("/sys", a.Name), "predictable name"
+		}
+		if want == "" || want == a.Name {
+			continue
+		}
+		if a.Flags&net.FlagUp != 0 {
+			_ = netlink.LinkSetDown(l)
+		}
+		if err := netlink.LinkSetName(l, want); err != nil {
+			log.Warn("cannot rename link", "iface", a.Name, "to", want, "err", err)
+			continue
+		}
+		log.Info("renamed link", "from", a.Name, "to", want, "mac", a.HardwareAddr, "why", why)
+		changed = true
+	}
+	return changed
 }
