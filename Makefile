@@ -72,7 +72,7 @@ qemu-test: test-deps kernel initramfs
 		echo "qemu-tests: $$(grep -c '^--- PASS' $(BUILD)/qemu-test.log) passed, $$(grep -c '^--- FAIL' $(BUILD)/qemu-test.log) failed, $$(grep -c '^--- SKIP' $(BUILD)/qemu-test.log) skipped"; \
 		exit $$status
 
-test: lint unit qemu-test
+test: lint kernel unit qemu-test
 
 clean:
 	rm -rf $(BUILD)

@@ -45,7 +45,6 @@ type boot struct {
 	src   *httpsrc.Source // fetch
 	image string          // fetch: the image file in RAM
 	root  *liveroot.Root  // layers
-	init  string          // switch: the real init inside sysroot
 }
 
 type timing struct {

@@ -100,7 +100,11 @@ func (l *Loader) readSoftdeps(p string) error {
 				}
 			}
 		}
-		l.softdeps[normalize(f[1])] = sd
+		// Several lines may name the same module: they add up.
+		cur := l.softdeps[normalize(f[1])]
+		cur.pre = append(cur.pre, sd.pre...)
+		cur.post = append(cur.post, sd.post...)
+		l.softdeps[normalize(f[1])] = cur
 	})
 }
 
@@ -133,7 +137,7 @@ func normalize(name string) string { return strings.ReplaceAll(name, "-", "_") }
 func (l *Loader) Resolve(nameOrAlias string) []string {
 	var mods []string
 	for _, a := range l.aliases {
-		if ok, _ := path.Match(a.pattern, nameOrAlias); ok && !slices.Contains(mods, a.module) {
+		if (matches(a.pattern, nameOrAlias) || matches(a.pattern, strings.ReplaceAll(nameOrAlias, "_", "-"))) && !slices.Contains(mods, a.module) {
 			mods = append(mods, a.module)
 		}
 	}
@@ -229,6 +233,11 @@ func (l *Loader) LoadForDevices(sysfs string) ([]string, error) {
 		}
 	}
 	return loaded, errors.Join(errs...)
+}
+
+func matches(pattern, s string) bool {
+	ok, _ := path.Match(pattern, s)
+	return ok
 }
 
 func modaliases(sysfs string) ([]string, error) {

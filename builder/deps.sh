@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the QEMU tests use, when missing.
+# usage: deps.sh [build|test]
+set -euo pipefail
+build=(busybox-static ca-certificates kmod)
+test=(qemu-system-x86 squashfs-tools e2fsprogs dnsmasq-base nginx-light iproute2 busybox-static)
+want=("${build[@]}")
+[[ ${1:-build} == test ]] && want+=("${test[@]}")
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+((${#missing[@]} == 0)) && exit 0
+if [[ $(id -u) != 0 ]]; then
+	echo "deps: missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

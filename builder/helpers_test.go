@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/u-root/u-root/pkg/cpio"
+	"github.com/ulikunitz/xz"
+)
+
+// fakeELF returns a minimal x86-64 ELF executable header, with a PT_INTERP
+// program header when interp is set: enough for debug/elf, and for the
+// builder's static check, without compiling anything.
+func fakeELF(interp, marker string) []byte {
+	var buf bytes.Buffer
+	hdr := elf.Header64{
+		Ident:     [16]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)},
+		Type:      uint16(elf.ET_EXEC),
+		Machine:   uint16(elf.EM_X86_64),
+		Version:   uint32(elf.EV_CURRENT),
+		Ehsize:    64,
+		Phentsize: 56,
+	}
+	if interp != "" {
+		hdr.Phoff = 64
+		hdr.Phnum = 1
+	}
+	binary.Write(&buf, binary.LittleEndian, hdr)
+	if interp != "" {
+		n := uint64(len(interp) + 1)
+		binary.Write(&buf, binary.LittleEndian, elf.Prog64{
+			Type: uint32(elf.PT_INTERP), Off: 64 + 56, Filesz: n, Memsz: n, Align: 1,
+		})
+		buf.WriteString(interp + "\x00")
+	}
+	buf.WriteString(marker)
+	return buf.Bytes()
+}
+
+func writeFile(t *testing.T, p string, b []byte) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testCertPEM returns a freshly generated self-signed certificate, and
+// its private key in PEM for the "key in a CA file" case.
+func testCertPEM(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "streamroot test CA"},
+		NotBefore:             time.Unix(0, 0),
+		NotAfter:              time.Unix(1<<32, 0),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func moduleBody(name string) []byte { return []byte("\x7fELF fake module " + name) }
+
+func xzBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := xz.NewWriter(&buf) // CRC64, as kernel builds use
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(b)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+const testKver = "6.1.0-test"
+
+// writeModTree creates a small depmod'ed tree: a NIC driver with deps,
+// an xz-compressed squashfs, ext4 with a softdep on an alias, a builtin.
+func writeModTree(t *testing.T, root string) string {
+	t.Helper()
+	dir := filepath.Join(root, "lib", "modules", testKver)
+	mods := map[string][]byte{
+		"kernel/drivers/net/virtio_net.ko":     moduleBody("virtio_net"),
+		"kernel/drivers/virtio/virtio.ko":      moduleBody("virtio"),
+		"kernel/drivers/virtio/virtio_pci.ko":  moduleBody("virtio_pci"),
+		"kernel/fs/squashfs/squashfs.ko.xz":    xzBytes(t, moduleBody("squashfs")),
+		"kernel/fs/ext4/ext4.ko":               moduleBody("ext4"),
+		"kernel/fs/jbd2/jbd2.ko":               moduleBody("jbd2"),
+		"kernel/crypto/crc32c_generic.ko":      moduleBody("crc32c_generic"),
+		"kernel/drivers/net/ethernet/e1000.ko": moduleBody("e1000"),
+	}
+	for p, b := range mods {
+		writeFile(t, filepath.Join(dir, p), b)
+	}
+	writeFile(t, filepath.Join(dir, "modules.dep"), []byte(`kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio.ko
+kernel/drivers/virtio/virtio.ko:
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko
+kernel/fs/squashfs/squashfs.ko.xz:
+kernel/fs/ext4/ext4.ko: kernel/fs/jbd2/jbd2.ko
+kernel/fs/jbd2/jbd2.ko:
+kernel/crypto/crc32c_generic.ko:
+kernel/drivers/net/ethernet/e1000.ko:
+`))
+	writeFile(t, filepath.Join(dir, "modules.alias"), []byte("alias crypto-crc32c crc32c_generic\nalias virtio:d00000001v* virtio_net\nalias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000\n"))
+	writeFile(t, filepath.Join(dir, "modules.softdep"), []byte("softdep ext4 pre: crypto-crc32c\n"))
+	writeFile(t, filepath.Join(dir, "modules.builtin"), []byte("kernel/net/packet/af_packet.ko\nkernel/drivers/block/loop.ko\n"))
+	writeFile(t, filepath.Join(dir, "modules.builtin.modinfo"), []byte("loop.alias=block-major-7-*\x00"))
+	return dir
+}
+
+// testOptions returns options for a complete build from fakes in dir.
+func testOptions(t *testing.T, dir string) options {
+	t.Helper()
+	cert, _ := testCertPEM(t)
+	return options{
+		initPath: writeFile(t, filepath.Join(dir, "in", "init"), fakeELF("", "init")),
+		kver:     testKver,
+		moddir:   writeModTree(t, filepath.Join(dir, "in")),
+		nic:      []string{"virtio_net", "nosuchnic", "e1000"},
+		modules:  []string{"virtio-pci", "squashfs", "ext4", "af_packet", "loop"},
+		shell:    writeFile(t, filepath.Join(dir, "in", "busybox"), fakeELF("", "busybox")),
+		ca:       writeFile(t, filepath.Join(dir, "in", "ca.crt"), cert),
+		compress: "none",
+		out:      filepath.Join(dir, "out", "initramfs.img"),
+	}
+}
+
+// testLogger returns a logger writing into buf.
+func testLogger(buf *bytes.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// decompress undoes the builder's compression of b.
+func decompress(t *testing.T, kind string, b []byte) []byte {
+	t.Helper()
+	var r io.Reader
+	switch kind {
+	case "none":
+		return b
+	case "zstd":
+		zr, err := zstd.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	case "xz":
+		xr, err := xz.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = xr
+	case "gzip":
+		gr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = gr
+	default:
+		t.Fatalf("unknown compression %q", kind)
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("decompress %s: %v", kind, err)
+	}
+	return out
+}
+
+// archive is a cpio archive read back with u-root's reader.
+type archive struct {
+	raw   []byte
+	order []string
+	recs  map[string]cpio.Record
+}
+
+func readArchive(t *testing.T, file, kind string) archive {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := archive{raw: decompress(t, kind, b), recs: make(map[string]cpio.Record)}
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(a.raw)))
+	if err != nil {
+		t.Fatalf("reading cpio: %v", err)
+	}
+	for _, r := range recs {
+		if _, dup := a.recs[r.Name]; dup {
+			t.Errorf("duplicate record %s", r.Name)
+		}
+		a.order = append(a.order, r.Name)
+		a.recs[r.Name] = r
+	}
+	return a
+}
+
+func (a archive) content(t *testing.T, name string) []byte {
+	t.Helper()
+	r, ok := a.recs[name]
+	if !ok {
+		t.Fatalf("%s not in archive", name)
+	}
+	b := make([]byte, r.FileSize)
+	if _, err := r.ReadAt(b, 0); err != nil && err != io.EOF {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return b
+}
+
+// checkModuleIndex checks that every file modules.dep names is in the
+// archive, uncompressed.
+func checkModuleIndex(t *testing.T, a archive, kver string) {
+	t.Helper()
+	base := path.Join("lib/modules", kver)
+	dep := string(a.content(t, base+"/modules.dep"))
+	if dep == "" {
+		t.Fatal("empty modules.dep")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(dep), "\n") {
+		for _, f := range strings.Fields(strings.Replace(line, ":", " ", 1)) {
+			if !strings.HasSuffix(f, ".ko") {
+				t.Errorf("modules.dep names %s, not a .ko", f)
+			}
+			if _, ok := a.recs[path.Join(base, f)]; !ok {
+				t.Errorf("modules.dep names %s, missing from the archive", f)
+			}
+		}
+	}
+	for _, n := range a.order {
+		if strings.HasSuffix(n, ".ko.xz") || strings.HasSuffix(n, ".ko.zst") || strings.HasSuffix(n, ".ko.gz") {
+			t.Errorf("compressed module %s in archive", n)
+		}
+	}
+}

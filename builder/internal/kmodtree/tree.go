@@ -1,0 +1,387 @@
+// Package kmodtree reads a kernel module tree (lib/modules/<kver>) as left
+// by depmod and answers the questions the initramfs builder asks: which
+// files make up the closure of a set of modules, how to read a module
+// uncompressed, and what the filtered index files look like once only that
+// closure is shipped.
+//
+// It parses the text indexes (modules.dep, modules.alias, modules.softdep,
+// modules.builtin, modules.builtin.modinfo) rather than the .bin tries:
+// the text files are what depmod always writes, and they are small enough
+// to scan.
+package kmodtree
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Module is one loadable module listed in modules.dep.
+type Module struct {
+	// Name is the normalized module name (dashes replaced by underscores).
+	Name string
+	// Path is the module file relative to the tree, as modules.dep lists
+	// it; it may end in .ko.xz, .ko.zst or .ko.gz.
+	Path string
+	// Deps are the Paths of the modules this one needs, in modules.dep
+	// order (which is the reverse of load order).
+	Deps []string
+}
+
+// StoredPath is the path the module gets in the initramfs: Path with any
+// compression suffix removed, because the builder stores modules
+// decompressed so that the runtime can finit_module them directly.
+func (m *Module) StoredPath() string { return StoredPath(m.Path) }
+
+// Softdep holds the soft dependencies of one module. Entries are names or
+// aliases exactly as modules.softdep spells them.
+type Softdep struct {
+	Pre, Post []string
+}
+
+// alias is one "alias PATTERN MODULE" line, both sides normalized.
+type alias struct {
+	pattern string
+	module  string
+	// glob is true when pattern holds fnmatch metacharacters; exact
+	// patterns are compared with == instead of path.Match.
+	glob bool
+}
+
+// Tree is a parsed module tree.
+type Tree struct {
+	// Dir is the lib/modules/<kver> directory on the host.
+	Dir string
+
+	mods     map[string]*Module // by normalized name
+	byPath   map[string]*Module // by Path as in modules.dep
+	depOrder []string           // module names in modules.dep order
+	aliases  []alias
+	builtin  map[string]bool // normalized names from modules.builtin
+	// builtinAliases come from the "<mod>.alias=" lines of
+	// modules.builtin.modinfo: modules.alias only covers loadable modules,
+	// so without these an alias such as crypto-crc32c would look unknown
+	// on a kernel that builds crc32c in.
+	builtinAliases []alias
+	softdeps       map[string]Softdep
+}
+
+// ErrNoDepmod reports a module tree without modules.dep.
+var ErrNoDepmod = errors.New("no modules.dep")
+
+// Load parses the module tree in dir (a lib/modules/<kver> directory).
+// modules.dep is required; the other indexes are optional.
+func Load(dir string) (*Tree, error) {
+	t := &Tree{
+		Dir:      dir,
+		mods:     make(map[string]*Module),
+		byPath:   make(map[string]*Module),
+		builtin:  make(map[string]bool),
+		softdeps: make(map[string]Softdep),
+	}
+	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
+	if errors.Is(err, fs.ErrNotExist) {
+		// A raw unpacked kernel package ships modules without indexes;
+		// say how to make them instead of failing on the first lookup.
+		base, kver := depmodArgs(dir)
+		return nil, fmt.Errorf("%s: %w: run `depmod -b %s %s` first", dir, ErrNoDepmod, base, kver)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := t.parseDep(dep); err != nil {
+		return nil, fmt.Errorf("%s/modules.dep: %w", dir, err)
+	}
+	if err := t.parseOptional("modules.alias", t.parseAlias); err != nil {
+		return nil, err
+	}
+	if err := t.parseOptional("modules.softdep", t.parseSoftdep); err != nil {
+		return nil, err
+	}
+	if err := t.parseOptional("modules.builtin", t.parseBuiltin); err != nil {
+		return nil, err
+	}
+	if err := t.parseOptional("modules.builtin.modinfo", t.parseBuiltinModinfo); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// depmodArgs splits .../lib/modules/<kver> into the depmod base directory
+// and kernel version, for the hint in the missing-modules.dep error.
+func depmodArgs(dir string) (base, kver string) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	kver = filepath.Base(abs)
+	mods := filepath.Dir(abs)
+	if filepath.Base(mods) == "modules" && filepath.Base(filepath.Dir(mods)) == "lib" {
+		return filepath.Dir(filepath.Dir(mods)), kver
+	}
+	return "<root containing lib/modules>", kver
+}
+
+func (t *Tree) parseOptional(name string, parse func([]byte) error) error {
+	b, err := os.ReadFile(filepath.Join(t.Dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := parse(b); err != nil {
+		return fmt.Errorf("%s/%s: %w", t.Dir, name, err)
+	}
+	return nil
+}
+
+// Normalize returns the canonical form of a module name or alias: kmod
+// treats '-' and '_' as the same character outside bracket expressions,
+// so both spellings are accepted everywhere.
+func Normalize(name string) string {
+	if !strings.ContainsRune(name, '-') {
+		return name
+	}
+	b := []byte(name)
+	inBracket := false
+	for i, c := range b {
+		switch {
+		case c == '[':
+			inBracket = true
+		case c == ']':
+			inBracket = false
+		case c == '-' && !inBracket:
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// compressedSuffixes are the module compressions kmod understands.
+var compressedSuffixes = []string{".xz", ".zst", ".gz"}
+
+// StoredPath strips a compression suffix from a module path: x.ko.xz →
+// x.ko. Other paths are returned unchanged.
+func StoredPath(p string) string {
+	for _, s := range compressedSuffixes {
+		if strings.HasSuffix(p, ".ko"+s) {
+			return strings.TrimSuffix(p, s)
+		}
+	}
+	return p
+}
+
+// NameFromPath derives a module name from its file path the way kmod does:
+// the base name without .ko and compression suffix, normalized.
+func NameFromPath(p string) string {
+	base := path.Base(StoredPath(p))
+	return Normalize(strings.TrimSuffix(base, ".ko"))
+}
+
+// relPath turns a modules.dep path into a tree-relative one. Old depmods
+// wrote absolute /lib/modules/<kver>/... paths.
+func (t *Tree) relPath(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return p
+	}
+	prefix := "/lib/modules/" + filepath.Base(t.Dir) + "/"
+	return strings.TrimPrefix(p, prefix)
+}
+
+func (t *Tree) parseDep(b []byte) error {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		file, deps, ok := strings.Cut(line, ":")
+		if !ok {
+			return fmt.Errorf("line %d: no ':' in %q", n, line)
+		}
+		m := &Module{Path: t.relPath(strings.TrimSpace(file))}
+		m.Name = NameFromPath(m.Path)
+		for _, d := range strings.Fields(deps) {
+			m.Deps = append(m.Deps, t.relPath(d))
+		}
+		// The paths become host reads and archive names: keep both
+		// inside the tree whatever the file says.
+		for _, p := range append([]string{m.Path}, m.Deps...) {
+			if !filepath.IsLocal(p) || !strings.Contains(path.Base(p), ".ko") {
+				return fmt.Errorf("line %d: %q is not a module path inside the tree", n, p)
+			}
+		}
+		// depmod lists each name once (the highest-priority directory
+		// wins); keep the first if a hand-made file repeats one.
+		if _, dup := t.mods[m.Name]; dup {
+			continue
+		}
+		t.mods[m.Name] = m
+		t.byPath[m.Path] = m
+		t.depOrder = append(t.depOrder, m.Name)
+	}
+	return sc.Err()
+}
+
+func (t *Tree) parseAlias(b []byte) error {
+	for _, line := range lines(b) {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "alias" {
+			continue
+		}
+		t.aliases = append(t.aliases, newAlias(f[1], f[2]))
+	}
+	return nil
+}
+
+func newAlias(pattern, module string) alias {
+	p := Normalize(pattern)
+	return alias{pattern: p, module: Normalize(module), glob: strings.ContainsAny(p, `*?[\`)}
+}
+
+// parseSoftdep reads "softdep MOD pre: A B post: C" lines. Like kmod,
+// names before the first pre:/post: are ignored (the kernel emits such
+// lines for modules whose MODULE_SOFTDEP lacks the keyword).
+func (t *Tree) parseSoftdep(b []byte) error {
+	for _, line := range lines(b) {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "softdep" {
+			continue
+		}
+		mod := Normalize(f[1])
+		sd := t.softdeps[mod]
+		var cur *[]string
+		for _, tok := range f[2:] {
+			switch tok {
+			case "pre:":
+				cur = &sd.Pre
+			case "post:":
+				cur = &sd.Post
+			default:
+				if cur != nil {
+					*cur = append(*cur, tok)
+				}
+			}
+		}
+		t.softdeps[mod] = sd
+	}
+	return nil
+}
+
+func (t *Tree) parseBuiltin(b []byte) error {
+	for _, line := range lines(b) {
+		t.builtin[NameFromPath(line)] = true
+	}
+	return nil
+}
+
+// parseBuiltinModinfo reads NUL-separated "module.key=value" records; only
+// the aliases are of interest.
+func (t *Tree) parseBuiltinModinfo(b []byte) error {
+	for _, rec := range bytes.Split(b, []byte{0}) {
+		mod, val, ok := strings.Cut(string(rec), ".alias=")
+		if !ok || mod == "" || val == "" || strings.ContainsAny(mod, "=") {
+			continue
+		}
+		t.builtin[Normalize(mod)] = true
+		t.builtinAliases = append(t.builtinAliases, newAlias(val, mod))
+	}
+	return nil
+}
+
+// lines returns the non-empty, non-comment lines of b, trimmed.
+func lines(b []byte) []string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// Module returns the loadable module called name (either spelling).
+func (t *Tree) Module(name string) (*Module, bool) {
+	m, ok := t.mods[Normalize(name)]
+	return m, ok
+}
+
+// matchAliases returns the module names whose alias pattern matches name,
+// in file order without duplicates. Patterns are fnmatch globs as
+// modprobe uses them; path.Match implements the same syntax except that
+// '*' does not cross '/', which alias strings do not contain in practice.
+func matchAliases(list []alias, name string) []string {
+	name = Normalize(name)
+	var out []string
+	seen := make(map[string]bool)
+	for _, a := range list {
+		ok := a.pattern == name
+		if !ok && a.glob {
+			ok, _ = path.Match(a.pattern, name)
+		}
+		if ok && !seen[a.module] {
+			seen[a.module] = true
+			out = append(out, a.module)
+		}
+	}
+	return out
+}
+
+// Lookup is what a name resolves to.
+type Lookup struct {
+	// Modules are the loadable modules the name stands for: itself, or
+	// every module an alias matches.
+	Modules []*Module
+	// Builtin is true when the name (or one of its alias targets) is
+	// compiled into the kernel.
+	Builtin bool
+	// Alias is true when the name was resolved through an alias.
+	Alias bool
+}
+
+// Found reports whether the name means anything to this kernel.
+func (l Lookup) Found() bool { return len(l.Modules) > 0 || l.Builtin }
+
+// Lookup resolves a module name or alias, in modprobe's order: a module
+// of that name, a builtin of that name, then aliases of loadable and
+// builtin modules. Alias targets whose file is missing from the tree are
+// skipped, so a half-copied tree does not resolve to nothing silently
+// later.
+func (t *Tree) Lookup(name string) Lookup {
+	n := Normalize(name)
+	if m, ok := t.mods[n]; ok {
+		return Lookup{Modules: []*Module{m}}
+	}
+	if t.builtin[n] {
+		return Lookup{Builtin: true}
+	}
+	l := Lookup{Alias: true}
+	for _, mod := range matchAliases(t.aliases, n) {
+		if t.builtin[mod] {
+			l.Builtin = true
+			continue
+		}
+		m, ok := t.mods[mod]
+		if !ok {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(t.Dir, filepath.FromSlash(m.Path))); err != nil {
+			continue
+		}
+		l.Modules = append(l.Modules, m)
+	}
+	if len(matchAliases(t.builtinAliases, n)) > 0 {
+		l.Builtin = true
+	}
+	return l
+}
