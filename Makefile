@@ -26,7 +26,7 @@ GO        ?= go
 GOFLAGS_STATIC := -trimpath -ldflags='-s -w -buildid='
 QEMU_TEST_TIMEOUT ?= 25m
 
-.PHONY: all deps test-deps kernel init initramfs test unit qemu-test lint clean
+.PHONY: all deps test-deps kernel init initramfs test unit qemu-test lint clean repro-check
 
 all: initramfs
 
@@ -72,7 +72,12 @@ qemu-test: test-deps kernel initramfs
 		echo "qemu-tests: $$(grep -c '^--- PASS' $(BUILD)/qemu-test.log) passed, $$(grep -c '^--- FAIL' $(BUILD)/qemu-test.log) failed, $$(grep -c '^--- SKIP' $(BUILD)/qemu-test.log) skipped"; \
 		exit $$status
 
-test: lint kernel unit qemu-test
+# Two builds of the same inputs must give the same bytes.
+repro-check: initramfs
+	$(MAKE) --no-print-directory initramfs INITRAMFS=$(BUILD)/initramfs.repro.img >/dev/null
+	cmp $(INITRAMFS) $(BUILD)/initramfs.repro.img && echo "repro-check: $$(sha256sum < $(INITRAMFS) | cut -c1-16)… identical"
+
+test: lint kernel unit repro-check qemu-test
 
 clean:
 	rm -rf $(BUILD)
