@@ -45,6 +45,10 @@ type boot struct {
 	src   *httpsrc.Source // fetch
 	image string          // fetch: the image file in RAM
 	root  *liveroot.Root  // layers
+
+	mode     bootcfg.FetchMode // config: the fetch mode in effect
+	device   *daemonReady      // fetch: the block daemon's device (stream, lazy, NBD)
+	bootPipe *os.File          // closes when the real init is exec'd
 }
 
 type timing struct {
@@ -76,6 +80,10 @@ func main() {
 			b.failBoot(&stageError{stage: "internal", err: fmt.Errorf("panic: %v", r)})
 		}
 	}()
+	if strings.HasPrefix(os.Args[0], "@") {
+		runDaemon()
+		return
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "streamroot init: this is the initramfs /init and must run as PID 1")
 		os.Exit(2)

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/handover"
@@ -87,17 +92,19 @@ func (b *boot) config(context.Context) error {
 	case bootcfg.RootNone:
 		return &hinted{errors.New("no root= on the kernel command line"),
 			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments"}
-	case bootcfg.RootNBD:
-		return &hinted{fmt.Errorf("%s: NBD roots are not supported by this build yet", cfg.Root.Arg),
-			"serve the image over HTTP(S) and use root=live:http://SERVER/PATH"}
 	}
-	if cfg.Fetch == bootcfg.FetchStream || cfg.Fetch == bootcfg.FetchLazy {
-		b.log.Warn(fmt.Sprintf("streamroot.fetch=%s is not available in this build: fetching the whole image into RAM", cfg.Fetch))
+	b.mode = cfg.Fetch
+	if b.mode == bootcfg.FetchDefault {
+		b.mode = bootcfg.FetchStream
 	}
 	if cfg.NoVerifySSL {
 		b.log.Warn("rd.noverifyssl: HTTPS certificates are NOT checked; anyone on the path can replace the root image")
 	}
-	b.log.Info("root", "url", cfg.Root.URL.Redacted())
+	if cfg.Root.Kind == bootcfg.RootNBD {
+		b.log.Info("root", "nbd", net.JoinHostPort(cfg.Root.NBDServer, fmt.Sprint(cfg.Root.NBDPort)), "export", cfg.Root.NBDExport, "mode", b.mode)
+		return nil
+	}
+	b.log.Info("root", "url", cfg.Root.URL.Redacted(), "mode", b.mode)
 	return nil
 }
 
@@ -118,7 +125,7 @@ func (b *boot) modules(context.Context) error {
 	b.log.Info("device drivers", "loaded", strings.Join(loaded, ","))
 	// Filesystems for every layout liveroot may meet; loaded now so the
 	// layers stage only mounts.
-	if err := l.Load("loop", "squashfs", "overlay", "isofs", "ext4", "erofs"); err != nil {
+	if err := l.Load("loop", "nbd", "squashfs", "overlay", "isofs", "ext4", "erofs"); err != nil {
 		b.log.Warn("some filesystem modules did not load", "err", err)
 	}
 	return nil
@@ -194,9 +201,43 @@ func (b *boot) network(ctx context.Context) error {
 	return nil
 }
 
-// fetch downloads the whole image into RAM (a file on /run's tmpfs, which
-// the booted system keeps: the loop device reads from it).
+// rootDesc names the root for messages.
+func (b *boot) rootDesc() string {
+	if b.cfg.Root.Kind == bootcfg.RootNBD {
+		return b.cfg.Root.Arg
+	}
+	return b.cfg.Root.URL.Redacted()
+}
+
+// fetch makes the root image available: a block device served by the
+// block daemon (stream, lazy, NBD roots) or a file in RAM (ram mode).
 func (b *boot) fetch(ctx context.Context) error {
+	if b.cfg.Root.Kind == bootcfg.RootLive && b.mode == bootcfg.FetchRAM {
+		return b.fetchRAM(ctx)
+	}
+	dc := daemonConfig{Mode: blockd.Mode(b.mode), Insecure: b.cfg.NoVerifySSL, Retry: b.cfg.Retry,
+		ReadTimeout: b.cfg.IOTimeout, Debug: b.cfg.Debug}
+	if len(b.cfg.SHA256) > 0 {
+		dc.SHA256 = hex.EncodeToString(b.cfg.SHA256)
+	}
+	if b.cfg.Root.Kind == bootcfg.RootNBD {
+		dc.NBDAddr = net.JoinHostPort(b.cfg.Root.NBDServer, fmt.Sprint(b.cfg.Root.NBDPort))
+		dc.NBDExport = b.cfg.Root.NBDExport
+	} else {
+		dc.URL = b.cfg.Root.URL.String()
+	}
+	r, err := b.startBlockd(dc)
+	if err != nil {
+		return err
+	}
+	b.device = r
+	b.image = r.Device
+	return nil
+}
+
+// fetchRAM downloads the whole image into RAM (a file on /run's tmpfs, which
+// the booted system keeps: the loop device reads from it).
+func (b *boot) fetchRAM(ctx context.Context) error {
 	url := b.cfg.Root.URL.String()
 	opts := httpsrc.Options{Stall: b.cfg.Retry, Log: b.log, InsecureSkipVerify: b.cfg.NoVerifySSL}
 	if b.cfg.Root.URL.Scheme == "https" {
@@ -217,9 +258,11 @@ func (b *boot) fetch(ctx context.Context) error {
 	if err := unix.Statfs("/run", &st); err != nil {
 		return fmt.Errorf("statfs /run: %w", err)
 	}
-	if free := int64(st.Bavail) * st.Bsize; free < src.Size {
-		return &hinted{fmt.Errorf("the image %s (%s) does not fit in RAM (%s free on /run)", url, mib(src.Size), mib(free)),
-			"give the node more memory or use a smaller image"}
+	if free := int64(st.Bavail) * st.Bsize; !fitsInRAM(src.Size) || free < src.Size {
+		// An OOM in the middle of the boot helps nobody: read lazily instead.
+		b.log.Warn(fmt.Sprintf("the image (%s) does not fit in RAM (%s available): falling back to streamroot.fetch=lazy", mib(src.Size), mib(memAvailable())))
+		b.mode = bootcfg.FetchLazy
+		return b.fetch(ctx)
 	}
 	if err := os.MkdirAll(imageDir, 0o755); err != nil {
 		return err
@@ -248,6 +291,13 @@ func (b *boot) fetch(ctx context.Context) error {
 		// Never leave a partial image where a later step could mount it.
 		os.Remove(dst)
 		return err
+	}
+	if len(b.cfg.SHA256) > 0 {
+		if err := checkSHA256(dst, b.cfg.SHA256); err != nil {
+			os.Remove(dst)
+			return &hinted{fmt.Errorf("%s: %w", url, err), "the file on the server is not the image the kernel line pins: copy the right image or update streamroot.sha256="}
+		}
+		b.log.Info("whole-image sha256 verified")
 	}
 	b.image = dst
 	b.log.Info("image complete", "size", mib(src.Size), "received", mib(src.Received()), "file", dst)
@@ -281,7 +331,7 @@ func (b *boot) layers(context.Context) error {
 		FSType:      b.cfg.RootFSType,
 	}, b.log)
 	if err != nil {
-		return fmt.Errorf("%s: %w", b.cfg.Root.URL.Redacted(), err)
+		return fmt.Errorf("%s: %w", b.rootDesc(), err)
 	}
 	b.root = r
 	b.log.Info("root assembled", "lower", r.Lower, "overlay", sysroot)
@@ -378,3 +428,44 @@ type hinted struct {
 func (h *hinted) Error() string { return h.err.Error() }
 func (h *hinted) Unwrap() error { return h.err }
 func (h *hinted) Hint() string  { return h.hint }
+
+// memAvailable is the kernel's estimate of memory available for new work.
+func memAvailable() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// fitsInRAM says whether an image of size bytes can be held in memory with
+// room left for the booted OS (a quarter of what is available, at least
+// 256 MiB).
+func fitsInRAM(size int64) bool {
+	avail := memAvailable()
+	return size <= avail-max(avail/4, 256<<20)
+}
+
+// checkSHA256 hashes the file at path and compares it with want.
+func checkSHA256(path string, want []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("hash %s: %w", path, err)
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, want) {
+		return fmt.Errorf("image sha256 is %x, streamroot.sha256 wants %x", got, want)
+	}
+	return nil
+}

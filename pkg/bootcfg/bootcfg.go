@@ -13,6 +13,7 @@ const (
 	DefaultSquashImg   = "squashfs.img"
 	DefaultRetry       = 180 * time.Second
 	DefaultRebootDelay = 30 * time.Second
+	DefaultIOTimeout   = 60 * time.Second
 	// DefaultNBDPort is the IANA NBD port, used when root=nbd: names an
 	// export instead of a port.
 	DefaultNBDPort = 10809
@@ -51,6 +52,10 @@ type Config struct {
 	// RebootDelay is streamroot.reboot.delay= (whole seconds); default 30s.
 	// Zero is allowed and means reboot at once.
 	RebootDelay time.Duration
+	// IOTimeout is streamroot.io.timeout= (whole seconds, default 60s):
+	// how long a read of the root may wait for the server before the
+	// kernel gets an I/O error (stream and lazy modes).
+	IOTimeout time.Duration
 	// Shell is rd.shell: on failure, start a shell before OnFail applies.
 	Shell bool
 	// Break lists the stages to stop at (rd.break / rd.break=<stage>[,…]),
@@ -279,6 +284,7 @@ func defaults() *Config {
 		SquashImg:   DefaultSquashImg,
 		OnFail:      OnFailReboot,
 		RebootDelay: DefaultRebootDelay,
+		IOTimeout:   DefaultIOTimeout,
 		Retry:       DefaultRetry,
 		Net:         Net{PeerDNS: true, Predictable: true},
 	}

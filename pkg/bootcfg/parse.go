@@ -134,6 +134,14 @@ func (p *parser) arg(t token) {
 		if d, ok := p.seconds(t); ok {
 			c.RebootDelay = d
 		}
+	case "streamroot.io.timeout":
+		if d, ok := p.seconds(t); ok {
+			if d == 0 {
+				p.fail(t, "must be at least 1 second", "e.g. streamroot.io.timeout=60")
+				return
+			}
+			c.IOTimeout = d
+		}
 
 	// Debugging and failure policy.
 	case "rd.shell":
@@ -187,7 +195,7 @@ func (p *parser) arg(t token) {
 		switch {
 		case strings.HasPrefix(t.key, "streamroot."):
 			p.fail(t, "unknown streamroot argument",
-				"known: streamroot.fetch, streamroot.sha256, streamroot.manifest, streamroot.manifest.url, streamroot.onfail, streamroot.reboot.delay")
+				"known: streamroot.fetch, streamroot.sha256, streamroot.manifest, streamroot.manifest.url, streamroot.onfail, streamroot.reboot.delay, streamroot.io.timeout")
 		case strings.HasPrefix(t.key, "rd."):
 			p.ignore(t)
 		}

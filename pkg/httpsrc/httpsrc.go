@@ -37,6 +37,10 @@ type Options struct {
 	// (rd.retry); retries of failed requests happen inside it.
 	Stall time.Duration
 	Log   *slog.Logger
+	// Pin maps "host:port" to the "ip:port" to dial. The block daemon
+	// resolves names before switch_root, because afterwards its own root
+	// (the emptied initramfs) has no resolv.conf.
+	Pin map[string]string
 }
 
 // Source is one pinned image on an HTTP server.
@@ -124,10 +128,13 @@ func Open(ctx context.Context, url string, o Options) (*Source, error) {
 func newClient(o Options, record func(error)) *retryablehttp.Client {
 	tr := &http.Transport{
 		Proxy: nil, // a boot network has no proxy environment; never guess one
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if pinned, ok := o.Pin[addr]; ok {
+				addr = pinned
+			}
+			d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+			return d.DialContext(ctx, network, addr)
+		},
 		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, InsecureSkipVerify: o.InsecureSkipVerify},
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
@@ -322,3 +329,14 @@ func (c countingReader) Read(p []byte) (int, error) {
 // Received is the number of body bytes read from the server so far,
 // including bytes of ranges that later broke off.
 func (s *Source) Received() int64 { return s.received.Load() }
+
+// Device adapts a Source to the block daemon's source interface.
+type Device struct{ *Source }
+
+// ReadAt reads the pinned image's bytes at off.
+func (d Device) ReadAt(ctx context.Context, p []byte, off int64) error {
+	return d.ReadRange(ctx, p, off)
+}
+
+// Size is the image's size.
+func (d Device) Size() int64 { return d.Source.Size }

@@ -97,6 +97,18 @@ func mountLoop(file, mp string, kind Kind) (string, error) {
 	if err := os.MkdirAll(mp, 0o755); err != nil {
 		return "", err
 	}
+	data := ""
+	if kind == Ext4 {
+		// A read-only lower must not replay a journal: that would write.
+		data = "noload"
+	}
+	if st, err := os.Stat(file); err == nil && st.Mode()&os.ModeDevice != 0 {
+		// Already a block device (the block daemon's nbd): no loop needed.
+		if err := unix.Mount(file, mp, string(kind), unix.MS_RDONLY, data); err != nil {
+			return "", fmt.Errorf("mount %s (%s) at %s: %w", file, kind, mp, err)
+		}
+		return file, nil
+	}
 	f, err := os.Open(file)
 	if err != nil {
 		return "", err
@@ -107,11 +119,6 @@ func mountLoop(file, mp string, kind Kind) (string, error) {
 		return "", fmt.Errorf("loop-attach %s: %w", file, err)
 	}
 	defer lf.Close()
-	data := ""
-	if kind == Ext4 {
-		// A read-only lower must not replay a journal: that would write.
-		data = "noload"
-	}
 	if err := unix.Mount(dev, mp, string(kind), unix.MS_RDONLY, data); err != nil {
 		_ = loop.ClearFD(int(lf.Fd()))
 		return "", fmt.Errorf("mount %s (%s on %s) at %s: %w", file, kind, dev, mp, err)

@@ -85,11 +85,12 @@ func DetectFile(path string) (Kind, error) {
 		return "", err
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	// Stat reports 0 for a block device; seeking to the end works for both.
+	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return "", err
 	}
-	k, err := Detect(f, st.Size())
+	k, err := Detect(f, size)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}

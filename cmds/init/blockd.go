@@ -1,0 +1,289 @@
+package main
+
+// The block daemon: /init re-executed as "@streamroot-blockd". It owns the
+// nbd device the root is mounted from, so it must outlive the initramfs:
+// systemd spares processes whose argv[0] starts with '@' at switch_root and
+// shutdown (ROOT_STORAGE_DAEMONS), and everything it needs after the switch
+// (CA pool, resolved addresses, its log file) is loaded before it.
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/streamroot/streamroot/pkg/blockd"
+	"github.com/streamroot/streamroot/pkg/bootlog"
+	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/pkg/nbd"
+)
+
+const daemonArgv0 = "@streamroot-blockd"
+
+// daemonConfig is what PID 1 hands the daemon (as JSON on fd 3).
+type daemonConfig struct {
+	Mode        blockd.Mode   `json:"mode"`
+	URL         string        `json:"url,omitempty"`      // HTTP(S) source
+	NBDAddr     string        `json:"nbd_addr,omitempty"` // remote NBD source
+	NBDExport   string        `json:"nbd_export,omitempty"`
+	Insecure    bool          `json:"insecure,omitempty"`
+	Retry       time.Duration `json:"retry"`
+	ReadTimeout time.Duration `json:"read_timeout"`
+	SHA256      string        `json:"sha256,omitempty"`
+	Debug       bool          `json:"debug,omitempty"`
+}
+
+// daemonReady is the daemon's answer on fd 4.
+type daemonReady struct {
+	Device string `json:"device,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	ETag   string `json:"etag,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// startBlockd starts the daemon and waits until its device is up.
+func (b *boot) startBlockd(dc daemonConfig) (*daemonReady, error) {
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	// bootW stays open in PID 1 and closes (CLOEXEC) when the real init is
+	// exec'd: the daemon's cue to start the background fill.
+	bootR, bootW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	b.bootPipe = bootW
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{daemonArgv0}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{cfgR, readyW, bootR}
+	cmd.Env = []string{"PATH=/bin:/sbin"}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start block daemon: %w", err)
+	}
+	cfgR.Close()
+	readyW.Close()
+	bootR.Close()
+	if err := json.NewEncoder(cfgW).Encode(dc); err != nil {
+		return nil, err
+	}
+	cfgW.Close()
+	b.log.Info("block daemon started", "pid", cmd.Process.Pid, "mode", dc.Mode)
+
+	type answer struct {
+		r   daemonReady
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		var r daemonReady
+		err := json.NewDecoder(readyR).Decode(&r)
+		if errors.Is(err, io.EOF) {
+			err = errors.New("block daemon exited before its device was ready")
+		}
+		ch <- answer{r, err}
+	}()
+	wait := dc.Retry + 2*time.Minute
+	if dc.Mode == blockd.RAM {
+		wait += time.Hour // the whole image arrives first; progress is logged
+	}
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return nil, a.err
+		}
+		if a.r.Error != "" {
+			return nil, errors.New(a.r.Error)
+		}
+		return &a.r, nil
+	case <-time.After(wait):
+		return nil, fmt.Errorf("block daemon not ready after %s", wait)
+	}
+}
+
+// runDaemon is the daemon's main. It never returns while the device lives.
+func runDaemon() {
+	level := new(slog.LevelVar)
+	h := bootlog.New(os.Stdout, level)
+	log := slog.New(h).With(bootlog.StageKey, "blockd")
+	ready := os.NewFile(4, "ready")
+	fail := func(err error) {
+		log.Error(err.Error())
+		_ = json.NewEncoder(ready).Encode(daemonReady{Error: err.Error()})
+		os.Exit(1)
+	}
+	var dc daemonConfig
+	if err := json.NewDecoder(os.NewFile(3, "config")).Decode(&dc); err != nil {
+		fail(fmt.Errorf("read config: %w", err))
+	}
+	if dc.Debug {
+		level.Set(slog.LevelDebug)
+	}
+	if f, err := bootlog.OpenFile(runDir + "/blockd.log"); err == nil {
+		_ = h.AttachFile(f) // stays valid after /run moves into the new root
+	}
+	// The kernel must not pick the process that serves the root to free memory.
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {
+		log.Warn("cannot protect the daemon from the OOM killer", "err", err)
+	}
+	ctx := context.Background()
+
+	var src blockd.Source
+	var etag string
+	switch {
+	case dc.URL != "":
+		u, err := url.Parse(dc.URL)
+		if err != nil {
+			fail(err)
+		}
+		opts := httpsrc.Options{Stall: dc.Retry, Log: log, InsecureSkipVerify: dc.Insecure, Pin: map[string]string{}}
+		if u.Scheme == "https" {
+			pool, err := caPool()
+			if err != nil {
+				fail(err)
+			}
+			opts.RootCAs = pool
+		}
+		addr, pinned, err := pinAddr(ctx, u)
+		if err != nil {
+			fail(err)
+		}
+		opts.Pin[addr] = pinned
+		s, err := httpsrc.Open(ctx, dc.URL, opts)
+		if err != nil {
+			fail(err)
+		}
+		src, etag = httpsrc.Device{Source: s}, s.ETag
+	case dc.NBDAddr != "":
+		host, port, err := net.SplitHostPort(dc.NBDAddr)
+		if err != nil {
+			fail(err)
+		}
+		ips, err := net.DefaultResolver.LookupHost(ctx, host)
+		if err != nil {
+			fail(fmt.Errorf("resolve NBD server %s: %w", host, err))
+		}
+		addr := net.JoinHostPort(ips[0], port)
+		dctx, cancel := context.WithTimeout(ctx, dc.Retry)
+		var r *nbd.Redialer
+		for {
+			r, err = nbd.NewRedialer(dctx, addr, dc.NBDExport, func(msg string, args ...any) { log.Info(msg, args...) })
+			if err == nil || dctx.Err() != nil || strings.Contains(err.Error(), "refused export") {
+				break
+			}
+			time.Sleep(time.Second)
+		}
+		cancel()
+		if err != nil {
+			fail(err)
+		}
+		src = r
+	default:
+		fail(errors.New("no source"))
+	}
+	if dc.Mode != blockd.Lazy && !fitsInRAM(src.Size()) {
+		log.Warn(fmt.Sprintf("the image (%s) does not fit in RAM (%s available): falling back to streamroot.fetch=lazy", mib(src.Size()), mib(memAvailable())))
+		dc.Mode = blockd.Lazy
+	}
+	cache, err := blockd.New(src, blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log})
+	if err != nil {
+		fail(err)
+	}
+	if dc.Mode == blockd.RAM {
+		if err := fillAndCheck(ctx, cache, dc, log); err != nil {
+			fail(err)
+		}
+	}
+	dev, err := nbd.Attach(nbd.AttachOptions{Size: cache.Size(), BlockSize: 512, ReadOnly: true, Timeout: dc.ReadTimeout + 30*time.Second})
+	if err != nil {
+		fail(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- nbd.Serve(ctx, dev.Conn, cache, 32, log) }()
+	if err := nbd.WaitReady(dev.Index, cache.Size(), 30*time.Second); err != nil {
+		fail(err)
+	}
+	log.Info("serving the image", "device", dev.Path, "size", mib(cache.ImageSize()), "mode", dc.Mode)
+	_ = json.NewEncoder(ready).Encode(daemonReady{Device: dev.Path, Size: cache.ImageSize(), ETag: etag})
+	ready.Close()
+
+	if dc.Mode == blockd.Stream {
+		// Boot reads go first: the fill starts when the real init runs
+		// (PID 1's end of the pipe closes on exec) or PID 1 gave up.
+		_, _ = io.Copy(io.Discard, os.NewFile(5, "boot"))
+		go func() {
+			if err := fillAndCheck(ctx, cache, dc, log); err != nil {
+				log.Error("background fill failed; the root keeps reading from the server", "err", err)
+			}
+		}()
+	}
+	err = <-served
+	log.Warn("the kernel closed the device", "err", err, "stats", fmt.Sprintf("%+v", cache.Stats()))
+	os.Exit(0)
+}
+
+// fillAndCheck fetches every chunk, logging progress every few seconds, and
+// checks the whole-image hash when one was pinned.
+func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, log *slog.Logger) error {
+	start := time.Now()
+	last := time.Now()
+	err := c.Fill(ctx, func(s blockd.Stats) {
+		if time.Since(last) < 2*time.Second {
+			return
+		}
+		last = time.Now()
+		done := int64(s.Present) * c.ImageSize() / int64(max(s.Chunks, 1))
+		log.Info(fmt.Sprintf("fill: %s / %s (%d%%)", mib(done), mib(c.ImageSize()), s.Present*100/max(s.Chunks, 1)))
+	})
+	if err != nil {
+		return err
+	}
+	s := c.Stats()
+	log.Info(fmt.Sprintf("fill complete: %s in %s; the server is no longer needed", mib(c.ImageSize()), time.Since(start).Round(time.Millisecond)),
+		"demand_chunks", s.DemandFetches, "fill_chunks", s.FillFetches)
+	if dc.SHA256 != "" {
+		h := sha256.New()
+		if _, err := io.Copy(h, bufio.NewReaderSize(c.Reader(), 1<<20)); err != nil {
+			return err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != dc.SHA256 {
+			return fmt.Errorf("image sha256 is %s, streamroot.sha256 wants %s", got, dc.SHA256)
+		}
+		log.Info("whole-image sha256 verified")
+	}
+	return nil
+}
+
+// pinAddr resolves the URL's host now, while the initramfs's resolv.conf
+// still exists.
+func pinAddr(ctx context.Context, u *url.URL) (string, string, error) {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	addr := net.JoinHostPort(u.Hostname(), port)
+	if net.ParseIP(u.Hostname()) != nil {
+		return addr, addr, nil
+	}
+	ips, err := net.DefaultResolver.LookupHost(ctx, u.Hostname())
+	if err != nil {
+		return "", "", fmt.Errorf("resolve %s: %w", u.Hostname(), err)
+	}
+	return addr, net.JoinHostPort(ips[0], port), nil
+}

@@ -1,0 +1,144 @@
+package blockd
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type memSource struct {
+	data  []byte
+	reads atomic.Int64
+	down  atomic.Bool
+}
+
+func (m *memSource) Size() int64 { return int64(len(m.data)) }
+func (m *memSource) ReadAt(ctx context.Context, p []byte, off int64) error {
+	if m.down.Load() {
+		<-ctx.Done() // a dead server: nothing comes back
+		return ctx.Err()
+	}
+	m.reads.Add(1)
+	copy(p, m.data[off:])
+	return nil
+}
+
+func image(n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func TestStreamReadThenFill(t *testing.T) {
+	src := &memSource{data: image(10<<20 + 1000)}
+	c, err := New(src, Options{Mode: Stream, Chunk: 1 << 20, Parallel: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Size() != (10<<20+1000+4095)&^4095 {
+		t.Fatalf("device size %d", c.Size())
+	}
+	for _, tc := range []struct{ off, n int64 }{{0, 4096}, {(1 << 20) - 10, 20}, {10 << 20, 1000}, {5 << 20, 2 << 20}} {
+		p := make([]byte, tc.n)
+		if err := c.ReadAt(context.Background(), p, tc.off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(p, src.data[tc.off:tc.off+tc.n]) {
+			t.Fatalf("read %d+%d: wrong data", tc.off, tc.n)
+		}
+	}
+	// The zero tail past the image, inside the last device block.
+	tail := make([]byte, 4096)
+	tail[0] = 1
+	if err := c.ReadAt(context.Background(), tail, c.Size()-4096); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tail[:1000+(10<<20)-int(c.Size()-4096)], src.data[c.Size()-4096:]) || tail[4095] != 0 {
+		t.Fatal("tail block wrong")
+	}
+	if s := c.Stats(); s.DemandFetches != 5 || s.FillFetches != 0 {
+		t.Fatalf("before fill: %+v", s)
+	}
+	if err := c.Fill(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Complete() || c.Stats().FillFetches != 6 {
+		t.Fatalf("after fill: %+v", c.Stats())
+	}
+	// The server can go: everything is local.
+	src.down.Store(true)
+	h := sha256.New()
+	if _, err := io.Copy(h, c.Reader()); err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(src.data); !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatal("local image differs")
+	}
+}
+
+func TestLazyBoundedAndTimeout(t *testing.T) {
+	src := &memSource{data: image(32 << 20)}
+	c, err := New(src, Options{Mode: Lazy, Chunk: 1 << 20, CacheChunks: 4, ReadTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4096)
+	for i := range 20 {
+		if err := c.ReadAt(context.Background(), p, int64(i)<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let the last readahead land
+	c.mu.Lock()
+	n := len(c.lazyMem)
+	c.mu.Unlock()
+	if n > 4 {
+		t.Fatalf("lazy cache holds %d chunks, bound is 4", n)
+	}
+	if err := c.Fill(context.Background(), nil); err == nil {
+		t.Fatal("lazy Fill succeeded")
+	}
+	// With the server gone, an uncached read fails within the bound.
+	src.down.Store(true)
+	start := time.Now()
+	err = c.ReadAt(context.Background(), p, 30<<20)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("failed after %s, bound is 300ms", d)
+	}
+}
+
+func TestVerifyRefusesBadChunk(t *testing.T) {
+	src := &memSource{data: image(4 << 20)}
+	bad := errors.New("sha256 mismatch")
+	c, err := New(src, Options{Mode: Stream, Chunk: 1 << 20, Verify: func(i int, _ []byte) error {
+		if i == 2 {
+			return bad
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 100)
+	if err := c.ReadAt(context.Background(), p, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReadAt(context.Background(), p, 2<<20+5); !errors.Is(err, bad) {
+		t.Fatalf("corrupt chunk served: err = %v", err)
+	}
+	if c.Stats().VerifyFailures != 1 {
+		t.Fatalf("%+v", c.Stats())
+	}
+}
