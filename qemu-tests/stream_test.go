@@ -1,0 +1,239 @@
+package qemutests
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamroot/streamroot/qemu-tests/harness"
+)
+
+var startingInit = regexp.MustCompile(`streamroot: switch: starting /`)
+
+// rawReport returns the report's JSON fields, including the ones only the
+// stream fixtures' init writes.
+func rawReport(t *testing.T, vm *harness.VM) map[string]any {
+	t.Helper()
+	js, ok := harness.FindReport(vm.Console())
+	if !ok {
+		t.Fatal("no report line")
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(js), &m); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	return m
+}
+
+// serveAlive gives the stream init something to poll: when it stops
+// answering, the server is gone.
+func serveAlive(t *testing.T, n *testNet) {
+	t.Helper()
+	p := n.ns.Dir + "/alive"
+	if err := os.WriteFile(p, []byte("yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.web.AddFile(p, "alive"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileSize(t *testing.T, p string) int64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// Default (stream) mode: boot from the nbd device at once, fill the rest in
+// the background; once the fill is complete the server is stopped and every
+// file of the image still reads back correctly.
+func TestStreamFillThenServerGone(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	fx := env.StreamFixtures(t)
+	url := n.serve(t, "stream.squashfs", fx.Stream)
+	serveAlive(t, n)
+	vm := n.boot(t, harness.BootOptions{
+		Append:    "ip=dhcp root=live:" + url + " fixture.mode=afterfill",
+		MemoryMiB: 1024,
+		Timeout:   300 * time.Second,
+	})
+	if err := vm.WaitForString("STREAMROOT-FILL-DONE", 240*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.web.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	if !r.HasMount("squashfs", "/run/initramfs/squashfs") || !strings.Contains(r.Mounts, "/dev/nbd0 /run/initramfs/squashfs") {
+		t.Errorf("the squashfs is not mounted from the block daemon's nbd device:\n%s", r.Mounts)
+	}
+	m := rawReport(t, vm)
+	if m["server_gone"] != true {
+		t.Fatalf("the guest still reached the server after it was stopped")
+	}
+	if m["tree_sha256"] != fx.TreeSHA256 {
+		t.Errorf("digest over all files %v, want %s", m["tree_sha256"], fx.TreeSHA256)
+	}
+	if m["data_sha256"] != fx.DataSHA256 {
+		t.Errorf("/data/random.bin %v, want %s", m["data_sha256"], fx.DataSHA256)
+	}
+	if !strings.Contains(vm.Console(), "the server is no longer needed") {
+		t.Error("no fill-complete line from the block daemon")
+	}
+}
+
+// Lazy mode with the server gone: a block never read before fails with an
+// I/O error after streamroot.io.timeout, not a hang.
+func TestLazyServerGoneGivesIOError(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	fx := env.StreamFixtures(t)
+	url := n.serve(t, "stream.squashfs", fx.Stream)
+	serveAlive(t, n)
+	vm := n.boot(t, harness.BootOptions{
+		Append:  "ip=dhcp root=live:" + url + " streamroot.fetch=lazy streamroot.io.timeout=5 fixture.mode=lazyfail",
+		Timeout: 300 * time.Second,
+	})
+	if err := vm.WaitForString("STREAMROOT-BOOTED", 200*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	sent := n.web.BytesSent("/stream.squashfs")
+	if err := n.web.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	m := rawReport(t, vm)
+	if m["server_gone"] != true {
+		t.Fatal("the guest still reached the server after it was stopped")
+	}
+	if m["lazy_read_ok"] != false {
+		t.Fatal("reading never-fetched blocks with the server gone succeeded")
+	}
+	took := m["lazy_read_end"].(float64) - m["lazy_read_start"].(float64)
+	t.Logf("the failing read took %.1f s (guest clock); %d of %d bytes were fetched by then", took, sent, fileSize(t, fx.Stream))
+	if took < 4 || took > 90 {
+		t.Errorf("the failing read took %.1f s; with streamroot.io.timeout=5 it must wait about that long per request, bounded", took)
+	}
+	if !strings.Contains(vm.Console(), "returning EIO to the kernel") {
+		t.Error("the block daemon did not log why the read failed")
+	}
+	if sent >= fileSize(t, fx.Stream) {
+		t.Errorf("lazy mode fetched %d bytes of a %d-byte image", sent, fileSize(t, fx.Stream))
+	}
+}
+
+// A 1 GiB image of which the boot reads a few MiB: lazy and stream modes
+// reach the real init after the server sent < 5 % of it; ram mode after all
+// of it, verified against streamroot.sha256.
+func TestHugeImage(t *testing.T) {
+	t.Parallel()
+	fx := env.StreamFixtures(t)
+	size := fileSize(t, fx.Huge)
+	for _, tc := range []struct {
+		mode, extra string
+		maxShare    float64
+		minShare    float64
+	}{
+		{"lazy", "streamroot.fetch=lazy", 0.05, 0},
+		{"stream", "", 0.05, 0},
+		{"ram", "rd.live.ram=1 streamroot.sha256=" + fx.HugeSHA256, 1.01, 1},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			t.Parallel()
+			n := setup(t, netOptions{})
+			url := n.serve(t, "huge.squashfs", fx.Huge)
+			vm := n.boot(t, harness.BootOptions{
+				Append:    "ip=dhcp root=live:" + url + " " + tc.extra,
+				MemoryMiB: 2560,
+				Timeout:   400 * time.Second,
+			})
+			// The bytes that count are those sent before the real init
+			// started, not those of the fill that follows it.
+			if _, err := vm.WaitFor(startingInit, 300*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			seen := time.Now()
+			r := vm.ExpectReport(t)
+			checkRoot(t, r, "huge")
+			var before int64
+			for _, e := range n.web.Requests("/huge.squashfs") {
+				if !e.Time.After(seen) {
+					before += e.BodyBytes
+				}
+			}
+			share := float64(before) / float64(size)
+			t.Logf("%s: nginx had sent %d bytes (%.2f %% of %d) when the real init reported", tc.mode, before, 100*share, size)
+			if share > tc.maxShare || share < tc.minShare {
+				t.Errorf("%s: server sent %.2f %% of the image before the real init; want %.0f–%.0f %%", tc.mode, 100*share, 100*tc.minShare, 100*tc.maxShare)
+			}
+			if tc.mode == "ram" && !strings.Contains(vm.Console(), "whole-image sha256 verified") {
+				t.Error("ram mode did not verify the whole image")
+			}
+		})
+	}
+}
+
+// root=live:…/live.iso in lazy mode: only the ISO's metadata and the blocks
+// of LiveOS/squashfs.img that are read are fetched, no extraction step.
+func TestISOLazy(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	fx := env.StreamFixtures(t)
+	url := n.serve(t, "live.iso", fx.ISO)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " streamroot.fetch=lazy"})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "iso")
+	if !r.HasMount("iso9660", "") || !r.HasMount("squashfs", "") {
+		t.Errorf("want an iso9660 and a squashfs mount:\n%s", r.Mounts)
+	}
+	sent, size := n.web.BytesSent("/live.iso"), fileSize(t, fx.ISO)
+	t.Logf("nginx sent %d of %d bytes of the ISO", sent, size)
+	if sent > size/4 {
+		t.Errorf("lazy ISO boot fetched %d of %d bytes", sent, size)
+	}
+}
+
+// The seed's NBD line against Debian's nbd-server, with a writable overlay
+// (dracut's nbd module gives a read-only root), and the server restarted
+// while the root is in use: the daemon reconnects.
+func TestNBDRoot(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{noHTTP: true})
+	fx := env.StreamFixtures(t)
+	srv := harness.StartNBDServer(t, n.ns, map[string]string{"discovery": fx.Stream})
+	vm := n.boot(t, harness.BootOptions{
+		Append:  "ip=dhcp root=nbd:10.77.0.1:discovery:squashfs ro streamroot.fetch=lazy fixture.mode=sleepread",
+		Timeout: 300 * time.Second,
+	})
+	if err := vm.WaitForString("STREAMROOT-BOOTED", 200*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	if !strings.Contains(r.Mounts, "/dev/nbd0 /run/initramfs/squashfs squashfs") {
+		t.Errorf("root not from nbd:\n%s", r.Mounts)
+	}
+	m := rawReport(t, vm)
+	if m["late_read_ok"] != true || m["data_sha256"] != fx.DataSHA256 {
+		t.Errorf("after the nbd-server restart: read ok %v, data %v (want %s)", m["late_read_ok"], m["data_sha256"], fx.DataSHA256)
+	}
+	if !strings.Contains(vm.Console(), "reconnected to NBD server") {
+		t.Error("the block daemon did not log a reconnect")
+	}
+}
