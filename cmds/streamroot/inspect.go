@@ -1,0 +1,618 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/streamroot/streamroot/pkg/isoread"
+)
+
+const inspectUsage = `Usage: streamroot inspect [-json] [-path LiveOS/squashfs.img] IMAGE|ISO|URL
+
+Tells what an image is and how streamroot would boot it, layer by layer:
+
+  iso9660   volume label, where LiveOS/squashfs.img is (byte offset, size)
+  squashfs  version, compression, block size, bytes used, inodes, and
+            whether it holds LiveOS/rootfs.img or LiveOS/ext3fs.img
+            (dracut's live layout) or is a plain root filesystem
+  erofs     block size, size, inodes, volume name, compression
+  ext4      block count and size, label, UUID (also for a rootfs.img
+            inside a squashfs)
+
+A URL (http:// or https://) is read with Range requests: the first 64 KiB,
+then only the directory and metadata blocks needed, never the whole file
+(at most 32 MiB in all); the report says how much was fetched.
+
+squashfs contents are read in pure Go for gzip, xz, lzma and zstd images;
+for lzo and lz4 (or xz with a BCJ filter) inspect runs 'unsquashfs -lls'
+when it is installed and the image is a local file, and says so.
+
+The exit code is 1 when the image cannot boot (not an image, truncated, an
+ISO without the live image).
+`
+
+// report is what inspect prints; -json prints it as is.
+type report struct {
+	Source   string     `json:"source"`
+	Size     int64      `json:"size"`
+	Layout   string     `json:"layout"`
+	Boot     string     `json:"boot"`
+	Problem  string     `json:"problem,omitempty"`
+	Layers   []layer    `json:"layers"`
+	Notes    []string   `json:"notes,omitempty"`
+	HTTP     *httpStats `json:"http,omitempty"`
+	bootable bool
+}
+
+type httpStats struct {
+	Requests int   `json:"requests"`
+	Bytes    int64 `json:"bytes"`
+}
+
+type layer struct {
+	Kind string `json:"kind"`
+	// Path is the layer's path inside the previous layer ("" for the source).
+	Path string `json:"path,omitempty"`
+	// Offset is where the layer starts in the source file, when it is stored
+	// there as is (absent inside a compressed squashfs).
+	Offset   *int64      `json:"offset,omitempty"`
+	Size     int64       `json:"size"`
+	ISO      *isoInfo    `json:"iso,omitempty"`
+	Squashfs *squashInfo `json:"squashfs,omitempty"`
+	EROFS    *erofsInfo  `json:"erofs,omitempty"`
+	Ext4     *ext4Info   `json:"ext4,omitempty"`
+}
+
+type isoInfo struct {
+	VolumeID  string   `json:"volume_id"`
+	Names     string   `json:"names"` // rock-ridge, joliet or iso9660
+	Image     string   `json:"image,omitempty"`
+	BootFiles []string `json:"boot_files,omitempty"`
+}
+
+type squashInfo struct {
+	Version       string   `json:"version"`
+	Compression   string   `json:"compression"`
+	CompressionID uint16   `json:"compression_id"`
+	BlockSize     uint32   `json:"block_size"`
+	BytesUsed     uint64   `json:"bytes_used"`
+	Inodes        uint32   `json:"inodes"`
+	Fragments     uint32   `json:"fragments"`
+	Created       string   `json:"created"`
+	Contents      string   `json:"contents"`         // "read", "unsquashfs" or "unknown"
+	LiveImage     string   `json:"live_image"`       // LiveOS/rootfs.img, LiveOS/ext3fs.img or ""
+	Root          []string `json:"root,omitempty"`   // top-level names (a plain root)
+	Init          string   `json:"init,omitempty"`   // the init the root would run
+	Reason        string   `json:"reason,omitempty"` // why contents are unknown
+}
+
+type erofsInfo struct {
+	BlockSize   int      `json:"block_size"`
+	Blocks      uint32   `json:"blocks"`
+	Inodes      uint64   `json:"inodes"`
+	VolumeName  string   `json:"volume_name,omitempty"`
+	UUID        string   `json:"uuid"`
+	Created     string   `json:"created"`
+	Compression []string `json:"compression,omitempty"`
+}
+
+type ext4Info struct {
+	Type      string `json:"type"` // ext2, ext3 or ext4
+	BlockSize int    `json:"block_size"`
+	Blocks    uint64 `json:"blocks"`
+	Inodes    uint32 `json:"inodes"`
+	Label     string `json:"label,omitempty"`
+	UUID      string `json:"uuid"`
+}
+
+// inspector walks the layers of one source.
+type inspector struct {
+	ctx     context.Context
+	rep     *report
+	local   string // the source's path when it is a local file
+	isoPath string
+}
+
+func runInspect(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("inspect", inspectUsage)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	isoPath := fs.String("path", "LiveOS/squashfs.img", "`path` of the live image inside an ISO")
+	pos, err := fs.parse(e, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one IMAGE, ISO or URL, got %d arguments", len(pos))
+	}
+	src := pos[0]
+	in := &inspector{ctx: ctx, rep: &report{Source: src}, isoPath: *isoPath}
+	var ra io.ReaderAt
+	var hr *httpReaderAt
+	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+		if hr, err = openHTTP(ctx, src); err != nil {
+			return err
+		}
+		ra, in.rep.Size = hr, hr.size
+	} else if strings.Contains(src, "://") {
+		return usagef("%s: only http:// and https:// URLs can be inspected", src)
+	} else {
+		f, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		size, err := f.Seek(0, io.SeekEnd) // works for block devices too
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		ra, in.rep.Size, in.local = f, size, src
+	}
+	if in.rep.Size == 0 {
+		return fmt.Errorf("%s: empty file", src)
+	}
+	zero := int64(0)
+	err = in.layer(ra, in.rep.Size, &zero, "")
+	if hr != nil {
+		in.rep.HTTP = &httpStats{Requests: hr.requests, Bytes: hr.bytes}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	in.summarize()
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(in.rep); err != nil {
+			return err
+		}
+	} else {
+		printReport(e.stdout, in.rep)
+	}
+	if !in.rep.bootable {
+		return fmt.Errorf("%s: cannot boot: %s", src, in.rep.Problem)
+	}
+	return nil
+}
+
+// readHead reads up to n bytes from the start of a layer.
+func readHead(ra io.ReaderAt, size int64, n int) ([]byte, error) {
+	head := make([]byte, min(size, int64(n)))
+	got, err := ra.ReadAt(head, 0)
+	if got < len(head) && err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return head[:got], nil
+}
+
+func (in *inspector) problem(format string, args ...any) {
+	if in.rep.Problem == "" {
+		in.rep.Problem = fmt.Sprintf(format, args...)
+	}
+}
+
+// layer identifies the layer in ra (size bytes, at offset in the source
+// when known) and descends into the next one.
+func (in *inspector) layer(ra io.ReaderAt, size int64, offset *int64, inPath string) error {
+	if len(in.rep.Layers) >= 4 {
+		return errors.New("too many nested layers")
+	}
+	head, err := readHead(ra, size, 36<<10)
+	if err != nil {
+		return err
+	}
+	le := binary.LittleEndian
+	switch {
+	case len(head) >= 4 && string(head[:4]) == "hsqs":
+		return in.squashfs(ra, size, offset, inPath, head)
+	case isoread.Sniff(head):
+		return in.iso(ra, size, offset, inPath)
+	case len(head) >= 1024+128 && le.Uint32(head[1024:]) == 0xE0F5E1E2:
+		l := layer{Kind: "erofs", Path: inPath, Offset: offset, Size: size}
+		info, declared, err := parseEROFS(head[1024:])
+		if err != nil {
+			return err
+		}
+		l.EROFS = info
+		in.rep.Layers = append(in.rep.Layers, l)
+		if declared > size {
+			in.problem("truncated: erofs declares %d bytes, %s has %d", declared, nameOr(inPath, "the image"), size)
+		}
+		return nil
+	case len(head) >= 2048 && le.Uint16(head[1024+0x38:]) == 0xEF53:
+		l := layer{Kind: "ext4", Path: inPath, Offset: offset, Size: size}
+		info, declared, err := parseExt4(head[1024:2048])
+		if err != nil {
+			return err
+		}
+		l.Ext4 = info
+		l.Kind = info.Type
+		in.rep.Layers = append(in.rep.Layers, l)
+		if declared > size {
+			in.problem("truncated: %s declares %d bytes, %s has %d", info.Type, declared, nameOr(inPath, "the image"), size)
+		}
+		return nil
+	}
+	what := "the image"
+	if inPath != "" {
+		what = inPath
+	}
+	if len(in.rep.Layers) == 0 {
+		return fmt.Errorf("not a squashfs, erofs, ext4 or ISO 9660 image (first bytes %q)", printable(head[:min(len(head), 16)]))
+	}
+	in.rep.Layers = append(in.rep.Layers, layer{Kind: "unknown", Path: inPath, Offset: offset, Size: size})
+	in.problem("%s is not a squashfs, erofs or ext4 image", what)
+	return nil
+}
+
+func nameOr(p, def string) string {
+	if p != "" {
+		return p
+	}
+	return def
+}
+
+func printable(b []byte) string {
+	return strings.Map(func(r rune) rune {
+		if r < 32 || r > 126 {
+			return '.'
+		}
+		return r
+	}, string(b))
+}
+
+func (in *inspector) iso(ra io.ReaderAt, size int64, offset *int64, inPath string) error {
+	im, err := isoread.Open(ra, size)
+	if err != nil {
+		return err
+	}
+	info := &isoInfo{VolumeID: im.VolumeID, Names: "iso9660"}
+	switch {
+	case im.RockRidge:
+		info.Names = "rock-ridge"
+	case im.Joliet:
+		info.Names = "joliet"
+	}
+	// Kernels and initrds an operator may want for PXE (Fedora/CentOS and
+	// the Foreman Discovery Image keep them in isolinux/ or images/pxeboot/).
+	for _, dir := range []string{"isolinux", "images/pxeboot"} {
+		files, err := im.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, f := range files {
+			n := strings.ToLower(f.Name)
+			if strings.HasPrefix(n, "vmlinuz") || strings.HasPrefix(n, "initrd") {
+				info.BootFiles = append(info.BootFiles, f.Path)
+			}
+		}
+	}
+	l := layer{Kind: "iso9660", Path: inPath, Offset: offset, Size: size, ISO: info}
+	in.rep.Layers = append(in.rep.Layers, l)
+	f, err := im.Lookup(in.isoPath)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			in.problem("%s (rd.live.dir=/rd.live.squashimg= or -path name another one)", err)
+			return nil
+		}
+		return err
+	}
+	if f.IsDir {
+		in.problem("%s in the ISO is a directory", f.Path)
+		return nil
+	}
+	info.Image = f.Path
+	var off *int64
+	if offset != nil && f.Contiguous {
+		o := *offset + f.Offset
+		off = &o
+	}
+	return in.layer(f.ReaderAt(), f.Size, off, f.Path)
+}
+
+func (in *inspector) squashfs(ra io.ReaderAt, size int64, offset *int64, inPath string, head []byte) error {
+	sb, err := parseSquashSuper(head)
+	if err != nil {
+		return err
+	}
+	info := &squashInfo{
+		Version:       fmt.Sprintf("%d.%d", sb.Major, sb.Minor),
+		Compression:   squashCompression[sb.Compression],
+		CompressionID: sb.Compression,
+		BlockSize:     sb.BlockSize,
+		BytesUsed:     sb.BytesUsed,
+		Inodes:        sb.Inodes,
+		Fragments:     sb.Fragments,
+		Created:       time.Unix(int64(sb.ModTime), 0).UTC().Format(time.RFC3339),
+		Contents:      "unknown",
+	}
+	if info.Compression == "" {
+		info.Compression = "unknown"
+	}
+	in.rep.Layers = append(in.rep.Layers, layer{Kind: "squashfs", Path: inPath, Offset: offset, Size: size, Squashfs: info})
+	if int64(sb.BytesUsed) > size {
+		in.problem("truncated: squashfs declares %d bytes, %s has %d", sb.BytesUsed, nameOr(inPath, "the image"), size)
+		return nil
+	}
+	inner, innerHead, innerSize, goErr := in.squashGo(ra, sb, info)
+	if goErr == nil {
+		info.Contents = "read"
+		if inner == "" {
+			return nil
+		}
+		// Only the file's first block is at hand: enough for a superblock.
+		return in.layer(bytes.NewReader(innerHead), innerSize, nil, inner)
+	}
+	info.Reason = goErr.Error()
+	if in.local != "" && offset != nil {
+		if err := in.squashUnsquashfs(*offset, info); err == nil {
+			info.Contents = "unsquashfs"
+			in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("squashfs contents listed by unsquashfs (%s)", goErr))
+			return nil
+		} else {
+			info.Reason += "; " + err.Error()
+		}
+	}
+	in.rep.Notes = append(in.rep.Notes, "squashfs contents unknown: "+info.Reason)
+	return nil
+}
+
+// liveImages are the names dracut's dmsquash-live looks for inside the
+// squashfs, in its order.
+var liveImages = []string{"LiveOS/rootfs.img", "LiveOS/ext3fs.img"}
+
+// squashGo reads the squashfs tree in Go. It returns the live image path,
+// its first data block and its size, or "" for a plain root filesystem.
+func (in *inspector) squashGo(ra io.ReaderAt, sb squashSuper, info *squashInfo) (string, []byte, int64, error) {
+	s, err := newSquashFS(ra, sb)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	for _, p := range liveImages {
+		ino, err := s.lookup(p)
+		if errors.Is(err, errNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", nil, 0, err
+		}
+		if ino.dir || (ino.typ != 2 && ino.typ != 9) {
+			continue
+		}
+		info.LiveImage = p
+		head, err := s.head(ino)
+		if err != nil {
+			return "", nil, 0, fmt.Errorf("%s: first block: %w", p, err)
+		}
+		return p, head, int64(ino.size), nil
+	}
+	root, err := s.root()
+	if err != nil {
+		return "", nil, 0, err
+	}
+	ents, err := s.readDir(root)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	for _, e := range ents {
+		info.Root = append(info.Root, e.name)
+	}
+	slices.Sort(info.Root)
+	for _, p := range []string{"sbin/init", "usr/sbin/init", "lib/systemd/systemd", "usr/lib/systemd/systemd", "init"} {
+		if _, err := s.lookup(p); err == nil {
+			info.Init = "/" + p
+			break
+		}
+	}
+	return "", nil, 0, nil
+}
+
+// squashUnsquashfs lists the live image with squashfs-tools.
+func (in *inspector) squashUnsquashfs(offset int64, info *squashInfo) error {
+	bin, err := exec.LookPath("unsquashfs")
+	if err != nil {
+		return errors.New("unsquashfs is not installed (apt-get install squashfs-tools) to list it instead")
+	}
+	args := []string{"-o", strconv.FormatInt(offset, 10), "-lls", in.local}
+	cmd := exec.CommandContext(in.ctx, bin, append(args, liveImages...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("unsquashfs %s: %v", strings.Join(args, " "), err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 6 || !strings.HasPrefix(f[0], "-") {
+			continue
+		}
+		for _, p := range liveImages {
+			if strings.HasSuffix(f[len(f)-1], "/"+p) && info.LiveImage == "" {
+				info.LiveImage = p
+			}
+		}
+	}
+	return nil
+}
+
+// parseExt4 reads an ext2/3/4 superblock (the 1024 bytes at offset 1024).
+func parseExt4(sb []byte) (*ext4Info, int64, error) {
+	le := binary.LittleEndian
+	logBlock := le.Uint32(sb[0x18:])
+	if logBlock > 6 {
+		return nil, 0, fmt.Errorf("ext4 block size 2^%d is invalid", 10+logBlock)
+	}
+	info := &ext4Info{
+		BlockSize: 1024 << logBlock,
+		Blocks:    uint64(le.Uint32(sb[0x04:])),
+		Inodes:    le.Uint32(sb[0x00:]),
+		Label:     cString(sb[0x78:0x88]),
+		UUID:      uuid(sb[0x68:0x78]),
+		Type:      "ext2",
+	}
+	compat, incompat := le.Uint32(sb[0x5C:]), le.Uint32(sb[0x60:])
+	if incompat&0x80 != 0 { // 64bit
+		info.Blocks |= uint64(le.Uint32(sb[0x150:])) << 32
+	}
+	if compat&0x4 != 0 {
+		info.Type = "ext3"
+	}
+	if incompat&(0x40|0x80|0x200) != 0 { // extents, 64bit, flex_bg
+		info.Type = "ext4"
+	}
+	return info, int64(info.Blocks) * int64(info.BlockSize), nil
+}
+
+// parseEROFS reads an erofs superblock (at offset 1024).
+func parseEROFS(sb []byte) (*erofsInfo, int64, error) {
+	le := binary.LittleEndian
+	bits := sb[12]
+	if bits < 9 || bits > 16 {
+		return nil, 0, fmt.Errorf("erofs block size 2^%d is invalid", bits)
+	}
+	info := &erofsInfo{
+		BlockSize:  1 << bits,
+		Inodes:     le.Uint64(sb[16:]),
+		Created:    time.Unix(int64(le.Uint64(sb[24:])), 0).UTC().Format(time.RFC3339),
+		Blocks:     le.Uint32(sb[36:]),
+		UUID:       uuid(sb[48:64]),
+		VolumeName: cString(sb[64:80]),
+	}
+	if incompat := le.Uint32(sb[80:]); incompat&0x2 != 0 { // COMPR_CFGS: the algorithms used
+		algs := le.Uint16(sb[84:])
+		for i, name := range []string{"lz4", "lzma", "deflate", "zstd"} {
+			if algs&(1<<i) != 0 {
+				info.Compression = append(info.Compression, name)
+			}
+		}
+	} else if incompat&0x1 != 0 {
+		info.Compression = []string{"lz4"}
+	}
+	return info, int64(info.Blocks) << bits, nil
+}
+
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func uuid(b []byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// summarize names the layout and how to boot it.
+func (in *inspector) summarize() {
+	r := in.rep
+	var kinds []string
+	for _, l := range r.Layers {
+		k := l.Kind
+		if l.Path != "" {
+			k += " (" + l.Path + ")"
+		}
+		kinds = append(kinds, k)
+	}
+	r.Layout = strings.Join(kinds, " → ")
+	if r.Problem != "" {
+		r.Boot = "not bootable: " + r.Problem
+		return
+	}
+	r.bootable = true
+	top := r.Layers[0]
+	var sq *squashInfo
+	for _, l := range r.Layers {
+		if l.Squashfs != nil {
+			sq = l.Squashfs
+		}
+	}
+	switch {
+	case top.Kind == "iso9660":
+		r.Boot = fmt.Sprintf("a live ISO: root=live:<URL of the .iso> boots it (streamroot opens %s inside), "+
+			"or 'streamroot extract' that file and boot root=live:<its URL>", top.ISO.Image)
+	case sq != nil && sq.LiveImage != "":
+		r.Boot = "dracut's live layout: root=live:<URL> boots it; streamroot mounts " + sq.LiveImage + " from inside"
+	default:
+		r.Boot = "a root filesystem image: root=live:<URL> boots it"
+	}
+	if sq != nil && sq.Contents == "read" && sq.LiveImage == "" && sq.Init == "" {
+		r.Notes = append(r.Notes, "the squashfs holds neither LiveOS/rootfs.img nor an init (/sbin/init, /usr/lib/systemd/systemd): is it a root filesystem?")
+	}
+}
+
+func printReport(w io.Writer, r *report) {
+	fmt.Fprintf(w, "%s: %d bytes (%s)\n", r.Source, r.Size, humanBytes(r.Size))
+	for i, l := range r.Layers {
+		ind := strings.Repeat("  ", i+1)
+		where := ""
+		if l.Path != "" {
+			where = " " + l.Path
+		}
+		at := ""
+		if l.Offset != nil && i > 0 {
+			at = fmt.Sprintf(" at byte %d", *l.Offset)
+		}
+		fmt.Fprintf(w, "%s%s%s%s, %d bytes (%s)\n", ind, l.Kind, where, at, l.Size, humanBytes(l.Size))
+		ind += "  "
+		switch {
+		case l.ISO != nil:
+			fmt.Fprintf(w, "%svolume %q, %s names\n", ind, l.ISO.VolumeID, l.ISO.Names)
+			if len(l.ISO.BootFiles) > 0 {
+				fmt.Fprintf(w, "%sboot files: %s\n", ind, strings.Join(l.ISO.BootFiles, ", "))
+			}
+		case l.Squashfs != nil:
+			s := l.Squashfs
+			fmt.Fprintf(w, "%sversion %s, %s compression (id %d), block size %s, %d bytes used, %d inodes, created %s\n",
+				ind, s.Version, s.Compression, s.CompressionID, humanBytes(int64(s.BlockSize)), s.BytesUsed, s.Inodes, s.Created)
+			switch {
+			case s.LiveImage != "":
+				fmt.Fprintf(w, "%sholds %s (dracut live layout)\n", ind, s.LiveImage)
+			case s.Contents == "unknown":
+				fmt.Fprintf(w, "%scontents unknown\n", ind)
+			case len(s.Root) > 0:
+				names := s.Root
+				if len(names) > 16 {
+					names = append(names[:16:16], "...")
+				}
+				fmt.Fprintf(w, "%sa root filesystem: /%s\n", ind, strings.Join(names, " /"))
+				if s.Init != "" {
+					fmt.Fprintf(w, "%sinit: %s\n", ind, s.Init)
+				}
+			default:
+				fmt.Fprintf(w, "%sno LiveOS/rootfs.img or LiveOS/ext3fs.img\n", ind)
+			}
+		case l.EROFS != nil:
+			e := l.EROFS
+			comp := "none"
+			if len(e.Compression) > 0 {
+				comp = strings.Join(e.Compression, ", ")
+			}
+			fmt.Fprintf(w, "%s%d blocks of %d bytes (%s), %d inodes, volume %q, UUID %s, compression %s\n",
+				ind, e.Blocks, e.BlockSize, humanBytes(int64(e.Blocks)*int64(e.BlockSize)), e.Inodes, e.VolumeName, e.UUID, comp)
+		case l.Ext4 != nil:
+			x := l.Ext4
+			fmt.Fprintf(w, "%s%d blocks of %d bytes (%s), %d inodes, label %q, UUID %s\n",
+				ind, x.Blocks, x.BlockSize, humanBytes(int64(x.Blocks)*int64(x.BlockSize)), x.Inodes, x.Label, x.UUID)
+		}
+	}
+	fmt.Fprintf(w, "layout: %s\n", r.Layout)
+	fmt.Fprintf(w, "boot: %s\n", r.Boot)
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if r.HTTP != nil {
+		fmt.Fprintf(w, "fetched: %d bytes in %d range requests\n", r.HTTP.Bytes, r.HTTP.Requests)
+	}
+}

@@ -1,0 +1,197 @@
+// Command streamroot is the host-side tool of streamroot, the network-boot
+// initramfs: it serves images over HTTP, pulls the live image out of an ISO,
+// tells what layout an image has, writes the chunk manifest that pins an
+// image, and prints ready PXELinux, iPXE and GRUB boot entries.
+//
+//	streamroot serve    [-addr 127.0.0.1:8080] DIR
+//	streamroot extract  ISO [-path LiveOS/squashfs.img] [-o DIR]
+//	streamroot inspect  [-json] IMAGE|ISO|URL
+//	streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-verify]
+//	streamroot pxe      --server URL --image PATH [--format pxelinux|ipxe|grub] [--foreman --foreman-url URL]
+//
+// Every subcommand has --help. Errors are one line on stderr naming the file
+// or URL and the reason; the exit code is 1, or 2 for a usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// env is what a subcommand may touch besides its arguments: no globals, so
+// tests run commands in parallel.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "serve a directory over HTTP with Range, ETag and an access log (labs and tests)", runServe},
+		{"extract", "copy LiveOS/squashfs.img (or another file) out of an ISO, no mount needed", runExtract},
+		{"inspect", "tell what layout an image, ISO or URL has (ISO → squashfs → rootfs.img, erofs, ext4)", runInspect},
+		{"manifest", "write IMAGE.manifest (SHA-256 per chunk) and print the kernel arguments that pin it", runManifest},
+		{"pxe", "print a PXELinux, iPXE or GRUB boot entry for an image on an HTTP server", runPXE},
+		{"version", "print the version of this binary", runVersion},
+	}
+}
+
+// usageError is a mistake in the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// errHelp means --help was asked for and printed: exit 0.
+var errHelp = errors.New("help printed")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr})
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the exit code.
+func run(ctx context.Context, args []string, e *env) int {
+	if len(args) == 0 {
+		topUsage(e.stderr)
+		return 2
+	}
+	name := args[0]
+	switch name {
+	case "-h", "-help", "--help", "help":
+		if len(args) > 1 && name == "help" {
+			return run(ctx, []string{args[1], "--help"}, e)
+		}
+		topUsage(e.stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != name {
+			continue
+		}
+		err := c.run(ctx, e, args[1:])
+		var ue *usageError
+		switch {
+		case err == nil, errors.Is(err, errHelp):
+			return 0
+		case errors.As(err, &ue):
+			fmt.Fprintf(e.stderr, "streamroot %s: %s\nRun 'streamroot %s --help' for usage.\n", name, oneLine(ue.msg), name)
+			return 2
+		default:
+			fmt.Fprintf(e.stderr, "streamroot %s: %s\n", name, oneLine(err.Error()))
+			return 1
+		}
+	}
+	fmt.Fprintf(e.stderr, "streamroot: unknown command %q\n", name)
+	topUsage(e.stderr)
+	return 2
+}
+
+// oneLine keeps an error message on one line, as the CLI promises.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
+
+func topUsage(w io.Writer) {
+	fmt.Fprint(w, `streamroot: host tools for streamroot, the network-boot initramfs.
+
+Usage: streamroot <command> [arguments]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, `
+Run 'streamroot <command> --help' for the arguments of a command.
+Exit codes: 0 success, 1 failure (one line on stderr says why), 2 usage error.
+`)
+}
+
+// flagSet is a FlagSet with its usage header; errors are reported by run,
+// not printed by the flag package.
+type flagSet struct {
+	*flag.FlagSet
+	usage string
+}
+
+func newFlags(name, usage string) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flagSet{fs, usage}
+}
+
+// parse parses args allowing flags before and after positional arguments
+// ("extract ISO -o DIR"); "--" ends the flags. It prints the usage on
+// --help and returns errHelp.
+func (fs *flagSet) parse(e *env, args []string) ([]string, error) {
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.printUsage(e.stdout)
+			return nil, errHelp
+		}
+		if err != nil {
+			return nil, &usageError{err.Error()}
+		}
+		rest := fs.Args()
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func (fs *flagSet) printUsage(w io.Writer) {
+	fmt.Fprint(w, fs.usage)
+	fmt.Fprint(w, "\nFlags (one or two dashes):\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+func runVersion(_ context.Context, e *env, args []string) error {
+	fs := newFlags("version", "Usage: streamroot version\n\nPrints the module version and VCS revision this binary was built from.\n")
+	if _, err := fs.parse(e, args); err != nil {
+		return err
+	}
+	v, rev := "(devel)", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = " " + s.Value
+			}
+		}
+	}
+	fmt.Fprintf(e.stdout, "streamroot %s%s\n", v, rev)
+	return nil
+}

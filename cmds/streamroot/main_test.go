@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// syncBuffer is a bytes.Buffer safe for a server goroutine and a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runCmd runs a command line as main would and returns the exit code and
+// what it printed.
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb syncBuffer
+	code := run(context.Background(), args, &env{stdout: &out, stderr: &errb})
+	return code, out.String(), errb.String()
+}
+
+func TestUsageAndExitCodes(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     string
+		stderr     string
+		oneLineErr bool
+	}{
+		{"no arguments", nil, 2, "", "Usage: streamroot <command>", false},
+		{"help", []string{"help"}, 0, "Commands:\n  serve", "", false},
+		{"--help", []string{"--help"}, 0, "  pxe ", "", false},
+		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`, false},
+		{"help for a command", []string{"help", "serve"}, 0, "Usage: streamroot serve", "", false},
+		{"serve --help", []string{"serve", "--help"}, 0, "-addr host:port", "", false},
+		{"extract -h", []string{"extract", "-h"}, 0, "Usage: streamroot extract ISO", "", false},
+		{"inspect --help", []string{"inspect", "--help"}, 0, "Usage: streamroot inspect", "", false},
+		{"manifest --help", []string{"manifest", "--help"}, 0, "-chunk value", "", false},
+		{"pxe --help", []string{"pxe", "--help"}, 0, "-foreman-url URL", "", false},
+		{"version", []string{"version"}, 0, "streamroot ", "", false},
+		{"unknown flag", []string{"serve", "--nope", "dir"}, 2, "", "streamroot serve: flag provided but not defined: -nope\nRun 'streamroot serve --help' for usage.\n", false},
+		{"missing argument", []string{"extract"}, 2, "", "streamroot extract: want exactly one ISO, got 0 arguments", false},
+		{"missing file", []string{"manifest", "/nonexistent/img"}, 1, "", "streamroot manifest: open /nonexistent/img: no such file or directory\n", true},
+		{"serve a file", []string{"serve", "/etc/hostname"}, 1, "", "streamroot serve: /etc/hostname: not a directory\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := runCmd(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tt.code, errs)
+			}
+			if !strings.Contains(out, tt.stdout) {
+				t.Errorf("stdout %q does not contain %q", out, tt.stdout)
+			}
+			if !strings.Contains(errs, tt.stderr) {
+				t.Errorf("stderr %q does not contain %q", errs, tt.stderr)
+			}
+			if tt.oneLineErr && strings.Count(errs, "\n") != 1 {
+				t.Errorf("error is not one line: %q", errs)
+			}
+		})
+	}
+}
+
+func TestParseFlagsInterspersed(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantPos []string
+		wantO   string
+	}{
+		{[]string{"a.iso", "-o", "dir"}, []string{"a.iso"}, "dir"},
+		{[]string{"-o", "dir", "a.iso"}, []string{"a.iso"}, "dir"},
+		{[]string{"--o=dir", "a.iso", "b"}, []string{"a.iso", "b"}, "dir"},
+		{[]string{"a.iso", "--", "-o", "x"}, []string{"a.iso", "-o", "x"}, ""},
+	}
+	for _, tt := range tests {
+		fs := newFlags("t", "")
+		o := fs.String("o", "", "")
+		pos, err := fs.parse(&env{}, tt.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(pos, "|") != strings.Join(tt.wantPos, "|") || *o != tt.wantO {
+			t.Errorf("%q: pos %q o %q", tt.args, pos, *o)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"4MiB", 4 << 20}, {"4M", 4 << 20}, {"64k", 64 << 10}, {"64KiB", 64 << 10}, {"1g", 1 << 30},
+		{"65536", 65536}, {"2 MiB", 2 << 20}, {"0", -1}, {"-4M", -1}, {"4X", -1}, {"", -1}, {"1.5M", -1},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if tt.want < 0 {
+			if err == nil {
+				t.Errorf("parseSize(%q) = %d, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	for n, want := range map[int64]string{100: "100 bytes", 4 << 20: "4 MiB", 3 << 29: "1.5 GiB", 65536: "64 KiB"} {
+		if got := humanBytes(n); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The seed's "PXELinux global default" entry ("Booting Discovery over
+// HTTP"), exactly.
+const seedForeman = `LABEL discovery_http
+MENU LABEL Foreman Discovery via HTTP
+KERNEL boot/discovery-http-vmlinuz
+APPEND initrd=boot/discovery-http.img ip=dhcp root=live:http://SOME_HTTP_SERVER/squashfs.img rd.shell ro acpi=force rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.shell rd.debug=1 nomodeset proxy.url=https://FOREMAN_SERVER proxy.type=foreman
+IPAPPEND 2
+`
+
+func TestPXEGolden(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"foreman seed entry", []string{"--foreman", "--server", "http://SOME_HTTP_SERVER", "--image", "squashfs.img",
+			"--foreman-url", "https://FOREMAN_SERVER", "--kernel", "boot/discovery-http-vmlinuz", "--initrd", "boot/discovery-http.img"}, seedForeman},
+		{"pxelinux default", []string{"--server", "http://10.0.0.1:8080/", "--image", "/LiveOS/squashfs.img"}, `LABEL streamroot
+MENU LABEL streamroot: http://10.0.0.1:8080/LiveOS/squashfs.img
+KERNEL vmlinuz
+APPEND initrd=initramfs.img ip=dhcp root=live:http://10.0.0.1:8080/LiveOS/squashfs.img
+IPAPPEND 2
+`},
+		{"pxelinux with extras", []string{"--server", "https://boot.example/images", "--image", "fdi.iso", "--label", "fdi",
+			"--menu-label", "FDI 4.1", "--append", "  console=ttyS0   streamroot.fetch=lazy "}, `LABEL fdi
+MENU LABEL FDI 4.1
+KERNEL vmlinuz
+APPEND initrd=initramfs.img ip=dhcp root=live:https://boot.example/images/fdi.iso console=ttyS0 streamroot.fetch=lazy
+IPAPPEND 2
+`},
+		{"ipxe", []string{"--format", "ipxe", "--server", "http://10.0.0.1", "--image", "squashfs.img", "--kernel", "http://10.0.0.1/vmlinuz",
+			"--initrd", "http://10.0.0.1/boot/streamroot.img", "--append", "console=ttyS0"}, `#!ipxe
+# streamroot: http://10.0.0.1/squashfs.img (streamroot)
+kernel http://10.0.0.1/vmlinuz initrd=streamroot.img ip=dhcp root=live:http://10.0.0.1/squashfs.img BOOTIF=01-${net0/mac:hexhyp} console=ttyS0
+initrd http://10.0.0.1/boot/streamroot.img
+boot
+`},
+		{"ipxe foreman netX", []string{"--format", "ipxe", "--foreman", "--foreman-url", "https://foreman.example", "--ipxe-nic", "netX",
+			"--server", "http://10.0.0.1", "--image", "squashfs.img"}, `#!ipxe
+# Foreman Discovery via HTTP (discovery_http)
+kernel vmlinuz initrd=initramfs.img ip=dhcp root=live:http://10.0.0.1/squashfs.img rd.shell ro acpi=force rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.shell rd.debug=1 nomodeset proxy.url=https://foreman.example proxy.type=foreman BOOTIF=01-${netX/mac:hexhyp}
+initrd initramfs.img
+boot
+`},
+		{"grub", []string{"--format", "grub", "--server", "http://10.0.0.1:8080", "--image", "squashfs.img", "--kernel", "/boot/vmlinuz",
+			"--initrd", "/boot/initramfs.img", "--append", "console=ttyS0"}, `menuentry 'streamroot: http://10.0.0.1:8080/squashfs.img' --id streamroot {
+	set sr_bootif=""
+	if [ -n "$net_default_mac" ]; then set sr_bootif="BOOTIF=$net_default_mac"; fi
+	linux /boot/vmlinuz ip=dhcp root=live:http://10.0.0.1:8080/squashfs.img $sr_bootif console=ttyS0
+	initrd /boot/initramfs.img
+}
+`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := runCmd(t, append([]string{"pxe"}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			if out != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s", out, tt.want)
+			}
+		})
+	}
+}
+
+func TestPXEManifestPins(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "root.img")
+	if err := os.WriteFile(img, []byte("an image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCmd(t, "manifest", img); code != 0 {
+		t.Fatal(errs)
+	}
+	data, _ := os.ReadFile(img + ".manifest")
+	code, out, errs := runCmd(t, "pxe", "--server", "http://s", "--image", "root.img", "--manifest", img+".manifest", "--append", "quiet")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	want := fmt.Sprintf("APPEND initrd=initramfs.img ip=dhcp root=live:http://s/root.img streamroot.manifest=sha256:%x streamroot.sha256=%x quiet\n",
+		sha256.Sum256(data), sha256.Sum256([]byte("an image")))
+	if !strings.Contains(out, want) {
+		t.Errorf("got:\n%s\nwant line:\n%s", out, want)
+	}
+}
+
+func TestPXEErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no server", []string{"--image", "a"}, "--server is required"},
+		{"ftp server", []string{"--server", "ftp://h/", "--image", "a"}, `--server "ftp://h/": want an http:// or https:// URL`},
+		{"bare host", []string{"--server", "10.0.0.1", "--image", "a"}, `--server "10.0.0.1": want an http:// or https:// URL`},
+		{"no host", []string{"--server", "http:///x", "--image", "a"}, "no host name"},
+		{"space in server", []string{"--server", "http://h/a b", "--image", "a"}, "contains"},
+		{"fragment", []string{"--server", "http://h/#x", "--image", "a"}, "fragment"},
+		{"no image", []string{"--server", "http://h"}, "--image is required"},
+		{"image URL", []string{"--server", "http://h", "--image", "http://h/a"}, "give the path on --server"},
+		{"dollar in image", []string{"--server", "http://h", "--image", "a$b"}, `--image "a$b": contains '$'`},
+		{"bad format", []string{"--server", "http://h", "--image", "a", "--format", "syslinux"}, `--format "syslinux": want pxelinux, ipxe or grub`},
+		{"foreman without url", []string{"--server", "http://h", "--image", "a", "--foreman"}, "--foreman-url is required"},
+		{"foreman bad url", []string{"--server", "http://h", "--image", "a", "--foreman", "--foreman-url", "foreman.example"}, "--foreman-url"},
+		{"foreman url alone", []string{"--server", "http://h", "--image", "a", "--foreman-url", "https://f"}, "--foreman-url needs --foreman"},
+		{"bad ipxe nic", []string{"--server", "http://h", "--image", "a", "--ipxe-nic", "eth0"}, "--ipxe-nic"},
+		{"positional", []string{"--server", "http://h", "--image", "a", "extra"}, `unexpected argument "extra"`},
+		{"newline in append", []string{"--server", "http://h", "--image", "a", "--append", "a\nb"}, "one line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := runCmd(t, append([]string{"pxe"}, tt.args...)...)
+			if code != 2 || out != "" {
+				t.Errorf("exit %d, stdout %q; want 2 and nothing", code, out)
+			}
+			if !strings.Contains(errs, tt.want) {
+				t.Errorf("stderr %q does not contain %q", errs, tt.want)
+			}
+		})
+	}
+}

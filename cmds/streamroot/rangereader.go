@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// rangeBlock is the unit inspect fetches over HTTP: the first request
+// fetches the first 64 KiB (enough for every superblock and the ISO volume
+// descriptors), later ones only the blocks a reader asks for.
+const rangeBlock = 64 << 10
+
+// rangeBudget caps what inspect downloads from a URL, so a corrupt image
+// (a huge directory length, a loop) cannot turn it into a full download.
+const rangeBudget = 32 << 20
+
+// httpReaderAt reads a remote file with Range requests, caching 64 KiB
+// blocks. It pins the file with If-Range on its ETag (or Last-Modified):
+// if the file changes between requests the server answers 200 and the read
+// fails rather than mixing two versions.
+type httpReaderAt struct {
+	ctx       context.Context
+	client    *http.Client
+	url       string
+	size      int64
+	validator string
+	cache     map[int64][]byte
+	requests  int
+	bytes     int64
+}
+
+func openHTTP(ctx context.Context, url string) (*httpReaderAt, error) {
+	h := &httpReaderAt{
+		ctx:    ctx,
+		client: &http.Client{Timeout: 30 * time.Second},
+		url:    url,
+		size:   -1,
+		cache:  map[int64][]byte{},
+	}
+	if err := h.fetch(0, 1); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// fetch gets blocks [first, first+n) in one request.
+func (h *httpReaderAt) fetch(first, n int64) error {
+	start := first * rangeBlock
+	end := start + n*rangeBlock - 1
+	if h.size >= 0 {
+		end = min(end, h.size-1)
+	}
+	if h.bytes+(end-start+1) > rangeBudget {
+		return fmt.Errorf("GET %s: inspecting would download more than %s; refusing", h.url, humanBytes(rangeBudget))
+	}
+	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, h.url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
+	req.Header.Set("User-Agent", "streamroot-inspect")
+	if h.validator != "" {
+		req.Header.Set("If-Range", h.validator)
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return err // *url.Error names method and URL
+	}
+	defer resp.Body.Close()
+	h.requests++
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK:
+		if h.validator != "" {
+			return fmt.Errorf("GET %s: the file changed on the server while it was being inspected", h.url)
+		}
+		return fmt.Errorf("GET %s: the server ignored the Range request (answered 200 OK); refusing to download the whole file (streamroot needs Range support too)", h.url)
+	case http.StatusRequestedRangeNotSatisfiable:
+		return fmt.Errorf("GET %s: 416 Range Not Satisfiable (an empty file?)", h.url)
+	default:
+		return fmt.Errorf("GET %s: %s", h.url, resp.Status)
+	}
+	rs, re, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", h.url, err)
+	}
+	if rs != start || re > end || (h.size >= 0 && total != h.size) {
+		return fmt.Errorf("GET %s: asked for bytes %d-%d, got %d-%d of %d", h.url, start, end, rs, re, total)
+	}
+	if h.size < 0 {
+		h.size = total
+		if et := resp.Header.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
+			h.validator = et
+		} else if lm := resp.Header.Get("Last-Modified"); lm != "" {
+			h.validator = lm
+		}
+	}
+	buf := make([]byte, re-rs+1)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		return fmt.Errorf("GET %s: bytes %d-%d: %w", h.url, rs, re, err)
+	}
+	h.bytes += int64(len(buf))
+	for i := int64(0); i*rangeBlock < int64(len(buf)); i++ {
+		h.cache[first+i] = buf[i*rangeBlock : min(int64(len(buf)), (i+1)*rangeBlock)]
+	}
+	return nil
+}
+
+func parseContentRange(s string) (first, last, size int64, err error) {
+	bad := fmt.Errorf("bad Content-Range %q", s)
+	rest, ok := strings.CutPrefix(s, "bytes ")
+	if !ok {
+		return 0, 0, 0, bad
+	}
+	rng, tot, ok := strings.Cut(rest, "/")
+	a, b, ok2 := strings.Cut(rng, "-")
+	if !ok || !ok2 {
+		return 0, 0, 0, bad
+	}
+	var errs [3]error
+	first, errs[0] = strconv.ParseInt(a, 10, 64)
+	last, errs[1] = strconv.ParseInt(b, 10, 64)
+	size, errs[2] = strconv.ParseInt(tot, 10, 64)
+	if errors.Join(errs[:]...) != nil || first < 0 || last < first || size <= last {
+		return 0, 0, 0, bad
+	}
+	return first, last, size, nil
+}
+
+// ReadAt fetches the missing blocks of [off, off+len(p)) in as few requests
+// as possible, then copies from the cache.
+func (h *httpReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("negative offset")
+	}
+	if off >= h.size {
+		return 0, io.EOF
+	}
+	end := min(off+int64(len(p)), h.size)
+	for b := off / rangeBlock; b*rangeBlock < end; {
+		if _, ok := h.cache[b]; ok {
+			b++
+			continue
+		}
+		n := int64(1)
+		for (b+n)*rangeBlock < end {
+			if _, ok := h.cache[b+n]; ok {
+				break
+			}
+			n++
+		}
+		if err := h.fetch(b, n); err != nil {
+			return 0, err
+		}
+		b += n
+	}
+	n := 0
+	for pos := off; pos < end; {
+		blk := h.cache[pos/rangeBlock]
+		if pos%rangeBlock >= int64(len(blk)) {
+			return n, fmt.Errorf("GET %s: short block at byte %d", h.url, pos)
+		}
+		c := copy(p[n:end-off], blk[pos%rangeBlock:])
+		n += c
+		pos += int64(c)
+	}
+	if int64(n) < int64(len(p)) {
+		return n, io.EOF
+	}
+	return n, nil
+}

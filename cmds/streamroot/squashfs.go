@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// A read-only walker for squashfs 4.0 metadata: enough to look a path up,
+// list a directory and read the first bytes of a file, through an
+// io.ReaderAt, so inspect can see inside an image on an HTTP server with a
+// handful of Range requests. Layout: squashfs-tools' squashfs_fs.h and the
+// kernel's Documentation/filesystems/squashfs.rst.
+
+const (
+	sqMetaSize   = 8192
+	sqNoFragment = 0xFFFFFFFF
+	sqFlagCompOp = 0x0400 // compressor options follow the superblock
+)
+
+// squashSuper is the 96-byte squashfs superblock, in disk order.
+type squashSuper struct {
+	Magic, Inodes, ModTime, BlockSize, Fragments          uint32
+	Compression, BlockLog, Flags, IDs, Major, Minor       uint16
+	RootInode, BytesUsed, IDTable, XattrTable, InodeTable uint64
+	DirTable, FragTable, ExportTable                      uint64
+}
+
+var squashCompression = map[uint16]string{1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
+
+func parseSquashSuper(head []byte) (squashSuper, error) {
+	var sb squashSuper
+	if len(head) < 96 || string(head[:4]) != "hsqs" {
+		return sb, errors.New("no squashfs magic")
+	}
+	binary.Read(bytes.NewReader(head[:96]), binary.LittleEndian, &sb)
+	if sb.Major != 4 {
+		return sb, fmt.Errorf("squashfs version %d.%d: Linux mounts only version 4", sb.Major, sb.Minor)
+	}
+	if sb.BlockSize < 4096 || sb.BlockSize > 1<<20 || sb.BlockSize&(sb.BlockSize-1) != 0 || 1<<sb.BlockLog != sb.BlockSize {
+		return sb, fmt.Errorf("squashfs block size %d (log %d) is invalid", sb.BlockSize, sb.BlockLog)
+	}
+	return sb, nil
+}
+
+// squashFS reads metadata of one squashfs image.
+type squashFS struct {
+	r      io.ReaderAt
+	sb     squashSuper
+	decomp func(src []byte, max int) ([]byte, error)
+	meta   map[int64]metaBlock
+}
+
+type metaBlock struct {
+	data []byte
+	next int64 // position of the following metadata block
+}
+
+func newSquashFS(r io.ReaderAt, sb squashSuper) (*squashFS, error) {
+	d, err := squashDecompressor(sb.Compression)
+	if err != nil {
+		return nil, err
+	}
+	return &squashFS{r: r, sb: sb, decomp: d, meta: map[int64]metaBlock{}}, nil
+}
+
+func squashDecompressor(id uint16) (func([]byte, int) ([]byte, error), error) {
+	stream := func(open func(io.Reader) (io.Reader, error)) func([]byte, int) ([]byte, error) {
+		return func(src []byte, max int) ([]byte, error) {
+			rd, err := open(bytes.NewReader(src))
+			if err != nil {
+				return nil, err
+			}
+			out, err := io.ReadAll(io.LimitReader(rd, int64(max)+1))
+			if err != nil {
+				return nil, err
+			}
+			if len(out) > max {
+				return nil, fmt.Errorf("block decompresses to more than %d bytes", max)
+			}
+			return out, nil
+		}
+	}
+	switch id {
+	case 1:
+		return stream(func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }), nil
+	case 2:
+		return stream(func(r io.Reader) (io.Reader, error) { return lzma.NewReader(r) }), nil
+	case 4:
+		return stream(func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) }), nil
+	case 6:
+		return func(src []byte, max int) ([]byte, error) {
+			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max)*2+(1<<20)))
+			if err != nil {
+				return nil, err
+			}
+			defer dec.Close()
+			out, err := dec.DecodeAll(src, make([]byte, 0, max))
+			if err != nil {
+				return nil, err
+			}
+			if len(out) > max {
+				return nil, fmt.Errorf("block decompresses to more than %d bytes", max)
+			}
+			return out, nil
+		}, nil
+	}
+	name := squashCompression[id]
+	if name == "" {
+		name = fmt.Sprintf("id %d", id)
+	}
+	return nil, fmt.Errorf("%s compression is not readable by this tool in pure Go", name)
+}
+
+func (s *squashFS) readFull(p []byte, off int64) error {
+	if off < 0 || off+int64(len(p)) > int64(s.sb.BytesUsed) {
+		return fmt.Errorf("read %d bytes at %d: outside the %d bytes the superblock declares", len(p), off, s.sb.BytesUsed)
+	}
+	n, err := s.r.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("read %d bytes at %d: %w", len(p), off, err)
+}
+
+// metaBlock reads the metadata block at absolute position pos.
+func (s *squashFS) metaBlock(pos int64) (metaBlock, error) {
+	if b, ok := s.meta[pos]; ok {
+		return b, nil
+	}
+	var hdr [2]byte
+	if err := s.readFull(hdr[:], pos); err != nil {
+		return metaBlock{}, fmt.Errorf("metadata block at %d: %w", pos, err)
+	}
+	h := binary.LittleEndian.Uint16(hdr[:])
+	n := int(h & 0x7fff)
+	if n == 0 || n > sqMetaSize {
+		return metaBlock{}, fmt.Errorf("metadata block at %d: bad length %d", pos, n)
+	}
+	raw := make([]byte, n)
+	if err := s.readFull(raw, pos+2); err != nil {
+		return metaBlock{}, fmt.Errorf("metadata block at %d: %w", pos, err)
+	}
+	data := raw
+	if h&0x8000 == 0 {
+		var err error
+		if data, err = s.decomp(raw, sqMetaSize); err != nil {
+			return metaBlock{}, fmt.Errorf("metadata block at %d: %w", pos, err)
+		}
+	}
+	b := metaBlock{data: data, next: pos + 2 + int64(n)}
+	s.meta[pos] = b
+	return b, nil
+}
+
+// metaCursor reads a byte stream that runs across metadata blocks.
+type metaCursor struct {
+	s   *squashFS
+	pos int64 // absolute position of the current block
+	off int   // offset in its decompressed data
+}
+
+func (c *metaCursor) read(n int) ([]byte, error) {
+	out := make([]byte, 0, n)
+	for len(out) < n {
+		b, err := c.s.metaBlock(c.pos)
+		if err != nil {
+			return nil, err
+		}
+		if c.off >= len(b.data) {
+			c.pos, c.off = b.next, c.off-len(b.data)
+			continue
+		}
+		k := copy(out[len(out):n], b.data[c.off:])
+		out = out[:len(out)+k]
+		c.off += k
+	}
+	return out, nil
+}
+
+// squashInode is the part of an inode inspect needs.
+type squashInode struct {
+	typ        uint16
+	dir        bool
+	size       uint64 // file size, or directory listing size
+	dirBlock   uint32 // directory: start of its listing, relative to the directory table
+	dirOffset  uint16
+	blocksAt   uint64 // file: position of its first data block
+	fragment   uint32
+	fragOffset uint32
+	firstBlock uint32 // file: on-disk size word of its first data block, if any
+	blocks     int    // number of full data blocks
+}
+
+func (s *squashFS) inode(ref uint64) (squashInode, error) {
+	c := &metaCursor{s: s, pos: int64(s.sb.InodeTable + ref>>16), off: int(ref & 0xffff)}
+	hdr, err := c.read(16)
+	if err != nil {
+		return squashInode{}, err
+	}
+	le := binary.LittleEndian
+	in := squashInode{typ: le.Uint16(hdr)}
+	switch in.typ {
+	case 1: // basic directory
+		b, err := c.read(16)
+		if err != nil {
+			return in, err
+		}
+		in.dir = true
+		in.dirBlock, in.size, in.dirOffset = le.Uint32(b), uint64(le.Uint16(b[8:])), le.Uint16(b[10:])
+	case 8: // extended directory
+		b, err := c.read(24)
+		if err != nil {
+			return in, err
+		}
+		in.dir = true
+		in.size, in.dirBlock, in.dirOffset = uint64(le.Uint32(b[4:])), le.Uint32(b[8:]), le.Uint16(b[18:])
+	case 2: // basic file
+		b, err := c.read(16)
+		if err != nil {
+			return in, err
+		}
+		in.blocksAt, in.fragment, in.fragOffset, in.size = uint64(le.Uint32(b)), le.Uint32(b[4:]), le.Uint32(b[8:]), uint64(le.Uint32(b[12:]))
+	case 9: // extended file
+		b, err := c.read(40)
+		if err != nil {
+			return in, err
+		}
+		in.blocksAt, in.size, in.fragment, in.fragOffset = le.Uint64(b), le.Uint64(b[8:]), le.Uint32(b[28:]), le.Uint32(b[32:])
+	default:
+		return in, nil // symlinks, devices, ...: nothing to read
+	}
+	if in.typ == 2 || in.typ == 9 {
+		bs := uint64(s.sb.BlockSize)
+		in.blocks = int(in.size / bs)
+		if in.fragment == sqNoFragment && in.size%bs != 0 {
+			in.blocks++
+		}
+		if in.blocks > 0 {
+			b, err := c.read(4)
+			if err != nil {
+				return in, err
+			}
+			in.firstBlock = le.Uint32(b)
+		}
+	}
+	return in, nil
+}
+
+type squashEntry struct {
+	name string
+	ref  uint64
+	typ  uint16
+}
+
+func (s *squashFS) readDir(in squashInode) ([]squashEntry, error) {
+	if !in.dir {
+		return nil, errors.New("not a directory")
+	}
+	if in.size <= 3 {
+		return nil, nil
+	}
+	left := int(in.size) - 3
+	c := &metaCursor{s: s, pos: int64(s.sb.DirTable) + int64(in.dirBlock), off: int(in.dirOffset)}
+	le := binary.LittleEndian
+	var out []squashEntry
+	for left > 0 {
+		h, err := c.read(12)
+		if err != nil {
+			return nil, err
+		}
+		left -= 12
+		count, start := int(le.Uint32(h))+1, uint64(le.Uint32(h[4:]))
+		if count > 256 {
+			return nil, fmt.Errorf("directory header with %d entries", count)
+		}
+		for range count {
+			e, err := c.read(8)
+			if err != nil {
+				return nil, err
+			}
+			nameLen := int(le.Uint16(e[6:])) + 1
+			name, err := c.read(nameLen)
+			if err != nil {
+				return nil, err
+			}
+			left -= 8 + nameLen
+			out = append(out, squashEntry{name: string(name), ref: start<<16 | uint64(le.Uint16(e)), typ: le.Uint16(e[4:])})
+		}
+		if len(out) > 1<<20 {
+			return nil, errors.New("directory too large")
+		}
+	}
+	return out, nil
+}
+
+func (s *squashFS) root() (squashInode, error) { return s.inode(s.sb.RootInode) }
+
+// lookup finds a path (case-sensitive, as the kernel does).
+func (s *squashFS) lookup(p string) (squashInode, error) {
+	in, err := s.root()
+	if err != nil {
+		return in, err
+	}
+	for part := range strings.SplitSeq(strings.Trim(path.Clean("/"+p), "/"), "/") {
+		if part == "" {
+			continue
+		}
+		ents, err := s.readDir(in)
+		if err != nil {
+			return in, err
+		}
+		found := false
+		for _, e := range ents {
+			if e.name == part {
+				if in, err = s.inode(e.ref); err != nil {
+					return in, err
+				}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return in, fmt.Errorf("%s: %w", p, errNotFound)
+		}
+	}
+	return in, nil
+}
+
+var errNotFound = errors.New("not found")
+
+// head returns the first bytes of a file: its first data block, or its
+// fragment when the whole file is one.
+func (s *squashFS) head(in squashInode) ([]byte, error) {
+	bs := int(s.sb.BlockSize)
+	if in.blocks > 0 {
+		size := int(in.firstBlock & 0xFFFFFF)
+		if size == 0 { // sparse block
+			return make([]byte, min(bs, int(in.size))), nil
+		}
+		if size > bs {
+			return nil, fmt.Errorf("data block of %d bytes is larger than the block size", size)
+		}
+		raw := make([]byte, size)
+		if err := s.readFull(raw, int64(in.blocksAt)); err != nil {
+			return nil, err
+		}
+		if in.firstBlock&(1<<24) != 0 {
+			return raw, nil
+		}
+		return s.decomp(raw, bs)
+	}
+	if in.fragment == sqNoFragment {
+		return nil, nil
+	}
+	// Fragment table: an array of u64 positions of metadata blocks, each
+	// holding 512 entries {start u64, size u32, unused u32}.
+	if in.fragment >= s.sb.Fragments {
+		return nil, fmt.Errorf("fragment %d of %d", in.fragment, s.sb.Fragments)
+	}
+	var idx [8]byte
+	if err := s.readFull(idx[:], int64(s.sb.FragTable)+8*int64(in.fragment/512)); err != nil {
+		return nil, err
+	}
+	c := &metaCursor{s: s, pos: int64(binary.LittleEndian.Uint64(idx[:])), off: int(in.fragment%512) * 16}
+	e, err := c.read(16)
+	if err != nil {
+		return nil, err
+	}
+	start, word := binary.LittleEndian.Uint64(e), binary.LittleEndian.Uint32(e[8:])
+	size := int(word & 0xFFFFFF)
+	if size == 0 || size > bs {
+		return nil, fmt.Errorf("fragment block of %d bytes", size)
+	}
+	raw := make([]byte, size)
+	if err := s.readFull(raw, int64(start)); err != nil {
+		return nil, err
+	}
+	data := raw
+	if word&(1<<24) == 0 {
+		if data, err = s.decomp(raw, bs); err != nil {
+			return nil, err
+		}
+	}
+	end := uint64(in.fragOffset) + in.size
+	if end > uint64(len(data)) {
+		return nil, fmt.Errorf("fragment of %d bytes holds no %d bytes at %d", len(data), in.size, in.fragOffset)
+	}
+	return data[in.fragOffset:end], nil
+}
