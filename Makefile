@@ -81,3 +81,6 @@ test: lint kernel unit repro-check qemu-test
 
 clean:
 	rm -rf $(BUILD)
+
+# Feature targets live in their own fragments (demo, qemu, bench, …).
+-include mk/*.mk
