@@ -17,7 +17,7 @@ COMPRESS     ?= zstd
 NIC          ?=
 CA           ?= /etc/ssl/certs/ca-certificates.crt
 EXTRA_CA     ?=
-IMAGE_MANIFEST_DIGEST ?=
+IMAGE_MANIFEST ?=
 INITRAMFS    ?= $(BUILD)/initramfs.img
 STREAMROOT_CACHE ?= /var/cache/streamroot
 export STREAMROOT_CACHE
@@ -52,7 +52,7 @@ initramfs: deps init
 		-moddir $(if $(KVER),$(MODULES_DIR),$$(echo $(KERNEL_DIR)/lib/modules/*)) \
 		-compress $(COMPRESS) -shell $(RESCUE_SHELL) -ca $(CA) \
 		$(if $(NIC),-nic $(NIC)) $(if $(EXTRA_CA),-extra-ca $(EXTRA_CA)) \
-		$(if $(IMAGE_MANIFEST_DIGEST),-manifest-digest $(IMAGE_MANIFEST_DIGEST)) \
+		$(if $(IMAGE_MANIFEST),-manifest-digest $$(sha256sum < $(IMAGE_MANIFEST) | cut -d' ' -f1)) \
 		-o $(INITRAMFS)
 
 lint:

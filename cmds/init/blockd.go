@@ -26,6 +26,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/nbd"
 )
 
@@ -41,7 +42,11 @@ type daemonConfig struct {
 	Retry       time.Duration `json:"retry"`
 	ReadTimeout time.Duration `json:"read_timeout"`
 	SHA256      string        `json:"sha256,omitempty"`
-	Debug       bool          `json:"debug,omitempty"`
+	// Manifest is the chunk manifest PID 1 fetched and checked against
+	// ManifestDigest; the daemon checks it again (it trusts no pipe).
+	Manifest       []byte `json:"manifest,omitempty"`
+	ManifestDigest string `json:"manifest_digest,omitempty"`
+	Debug          bool   `json:"debug,omitempty"`
 }
 
 // daemonReady is the daemon's answer on fd 4.
@@ -201,7 +206,30 @@ func runDaemon() {
 		log.Warn(fmt.Sprintf("the image (%s) does not fit in RAM (%s available): falling back to streamroot.fetch=lazy", mib(src.Size()), mib(memAvailable())))
 		dc.Mode = blockd.Lazy
 	}
-	cache, err := blockd.New(src, blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log})
+	bo := blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log}
+	if dc.ManifestDigest != "" {
+		sum, err := hex.DecodeString(dc.ManifestDigest)
+		if err != nil || len(sum) != 32 {
+			fail(errors.New("bad manifest digest"))
+		}
+		m, err := manifest.ParsePinned(dc.Manifest, [32]byte(sum))
+		if err != nil {
+			fail(err)
+		}
+		if m.Size != src.Size() {
+			fail(fmt.Errorf("the manifest is for an image of %d bytes, the server has %d", m.Size, src.Size()))
+		}
+		bo.Chunk = m.Chunk
+		bo.Verify = func(i int, data []byte) error {
+			if err := m.VerifyChunk(i, data); err != nil {
+				log.Error("refusing a corrupt chunk: it never reaches the kernel", "err", err)
+				return err
+			}
+			return nil
+		}
+		log.Info("every chunk is verified against the manifest", "chunks", m.NumChunks())
+	}
+	cache, err := blockd.New(src, bo)
 	if err != nil {
 		fail(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/liveroot"
+	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/netup"
 )
 
@@ -49,6 +50,9 @@ type boot struct {
 	mode     bootcfg.FetchMode // config: the fetch mode in effect
 	device   *daemonReady      // fetch: the block daemon's device (stream, lazy, NBD)
 	bootPipe *os.File          // closes when the real init is exec'd
+
+	manifest    *manifest.Manifest // fetch: the verified chunk manifest, if pinned
+	manifestRaw []byte
 }
 
 type timing struct {

@@ -25,6 +25,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/kmod"
 	"github.com/streamroot/streamroot/pkg/liveroot"
+	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/netup"
 	"github.com/streamroot/streamroot/pkg/switchroot"
 	"golang.org/x/sys/unix"
@@ -92,6 +93,18 @@ func (b *boot) config(context.Context) error {
 	case bootcfg.RootNone:
 		return &hinted{errors.New("no root= on the kernel command line"),
 			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments"}
+	}
+	if len(cfg.Manifest) == 0 {
+		// make initramfs IMAGE_MANIFEST=… pins the image even when the
+		// kernel line does not.
+		if d, err := os.ReadFile(bakedManifest); err == nil {
+			sum, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(string(d)), "sha256:"))
+			if err != nil || len(sum) != 32 {
+				return fmt.Errorf("%s: not a SHA-256 digest", bakedManifest)
+			}
+			cfg.Manifest = sum
+			b.log.Info("image manifest pinned by the initramfs", "sha256", hex.EncodeToString(sum))
+		}
 	}
 	b.mode = cfg.Fetch
 	if b.mode == bootcfg.FetchDefault {
@@ -212,6 +225,11 @@ func (b *boot) rootDesc() string {
 // fetch makes the root image available: a block device served by the
 // block daemon (stream, lazy, NBD roots) or a file in RAM (ram mode).
 func (b *boot) fetch(ctx context.Context) error {
+	if len(b.cfg.Manifest) > 0 && b.manifest == nil {
+		if err := b.loadManifest(ctx); err != nil {
+			return err
+		}
+	}
 	if b.cfg.Root.Kind == bootcfg.RootLive && b.mode == bootcfg.FetchRAM {
 		return b.fetchRAM(ctx)
 	}
@@ -219,6 +237,9 @@ func (b *boot) fetch(ctx context.Context) error {
 		ReadTimeout: b.cfg.IOTimeout, Debug: b.cfg.Debug}
 	if len(b.cfg.SHA256) > 0 {
 		dc.SHA256 = hex.EncodeToString(b.cfg.SHA256)
+	}
+	if b.manifest != nil {
+		dc.Manifest, dc.ManifestDigest = b.manifestRaw, hex.EncodeToString(b.cfg.Manifest)
 	}
 	if b.cfg.Root.Kind == bootcfg.RootNBD {
 		dc.NBDAddr = net.JoinHostPort(b.cfg.Root.NBDServer, fmt.Sprint(b.cfg.Root.NBDPort))
@@ -276,14 +297,26 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = src.Fetch(ctx, f, httpsrc.FetchOptions{Progress: func(p httpsrc.Progress) {
+	fo := httpsrc.FetchOptions{}
+	if m := b.manifest; m != nil {
+		if m.Size != src.Size {
+			f.Close()
+			os.Remove(dst)
+			return &hinted{fmt.Errorf("%s: the manifest is for an image of %d bytes, the server has %d", url, m.Size, src.Size),
+				"the image on the server is not the one the manifest describes: copy the right image or regenerate the manifest"}
+		}
+		fo.Chunk = m.Chunk
+		fo.Verify = func(off int64, data []byte) error { return m.VerifyChunk(int(off/m.Chunk), data) }
+	}
+	fo.Progress = func(p httpsrc.Progress) {
 		rate := float64(p.Done) / max(p.Elapsed.Seconds(), 0.001)
 		eta := "?"
 		if rate > 0 {
 			eta = time.Duration(float64(p.Total-p.Done) / rate * float64(time.Second)).Round(time.Second).String()
 		}
 		b.log.Info(fmt.Sprintf("%s / %s (%d%%) %s/s ETA %s", mib(p.Done), mib(p.Total), p.Done*100/max(p.Total, 1), mib(int64(rate)), eta))
-	}})
+	}
+	err = src.Fetch(ctx, f, fo)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", dst, cerr)
 	}
@@ -298,6 +331,9 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 			return &hinted{fmt.Errorf("%s: %w", url, err), "the file on the server is not the image the kernel line pins: copy the right image or update streamroot.sha256="}
 		}
 		b.log.Info("whole-image sha256 verified")
+	}
+	if b.manifest != nil {
+		b.log.Info("every chunk verified against the manifest", "chunks", b.manifest.NumChunks())
 	}
 	b.image = dst
 	b.log.Info("image complete", "size", mib(src.Size), "received", mib(src.Received()), "file", dst)
@@ -467,5 +503,43 @@ func checkSHA256(path string, want []byte) error {
 	if got := h.Sum(nil); !bytes.Equal(got, want) {
 		return fmt.Errorf("image sha256 is %x, streamroot.sha256 wants %x", got, want)
 	}
+	return nil
+}
+
+// bakedManifest holds the manifest digest `make initramfs IMAGE_MANIFEST=…`
+// puts in the initramfs.
+const bakedManifest = "/etc/streamroot/manifest.sha256"
+
+// loadManifest fetches the chunk manifest (streamroot.manifest.url=, or the
+// image URL + ".manifest") and checks it against the pinned digest, before
+// anything is mounted.
+func (b *boot) loadManifest(ctx context.Context) error {
+	u := b.cfg.ManifestURL
+	if u == "" {
+		if b.cfg.Root.Kind != bootcfg.RootLive {
+			return &hinted{errors.New("streamroot.manifest= needs streamroot.manifest.url= for an NBD root"),
+				"serve the manifest over HTTP and name it with streamroot.manifest.url="}
+		}
+		u = b.cfg.Root.URL.String() + ".manifest"
+	}
+	opts := httpsrc.Options{Stall: b.cfg.Retry, Log: b.log, InsecureSkipVerify: b.cfg.NoVerifySSL}
+	if strings.HasPrefix(u, "https:") {
+		pool, err := caPool()
+		if err != nil {
+			return err
+		}
+		opts.RootCAs = pool
+	}
+	data, err := httpsrc.GetSmall(ctx, u, 64<<20, opts)
+	if err != nil {
+		return &hinted{fmt.Errorf("manifest: %w", err), "publish the manifest next to the image (streamroot manifest IMAGE writes IMAGE.manifest) or name it with streamroot.manifest.url="}
+	}
+	m, err := manifest.ParsePinned(data, [32]byte(b.cfg.Manifest))
+	if err != nil {
+		return &hinted{fmt.Errorf("manifest %s: %w", u, err),
+			"the manifest on the server is not the one the kernel line pins: regenerate it with streamroot manifest and update streamroot.manifest=sha256:…"}
+	}
+	b.manifest, b.manifestRaw = m, data
+	b.log.Info("manifest verified", "url", u, "chunks", m.NumChunks(), "chunk", mib(m.Chunk))
 	return nil
 }

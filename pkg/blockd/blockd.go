@@ -24,6 +24,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrCorrupt marks a chunk that failed verification: fetching it again
+// from the same server will not help.
+var ErrCorrupt = errors.New("corrupt chunk")
+
 // Source is where chunks come from.
 type Source interface {
 	ReadAt(ctx context.Context, p []byte, off int64) error
@@ -77,6 +81,7 @@ type Cache struct {
 	mu      sync.Mutex
 	present []bool
 	flights map[int]*flight
+	bad     map[int]error // chunks that failed verification: never refetched
 	lru     *list.List // lazy: chunk indexes, most recent first
 	lruPos  map[int]*list.Element
 	lazyMem map[int][]byte
@@ -111,7 +116,7 @@ func New(src Source, o Options) (*Cache, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cache{src: src, o: o, size: src.Size(), flights: map[int]*flight{}}
+	c := &Cache{src: src, o: o, size: src.Size(), flights: map[int]*flight{}, bad: map[int]error{}}
 	c.chunks = int((c.size + o.Chunk - 1) / o.Chunk)
 	c.present = make([]bool, c.chunks)
 	switch o.Mode {
@@ -191,6 +196,12 @@ func (c *Cache) ReadAt(ctx context.Context, p []byte, off int64) error {
 // stream/ram mode nil (read it from the memfd).
 func (c *Cache) chunk(ctx context.Context, i int, demand bool) ([]byte, error) {
 	c.mu.Lock()
+	if err := c.bad[i]; err != nil {
+		// The pinned image's bytes are fixed: asking again gets the same
+		// corrupt data, so fail at once instead of per kernel retry.
+		c.mu.Unlock()
+		return nil, err
+	}
 	if c.o.Mode == Lazy {
 		if d, ok := c.lazyMem[i]; ok {
 			c.lru.MoveToFront(c.lruPos[i])
@@ -229,6 +240,7 @@ func (c *Cache) fetch(i int, f *flight, demand bool) {
 	if err == nil && c.o.Verify != nil {
 		if err = c.o.Verify(i, buf); err != nil {
 			c.verifyFail.Add(1)
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
 	}
 	if err == nil && c.mem != nil {
@@ -239,6 +251,9 @@ func (c *Cache) fetch(i int, f *flight, demand bool) {
 	delete(c.flights, i)
 	if err != nil {
 		f.err = err
+		if errors.Is(err, ErrCorrupt) {
+			c.bad[i] = err
+		}
 		c.o.Log.Warn("chunk fetch failed", "chunk", i, "offset", off, "err", err)
 		return
 	}
@@ -294,7 +309,7 @@ func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
 					if err == nil {
 						break
 					}
-					if ctx.Err() != nil {
+					if ctx.Err() != nil || errors.Is(err, ErrCorrupt) {
 						errs <- fmt.Errorf("fill chunk %d: %w", i, err)
 						return
 					}

@@ -138,6 +138,11 @@ func TestVerifyRefusesBadChunk(t *testing.T) {
 	if err := c.ReadAt(context.Background(), p, 2<<20+5); !errors.Is(err, bad) {
 		t.Fatalf("corrupt chunk served: err = %v", err)
 	}
+	// Known bad: the next read fails at once, without a new fetch.
+	reads := src.reads.Load()
+	if err := c.ReadAt(context.Background(), p, 2<<20+9); !errors.Is(err, bad) || src.reads.Load() != reads {
+		t.Fatalf("second read of the bad chunk: err %v, fetches %d→%d", err, reads, src.reads.Load())
+	}
 	if c.Stats().VerifyFailures != 1 {
 		t.Fatalf("%+v", c.Stats())
 	}

@@ -28,6 +28,9 @@ type FetchOptions struct {
 	// Progress is called about every Every (default 2s) and once at the end.
 	Progress func(Progress)
 	Every    time.Duration
+	// Verify checks each chunk (aligned to Chunk) before it is stored; an
+	// error stops the fetch: a corrupt image must not be mounted.
+	Verify func(off int64, data []byte) error
 }
 
 // Fetch copies the whole image into dst with parallel aligned ranges. It
@@ -72,6 +75,14 @@ func (s *Source) Fetch(ctx context.Context, dst io.WriterAt, o FetchOptions) err
 					errc <- err
 					cancel(err)
 					return
+				}
+				if o.Verify != nil {
+					if err := o.Verify(off, buf[:n]); err != nil {
+						err = fmt.Errorf("%s: %w", s.URL, err)
+						errc <- err
+						cancel(err)
+						return
+					}
 				}
 				if _, err := dst.WriteAt(buf[:n], off); err != nil {
 					err = fmt.Errorf("store bytes %d-%d of %s: %w", off, off+n-1, s.URL, err)

@@ -201,9 +201,9 @@ func (s *Source) do(ctx context.Context, off, end int64, ifRange string) (*http.
 	if err != nil {
 		if ctx.Err() != nil {
 			if last := s.LastError(); last != nil {
-				return nil, fmt.Errorf("GET %s: no answer within %s (rd.retry): last error: %w", s.URL, s.stall, last)
+				return nil, fmt.Errorf("GET %s: gave up (%v): last error: %w", s.URL, ctx.Err(), last)
 			}
-			return nil, fmt.Errorf("GET %s: no answer within %s (rd.retry): %w", s.URL, s.stall, ctx.Err())
+			return nil, fmt.Errorf("GET %s: gave up: %w", s.URL, ctx.Err())
 		}
 		return nil, err
 	}
@@ -340,3 +340,39 @@ func (d Device) ReadAt(ctx context.Context, p []byte, off int64) error {
 
 // Size is the image's size.
 func (d Device) Size() int64 { return d.Source.Size }
+
+// GetSmall fetches a small file (a manifest) whole, with the same client
+// settings and retries as an image, refusing anything over limit bytes.
+func GetSmall(ctx context.Context, url string, limit int64, o Options) ([]byte, error) {
+	if o.Stall <= 0 {
+		o.Stall = 3 * time.Minute
+	}
+	var last error
+	c := newClient(o, func(err error) { last = err })
+	ctx, cancel := context.WithTimeout(ctx, o.Stall)
+	defer cancel()
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	req.Header.Set("User-Agent", "streamroot")
+	resp, err := c.Do(req)
+	if err != nil {
+		if last != nil && ctx.Err() != nil {
+			return nil, fmt.Errorf("GET %s: no answer within %s: last error: %w", url, o.Stall, last)
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &StatusError{URL: url, Status: resp.Status, Code: resp.StatusCode}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("GET %s: larger than %d bytes", url, limit)
+	}
+	return data, nil
+}

@@ -67,7 +67,7 @@ server_gone() {
 extra=""
 case "$mode" in
 afterfill)
-	for i in $(seq 1 300); do grep -q "fill complete" /run/initramfs/blockd.log 2>/dev/null && break; sleep 1; done
+	for i in $(seq 1 300); do grep -q -e "fill complete" -e "background fill failed" /run/initramfs/blockd.log 2>/dev/null && break; sleep 1; done
 	say STREAMROOT-FILL-DONE
 	server_gone && gone=true || gone=false
 	tree=$(cd /run/initramfs/squashfs && ` + treeDigest + `)
