@@ -82,7 +82,7 @@ type Cache struct {
 	present []bool
 	flights map[int]*flight
 	bad     map[int]error // chunks that failed verification: never refetched
-	lru     *list.List // lazy: chunk indexes, most recent first
+	lru     *list.List    // lazy: chunk indexes, most recent first
 	lruPos  map[int]*list.Element
 	lazyMem map[int][]byte
 

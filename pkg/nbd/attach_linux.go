@@ -30,7 +30,6 @@ const (
 	nbdSockItem = 1
 	nbdSockFD   = 1
 
-
 	// ioctls (linux/nbd.h), for kernels without the netlink family.
 	nbdSetSock       = 0xab00
 	nbdSetBlkSize    = 0xab01
