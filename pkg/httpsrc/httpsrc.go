@@ -79,6 +79,28 @@ func (e *StatusError) Hint() string {
 	return "check the server's error log"
 }
 
+// TLSError is a certificate the initramfs does not trust: fatal, never
+// retried, and never silently accepted.
+type TLSError struct {
+	URL string
+	Err *tls.CertificateVerificationError
+}
+
+func (e *TLSError) Error() string {
+	host := e.URL
+	if len(e.Err.UnverifiedCertificates) > 0 {
+		host = e.URL + " (certificate subject " + e.Err.UnverifiedCertificates[0].Subject.String() + ")"
+	}
+	return fmt.Sprintf("HTTPS %s: certificate not trusted: %v", host, e.Err.Err)
+}
+
+func (e *TLSError) Unwrap() error { return e.Err }
+
+// Hint tells the operator what to check.
+func (e *TLSError) Hint() string {
+	return "add the site CA to the initramfs (make initramfs EXTRA_CA=ca.pem) or fix the server's certificate (its names must include the host in root=); rd.noverifyssl disables the check (unsafe)"
+}
+
 // ErrChanged means the file on the server is not the one the boot started with.
 var ErrChanged = errors.New("image changed on the server during the boot")
 
@@ -101,6 +123,10 @@ func Open(ctx context.Context, url string, o Options) (*Source, error) {
 	defer cancel()
 	resp, err := s.do(ctx, 0, 0, "")
 	if err != nil {
+		var certErr *tls.CertificateVerificationError
+		if errors.As(err, &certErr) {
+			return nil, &TLSError{URL: url, Err: certErr}
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -205,5 +206,103 @@ func TestOpenUnreachableIsBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("took %s, want about the 2s stall bound", d)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(image(10000)))
+	}))
+	defer srv.Close()
+	// Not trusted: fatal at once, with the reason.
+	start := time.Now()
+	_, err := Open(context.Background(), srv.URL+"/img", Options{Stall: 20 * time.Second})
+	var te *TLSError
+	if !errors.As(err, &te) || !strings.Contains(err.Error(), "certificate") || !strings.Contains(te.Hint(), "EXTRA_CA") {
+		t.Fatalf("untrusted server: err = %v", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Error("a certificate error was retried")
+	}
+	// Trusted through RootCAs.
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	src, err := Open(context.Background(), srv.URL+"/img", Options{RootCAs: pool})
+	if err != nil || src.Size != 10000 {
+		t.Fatalf("trusted server: %v", err)
+	}
+	// rd.noverifyssl.
+	if _, err := Open(context.Background(), srv.URL+"/img", Options{InsecureSkipVerify: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// 503 with Retry-After is waited out as told; a short 206 (fewer bytes than
+// Content-Range promises) is retried, never accepted.
+func TestRetryAfterAndShortBody(t *testing.T) {
+	img := image(2 << 20)
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		case 3: // a 206 whose body is shorter than promised
+			var first, last int64
+			fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last)
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, len(img)))
+			w.Header().Set("Content-Length", fmt.Sprint(last-first+1))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(img[first : first+(last-first+1)/2])
+			panic(http.ErrAbortHandler)
+		}
+		w.Header().Set("ETag", `"e"`)
+		http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(img))
+	}))
+	defer srv.Close()
+	start := time.Now()
+	src, err := Open(context.Background(), srv.URL, Options{Stall: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("Retry-After: 1 not honoured (opened after %s)", d)
+	}
+	out := make(memFile, len(img))
+	if err := src.Fetch(context.Background(), out, FetchOptions{Chunk: 1 << 20, Parallel: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, img) {
+		t.Fatal("short body accepted as data")
+	}
+}
+
+// A server that stops sending mid-body: bounded by the stall time, with a
+// message that says so.
+func TestStalledServerIsBounded(t *testing.T) {
+	img := image(1 << 20)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"s"`)
+		if r.Header.Get("Range") == "bytes=0-0" {
+			http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(img))
+			return
+		}
+		<-release // never answers the data range
+	}))
+	defer srv.Close()
+	defer close(release)
+	src, err := Open(context.Background(), srv.URL, Options{Stall: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = src.Fetch(context.Background(), make(memFile, len(img)), FetchOptions{Chunk: 1 << 20, Every: 100 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "no data for") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 6*time.Second {
+		t.Fatalf("stalled fetch took %s with a 2s bound", d)
 	}
 }
