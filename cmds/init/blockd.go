@@ -55,6 +55,7 @@ type daemonReady struct {
 	Size   int64  `json:"size,omitempty"`
 	ETag   string `json:"etag,omitempty"`
 	Error  string `json:"error,omitempty"`
+	Hint   string `json:"hint,omitempty"`
 }
 
 // startBlockd starts the daemon and waits until its device is up.
@@ -114,6 +115,9 @@ func (b *boot) startBlockd(dc daemonConfig) (*daemonReady, error) {
 			return nil, a.err
 		}
 		if a.r.Error != "" {
+			if a.r.Hint != "" {
+				return nil, &hinted{errors.New(a.r.Error), a.r.Hint}
+			}
 			return nil, errors.New(a.r.Error)
 		}
 		return &a.r, nil
@@ -130,7 +134,12 @@ func runDaemon() {
 	ready := os.NewFile(4, "ready")
 	fail := func(err error) {
 		log.Error(err.Error())
-		_ = json.NewEncoder(ready).Encode(daemonReady{Error: err.Error()})
+		r := daemonReady{Error: err.Error()}
+		var h interface{ Hint() string }
+		if errors.As(err, &h) {
+			r.Hint = h.Hint()
+		}
+		_ = json.NewEncoder(ready).Encode(r)
 		os.Exit(1)
 	}
 	var dc daemonConfig
