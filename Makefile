@@ -26,7 +26,7 @@ GO        ?= go
 GOFLAGS_STATIC := -trimpath -ldflags='-s -w -buildid='
 QEMU_TEST_TIMEOUT ?= 25m
 
-.PHONY: all deps test-deps kernel init initramfs test unit qemu-test lint clean repro-check
+.PHONY: all deps test-deps kernel init initramfs test unit qemu-test lint clean repro-check fuzz
 
 all: initramfs
 
@@ -72,12 +72,22 @@ qemu-test: test-deps kernel initramfs
 		echo "qemu-tests: $$(grep -c '^--- PASS' $(BUILD)/qemu-test.log) passed, $$(grep -c '^--- FAIL' $(BUILD)/qemu-test.log) failed, $$(grep -c '^--- SKIP' $(BUILD)/qemu-test.log) skipped"; \
 		exit $$status
 
+# Each parser's fuzz target runs for FUZZTIME; a crasher is saved under the
+# package's testdata/fuzz and then fails every later `go test` until fixed.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: $${t%%:*} $${t##*:} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) ./$${t%%:*} >$(BUILD)/fuzz.log 2>&1 || { cat $(BUILD)/fuzz.log; exit 1; }; \
+	done
+
 # Two builds of the same inputs must give the same bytes.
 repro-check: initramfs
 	$(MAKE) --no-print-directory initramfs INITRAMFS=$(BUILD)/initramfs.repro.img >/dev/null
 	cmp $(INITRAMFS) $(BUILD)/initramfs.repro.img && echo "repro-check: $$(sha256sum < $(INITRAMFS) | cut -c1-16)… identical"
 
-test: lint kernel unit repro-check qemu-test
+test: lint kernel unit fuzz repro-check qemu-test
 
 clean:
 	rm -rf $(BUILD)
