@@ -332,6 +332,16 @@ func parseMask(s string, addr net.IP) (net.IPMask, string) {
 func (p *parser) bootIFArg(t token) {
 	const hint = "expected BOOTIF=01-aa-bb-cc-dd-ee-ff (PXELinux IPAPPEND 2)"
 	v := t.val
+	if v == "" {
+		// A boot loader that had no MAC to substitute (GRUB's empty
+		// $net_default_mac): dracut ignores it too; fall back to carrier.
+		return
+	}
+	// "01-52:54:00:12:34:56" (a colon MAC behind the type) is seen from
+	// hand-written configs; dracut accepts it.
+	if rest, ok := strings.CutPrefix(v, "01-"); ok && strings.Count(rest, ":") == 5 {
+		v = rest
+	}
 	if parts := strings.Split(v, "-"); len(parts) == 7 {
 		if parts[0] != "01" {
 			p.fail(t, "hardware type "+strconv.Quote(parts[0])+" is not Ethernet (01)", hint)
