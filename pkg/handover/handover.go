@@ -114,6 +114,7 @@ type leaseDoc struct {
 	Address   string   `json:"address"`
 	Prefix    int      `json:"prefix"`
 	Router    string   `json:"router,omitempty"`
+	Routes    []string `json:"routes,omitempty"` // "dest via gateway", DHCP option 121
 	DNS       []string `json:"dns,omitempty"`
 	Domain    string   `json:"domain,omitempty"`
 	Hostname  string   `json:"hostname,omitempty"`
@@ -136,6 +137,9 @@ func leaseJSON(l *netup.Lease) leaseDoc {
 	}
 	if l.Router != nil {
 		d.Router = l.Router.String()
+	}
+	for _, r := range l.Routes {
+		d.Routes = append(d.Routes, r.Dest.String()+" via "+r.Gateway.String())
 	}
 	for _, s := range l.DNS {
 		d.DNS = append(d.DNS, s.String())

@@ -84,6 +84,11 @@ func leaseFrom(iface string, mac net.HardwareAddr, clientID []byte, l *nclient4.
 	if rs := ack.Router(); len(rs) > 0 {
 		out.Router = rs[0]
 	}
+	for _, r := range ack.ClasslessStaticRoute() {
+		if r != nil && r.Dest != nil {
+			out.Routes = append(out.Routes, Route{Dest: *r.Dest, Gateway: r.Router})
+		}
+	}
 	if b := ack.GetOneOption(dhcpv4.OptionInterfaceMTU); len(b) == 2 {
 		out.MTU = int(b[0])<<8 | int(b[1])
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Config says which link to use and how to address it.
@@ -55,11 +56,18 @@ type Lease struct {
 	Domain    string
 	Hostname  string
 	MTU       int
+	Routes    []Route       // DHCP option 121 (classless static routes)
 	ServerID  net.IP        // DHCP server identifier; nil for static
 	LeaseTime time.Duration // 0 for static
 	Acquired  time.Time
 	ClientID  []byte // nil for static
 	DHCP      bool
+}
+
+// Route is one classless static route.
+type Route struct {
+	Dest    net.IPNet
+	Gateway net.IP // 0.0.0.0: on-link
 }
 
 // Error is a network failure with what the operator should check.
@@ -251,10 +259,32 @@ func apply(link netlink.Link, l *Lease) error {
 	if err := netlink.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("add address %s: %w", l.Addr.String(), err)
 	}
-	if l.Router != nil && !l.Router.IsUnspecified() {
+	// RFC 3442: with classless static routes, the router option is ignored.
+	if len(l.Routes) > 0 {
+		for _, rt := range l.Routes {
+			r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &rt.Dest}
+			if rt.Gateway == nil || rt.Gateway.IsUnspecified() {
+				r.Scope = netlink.SCOPE_LINK
+			} else {
+				r.Gw = rt.Gateway
+			}
+			if ones, _ := rt.Dest.Mask.Size(); ones == 0 {
+				r.Dst = nil // the default route
+			}
+			if err := netlink.RouteReplace(r); err != nil {
+				return fmt.Errorf("add route %s via %s: %w", rt.Dest.String(), rt.Gateway, err)
+			}
+		}
+	} else if l.Router != nil && !l.Router.IsUnspecified() {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: l.Router}
 		if err := netlink.RouteReplace(r); err != nil {
 			return fmt.Errorf("add default route via %s: %w", l.Router, err)
+		}
+	}
+	if l.Hostname != "" {
+		// The real OS keeps the kernel's hostname unless it sets its own.
+		if err := unix.Sethostname([]byte(l.Hostname)); err != nil {
+			return fmt.Errorf("set hostname %q: %w", l.Hostname, err)
 		}
 	}
 	return nil

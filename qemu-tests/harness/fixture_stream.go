@@ -93,9 +93,9 @@ esac
 w=false
 if echo x > /.streamroot-write-test 2>/dev/null && [ "$(cat /.streamroot-write-test)" = x ]; then w=true; rm -f /.streamroot-write-test; fi
 fstype=$(awk '$2 == "/" {t=$3} END {print t}' /proc/mounts)
-printf 'STREAMROOT-REPORT {"pid":%s,"fixture":"%s","writable":%s,"root_fstype":"%s","premounted":"%s","uptime":"%s","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s"%s}\n' \
+printf 'STREAMROOT-REPORT {"pid":%s,"fixture":"%s","writable":%s,"root_fstype":"%s","premounted":"%s","uptime":"%s","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s","routes_b64":"%s","hostname":"%s"%s}\n' \
 	"$$" "$(cat /etc/fixture-id)" "$w" "$fstype" "$premounted" "$uptime" "$(b64 < /proc/mounts)" "$(b64 < /proc/cmdline)" \
-	"$(ip -o addr show | b64)" "$(ip -o link show | b64)" "$(ls -la /run/initramfs 2>&1 | b64)" "$extra" > /dev/console
+	"$(ip -o addr show | b64)" "$(ip -o link show | b64)" "$(ls -la /run/initramfs 2>&1 | b64)" "$(ip route | b64)" "$(hostname)" "$extra" > /dev/console
 sync
 poweroff -f
 echo o > /proc/sysrq-trigger

@@ -1,0 +1,70 @@
+package qemutests
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/streamroot/streamroot/qemu-tests/harness"
+)
+
+func b64field(t *testing.T, m map[string]any, k string) string {
+	t.Helper()
+	s, _ := m[k].(string)
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatalf("%s: %v", k, err)
+	}
+	return string(b)
+}
+
+// DHCP options the initramfs acts on: classless static routes (121, which
+// replace the router option), MTU (26) and the host name (12); and the
+// handover's lease file records them.
+func TestDHCPOptions(t *testing.T) {
+	t.Parallel()
+	fx := env.StreamFixtures(t)
+	n := &testNet{fx: env.Fixtures(t)}
+	env.Require(t)
+	n.ns = env.NewNetns(t)
+	n.dhcp = harness.StartDnsmasq(t, n.ns, harness.DnsmasqOptions{Extra: []string{
+		"--dhcp-option=121,10.99.0.0/16,10.77.0.1,0.0.0.0/0,10.77.0.1",
+		"--dhcp-option=26,1400",
+		"--dhcp-host=52:54:00:12:34:56,node-17",
+	}})
+	n.web = harness.StartNginx(t, n.ns, harness.NginxOptions{})
+	url := n.serve(t, "stream.squashfs", fx.Stream)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " streamroot.fetch=lazy"})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	m := rawReport(t, vm)
+	routes := b64field(t, m, "routes_b64")
+	for _, want := range []string{"10.99.0.0/16 via 10.77.0.1", "default via 10.77.0.1"} {
+		if !strings.Contains(routes, want) {
+			t.Errorf("routes lack %q:\n%s", want, routes)
+		}
+	}
+	if links := b64field(t, m, "links_b64"); !strings.Contains(links, "mtu 1400") {
+		t.Errorf("MTU 1400 not applied:\n%s", links)
+	}
+	if m["hostname"] != "node-17" {
+		t.Errorf("hostname %v, want node-17", m["hostname"])
+	}
+}
+
+// A static ip= line (no DHCP server at all) with nameserver=.
+func TestStaticIP(t *testing.T) {
+	t.Parallel()
+	fx := env.StreamFixtures(t)
+	n := setup(t, netOptions{noDHCP: true})
+	url := n.serve(t, "stream.squashfs", fx.Stream)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=10.77.0.9::10.77.0.1:255.255.255.0:static-node:ens3:none nameserver=10.77.0.53 root=live:" + url + " streamroot.fetch=lazy"})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	if got := r.IPv4On(harness.BootMAC); len(got) != 1 || got[0] != "10.77.0.9" {
+		t.Errorf("addresses on the boot NIC: %v, want 10.77.0.9/24", got)
+	}
+	if !strings.Contains(vm.Console(), "via static") {
+		t.Error("the console does not say the address is static")
+	}
+}
