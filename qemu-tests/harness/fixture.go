@@ -234,10 +234,11 @@ func (f fixture) ensure(dir string, logf func(string, ...any)) (string, map[stri
 	if err := os.Rename(tmpFinal, final); err != nil {
 		return "", nil, err
 	}
-	// Drop entries of older recipes.
+	// Drop entries of older recipes, once they have been unused for a day:
+	// another test run (another checkout) may still be booting from one.
 	if old, _ := filepath.Glob(filepath.Join(dir, f.name+"-*")); len(old) > 0 {
 		for _, o := range old {
-			if o != final {
+			if st, err := os.Stat(o); err == nil && o != final && time.Since(st.ModTime()) > 24*time.Hour {
 				os.RemoveAll(o)
 			}
 		}
