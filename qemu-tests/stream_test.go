@@ -142,10 +142,14 @@ func TestHugeImage(t *testing.T) {
 		mode, extra string
 		maxShare    float64
 		minShare    float64
+		memMiB      int
+		warn        string
 	}{
-		{"lazy", "streamroot.fetch=lazy", 0.05, 0},
-		{"stream", "", 0.05, 0},
-		{"ram", "rd.live.ram=1 streamroot.sha256=" + fx.HugeSHA256, 1.01, 1},
+		{"lazy", "streamroot.fetch=lazy", 0.05, 0, 2560, ""},
+		{"stream", "", 0.05, 0, 2560, ""},
+		{"ram", "rd.live.ram=1 streamroot.sha256=" + fx.HugeSHA256, 1.01, 1, 2560, ""},
+		// 1 GiB cannot be held in 1 GiB of RAM: lazy instead of an OOM.
+		{"ram-lowmem", "rd.live.ram=1", 0.05, 0, 1024, "falling back to streamroot.fetch=lazy"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			t.Parallel()
@@ -153,7 +157,7 @@ func TestHugeImage(t *testing.T) {
 			url := n.serve(t, "huge.squashfs", fx.Huge)
 			vm := n.boot(t, harness.BootOptions{
 				Append:    "ip=dhcp root=live:" + url + " " + tc.extra,
-				MemoryMiB: 2560,
+				MemoryMiB: tc.memMiB,
 				Timeout:   400 * time.Second,
 			})
 			// The bytes that count are those sent before the real init
@@ -177,6 +181,9 @@ func TestHugeImage(t *testing.T) {
 			}
 			if tc.mode == "ram" && !strings.Contains(vm.Console(), "whole-image sha256 verified") {
 				t.Error("ram mode did not verify the whole image")
+			}
+			if tc.warn != "" && !strings.Contains(vm.Console(), tc.warn) {
+				t.Errorf("no console warning %q", tc.warn)
 			}
 		})
 	}
