@@ -249,6 +249,14 @@ func apply(link netlink.Link, l *Lease) error {
 		}
 	}
 	addr := &netlink.Addr{IPNet: &l.Addr}
+	if l.DHCP && l.LeaseTime > 0 {
+		// A DHCP address carries its lease's lifetime, as dhclient and
+		// networkd set it: NetworkManager only takes over (and renews) a
+		// link whose address is dynamic; a permanent one it leaves
+		// "externally managed", and the lease would silently expire.
+		secs := int(l.LeaseTime.Seconds())
+		addr.ValidLft, addr.PreferedLft = secs, secs
+	}
 	if ip4 := l.Addr.IP.To4(); ip4 != nil && len(l.Addr.Mask) == 4 {
 		bc := make(net.IP, 4)
 		for i := range bc {

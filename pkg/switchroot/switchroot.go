@@ -43,7 +43,9 @@ func Switch(newRoot, init string, argv, env []string) error {
 		return fmt.Errorf("switch_root: %s is not a mount point", newRoot)
 	}
 	// Check before changing anything: after the deletion there is no way back.
-	if _, err := os.Stat(filepath.Join(newRoot, init)); err != nil {
+	// Lstat: init is often an absolute symlink (/usr/sbin/init →
+	// /lib/systemd/systemd) that only resolves once newRoot is "/".
+	if _, err := os.Lstat(filepath.Join(newRoot, init)); err != nil {
 		return fmt.Errorf("switch_root: init %s in %s: %w", init, newRoot, err)
 	}
 
