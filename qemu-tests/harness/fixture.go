@@ -68,6 +68,12 @@ type fixture struct {
 	name   string // cache entry prefix and file name
 	recipe string // everything the output depends on
 	build  func(work, out string) (meta map[string]string, err error)
+	// lock is the lock file's name in the fixtures directory (default
+	// ".lock"); lockWait bounds the wait for it (default buildTimeout).
+	// Slow builds (debootstrap) take their own lock, so they do not hold up
+	// the quick ones.
+	lock     string
+	lockWait time.Duration
 }
 
 // BuildFixtures returns the fixture set under cache, building what is
@@ -190,7 +196,14 @@ func (f fixture) ensure(dir string, logf func(string, ...any)) (string, map[stri
 	if meta, err := readMeta(final); err == nil {
 		return out, meta, nil
 	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock"), buildTimeout)
+	lock, wait := f.lock, f.lockWait
+	if lock == "" {
+		lock = ".lock"
+	}
+	if wait == 0 {
+		wait = buildTimeout
+	}
+	unlock, err := lockFile(filepath.Join(dir, lock), wait)
 	if err != nil {
 		return "", nil, err
 	}

@@ -93,6 +93,9 @@ type Env struct {
 	fix     *Fixtures
 	fixErr  error
 
+	leaseFixMu sync.Mutex
+	leaseFix   map[string]*leaseFixState // LeaseFixture: one build per name
+
 	mu        sync.Mutex
 	artifacts map[string]string // test name -> directory
 }
