@@ -1,0 +1,237 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// watcher follows the serial console line by line and records the moments
+// that matter: the initramfs' first line, its switch_root, the first line of
+// the image's own init, a failure block, a kernel panic, and (demo) the
+// hello of the demo root.
+type watcher struct {
+	start time.Time // QEMU started
+
+	firstStreamroot time.Time // first "streamroot:" line
+	switchAt        time.Time
+	switchLine      string // "streamroot: switch: starting /sbin/init (boot took ...)"
+	initUpAt        time.Time
+	initUpLine      string // first line of the image's init
+	boundLine       string // "streamroot: network: bound ..."
+	lastProgress    string // last "streamroot: fetch: ... / ..." line
+
+	failure      []string // the BOOT FAILED block's lines
+	inFailure    bool
+	failureDone  bool
+	failureAt    time.Time
+	panicLine    string
+	panicAt      time.Time
+	helloAt      time.Time // the demo root's banner
+	hello        map[string]string
+	helloDoneAt  time.Time // its key=value line (after the JSON)
+	inJSON       bool
+	jsonText     strings.Builder
+	lines        int
+	tailLines    []string // last lines, for a report on failure
+	maxTailLines int
+}
+
+func newWatcher(start time.Time) *watcher {
+	return &watcher{start: start, maxTailLines: 15}
+}
+
+var (
+	ansiEscape  = regexp.MustCompile(`\x1b(\[[0-9;?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[@-Z\\-_]|c)`)
+	kernelMsg   = regexp.MustCompile(`^\[\s*\d+\.\d+\] `)
+	pid1Kmsg    = regexp.MustCompile(`^\[\s*\d+\.\d+\] \S+\[1\]: `) // systemd[1]: ... through kmsg
+	failOpen    = regexp.MustCompile(`streamroot: =+ BOOT FAILED =+`)
+	failClose   = regexp.MustCompile(`^streamroot: =+\s*$`)
+	progressRe  = regexp.MustCompile(`streamroot: fetch: .* / .*`)
+	kernelPanic = regexp.MustCompile(`Kernel panic - not syncing.*`)
+)
+
+// cleanLine drops '\r' and terminal escape sequences (SeaBIOS clears the
+// screen at power-on; that must not clear the operator's terminal).
+func cleanLine(s string) string {
+	s = strings.ReplaceAll(s, "\r", "")
+	return ansiEscape.ReplaceAllString(s, "")
+}
+
+// feed takes one cleaned console line seen at t.
+func (w *watcher) feed(line string, t time.Time) {
+	w.lines++
+	if w.maxTailLines > 0 {
+		w.tailLines = append(w.tailLines, line)
+		if len(w.tailLines) > w.maxTailLines {
+			w.tailLines = w.tailLines[1:]
+		}
+	}
+	trimmed := strings.TrimSpace(line)
+	// Before switch_root, the initramfs' first line may follow the
+	// firmware's unterminated "Booting from ROM.." on the same line.
+	if i := strings.Index(trimmed, "streamroot: "); i > 0 && w.switchAt.IsZero() && !kernelMsg.MatchString(trimmed) {
+		trimmed = trimmed[i:]
+	}
+	isStreamroot := strings.HasPrefix(trimmed, "streamroot:")
+	if isStreamroot && w.firstStreamroot.IsZero() {
+		w.firstStreamroot = t
+	}
+	if m := kernelPanic.FindString(line); m != "" && w.panicLine == "" {
+		w.panicLine, w.panicAt = m, t
+	}
+	switch {
+	case w.inFailure:
+		w.failure = append(w.failure, trimmed)
+		if failClose.MatchString(trimmed) {
+			w.inFailure, w.failureDone, w.failureAt = false, true, t
+		}
+		return
+	case failOpen.MatchString(trimmed) && !w.failureDone:
+		w.inFailure = true
+		w.failure = []string{trimmed}
+		return
+	}
+	if isStreamroot {
+		switch {
+		case strings.HasPrefix(trimmed, "streamroot: switch: starting ") && w.switchAt.IsZero():
+			w.switchAt, w.switchLine = t, trimmed
+		case strings.HasPrefix(trimmed, "streamroot: network: bound "):
+			w.boundLine = trimmed
+		case progressRe.MatchString(trimmed):
+			w.lastProgress = trimmed
+		}
+		return
+	}
+	if !w.switchAt.IsZero() && w.initUpAt.IsZero() && trimmed != "" &&
+		(!kernelMsg.MatchString(trimmed) || pid1Kmsg.MatchString(trimmed)) {
+		w.initUpAt, w.initUpLine = t, trimmed
+	}
+	switch {
+	case strings.Contains(line, helloBanner) && w.helloAt.IsZero():
+		w.helloAt = t
+	case trimmed == jsonBegin:
+		w.inJSON = true
+		w.jsonText.Reset()
+	case trimmed == jsonEnd:
+		w.inJSON = false
+	case w.inJSON:
+		w.jsonText.WriteString(line)
+		w.jsonText.WriteByte('\n')
+	case strings.HasPrefix(trimmed, helloLine+" ") && w.hello == nil:
+		w.hello = parseKV(strings.TrimPrefix(trimmed, helloLine+" "))
+		w.helloDoneAt = t
+	}
+}
+
+// failureField returns a field ("stage", "problem", "hint") of the failure
+// block.
+func (w *watcher) failureField(name string) string {
+	for _, l := range w.failure {
+		rest, ok := strings.CutPrefix(l, "streamroot: "+name+":")
+		if ok {
+			return strings.TrimSpace(rest)
+		}
+	}
+	return ""
+}
+
+// bootReport is the part of /run/initramfs/streamroot.json the summary uses.
+type bootReport struct {
+	Stages []struct {
+		Stage string `json:"stage"`
+		Took  int64  `json:"took_ns"`
+	} `json:"stages"`
+	Lease *struct {
+		Iface        string `json:"iface"`
+		MAC          string `json:"mac"`
+		Address      string `json:"address"`
+		Router       string `json:"router"`
+		ServerID     string `json:"server_id"`
+		LeaseSeconds int    `json:"lease_seconds"`
+		ClientID     string `json:"client_id"`
+	} `json:"lease"`
+	Image *struct {
+		URL      string `json:"url"`
+		Size     int64  `json:"size"`
+		Received int64  `json:"received"`
+	} `json:"image"`
+}
+
+// report parses the streamroot.json the demo root printed (nil if none).
+func (w *watcher) report() *bootReport {
+	s := strings.TrimSpace(w.jsonText.String())
+	if s == "" {
+		return nil
+	}
+	var r bootReport
+	if json.Unmarshal([]byte(s), &r) != nil {
+		return nil
+	}
+	return &r
+}
+
+// stageTiming is one stage's duration from the switch line.
+type stageTiming struct {
+	Stage string
+	Took  time.Duration
+}
+
+var switchRe = regexp.MustCompile(`streamroot: switch: starting (\S+) \(boot took ([^:]+): (.*)\)\s*$`)
+
+// parseSwitchLine reads "streamroot: switch: starting /sbin/init (boot took
+// 5.612s: early 75ms, config 28ms, ...)".
+func parseSwitchLine(line string) (init string, total time.Duration, stages []stageTiming, ok bool) {
+	m := switchRe.FindStringSubmatch(line)
+	if m == nil {
+		return "", 0, nil, false
+	}
+	total, err := time.ParseDuration(m[2])
+	if err != nil {
+		return "", 0, nil, false
+	}
+	stages = parseStageList(m[3])
+	return m[1], total, stages, true
+}
+
+// parseStageList reads "early 75ms, config 28ms, ..." (also the failure
+// block's "(stages: ...)").
+func parseStageList(s string) []stageTiming {
+	var out []stageTiming
+	for _, part := range strings.Split(s, ", ") {
+		name, dur, ok := strings.Cut(strings.TrimSpace(part), " ")
+		if !ok {
+			continue
+		}
+		d, err := time.ParseDuration(dur)
+		if err != nil {
+			continue
+		}
+		out = append(out, stageTiming{name, d})
+	}
+	return out
+}
+
+var failStagesRe = regexp.MustCompile(`\(stages: (.*)\)\s*$`)
+
+// failureStages reads the stage timings from the failure block's log line.
+func (w *watcher) failureStages() []stageTiming {
+	for _, l := range w.failure {
+		if m := failStagesRe.FindStringSubmatch(l); m != nil && strings.HasPrefix(l, "streamroot: log:") {
+			return parseStageList(m[1])
+		}
+	}
+	return nil
+}
+
+// parseKV reads "a=1 b=two" (values without spaces).
+func parseKV(s string) map[string]string {
+	m := map[string]string{}
+	for _, f := range strings.Fields(s) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}

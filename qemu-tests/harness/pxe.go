@@ -1,0 +1,324 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The PXE chain: QEMU's own NIC option ROM (iPXE, Debian's ipxe-qemu) boots
+// from the network (-boot n), dnsmasq answers DHCP and serves TFTP, and
+// either PXELinux (Debian's pxelinux + syslinux-common) or an iPXE script
+// on nginx loads the kernel and the initramfs under test.
+const (
+	// PXELinuxBin and LDLinux are the Debian files PXELinux needs on the
+	// TFTP server (ldlinux.c32 next to pxelinux.0).
+	PXELinuxBin = "/usr/lib/PXELINUX/pxelinux.0"
+	LDLinux     = "/usr/lib/syslinux/modules/bios/ldlinux.c32"
+	// IPXERom is the virtio-net option ROM QEMU loads by default (romfile
+	// unset); without it -boot n has nothing to boot from.
+	IPXERom = "/usr/lib/ipxe/qemu/efi-virtio.rom"
+
+	// DefaultPXEBootTimeout bounds one PXE boot under TCG: SeaBIOS, iPXE's
+	// DHCP, the NBP's transfers, then the kernel and the initramfs.
+	DefaultPXEBootTimeout = 240 * time.Second
+)
+
+// CheckPXEHost reports why this host cannot run the PXE tests: the Debian
+// packages ipxe-qemu, pxelinux and syslinux-common (builder/deps.sh test
+// installs them).
+func CheckPXEHost() error {
+	var missing []string
+	for _, f := range []struct{ path, pkg string }{
+		{IPXERom, "ipxe-qemu"}, {PXELinuxBin, "pxelinux"}, {LDLinux, "syslinux-common"},
+	} {
+		if _, err := os.Stat(f.path); err != nil {
+			missing = append(missing, f.path+" (Debian package "+f.pkg+")")
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s; make test installs them (builder/deps.sh test)", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// TFTPDnsmasqOptions make dnsmasq the PXE server: DHCP that names
+// bootFile (relative to tftpRoot) and TFTP from tftpRoot.
+func TFTPDnsmasqOptions(tftpRoot, bootFile string) DnsmasqOptions {
+	return DnsmasqOptions{Extra: []string{
+		"--enable-tftp",
+		"--tftp-root=" + tftpRoot,
+		"--dhcp-boot=" + bootFile,
+	}}
+}
+
+// IPXEDnsmasqOptions make dnsmasq hand iPXE (DHCP option 175 present) the
+// URL of a script; other clients get no boot file.
+func IPXEDnsmasqOptions(scriptURL string) DnsmasqOptions {
+	return DnsmasqOptions{Extra: []string{
+		"--dhcp-match=set:ipxe,175",
+		"--dhcp-boot=tag:ipxe," + scriptURL,
+	}}
+}
+
+var tftpSent = regexp.MustCompile(`dnsmasq-tftp\[\d+\]: sent (\S+) to (\S+)`)
+
+// TFTPSent returns the files dnsmasq's TFTP server sent completely, as
+// paths relative to tftpRoot, in order.
+func (d *Dnsmasq) TFTPSent(tftpRoot string) []string {
+	var out []string
+	for _, m := range tftpSent.FindAllStringSubmatch(d.Log(), -1) {
+		p := m[1]
+		if rel, err := filepath.Rel(tftpRoot, p); err == nil && !strings.HasPrefix(rel, "..") {
+			p = rel
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// PXELinuxRoot lays out a PXELinux TFTP root in dir: pxelinux.0,
+// ldlinux.c32, the kernel and the initramfs under the names the entry uses,
+// and pxelinux.cfg/default with entry (the output of `streamroot pxe
+// --format pxelinux`) as its default label, booting at once.
+func PXELinuxRoot(dir, kernel, initramfs, kernelName, initrdName, entry string) error {
+	m := regexp.MustCompile(`(?m)^LABEL (\S+)$`).FindStringSubmatch(entry)
+	if m == nil {
+		return fmt.Errorf("pxelinux entry has no LABEL line:\n%s", entry)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "pxelinux.cfg"), 0o755); err != nil {
+		return err
+	}
+	for _, f := range [][2]string{
+		{PXELinuxBin, "pxelinux.0"}, {LDLinux, "ldlinux.c32"}, {kernel, kernelName}, {initramfs, initrdName},
+	} {
+		if err := linkOrCopy(f[0], filepath.Join(dir, f[1])); err != nil {
+			return err
+		}
+	}
+	cfg := "# written by qemu-tests/harness (pxe.go); the entry is `streamroot pxe` output\n" +
+		"DEFAULT " + m[1] + "\nPROMPT 0\nTIMEOUT 1\n\n" + entry
+	return os.WriteFile(filepath.Join(dir, "pxelinux.cfg", "default"), []byte(cfg), 0o644)
+}
+
+// linkOrCopy puts src at dst: a hard link when possible, else a copy.
+func linkOrCopy(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	os.Remove(dst)
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	return copyFile(src, dst)
+}
+
+var (
+	cliOnce sync.Once
+	cliPath string
+	cliErr  error
+)
+
+// StreamrootCLI builds the host CLI (cmds/streamroot) once per test
+// process and returns its path.
+func StreamrootCLI(t testing.TB) string {
+	t.Helper()
+	cliOnce.Do(func() {
+		root := resolvePath("go.mod")
+		if _, err := os.Stat(root); err != nil {
+			cliErr = fmt.Errorf("cannot find the module root (go.mod) from %s", root)
+			return
+		}
+		goBin, err := exec.LookPath("go")
+		if err != nil && os.Getenv("GOROOT") != "" {
+			goBin, err = filepath.Join(os.Getenv("GOROOT"), "bin", "go"), nil
+		}
+		if err != nil {
+			cliErr = fmt.Errorf("the PXE tests build cmds/streamroot and need go on PATH (or GOROOT set): %w", err)
+			return
+		}
+		dir, err := os.MkdirTemp("", "streamroot-cli-")
+		if err != nil {
+			cliErr = err
+			return
+		}
+		out := filepath.Join(dir, "streamroot")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./cmds/streamroot")
+		cmd.Dir = filepath.Dir(root)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			cliErr = fmt.Errorf("go build ./cmds/streamroot: %v: %s", err, b)
+			return
+		}
+		cliPath = out
+	})
+	if cliErr != nil {
+		t.Fatal(cliErr)
+	}
+	return cliPath
+}
+
+// StreamrootPXE runs `streamroot pxe args...` and returns its output.
+func StreamrootPXE(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := runCmd(time.Minute, StreamrootCLI(t), append([]string{"pxe"}, args...)...)
+	if err != nil {
+		t.Fatalf("streamroot pxe: %v", err)
+	}
+	return out
+}
+
+// PXEBootOptions describe one network boot.
+type PXEBootOptions struct {
+	Name      string // label for logs and files, default "pxe"
+	Netns     *Netns // required: the NIC is on its br0
+	MAC       string // default BootMAC
+	MemoryMiB int    // default 1024
+	// Timeout bounds the whole QEMU run, default DefaultPXEBootTimeout.
+	Timeout  time.Duration
+	QEMUArgs []string
+}
+
+// BootPXE starts QEMU with no kernel: the virtio NIC's iPXE option ROM
+// boots from the network (-boot n) on br0 of opts.Netns. Otherwise it is
+// Boot: TCG with -cpu max, the serial console on stdout, -no-reboot, a VM
+// slot, killed by t.Cleanup.
+func (e *Env) BootPXE(t testing.TB, opts PXEBootOptions) *VM {
+	t.Helper()
+	if opts.Netns == nil {
+		t.Fatal("pxe: BootPXE needs a Netns")
+	}
+	if err := CheckPXEHost(); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Name == "" {
+		opts.Name = "pxe"
+	}
+	if opts.MAC == "" {
+		opts.MAC = BootMAC
+	}
+	if opts.MemoryMiB == 0 {
+		opts.MemoryMiB = 1024
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultPXEBootTimeout
+	}
+	dir := e.ArtifactDir(t)
+	vm := &VM{Name: opts.Name, t: t, timeout: opts.Timeout,
+		ConsolePath: filepath.Join(dir, opts.Name+".console.log"),
+		StderrPath:  filepath.Join(dir, opts.Name+".qemu-stderr.log")}
+	conFile, err := os.OpenFile(vm.ConsolePath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatalf("pxe: %v (one BootPXE per name and test)", err)
+	}
+	vm.con = newConsole(conFile)
+	stderr, err := os.Create(vm.StderrPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	tap, err := opts.Netns.AddTap(Bridge0)
+	if err != nil {
+		t.Fatalf("pxe: %v", err)
+	}
+	args := []string{
+		"-accel", "tcg", "-cpu", "max",
+		"-m", strconv.Itoa(opts.MemoryMiB), "-smp", "1",
+		"-nographic", "-no-reboot",
+		"-boot", "n",
+		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
+		// No romfile=: QEMU loads efi-virtio.rom (iPXE) for the NIC.
+		"-device", "virtio-net-pci,netdev=n0,mac=" + opts.MAC,
+	}
+	args = append(args, opts.QEMUArgs...)
+	cmd := opts.Netns.Command("qemu-system-x86_64", args...)
+	vm.Cmdline = cmd.Args
+	cmd.Stdout = vm.con
+	cmd.Stderr = stderr
+
+	slotCtx, cancel := context.WithTimeout(context.Background(), slotWait(t))
+	defer cancel()
+	waitStart := time.Now()
+	release, err := e.acquireVMSlot(slotCtx)
+	if err != nil {
+		t.Fatalf("pxe: %v", err)
+	}
+	waited := time.Since(waitStart)
+	vm.proc, err = startProcess("qemu", cmd)
+	if err != nil {
+		release()
+		t.Fatalf("pxe: %v", err)
+	}
+	vm.Started = vm.proc.start
+	t.Logf("%s: QEMU pid %d network-booting (-boot n) %s on %s/%s (waited %s for a VM slot), console %s",
+		opts.Name, cmd.Process.Pid, opts.MAC, tap, Bridge0, waited.Round(time.Millisecond), vm.ConsolePath)
+	go func() {
+		select {
+		case <-vm.proc.done:
+		case <-time.After(opts.Timeout):
+			vm.timedOut.Store(true)
+			vm.proc.Kill()
+		}
+		release()
+	}()
+	t.Cleanup(func() {
+		if err := vm.proc.Kill(); err != nil {
+			t.Error(err)
+		}
+		vm.logExit()
+		conFile.Close()
+		if t.Failed() {
+			t.Logf("%s: console, last 100 lines (full: %s):\n%s", vm.Name, vm.ConsolePath, tail(vm.Console(), 100))
+			if se, _ := os.ReadFile(vm.StderrPath); len(se) > 0 {
+				t.Logf("%s: QEMU stderr:\n%s", vm.Name, tail(string(se), 30))
+			}
+		}
+	})
+	return vm
+}
+
+// terminalEscape matches the escape sequences SeaBIOS's serial console
+// writes when it mirrors the firmware's text screen (cursor moves such as
+// ESC[25;06H may land in the middle of a word).
+var terminalEscape = regexp.MustCompile(`\x1b(\[[0-9;?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[@-Z\\-_]|c)`)
+
+// StripTerminalEscapes removes terminal escape sequences from console text.
+func StripTerminalEscapes(s string) string { return terminalEscape.ReplaceAllString(s, "") }
+
+// Milestone is a console line that marks a step of a network boot.
+type Milestone struct {
+	Name string
+	Re   *regexp.Regexp
+}
+
+// WaitMilestones waits for each milestone in order (each within what is
+// left of timeout; the console with terminal escapes removed) and logs when it appeared, counted from QEMU's start. It
+// returns the times; on a miss it fails t.
+func (vm *VM) WaitMilestones(t testing.TB, timeout time.Duration, ms ...Milestone) map[string]time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	at := map[string]time.Duration{}
+	var parts []string
+	for _, m := range ms {
+		_, err := vm.waitUntil(time.Until(deadline), m.Re.String(), func(con string) (string, bool) {
+			s := m.Re.FindString(StripTerminalEscapes(con))
+			return s, s != ""
+		})
+		if err != nil {
+			t.Fatalf("%s: no %s: %v (so far: %s)", vm.Name, m.Name, err, strings.Join(parts, ", "))
+		}
+		at[m.Name] = time.Since(vm.Started)
+		parts = append(parts, fmt.Sprintf("%s %.1fs", m.Name, at[m.Name].Seconds()))
+	}
+	t.Logf("%s: milestones after QEMU start: %s", vm.Name, strings.Join(parts, ", "))
+	return at
+}
