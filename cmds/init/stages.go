@@ -205,7 +205,7 @@ func (b *boot) network(ctx context.Context) error {
 	if lease.DHCP {
 		how = fmt.Sprintf("DHCP from %s, lease %s, client id %x", lease.ServerID, lease.LeaseTime, lease.ClientID)
 	}
-	b.log.Info(fmt.Sprintf("bound %s on %s (%s) via %s", lease.Addr.String(), lease.Iface, lease.MAC, how), "router", lease.Router)
+	b.log.Info(fmt.Sprintf("bound %s on %s (%s) via %s", lease.Addr.String(), lease.Iface, lease.MAC, how), "router", ipOrEmpty(lease.Router))
 	if len(lease.DNS) > 0 {
 		if err := os.WriteFile("/etc/resolv.conf", netup.ResolvConf(lease), 0o644); err != nil {
 			return fmt.Errorf("write /etc/resolv.conf: %w", err)
@@ -398,14 +398,21 @@ func (b *boot) writeReport() error {
 	if b.lease != nil {
 		rep["lease"] = map[string]any{
 			"iface": b.lease.Iface, "mac": b.lease.MAC.String(), "address": b.lease.Addr.String(),
-			"router": fmt.Sprint(b.lease.Router), "server_id": fmt.Sprint(b.lease.ServerID),
+			"router": ipOrEmpty(b.lease.Router), "server_id": ipOrEmpty(b.lease.ServerID),
 			"lease_seconds": int(b.lease.LeaseTime.Seconds()), "client_id": fmt.Sprintf("%x", b.lease.ClientID), "dhcp": b.lease.DHCP,
 		}
 	}
-	if b.src != nil {
-		rep["image"] = map[string]any{"url": b.cfg.Root.URL.Redacted(), "size": b.src.Size, "etag": b.src.ETag,
-			"received": b.src.Received(), "file": b.image}
+	img := map[string]any{"root": b.rootDesc(), "mode": b.mode}
+	switch {
+	case b.src != nil: // ram mode: PID 1 fetched it
+		img["size"], img["etag"], img["received"], img["file"] = b.src.Size, b.src.ETag, b.src.Received(), b.image
+	case b.device != nil: // the block daemon serves it (its own counters are in blockd.log)
+		img["size"], img["etag"], img["device"] = b.device.Size, b.device.ETag, b.device.Device
 	}
+	if b.manifest != nil {
+		img["manifest_chunks"] = b.manifest.NumChunks()
+	}
+	rep["image"] = img
 	if b.root != nil {
 		rep["layers"] = b.root.Layers
 	}
@@ -542,4 +549,12 @@ func (b *boot) loadManifest(ctx context.Context) error {
 	b.manifest, b.manifestRaw = m, data
 	b.log.Info("manifest verified", "url", u, "chunks", m.NumChunks(), "chunk", mib(m.Chunk))
 	return nil
+}
+
+// ipOrEmpty renders an optional address ("" when absent, not "<nil>").
+func ipOrEmpty(ip net.IP) string {
+	if ip == nil {
+		return ""
+	}
+	return ip.String()
 }

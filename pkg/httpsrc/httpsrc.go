@@ -55,8 +55,9 @@ type Source struct {
 
 	received atomic.Int64 // body bytes read, for progress and stall detection
 
-	mu      sync.Mutex
-	lastErr error
+	mu        sync.Mutex
+	lastErr   error
+	lastNoted time.Time
 }
 
 // StatusError is an HTTP answer that retrying will not change.
@@ -201,7 +202,16 @@ func newClient(o Options, record func(error)) *retryablehttp.Client {
 func (s *Source) recordErr(err error) {
 	s.mu.Lock()
 	s.lastErr = err
+	// An operator watching the console must see that the node is retrying,
+	// but one line every few seconds is enough.
+	note := time.Since(s.lastNoted) > 5*time.Second
+	if note {
+		s.lastNoted = time.Now()
+	}
 	s.mu.Unlock()
+	if note {
+		s.log.Warn("retrying", "url", s.URL, "err", err)
+	}
 }
 
 // LastError is the most recent transient failure, for messages when the

@@ -25,10 +25,10 @@ type Options struct {
 
 // Layer is one mounted filesystem of the stack.
 type Layer struct {
-	Kind       Kind
-	Source     string // file that was loop-attached
-	Device     string // /dev/loopN
-	Mountpoint string
+	Kind       Kind   `json:"kind"`
+	Source     string `json:"source"` // file or device that was mounted
+	Device     string `json:"device"` // /dev/loopN or /dev/nbdN
+	Mountpoint string `json:"mountpoint"`
 }
 
 // Root is the assembled root.
