@@ -162,6 +162,12 @@ dmesg -n 1 2> /dev/null
 echo "STREAMROOT-REPORT $line" > "$con"
 sync
 if $systemd; then
+	# fixture.shutdown=graceful: a full systemd shutdown (stopping units,
+	# killing processes, unmounting), to show the block daemon survives it.
+	if grep -q 'fixture.shutdown=graceful' /proc/cmdline; then
+		systemctl poweroff
+		sleep 120
+	fi
 	systemctl poweroff --force
 	sleep 20
 fi
