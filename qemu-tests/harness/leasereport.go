@@ -165,6 +165,7 @@ if $systemd; then
 	# fixture.shutdown=graceful: a full systemd shutdown (stopping units,
 	# killing processes, unmounting), to show the block daemon survives it.
 	if grep -q 'fixture.shutdown=graceful' /proc/cmdline; then
+		kill -54 1 2> /dev/null # SIGRTMIN+20: status lines back on, to see the shutdown
 		systemctl poweroff
 		sleep 120
 	fi
