@@ -364,7 +364,6 @@ func (b *boot) layers(context.Context) error {
 		LiveDir:     b.cfg.LiveDir,
 		SquashImg:   b.cfg.SquashImg,
 		OverlaySize: b.cfg.OverlaySize,
-		FSType:      b.cfg.RootFSType,
 	}, b.log)
 	if err != nil {
 		return fmt.Errorf("%s: %w", b.rootDesc(), err)

@@ -20,7 +20,6 @@ type Options struct {
 	LiveDir     string // rd.live.dir: directory of the image inside an ISO (LiveOS)
 	SquashImg   string // rd.live.squashimg: image name inside the ISO (squashfs.img)
 	OverlaySize int    // rd.live.overlay.size in MiB; 0: tmpfs default (half the RAM)
-	FSType      string // rootfstype= when the image is a bare filesystem
 }
 
 // Layer is one mounted filesystem of the stack.
