@@ -291,5 +291,6 @@ func TestNoDHCP(t *testing.T) {
 	vm := n.boot(t, harness.BootOptions{
 		Append: harness.FailureCmdline("live:http://10.77.0.1/plain.squashfs", "rd.net.timeout.dhcp=10", "rd.retry=10"),
 	})
-	vm.ExpectFailure(t, "network")
+	// The message names the interface, its MAC and the timeout.
+	vm.ExpectFailure(t, "network", "no DHCP lease on ens3", "52:54:00:12:34:56", "within 10s")
 }

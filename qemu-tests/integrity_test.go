@@ -110,3 +110,64 @@ func TestManifestDigestMismatch(t *testing.T) {
 		t.Error("something was mounted before the manifest was refused")
 	}
 }
+
+// Lazy mode with a corrupt chunk the boot does not need: the root comes up,
+// and reading the file over the bad chunk fails; the daemon names the chunk
+// and its offset. The kernel never receives the bad block.
+func TestManifestCorruptChunkLazy(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	url, arg, _ := pinned(t, n, 20<<20+12345)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " " + arg + " streamroot.fetch=lazy streamroot.io.timeout=10 fixture.mode=hash"})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	m := rawReport(t, vm)
+	if m["data_sha256"] == env.StreamFixtures(t).DataSHA256 || m["data_sha256"] == nil {
+		t.Errorf("data_sha256 %v: the root read the corrupted file in full", m["data_sha256"])
+	}
+	if !strings.Contains(vm.Console(), "refusing a corrupt chunk") || !strings.Contains(vm.Console(), "chunk 20 (bytes 20971520-") {
+		t.Error("the block daemon did not name the refused chunk")
+	}
+}
+
+// A squashfs cut short (a truncated copy) is refused before it is mounted.
+func TestTruncatedSquashfs(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	data, err := os.ReadFile(n.fx.Plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "cut.squashfs")
+	if err := os.WriteFile(p, data[:len(data)/2&^4095], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := n.serve(t, "cut.squashfs", p)
+	vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, "rd.retry=10")})
+	vm.ExpectFailure(t, "layers", "cut.squashfs", "truncated")
+}
+
+// The image is replaced on the server in the middle of a ram-mode download:
+// the boot stops with "image changed", never mixing the two files' bytes.
+func TestImageReplacedMidDownload(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{nginx: harness.NginxOptions{LimitRate: "2m"}})
+	url := n.serve(t, "big.squashfs", n.fx.Big)
+	vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, "rd.live.ram=1", "rd.retry=20"), Timeout: 240 * time.Second})
+	if _, err := vm.WaitFor(progressLine, 180*time.Second); err != nil {
+		t.Fatalf("no fetch progress line: %v", err)
+	}
+	// Replace the docroot's entry (not the cached fixture it links to).
+	other, err := os.ReadFile(n.fx.Plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(n.web.Docroot, ".big.new")
+	if err := os.WriteFile(tmp, other, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(n.web.Docroot, "big.squashfs")); err != nil {
+		t.Fatal(err)
+	}
+	vm.ExpectFailure(t, "fetch", "image changed", "big.squashfs")
+}

@@ -52,11 +52,12 @@ func TestDHCPOptions(t *testing.T) {
 	}
 }
 
-// A static ip= line (no DHCP server at all) with nameserver=.
+// A static ip= line with nameserver=: no DHCP traffic at all, though a
+// DHCP server is there to see any.
 func TestStaticIP(t *testing.T) {
 	t.Parallel()
 	fx := env.StreamFixtures(t)
-	n := setup(t, netOptions{noDHCP: true})
+	n := setup(t, netOptions{})
 	url := n.serve(t, "stream.squashfs", fx.Stream)
 	vm := n.boot(t, harness.BootOptions{Append: "ip=10.77.0.9::10.77.0.1:255.255.255.0:static-node:ens3:none nameserver=10.77.0.53 root=live:" + url + " streamroot.fetch=lazy"})
 	r := vm.ExpectReport(t)
@@ -66,5 +67,25 @@ func TestStaticIP(t *testing.T) {
 	}
 	if !strings.Contains(vm.Console(), "via static") {
 		t.Error("the console does not say the address is static")
+	}
+	if log := n.dhcp.Log(); strings.Contains(strings.ToLower(log), "52:54:00:12:34:56") {
+		t.Errorf("the DHCP server heard from the node despite the static ip=:\n%s", log)
+	}
+}
+
+// ifname= names the link before it goes up, so the real OS sees that name.
+func TestIfname(t *testing.T) {
+	t.Parallel()
+	fx := env.StreamFixtures(t)
+	n := setup(t, netOptions{})
+	url := n.serve(t, "stream.squashfs", fx.Stream)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp ifname=bootnet:52:54:00:12:34:56 root=live:" + url + " streamroot.fetch=lazy"})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	if got := r.LinkName(harness.BootMAC); got != "bootnet" {
+		t.Errorf("the boot link is %q in the real OS, want bootnet (ifname=)", got)
+	}
+	if len(r.IPv4On("bootnet")) != 1 {
+		t.Errorf("no address on bootnet: %s", r.Addrs)
 	}
 }

@@ -41,6 +41,7 @@ const treeDigest = `busybox find . -type f | busybox sort | busybox xargs busybo
 //	           /alive file no longer answers), then hash every file
 //	lazyfail   say STREAMROOT-BOOTED, wait until the server is gone, then
 //	           time a read of blocks never read before (it must fail)
+//	hash       hash /data/random.bin, then report
 //	sleepread  say STREAMROOT-BOOTED, wait 10 s (the test restarts the
 //	           server meanwhile), then read blocks never read before and
 //	           hash /data/random.bin
@@ -73,6 +74,10 @@ afterfill)
 	tree=$(cd /run/initramfs/squashfs && ` + treeDigest + `)
 	data=$(sha256sum /data/random.bin | cut -d' ' -f1)
 	extra=",\"server_gone\":$gone,\"tree_sha256\":\"$tree\",\"data_sha256\":\"$data\""
+	;;
+hash)
+	data=$(sha256sum /data/random.bin | cut -d' ' -f1)
+	extra=",\"data_sha256\":\"$data\""
 	;;
 sleepread)
 	say STREAMROOT-BOOTED
