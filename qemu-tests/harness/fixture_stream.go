@@ -19,13 +19,14 @@ type StreamFixtures struct {
 	DataSHA256 string // sha256 of /data/random.bin
 	Huge       string // huge.squashfs: busybox root + /data/huge.bin (1 GiB), fixture-id "huge"
 	HugeSHA256 string // sha256 of huge.squashfs itself
-	ISO        string // live.iso: LiveOS/squashfs.img = a root with fixture-id "iso" + 48 MiB data
+	ISO        string // live.iso: LiveOS/squashfs.img ⊃ LiveOS/rootfs.img (ext4) = a root with fixture-id "iso" + 1 GiB data
 }
 
 const (
-	hugeDataSize = 1 << 30
-	hugeDataSeed = "streamroot huge.squashfs /data/huge.bin"
-	isoDataSeed  = "streamroot live.iso /data/random.bin"
+	hugeDataSize  = 1 << 30
+	hugeDataSeed  = "streamroot huge.squashfs /data/huge.bin"
+	isoDataSeed   = "streamroot live.iso /data/huge.bin"
+	isoRootfsSize = "1200M"
 )
 
 // treeDigest is run on the host over the image's tree and by StreamInit in
@@ -180,22 +181,35 @@ func buildStreamFixtures(cache string, logf func(string, ...any)) (*StreamFixtur
 			},
 		},
 		{
-			name:   "live.iso",
-			recipe: base + fmt.Sprintf("\nxorriso ISO: LiveOS/squashfs.img = uncompressed iso root + /data/random.bin %d bytes %q", bigDataSize, isoDataSeed),
+			// dracut's Fedora/CentOS live layout at full size: an ISO whose
+			// LiveOS/squashfs.img holds LiveOS/rootfs.img (ext4), 1 GiB of it.
+			name: "live.iso",
+			recipe: base + fmt.Sprintf("\nxorriso ISO: LiveOS/squashfs.img (uncompressed) = LiveOS/rootfs.img = mkfs.ext4 -m 0 -d <iso root + /data/huge.bin %d bytes %q> %s",
+				hugeDataSize, isoDataSeed, isoRootfsSize),
 			build: func(work, out string) (map[string]string, error) {
-				r, sum, err := root(work, "iso", "random.bin", isoDataSeed, bigDataSize)
+				r, _, err := root(work, "iso", "huge.bin", isoDataSeed, hugeDataSize)
 				if err != nil {
 					return nil, err
 				}
+				inner := filepath.Join(work, "squash")
+				if err := os.MkdirAll(filepath.Join(inner, "LiveOS"), 0o755); err != nil {
+					return nil, err
+				}
+				img := filepath.Join(inner, "LiveOS", "rootfs.img")
+				if _, err := runCmd(buildTimeout, "mkfs.ext4", "-q", "-F", "-m", "0", "-d", r, "-L", "rootfs", img, isoRootfsSize); err != nil {
+					return nil, err
+				}
+				os.RemoveAll(r) // the disk space goes to the next layer
 				layout := filepath.Join(work, "iso")
 				if err := os.MkdirAll(filepath.Join(layout, "LiveOS"), 0o755); err != nil {
 					return nil, err
 				}
-				if err := mksquashfs(r, filepath.Join(layout, "LiveOS", "squashfs.img"), "-noI", "-noD", "-noF", "-noX"); err != nil {
+				if err := mksquashfs(inner, filepath.Join(layout, "LiveOS", "squashfs.img"), "-noI", "-noD", "-noF", "-noX"); err != nil {
 					return nil, err
 				}
+				os.RemoveAll(inner)
 				_, err = runCmd(buildTimeout, "xorriso", "-as", "mkisofs", "-quiet", "-V", "LIVE", "-R", "-J", "-o", out, layout)
-				return map[string]string{"data_sha256": sum}, err
+				return nil, err
 			},
 		},
 	}
