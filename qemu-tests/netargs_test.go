@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
@@ -87,5 +88,45 @@ func TestIfname(t *testing.T) {
 	}
 	if len(r.IPv4On("bootnet")) != 1 {
 		t.Errorf("no address on bootnet: %s", r.Addrs)
+	}
+}
+
+// Names in root= resolve through the DNS server the lease names; a name
+// that does not exist fails at once with a message naming it, instead of
+// being retried for rd.retry.
+func TestDNS(t *testing.T) {
+	t.Parallel()
+	dnsArgs := []string{
+		"--local=/lab/", "--address=/boot.lab/10.77.0.1",
+		"--dhcp-option=option:dns-server,10.77.0.1", "--domain=lab",
+	}
+	for _, tc := range []struct {
+		name, host string
+		ok         bool
+	}{
+		{"resolves", "boot.lab", true},
+		{"nxdomain", "nosuch.lab", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env.Require(t)
+			n := &testNet{fx: env.Fixtures(t)}
+			n.ns = env.NewNetns(t)
+			n.dhcp = harness.StartDnsmasq(t, n.ns, harness.DnsmasqOptions{DNS: true, Extra: dnsArgs})
+			n.web = harness.StartNginx(t, n.ns, harness.NginxOptions{})
+			n.serve(t, "plain.squashfs", n.fx.Plain)
+			url := "http://" + tc.host + "/plain.squashfs"
+			if tc.ok {
+				vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url})
+				checkRoot(t, vm.ExpectReport(t), "plain")
+				return
+			}
+			start := time.Now()
+			vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, "rd.retry=60")})
+			vm.ExpectFailure(t, "fetch", "nosuch.lab", "no such host")
+			if d := time.Since(start); d > 50*time.Second {
+				t.Errorf("an unknown name took %s to fail with rd.retry=60: it was retried", d)
+			}
+		})
 	}
 }

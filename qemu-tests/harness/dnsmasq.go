@@ -19,6 +19,7 @@ type DnsmasqOptions struct {
 	Range     string   // --dhcp-range, default "10.77.0.50,10.77.0.150,255.255.255.0,1h"
 	Router    string   // dhcp-option router, default 10.77.0.1
 	Extra     []string // more dnsmasq arguments
+	DNS       bool     // also answer DNS on port 53 (default: DHCP only)
 }
 
 // Dnsmasq is a DHCP-only dnsmasq (DNS disabled: --port=0) in a namespace.
@@ -64,7 +65,7 @@ func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 		"--no-daemon", // also: never drops root, so it can write into Dir
 		"--conf-file=/dev/null",
 		"--no-hosts", "--no-resolv",
-		"--port=0", // no DNS
+		dnsPort(opts.DNS),
 		"--interface=" + opts.Interface,
 		"--bind-interfaces",
 		"--dhcp-authoritative",
@@ -188,4 +189,11 @@ func ParseLeases(b []byte) ([]Lease, error) {
 		leases = append(leases, l)
 	}
 	return leases, sc.Err()
+}
+
+func dnsPort(on bool) string {
+	if on {
+		return "--port=53"
+	}
+	return "--port=0" // no DNS
 }
