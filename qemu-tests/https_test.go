@@ -58,12 +58,19 @@ func siteCA(t *testing.T, dir string, ips []string, names []string) (caPEM, cert
 // its bundle (make initramfs EXTRA_CA=…), from the same init and modules.
 func initramfsWithCA(t *testing.T, ca string) string {
 	t.Helper()
+	return buildInitramfs(t, "-extra-ca", ca)
+}
+
+// buildInitramfs runs the builder as make initramfs does, with extra flags.
+func buildInitramfs(t *testing.T, flags ...string) string {
+	t.Helper()
 	mods, _ := filepath.Glob("../build/kernel/lib/modules/*")
 	if len(mods) == 0 {
 		t.Fatal("no ../build/kernel/lib/modules: run make kernel")
 	}
-	out := filepath.Join(t.TempDir(), "initramfs-ca.img")
-	cmd := exec.Command("go", "run", "../builder", "-init", "../build/init", "-moddir", mods[0], "-extra-ca", ca, "-o", out)
+	out := filepath.Join(t.TempDir(), "initramfs.img")
+	args := append([]string{"run", "../builder", "-init", "../build/init", "-moddir", mods[0], "-o", out}, flags...)
+	cmd := exec.Command("go", args...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("builder: %v\n%s", err, b)
 	}

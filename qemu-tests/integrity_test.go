@@ -171,3 +171,17 @@ func TestImageReplacedMidDownload(t *testing.T) {
 	}
 	vm.ExpectFailure(t, "fetch", "image changed", "big.squashfs")
 }
+
+// make initramfs IMAGE_MANIFEST=…: the digest baked into the initramfs pins
+// the image though the kernel line names no manifest.
+func TestBakedManifest(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	url, arg, _ := pinned(t, n, 20<<20+12345)
+	initrd := buildInitramfs(t, "-manifest-digest", strings.TrimPrefix(arg, "streamroot.manifest=sha256:"))
+	vm := n.boot(t, harness.BootOptions{Initramfs: initrd, Append: harness.FailureCmdline("live:"+url, "rd.live.ram=1")})
+	vm.ExpectFailure(t, "fetch", "chunk 20", "bytes 20971520-")
+	if !strings.Contains(vm.Console(), "image manifest pinned by the initramfs") {
+		t.Error("the console does not say the initramfs pinned the manifest")
+	}
+}
