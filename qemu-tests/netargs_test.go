@@ -2,9 +2,15 @@ package qemutests
 
 import (
 	"encoding/base64"
+	"net"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
@@ -128,5 +134,92 @@ func TestDNS(t *testing.T) {
 				t.Errorf("an unknown name took %s to fail with rd.retry=60: it was retried", d)
 			}
 		})
+	}
+}
+
+// A NIC without carrier (the cable pulled: QEMU's set_link off before the
+// guest runs) fails within rd.net.timeout.carrier, naming the link.
+func TestNoCarrier(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	n.serve(t, "plain.squashfs", n.fx.Plain)
+	sock := filepath.Join(t.TempDir(), "monitor.sock")
+	vm := n.boot(t, harness.BootOptions{
+		Append:   harness.FailureCmdline("live:http://10.77.0.1/plain.squashfs", "rd.net.timeout.carrier=5"),
+		QEMUArgs: []string{"-S", "-monitor", "unix:" + sock + ",server=on,wait=off"},
+	})
+	var conn net.Conn
+	var err error
+	for i := 0; i < 300; i++ { // the VM may wait for a slot before QEMU starts
+		if conn, err = net.Dial("unix", sock); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if err != nil {
+		t.Fatalf("QEMU monitor: %v", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("set_link n0 off\ncont\n")); err != nil {
+		t.Fatal(err)
+	}
+	vm.ExpectFailure(t, "network", "no carrier on ens3", "within 5s")
+}
+
+// A DHCP server that refuses the first REQUEST (NAK): the initramfs starts
+// discovery again and boots with the second offer. The server is a few
+// lines on insomniacslk/dhcp's server4: neither dnsmasq nor Kea NAKs on
+// demand.
+func TestDHCPNAKRestartsDiscovery(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{noDHCP: true})
+	n.serve(t, "plain.squashfs", n.fx.Plain)
+	var requests atomic.Int32
+	handler := func(conn net.PacketConn, _ net.Addr, m *dhcpv4.DHCPv4) {
+		typ := dhcpv4.MessageTypeOffer
+		switch m.MessageType() {
+		case dhcpv4.MessageTypeDiscover:
+		case dhcpv4.MessageTypeRequest:
+			typ = dhcpv4.MessageTypeAck
+			if requests.Add(1) == 1 {
+				typ = dhcpv4.MessageTypeNak
+			}
+		default:
+			return
+		}
+		mods := []dhcpv4.Modifier{dhcpv4.WithMessageType(typ), dhcpv4.WithServerIP(net.ParseIP("10.77.0.1")),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(net.ParseIP("10.77.0.1"))), dhcpv4.WithBroadcast(true)}
+		if typ != dhcpv4.MessageTypeNak {
+			mods = append(mods, dhcpv4.WithYourIP(net.ParseIP("10.77.0.77")), dhcpv4.WithNetmask(net.CIDRMask(24, 32)),
+				dhcpv4.WithRouter(net.ParseIP("10.77.0.1")), dhcpv4.WithLeaseTime(3600))
+		}
+		reply, err := dhcpv4.NewReplyFromRequest(m, mods...)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := conn.WriteTo(reply.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}); err != nil {
+			t.Error(err)
+		}
+	}
+	var srv *server4.Server
+	if err := n.ns.Do(func() error {
+		var err error
+		srv, err = server4.NewServer(harness.Bridge0, &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort}, handler)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	t.Cleanup(func() { srv.Close() })
+
+	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:http://10.77.0.1/plain.squashfs"})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	if got := r.IPv4On(harness.BootMAC); len(got) != 1 || got[0] != "10.77.0.77" {
+		t.Errorf("address %v, want 10.77.0.77 from the second exchange", got)
+	}
+	if !strings.Contains(vm.Console(), "refused the offer (NAK)") || requests.Load() < 2 {
+		t.Errorf("no NAK and second request (%d requests)", requests.Load())
 	}
 }

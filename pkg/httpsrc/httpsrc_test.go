@@ -172,6 +172,8 @@ func TestOpenErrors(t *testing.T) {
 		switch r.URL.Path {
 		case "/norange":
 			w.Write([]byte("whole file"))
+		case "/forbidden":
+			http.Error(w, "no", http.StatusForbidden)
 		default:
 			http.NotFound(w, r)
 		}
@@ -183,6 +185,10 @@ func TestOpenErrors(t *testing.T) {
 	}{
 		{"/missing", "404", func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 404 }},
 		{"/norange", "Range", func(err error) bool { return errors.Is(err, ErrNoRanges) }},
+		{"/forbidden", "403", func(err error) bool {
+			var se *StatusError
+			return errors.As(err, &se) && se.Code == 403 && strings.Contains(se.Hint(), "permissions")
+		}},
 	} {
 		start := time.Now()
 		_, err := Open(context.Background(), srv.URL+tc.path, Options{Stall: 20 * time.Second})
