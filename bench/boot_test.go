@@ -1,0 +1,262 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamroot/streamroot/bench/delayproxy"
+	"github.com/streamroot/streamroot/qemu-tests/harness"
+)
+
+// The two initramfs images under test.
+const (
+	ours   = "streamroot"
+	dracut = "dracut"
+)
+
+// bootSpec is one boot to measure.
+type bootSpec struct {
+	Initramfs string        // ours or dracut
+	Image     string        // plain, huge, debian-networkd
+	Mode      string        // ram, stream, lazy; dracut: "download" (it has one mode)
+	RTT       time.Duration // added by the delay proxy
+	// NoPing runs dnsmasq with --no-ping: by default it probes an address
+	// (ARP, then ICMP echo) for about 3 s before it offers it.
+	NoPing bool
+}
+
+func (s bootSpec) String() string {
+	str := fmt.Sprintf("%s/%s/%s/rtt%dms", s.Initramfs, s.Image, s.Mode, s.RTT.Milliseconds())
+	if s.NoPing {
+		str += "/noping"
+	}
+	return str
+}
+
+// bootResult is what one boot measured.
+type bootResult struct {
+	Spec bootSpec
+	// Uptime is the guest's /proc/uptime when the real init reported:
+	// seconds from kernel start to the real init.
+	Uptime float64
+	// InitStart is the kernel's timestamp of "Run /init as init process":
+	// Uptime-InitStart is the initramfs's own share.
+	InitStart float64
+	// BytesBefore is what nginx logged as sent for the image in requests
+	// completed before the harness saw the switch to the real init
+	// (ours: "streamroot: switch: starting", dracut: the report line).
+	BytesBefore int64
+	// BytesTotal is everything sent for the image until the guest exited
+	// (stream mode keeps filling after the switch).
+	BytesTotal int64
+	ImageSize  int64
+	Requests   int // requests for the image before the switch
+	Leases     int // dnsmasq leases after the guest powered off
+	Wall       float64
+	Err        string `json:",omitempty"`
+	When       time.Time
+	report     string // the report line's JSON
+}
+
+var (
+	switchLine = regexp.MustCompile(`streamroot: switch: starting /`)
+	reportLine = regexp.MustCompile(`STREAMROOT-REPORT \{[^\n]*\}\n`)
+	runInit    = regexp.MustCompile(`\[\s*(\d+\.\d+)\] Run /init as init process`)
+)
+
+// image is a fixture served to the guests.
+type image struct {
+	name, path string
+	memMiB     int
+}
+
+func images(t *testing.T) map[string]image {
+	fx := env.Fixtures(t)
+	sfx := env.StreamFixtures(t)
+	return map[string]image{
+		"plain": {"plain.squashfs", fx.Plain, 1024},
+		// ram mode (ours and dracut's download) keeps the 1 GiB image in RAM.
+		"huge": {"huge.squashfs", sfx.Huge, 2560},
+	}
+}
+
+// cmdline is the kernel command line for spec (after "console=ttyS0
+// panic=-1 "). Both initramfs images get dracut's own arguments; dracut's
+// dmsquash-live needs rd.live.image, and a squashfs that is the root
+// itself (no LiveOS/rootfs.img) is mounted with overlayfs.
+func cmdline(spec bootSpec, url string) string {
+	switch spec.Initramfs {
+	case dracut:
+		return "ip=dhcp rd.neednet=1 root=live:" + url + " rd.live.image rd.live.overlay.overlayfs BOOTIF=01-52-54-00-12-34-56" + os.Getenv("STREAMROOT_BENCH_DRACUT_ARGS")
+	default:
+		return "ip=dhcp root=live:" + url + " rd.live.image streamroot.fetch=" + spec.Mode + " BOOTIF=01-52-54-00-12-34-56"
+	}
+}
+
+// startProxy puts the delay proxy between the guests and nginx: it listens
+// in the namespace on 10.77.0.1:8080 and forwards to 10.77.0.1:80.
+func startProxy(t *testing.T, ns *harness.Netns, rtt time.Duration) *delayproxy.Proxy {
+	t.Helper()
+	ln, err := ns.Listen("tcp", harness.ServerIP+":8080")
+	if err != nil {
+		t.Fatalf("delay proxy: %v", err)
+	}
+	p := &delayproxy.Proxy{Target: harness.ServerIP + ":80", RTT: rtt, Dial: ns.DialContext}
+	p.Start(ln)
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func initramfsPath(which string) string {
+	if which == dracut {
+		return cfg.dracut
+	}
+	return env.Initramfs
+}
+
+// bootOnce boots spec once in a fresh namespace with its own dnsmasq and
+// nginx and measures it. It never fails t for a boot that does not reach
+// the root: the result carries the error.
+func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
+	res := bootResult{Spec: spec, When: time.Now()}
+	if st, err := os.Stat(img.path); err == nil {
+		res.ImageSize = st.Size()
+	}
+	ns := env.NewNetns(t)
+	var dopts harness.DnsmasqOptions
+	if spec.NoPing {
+		dopts.Extra = []string{"--no-ping"}
+	}
+	dhcp := harness.StartDnsmasq(t, ns, dopts)
+	web := harness.StartNginx(t, ns, harness.NginxOptions{})
+	if err := web.AddFile(img.path, img.name); err != nil {
+		t.Fatal(err)
+	}
+	url := web.URL(img.name)
+	if spec.RTT > 0 {
+		startProxy(t, ns, spec.RTT)
+		url = "http://" + harness.ServerIP + ":8080/" + img.name
+	}
+	timeout := 300 * time.Second
+	start := time.Now()
+	vm := env.Boot(t, harness.BootOptions{
+		Name:      "vm",
+		Netns:     ns,
+		Initramfs: initramfsPath(spec.Initramfs),
+		Append:    cmdline(spec, url),
+		MemoryMiB: img.memMiB,
+		Timeout:   timeout,
+	})
+	var seen time.Time
+	if spec.Initramfs == ours {
+		if _, err := vm.WaitFor(switchLine, timeout); err != nil {
+			res.Err = firstLine(err.Error())
+		}
+		seen = time.Now()
+	}
+	if res.Err == "" {
+		js, err := vm.WaitFor(reportLine, timeout)
+		if seen.IsZero() {
+			seen = time.Now()
+		}
+		if err != nil {
+			res.Err = firstLine(err.Error())
+		} else if r, err := harness.ParseReport(strings.TrimSpace(strings.TrimPrefix(js, "STREAMROOT-REPORT "))); err != nil {
+			res.Err = firstLine(err.Error())
+		} else {
+			res.Uptime = r.Uptime
+			res.report = r.Raw
+		}
+	}
+	if err := vm.WaitExit(90 * time.Second); err != nil {
+		vm.Kill()
+	}
+	res.Wall = time.Since(start).Seconds()
+	if m := runInit.FindStringSubmatch(vm.Console()); m != nil {
+		res.InitStart, _ = strconv.ParseFloat(m[1], 64)
+	}
+	path := "/" + img.name
+	for _, e := range web.Requests(path) {
+		res.BytesTotal += e.BodyBytes
+		if !seen.IsZero() && !e.Time.After(seen) {
+			res.BytesBefore += e.BodyBytes
+			res.Requests++
+		}
+	}
+	if leases, err := dhcp.Leases(); err == nil {
+		res.Leases = len(leases)
+	}
+	if res.Err != "" {
+		res.Err += " (console: " + vm.ConsolePath + ")"
+		t.Logf("console tail:\n%s", tailLines(vm.Console(), 40))
+	}
+	return res
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// measure boots spec runs times (sequentially: one guest at a time, so that
+// the guests' clocks are not slowed by each other on this 2-core host).
+func measure(t *testing.T, spec bootSpec, img image, runs int) []bootResult {
+	var out []bootResult
+	if cfg.filter != nil && !cfg.filter.MatchString(spec.String()) {
+		return nil
+	}
+	for i := range runs {
+		var res bootResult
+		t.Run(fmt.Sprintf("%s/%d", spec, i+1), func(t *testing.T) {
+			res = bootOnce(t, spec, img)
+		})
+		if res.When.IsZero() { // the subtest died in setup
+			res = bootResult{Spec: spec, Err: "setup failed (see -test.v output)", When: time.Now()}
+		}
+		record("boots", res)
+		if res.Err != "" {
+			say("%-36s run %d: FAILED: %s", spec, i+1, res.Err)
+		} else {
+			say("%-36s run %d: real init at %6.2f s guest (/init started at %.2f s), %s before it (%d req), %d lease(s), %.0f s wall",
+				spec, i+1, res.Uptime, res.InitStart, mib(res.BytesBefore), res.Requests, res.Leases, res.Wall)
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+func mib(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	default:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+}
+
+// requireBoot checks what every boot section needs.
+func requireBoot(t *testing.T) {
+	t.Helper()
+	env.Require(t)
+	if cfg.dracut == "" {
+		t.Fatal("STREAMROOT_BENCH_DRACUT is unset (make bench builds build/bench/dracut.img)")
+	}
+	if _, err := os.Stat(cfg.dracut); err != nil {
+		t.Fatalf("dracut initramfs: %v", err)
+	}
+}

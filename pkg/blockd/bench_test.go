@@ -1,0 +1,179 @@
+package blockd_test
+
+// The block daemon's cache over a loopback HTTP server (httpsrc.Device),
+// with and without added round-trip latency (a delaying proxy on loopback):
+//
+//   - demand reads: the kernel reading the image sequentially in 128 KiB
+//     requests through the cache (lazy mode: each chunk on demand, the next
+//     one read ahead), for several chunk sizes;
+//   - random 4 KiB reads: the latency of one cold read;
+//   - fill: stream mode's background fill of the whole image, for several
+//     worker counts.
+//
+//	go test ./pkg/blockd -run '^$' -bench . -benchtime 1x
+//
+// STREAMROOT_BENCH_RTTS (ms, default "0,50") and STREAMROOT_BENCH_MIB
+// (image size, default 64) change the grid. docs/benchmarks.md records a run.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/streamroot/streamroot/bench/delayproxy"
+	"github.com/streamroot/streamroot/pkg/blockd"
+	"github.com/streamroot/streamroot/pkg/httpsrc"
+)
+
+var (
+	benchOnce sync.Once
+	benchData []byte
+	benchSrv  *httptest.Server
+)
+
+func benchServer(b *testing.B) (*httptest.Server, int64) {
+	benchOnce.Do(func() {
+		mb := 64
+		if n, err := strconv.Atoi(os.Getenv("STREAMROOT_BENCH_MIB")); err == nil && n > 0 {
+			mb = n
+		}
+		benchData = make([]byte, mb<<20)
+		r := rand.NewChaCha8([32]byte{9})
+		r.Read(benchData)
+		mod := time.Unix(1_700_000_000, 0)
+		benchSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("ETag", `"bench-image"`)
+			http.ServeContent(w, r, "image.squashfs", mod, bytes.NewReader(benchData))
+		}))
+	})
+	return benchSrv, int64(len(benchData))
+}
+
+func benchRTTs() []time.Duration {
+	s := os.Getenv("STREAMROOT_BENCH_RTTS")
+	if s == "" {
+		s = "0,50"
+	}
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		if ms, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && ms >= 0 {
+			out = append(out, time.Duration(ms)*time.Millisecond)
+		}
+	}
+	return out
+}
+
+// openCache opens the image (through a delay proxy when rtt > 0) and a
+// cache over it.
+func openCache(b *testing.B, rtt time.Duration, o blockd.Options) *blockd.Cache {
+	b.Helper()
+	srv, _ := benchServer(b)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	if rtt > 0 {
+		p, err := delayproxy.Listen("127.0.0.1:0", addr, rtt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { p.Close() })
+		addr = p.Addr()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	src, err := httpsrc.Open(ctx, "http://"+addr+"/image.squashfs", httpsrc.Options{Stall: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	o.ReadTimeout = time.Minute
+	c, err := blockd.New(httpsrc.Device{Source: src}, o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// BenchmarkDemandSequential: 128 KiB reads from start to end, lazy mode.
+func BenchmarkDemandSequential(b *testing.B) {
+	_, size := benchServer(b)
+	for _, rtt := range benchRTTs() {
+		for _, chunk := range []int64{256 << 10, 1 << 20, 4 << 20} {
+			b.Run(fmt.Sprintf("rtt=%dms/chunk=%dKiB", rtt.Milliseconds(), chunk>>10), func(b *testing.B) {
+				b.SetBytes(size)
+				buf := make([]byte, 128<<10)
+				for b.Loop() {
+					b.StopTimer()
+					c := openCache(b, rtt, blockd.Options{Mode: blockd.Lazy, Chunk: chunk, CacheChunks: 64})
+					b.StartTimer()
+					for off := int64(0); off < size; off += int64(len(buf)) {
+						if err := c.ReadAt(context.Background(), buf, off); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDemandRandom4K: cold 4 KiB reads at random offsets, lazy mode;
+// the metric is the mean latency of one read.
+func BenchmarkDemandRandom4K(b *testing.B) {
+	_, size := benchServer(b)
+	for _, rtt := range benchRTTs() {
+		for _, chunk := range []int64{256 << 10, 1 << 20, 4 << 20} {
+			b.Run(fmt.Sprintf("rtt=%dms/chunk=%dKiB", rtt.Milliseconds(), chunk>>10), func(b *testing.B) {
+				const reads = 32
+				buf := make([]byte, 4096)
+				r := rand.New(rand.NewPCG(1, 2))
+				var total time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					c := openCache(b, rtt, blockd.Options{Mode: blockd.Lazy, Chunk: chunk, CacheChunks: 4})
+					b.StartTimer()
+					for range reads {
+						off := r.Int64N(size/4096) * 4096
+						start := time.Now()
+						if err := c.ReadAt(context.Background(), buf, off); err != nil {
+							b.Fatal(err)
+						}
+						total += time.Since(start)
+					}
+				}
+				b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N*reads), "ms/read")
+			})
+		}
+	}
+}
+
+// BenchmarkFill: stream mode's background fill of the whole image.
+func BenchmarkFill(b *testing.B) {
+	_, size := benchServer(b)
+	for _, rtt := range benchRTTs() {
+		for _, chunk := range []int64{1 << 20, 4 << 20} {
+			for _, par := range []int{1, 4, 8} {
+				b.Run(fmt.Sprintf("rtt=%dms/chunk=%dMiB/par=%d", rtt.Milliseconds(), chunk>>20, par), func(b *testing.B) {
+					b.SetBytes(size)
+					for b.Loop() {
+						b.StopTimer()
+						c := openCache(b, rtt, blockd.Options{Mode: blockd.Stream, Chunk: chunk, Parallel: par})
+						b.StartTimer()
+						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+						err := c.Fill(ctx, nil)
+						cancel()
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
