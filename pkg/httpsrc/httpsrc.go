@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -175,8 +176,7 @@ func newClient(o Options, record func(error)) *retryablehttp.Client {
 	c.RetryMax = 1 << 20 // bounded by the stall deadline, not a count
 	c.RetryWaitMin = 250 * time.Millisecond
 	c.RetryWaitMax = 5 * time.Second
-	// Jitter spreads the retries of a rack booting at once; Retry-After is honoured.
-	c.Backoff = retryablehttp.RateLimitLinearJitterBackoff
+	c.Backoff = backoff
 	c.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
@@ -197,6 +197,20 @@ func newClient(o Options, record func(error)) *retryablehttp.Client {
 		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 	}
 	return c
+}
+
+// backoff waits as a 429/503's Retry-After says, else a random time up to
+// min·2^attempt capped at max ("full jitter"): a rack booting at once
+// spreads its retries, and a server that comes back is found within max.
+// retryablehttp's linear jitter multiplies max by the attempt number, so
+// after a long outage a node would wait minutes between tries.
+func backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) &&
+		resp.Header.Get("Retry-After") != "" {
+		return retryablehttp.DefaultBackoff(min, max, attempt, resp)
+	}
+	ceil := retryablehttp.DefaultBackoff(min, max, attempt, nil)
+	return min + rand.N(ceil-min+1)
 }
 
 func (s *Source) recordErr(err error) {

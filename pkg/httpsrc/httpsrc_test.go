@@ -312,3 +312,102 @@ func TestStalledServerIsBounded(t *testing.T) {
 		t.Fatalf("stalled fetch took %s with a 2s bound", d)
 	}
 }
+
+// 5xx answers are retried; a Retry-After longer than the whole retry budget
+// (rd.retry) is not waited out: the open gives up at the budget, naming the
+// URL and the last answer.
+func TestServerErrorsWithinRetryBudget(t *testing.T) {
+	img := image(64 << 10)
+	for _, tc := range []struct {
+		name       string
+		code       int
+		retryAfter string
+		failures   int32 // answers before the good one; -1: never good
+		budget     time.Duration
+		wantErr    string
+		maxTook    time.Duration
+	}{
+		// Two jittered waits: at most 0.5 s + 1 s.
+		{"500 then good", http.StatusInternalServerError, "", 2, 20 * time.Second, "", 5 * time.Second},
+		{"503 retry-after beyond rd.retry", http.StatusServiceUnavailable, "3600", -1, 2 * time.Second, "503 Service Unavailable", 5 * time.Second},
+		{"500 forever", http.StatusInternalServerError, "", -1, 2 * time.Second, "500 Internal Server Error", 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if k := n.Add(1); tc.failures < 0 || k <= tc.failures {
+					if tc.retryAfter != "" {
+						w.Header().Set("Retry-After", tc.retryAfter)
+					}
+					w.WriteHeader(tc.code)
+					return
+				}
+				w.Header().Set("ETag", `"r"`)
+				http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(img))
+			}))
+			defer srv.Close()
+			start := time.Now()
+			src, err := Open(context.Background(), srv.URL+"/img", Options{Stall: tc.budget})
+			took := time.Since(start)
+			if took > tc.maxTook {
+				t.Errorf("took %s, want at most %s (rd.retry is %s)", took, tc.maxTook, tc.budget)
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("open: %v", err)
+				}
+				if got := n.Load(); got != tc.failures+1 {
+					t.Errorf("%d requests, want %d (each 5xx retried once more)", got, tc.failures+1)
+				}
+				if src.Size != int64(len(img)) {
+					t.Errorf("size %d", src.Size)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), srv.URL+"/img") {
+				t.Fatalf("err = %v, want one naming %s and %q", err, srv.URL+"/img", tc.wantErr)
+			}
+		})
+	}
+}
+
+// A 206 for another range than the one asked for (a broken cache or proxy)
+// is never stored as the asked range: the range is asked again, and the
+// read returns the right bytes.
+func TestWrongRangeNotAccepted(t *testing.T) {
+	img := image(2 << 20)
+	var wrong atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var first, last int64
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last); err == nil && first > 0 && wrong.Add(1) == 1 {
+			// The bytes of the range before the asked one, labelled honestly.
+			first, last = first-(1<<20), last-(1<<20)
+			w.Header().Set("ETag", `"w"`)
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, len(img)))
+			w.Header().Set("Content-Length", fmt.Sprint(last-first+1))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(img[first : last+1])
+			return
+		}
+		w.Header().Set("ETag", `"w"`)
+		http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(img))
+	}))
+	defer srv.Close()
+	src, err := Open(context.Background(), srv.URL, Options{Stall: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 1<<20)
+	if err := src.ReadRange(context.Background(), got, 1<<20); err != nil {
+		t.Fatalf("read after one wrong answer: %v", err)
+	}
+	if wrong.Load() < 2 {
+		t.Fatal("the server was never asked again after the wrong range")
+	}
+	if !bytes.Equal(got, img[1<<20:]) {
+		t.Fatal("the wrong range was stored as the asked one")
+	}
+	if err := src.Fetch(context.Background(), make(memFile, len(img)), FetchOptions{Chunk: 1 << 20, Parallel: 1}); err != nil {
+		t.Fatalf("fetch after the bad answer: %v", err)
+	}
+}
