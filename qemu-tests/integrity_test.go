@@ -157,19 +157,92 @@ func TestImageReplacedMidDownload(t *testing.T) {
 	if _, err := vm.WaitFor(progressLine, 180*time.Second); err != nil {
 		t.Fatalf("no fetch progress line: %v", err)
 	}
-	// Replace the docroot's entry (not the cached fixture it links to).
-	other, err := os.ReadFile(n.fx.Plain)
+	replaceServed(t, n, "big.squashfs", n.fx.Plain)
+	vm.ExpectFailure(t, "fetch", "image changed", "big.squashfs")
+}
+
+// replaceServed swaps the docroot's entry name (not the cached fixture it
+// links to) for a copy of with, atomically, as an operator's copy would.
+func replaceServed(t *testing.T, n *testNet, name, with string) {
+	t.Helper()
+	other, err := os.ReadFile(with)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmp := filepath.Join(n.web.Docroot, ".big.new")
+	tmp := filepath.Join(n.web.Docroot, "."+name+".new")
 	if err := os.WriteFile(tmp, other, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(tmp, filepath.Join(n.web.Docroot, "big.squashfs")); err != nil {
+	if err := os.Rename(tmp, filepath.Join(n.web.Docroot, name)); err != nil {
 		t.Fatal(err)
 	}
-	vm.ExpectFailure(t, "fetch", "image changed", "big.squashfs")
+}
+
+// The image is replaced while the block daemon streams it, before the root
+// is mounted (stream mode, the default): the daemon stops fetching and the
+// boot stops with "image changed" in the layers stage, instead of an
+// anonymous I/O error or a root assembled from two files.
+func TestImageReplacedMidStream(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{nginx: harness.NginxOptions{LimitRate: "512k"}})
+	fx := env.StreamFixtures(t)
+	url := n.serve(t, "stream.squashfs", fx.Stream)
+	seen := len(n.web.Requests("/stream.squashfs")) // a rerun (-count) appends to the same log
+	vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, "rd.retry=20"), Timeout: 240 * time.Second})
+	// The daemon's first request pins the image; at 512 KiB/s the boot's
+	// demand reads (1 MiB chunks) take seconds more, so the swap lands
+	// before the root is mounted.
+	deadline := time.Now().Add(200 * time.Second)
+	for len(n.web.Requests("/stream.squashfs")) == seen {
+		if time.Now().After(deadline) || vm.Exited() {
+			t.Fatal("the guest never asked for the image")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	replaceServed(t, n, "stream.squashfs", n.fx.Plain)
+	vm.ExpectFailure(t, "layers", "stream.squashfs", "image changed", "block daemon stopped reading the image")
+	if !strings.Contains(vm.Console(), "the source failed for good") {
+		t.Error("the block daemon did not say it stopped fetching")
+	}
+}
+
+// The image is replaced after the switch, while stream mode's background
+// fill runs: the fill stops at the first answer from the new file, the
+// chunks fetched before still serve the root, and a read of a block never
+// fetched fails at once with an I/O error instead of returning the new
+// file's bytes.
+func TestImageReplacedDuringFill(t *testing.T) {
+	t.Parallel()
+	// nginx sends the first second's worth of a response at once, so at
+	// 256 KiB/s a 1 MiB chunk takes 3 s: the 4 fill workers need half a
+	// minute to reach the blocks the init reads 10 s after it started.
+	n := setup(t, netOptions{nginx: harness.NginxOptions{LimitRate: "256k"}})
+	fx := env.StreamFixtures(t)
+	url := n.serve(t, "stream.squashfs", fx.Stream)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " fixture.mode=sleepread", Timeout: 300 * time.Second})
+	if err := vm.WaitForString("STREAMROOT-BOOTED", 200*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	replaceServed(t, n, "stream.squashfs", n.fx.Plain)
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	m := rawReport(t, vm)
+	con := vm.Console()
+	if !strings.Contains(con, "background fill failed: the image on the server is not the one this node booted") ||
+		!strings.Contains(con, "image changed on the server") {
+		t.Error("the block daemon did not say the fill stopped because the image changed")
+	}
+	if m["late_read_ok"] != false {
+		t.Errorf("reading blocks never fetched before the change succeeded (late_read_ok %v)", m["late_read_ok"])
+	}
+	// A digest that is neither the pinned file's nor empty (a failed read)
+	// would be bytes of the new file mixed into the old.
+	if d := m["data_sha256"]; d != "" && d != fx.DataSHA256 {
+		t.Errorf("/data/random.bin reads as %v: neither the booted image (%s) nor an I/O error", d, fx.DataSHA256)
+	}
+	if fault := r.RunInitramfs; !strings.Contains(fault, "blockd.fault") {
+		t.Errorf("no /run/initramfs/blockd.fault for the booted system:\n%s", fault)
+	}
 }
 
 // make initramfs IMAGE_MANIFEST=…: the digest baked into the initramfs pins

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -31,6 +32,30 @@ import (
 )
 
 const daemonArgv0 = "@streamroot-blockd"
+
+// faultFile (in runDir) holds the error that stopped the daemon fetching.
+const faultFile = "blockd.fault"
+
+// permanentSourceError says whether asking the server again is pointless:
+// the pinned image changed or is gone. Retrying would only fill the log,
+// and a new file's bytes must never be mixed with the old one's.
+func permanentSourceError(err error) bool {
+	var se *httpsrc.StatusError
+	return errors.Is(err, httpsrc.ErrChanged) ||
+		errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusGone)
+}
+
+// daemonFault is the daemon's recorded fault as an error for the failure
+// block, or nil when it recorded none.
+func daemonFault() error {
+	msg, err := os.ReadFile(runDir + "/" + faultFile)
+	if err != nil {
+		return nil
+	}
+	return &hinted{fmt.Errorf("the block daemon stopped reading the image: %s", strings.TrimSpace(string(msg))),
+		"the image on the server was replaced or removed while this node booted; reboot to boot the new image " +
+			"(replace images under a new name, then point the boot config at it, so booting nodes keep theirs)"}
+}
 
 // daemonConfig is what PID 1 hands the daemon (as JSON on fd 3).
 type daemonConfig struct {
@@ -215,7 +240,17 @@ func runDaemon() {
 		log.Warn(fmt.Sprintf("the image (%s) does not fit in RAM (%s available): falling back to streamroot.fetch=lazy", mib(src.Size()), mib(memAvailable())))
 		dc.Mode = blockd.Lazy
 	}
-	bo := blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log}
+	bo := blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log, Permanent: permanentSourceError}
+	// The handle follows /run/initramfs when /run moves into the real
+	// root, so the fault is recorded for the booted system too; before
+	// the switch PID 1 reads it to say why the root could not be read.
+	if run, err := os.OpenRoot(runDir); err == nil {
+		bo.OnPermanent = func(err error) {
+			if werr := run.WriteFile(faultFile, []byte(err.Error()+"\n"), 0o644); werr != nil {
+				log.Warn("cannot record the fault", "file", runDir+"/"+faultFile, "err", werr)
+			}
+		}
+	}
 	if dc.ManifestDigest != "" {
 		sum, err := hex.DecodeString(dc.ManifestDigest)
 		if err != nil || len(sum) != 32 {
@@ -265,7 +300,12 @@ func runDaemon() {
 		// (PID 1's end of the pipe closes on exec) or PID 1 gave up.
 		_, _ = io.Copy(io.Discard, os.NewFile(5, "boot"))
 		go func() {
-			if err := fillAndCheck(ctx, cache, dc, log); err != nil {
+			switch err := fillAndCheck(ctx, cache, dc, log); {
+			case err == nil:
+			case cache.Err() != nil:
+				log.Error("background fill failed: the image on the server is not the one this node booted; "+
+					"what was fetched is still served, other reads fail with I/O errors; reboot to boot the new image", "err", err)
+			default:
 				log.Error("background fill failed; the root keeps reading from the server", "err", err)
 			}
 		}()

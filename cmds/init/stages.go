@@ -366,6 +366,13 @@ func (b *boot) layers(context.Context) error {
 		OverlaySize: b.cfg.OverlaySize,
 	}, b.log)
 	if err != nil {
+		if b.device != nil {
+			// An I/O error from the nbd device says little; the daemon
+			// records the cause when the source failed for good.
+			if f := daemonFault(); f != nil {
+				return fmt.Errorf("%s: %w", b.rootDesc(), f)
+			}
+		}
 		return fmt.Errorf("%s: %w", b.rootDesc(), err)
 	}
 	b.root = r

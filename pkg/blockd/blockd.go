@@ -57,7 +57,16 @@ type Options struct {
 	ReadTimeout time.Duration
 	// Verify checks chunk i before it is served; nil: no check.
 	Verify func(i int, data []byte) error
-	Log    *slog.Logger
+	// Permanent says a source error will not go away by asking again
+	// (the image changed on the server). After the first one the cache
+	// fetches nothing more: it keeps serving the chunks it has, which
+	// are the pinned image's, and fails every other read at once rather
+	// than retrying forever or mixing in another image's bytes.
+	Permanent func(error) bool
+	// OnPermanent is called once with that first permanent error, before
+	// any reader sees it, so the caller can record why reads now fail.
+	OnPermanent func(error)
+	Log         *slog.Logger
 }
 
 // Stats are counters for logs and tests.
@@ -82,6 +91,7 @@ type Cache struct {
 	present []bool
 	flights map[int]*flight
 	bad     map[int]error // chunks that failed verification: never refetched
+	broken  error         // the first permanent source error: nothing more is fetched
 	lru     *list.List    // lazy: chunk indexes, most recent first
 	lruPos  map[int]*list.Element
 	lazyMem map[int][]byte
@@ -212,6 +222,10 @@ func (c *Cache) chunk(ctx context.Context, i int, demand bool) ([]byte, error) {
 		c.mu.Unlock()
 		return nil, nil
 	}
+	if c.broken != nil {
+		c.mu.Unlock()
+		return nil, c.broken
+	}
 	f, ok := c.flights[i]
 	if !ok {
 		f = &flight{done: make(chan struct{})}
@@ -246,6 +260,9 @@ func (c *Cache) fetch(i int, f *flight, demand bool) {
 	if err == nil && c.mem != nil {
 		err = c.mem.WriteAt(buf, off)
 	}
+	if err != nil && c.o.Permanent != nil && c.o.Permanent(err) {
+		c.breakOnce(err) // before close(f.done) wakes the readers
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.flights, i)
@@ -276,6 +293,29 @@ func (c *Cache) fetch(i int, f *flight, demand bool) {
 	}
 	c.present[i] = true
 	c.presentN.Add(1)
+}
+
+// breakOnce records the first permanent source error and reports it.
+func (c *Cache) breakOnce(err error) {
+	c.mu.Lock()
+	first := c.broken == nil
+	if first {
+		c.broken = err
+	}
+	c.mu.Unlock()
+	if first {
+		c.o.Log.Error("the source failed for good: no more chunks are fetched; reads of chunks not yet local fail", "err", err)
+		if c.o.OnPermanent != nil {
+			c.o.OnPermanent(err)
+		}
+	}
+}
+
+// Err is the permanent source error that stopped all fetching, or nil.
+func (c *Cache) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken
 }
 
 // Fill fetches every missing chunk with Parallel workers, in order, and
@@ -309,7 +349,7 @@ func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
 					if err == nil {
 						break
 					}
-					if ctx.Err() != nil || errors.Is(err, ErrCorrupt) {
+					if ctx.Err() != nil || errors.Is(err, ErrCorrupt) || c.Err() != nil {
 						errs <- fmt.Errorf("fill chunk %d: %w", i, err)
 						return
 					}

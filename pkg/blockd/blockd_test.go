@@ -147,3 +147,79 @@ func TestVerifyRefusesBadChunk(t *testing.T) {
 		t.Fatalf("%+v", c.Stats())
 	}
 }
+
+// changingSource serves data until changed is set, then answers every read
+// as a server whose file was replaced does.
+type changingSource struct {
+	memSource
+	changed atomic.Bool
+}
+
+var errChanged = errors.New("image changed on the server")
+
+func (s *changingSource) ReadAt(ctx context.Context, p []byte, off int64) error {
+	if s.changed.Load() {
+		s.reads.Add(1)
+		return errChanged
+	}
+	return s.memSource.ReadAt(ctx, p, off)
+}
+
+// A permanent source error (the image changed) stops all fetching at once:
+// the fill returns instead of retrying forever, chunks already local are
+// still served, every other read fails fast with that error, and the
+// caller hears of it once, before any reader does.
+func TestPermanentErrorStopsFetching(t *testing.T) {
+	for _, mode := range []Mode{Stream, Lazy} {
+		t.Run(string(mode), func(t *testing.T) {
+			src := &changingSource{memSource: memSource{data: image(8 << 20)}}
+			var reported atomic.Int32
+			c, err := New(src, Options{Mode: mode, Chunk: 1 << 20, Parallel: 2, ReadTimeout: time.Minute,
+				Permanent:   func(err error) bool { return errors.Is(err, errChanged) },
+				OnPermanent: func(error) { reported.Add(1) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			// The last chunk: lazy mode's readahead has nothing after it
+			// to fetch behind the test's back.
+			last := int64(7 << 20)
+			if err := c.ReadAt(ctx, make([]byte, 4096), last); err != nil {
+				t.Fatal(err)
+			}
+			src.changed.Store(true)
+			start := time.Now()
+			if err := c.ReadAt(ctx, make([]byte, 4096), 5<<20); !errors.Is(err, errChanged) {
+				t.Fatalf("read after the change: %v, want the permanent error", err)
+			}
+			if reported.Load() != 1 {
+				t.Fatalf("OnPermanent called %d times before the reader saw the error, want 1", reported.Load())
+			}
+			readsAfter := src.reads.Load()
+			for _, off := range []int64{0, 3 << 20, 6 << 20} {
+				if err := c.ReadAt(ctx, make([]byte, 4096), off); !errors.Is(err, errChanged) {
+					t.Fatalf("read at %d: %v, want the permanent error", off, err)
+				}
+			}
+			if src.reads.Load() != readsAfter {
+				t.Errorf("the source was asked %d more times after it failed for good", src.reads.Load()-readsAfter)
+			}
+			again := make([]byte, 4096)
+			if err := c.ReadAt(ctx, again, last); err != nil || !bytes.Equal(again, src.data[last:last+4096]) {
+				t.Errorf("the chunk fetched before the change: err %v, same data %v", err, bytes.Equal(again, src.data[last:last+4096]))
+			}
+			if mode == Stream {
+				if err := c.Fill(ctx, nil); !errors.Is(err, errChanged) {
+					t.Errorf("fill: %v, want the permanent error", err)
+				}
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Errorf("took %s: the permanent error was retried", time.Since(start))
+			}
+			if !errors.Is(c.Err(), errChanged) || reported.Load() != 1 {
+				t.Errorf("Err() = %v, OnPermanent calls %d", c.Err(), reported.Load())
+			}
+		})
+	}
+}
