@@ -205,6 +205,10 @@ func TestNotFound(t *testing.T) {
 			t.Errorf("nginx answered %d to %s %s", e.Status, e.Method, e.URI)
 		}
 	}
+	// Asking again cannot make the file appear: a 404 is not retried.
+	if len(reqs) != 1 {
+		t.Errorf("%d requests for the missing file, want 1 (a 404 must not be retried)", len(reqs))
+	}
 }
 
 var progressLine = regexp.MustCompile(`streamroot: fetch: [0-9.]+ [KMGT]?i?B / [0-9.]+ [KMGT]?i?B`)
