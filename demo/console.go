@@ -154,6 +154,8 @@ type bootReport struct {
 	} `json:"lease"`
 	Image *struct {
 		URL      string `json:"url"`
+		Mode     string `json:"mode"`
+		Device   string `json:"device"`
 		Size     int64  `json:"size"`
 		Received int64  `json:"received"`
 	} `json:"image"`

@@ -108,8 +108,15 @@ func summarize(out io.Writer, cfg *config, res *bootResult, src *source, acc *ac
 		row("fetched", "from %s: see that server's access log", src.hostURL.Redacted())
 	}
 	rep := w.report()
-	if rep != nil && rep.Image != nil && rep.Image.Size > 0 {
-		row("", "the initramfs' own count: %s of %s bytes received before switch_root", commas(rep.Image.Received), commas(rep.Image.Size))
+	switch {
+	case rep == nil || rep.Image == nil || rep.Image.Size == 0:
+	case rep.Image.Device != "":
+		// stream/lazy: the block daemon fetches; PID 1 counts nothing.
+		row("", "%s mode: the block daemon serves the %s-byte image as %s (what the boot reads first, then %s)",
+			rep.Image.Mode, commas(rep.Image.Size), rep.Image.Device,
+			map[bool]string{true: "only what is read", false: "the rest in the background after switch_root"}[rep.Image.Mode == "lazy"])
+	default:
+		row("", "%s mode: the initramfs received %s of %s bytes before switch_root", rep.Image.Mode, commas(rep.Image.Received), commas(rep.Image.Size))
 	}
 
 	// The lease.
