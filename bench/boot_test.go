@@ -28,12 +28,17 @@ type bootSpec struct {
 	// NoPing runs dnsmasq with --no-ping: by default it probes an address
 	// (ARP, then ICMP echo) for about 3 s before it offers it.
 	NoPing bool
+	// DHCP is the server: "" (dnsmasq) or "kea".
+	DHCP string
 }
 
 func (s bootSpec) String() string {
 	str := fmt.Sprintf("%s/%s/%s/rtt%dms", s.Initramfs, s.Image, s.Mode, s.RTT.Milliseconds())
 	if s.NoPing {
 		str += "/noping"
+	}
+	if s.DHCP != "" {
+		str += "/" + s.DHCP
 	}
 	return str
 }
@@ -56,7 +61,7 @@ type bootResult struct {
 	BytesTotal int64
 	ImageSize  int64
 	Requests   int // requests for the image before the switch
-	Leases     int // dnsmasq leases after the guest powered off
+	Leases     int // the DHCP server's live leases after the guest powered off
 	Wall       float64
 	Err        string `json:",omitempty"`
 	When       time.Time
@@ -128,11 +133,21 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 		res.ImageSize = st.Size()
 	}
 	ns := env.NewNetns(t)
-	var dopts harness.DnsmasqOptions
-	if spec.NoPing {
-		dopts.Extra = []string{"--no-ping"}
+	var leases func() (int, error)
+	switch spec.DHCP {
+	case "kea":
+		k := harness.StartKea(t, ns, harness.KeaOptions{})
+		leases = func() (int, error) { ls, err := k.Leases(); return len(ls), err }
+	case "":
+		var dopts harness.DnsmasqOptions
+		if spec.NoPing {
+			dopts.Extra = []string{"--no-ping"}
+		}
+		d := harness.StartDnsmasq(t, ns, dopts)
+		leases = func() (int, error) { ls, err := d.Leases(); return len(ls), err }
+	default:
+		t.Fatalf("unknown DHCP server %q", spec.DHCP)
 	}
-	dhcp := harness.StartDnsmasq(t, ns, dopts)
 	web := harness.StartNginx(t, ns, harness.NginxOptions{})
 	if err := web.AddFile(img.path, img.name); err != nil {
 		t.Fatal(err)
@@ -188,8 +203,8 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 			res.Requests++
 		}
 	}
-	if leases, err := dhcp.Leases(); err == nil {
-		res.Leases = len(leases)
+	if n, err := leases(); err == nil {
+		res.Leases = n
 	}
 	if res.Err != "" {
 		res.Err += " (console: " + vm.ConsolePath + ")"

@@ -40,6 +40,11 @@ for f in /run/initramfs/net.*.env; do
 done
 MAC= ADDRESS= CLIENT_ID_HEX=
 if [ -n "$envfile" ]; then . "$envfile"; fi
+# Another initramfs (dracut, for make bench) writes no env file: the boot
+# NIC's MAC is then PXELinux's BOOTIF=01-aa-bb-... on the command line.
+if [ -z "$MAC" ]; then
+	MAC=$(sed -n 's/.*BOOTIF=01-\([0-9a-fA-F-]*\).*/\1/p' /proc/cmdline | tr 'A-F-' 'a-f:')
+fi
 # The root's name of the boot link, found by MAC.
 link=
 if [ -n "$MAC" ]; then
