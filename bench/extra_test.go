@@ -132,8 +132,9 @@ func TestLeases(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "| %s (%s) | %s | %s | %s | %v | %s |\n", strings.TrimSuffix(r.Root, ".squashfs"), r.OSDHCP, r.Server, r.Spec.Initramfs, v, r.OSBound, link)
 	}
-	b.WriteString("\nThe boot link is found by the MAC in streamroot's `net.<iface>.env`, which dracut does not write: " +
-		"for dracut's rows the link name is not known to the report, and \"bound\" means the root's client held a lease on any link.\n")
+	b.WriteString("\nThe report finds the boot link by its MAC (from streamroot's `net.<iface>.env`, or `BOOTIF=` after dracut) " +
+		"and waits up to 120 s for the root's client to hold a lease on it. A root whose client never bound still shows the " +
+		"initramfs's lease, which nobody renews.\n")
 	writeSection("leases", b.String())
 }
 
