@@ -16,67 +16,24 @@ package blockd_test
 // (image size, default 64) change the grid. docs/benchmarks.md records a run.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/bench/benchimg"
 	"github.com/streamroot/streamroot/bench/delayproxy"
 	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
 
-var (
-	benchOnce sync.Once
-	benchData []byte
-	benchSrv  *httptest.Server
-)
-
-func benchServer(b *testing.B) (*httptest.Server, int64) {
-	benchOnce.Do(func() {
-		mb := 64
-		if n, err := strconv.Atoi(os.Getenv("STREAMROOT_BENCH_MIB")); err == nil && n > 0 {
-			mb = n
-		}
-		benchData = make([]byte, mb<<20)
-		r := rand.NewChaCha8([32]byte{9})
-		r.Read(benchData)
-		mod := time.Unix(1_700_000_000, 0)
-		benchSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("ETag", `"bench-image"`)
-			http.ServeContent(w, r, "image.squashfs", mod, bytes.NewReader(benchData))
-		}))
-	})
-	return benchSrv, int64(len(benchData))
-}
-
-func benchRTTs() []time.Duration {
-	s := os.Getenv("STREAMROOT_BENCH_RTTS")
-	if s == "" {
-		s = "0,50"
-	}
-	var out []time.Duration
-	for _, f := range strings.Split(s, ",") {
-		if ms, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && ms >= 0 {
-			out = append(out, time.Duration(ms)*time.Millisecond)
-		}
-	}
-	return out
-}
-
 // openCache opens the image (through a delay proxy when rtt > 0) and a
 // cache over it.
 func openCache(b *testing.B, rtt time.Duration, o blockd.Options) *blockd.Cache {
 	b.Helper()
-	srv, _ := benchServer(b)
+	srv, _ := benchimg.Server()
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	if rtt > 0 {
 		p, err := delayproxy.Listen("127.0.0.1:0", addr, rtt)
@@ -102,8 +59,8 @@ func openCache(b *testing.B, rtt time.Duration, o blockd.Options) *blockd.Cache 
 
 // BenchmarkDemandSequential: 128 KiB reads from start to end, lazy mode.
 func BenchmarkDemandSequential(b *testing.B) {
-	_, size := benchServer(b)
-	for _, rtt := range benchRTTs() {
+	_, size := benchimg.Server()
+	for _, rtt := range benchimg.RTTs() {
 		for _, chunk := range []int64{256 << 10, 1 << 20, 4 << 20} {
 			b.Run(fmt.Sprintf("rtt=%dms/chunk=%dKiB", rtt.Milliseconds(), chunk>>10), func(b *testing.B) {
 				b.SetBytes(size)
@@ -126,8 +83,8 @@ func BenchmarkDemandSequential(b *testing.B) {
 // BenchmarkDemandRandom4K: cold 4 KiB reads at random offsets, lazy mode;
 // the metric is the mean latency of one read.
 func BenchmarkDemandRandom4K(b *testing.B) {
-	_, size := benchServer(b)
-	for _, rtt := range benchRTTs() {
+	_, size := benchimg.Server()
+	for _, rtt := range benchimg.RTTs() {
 		for _, chunk := range []int64{256 << 10, 1 << 20, 4 << 20} {
 			b.Run(fmt.Sprintf("rtt=%dms/chunk=%dKiB", rtt.Milliseconds(), chunk>>10), func(b *testing.B) {
 				const reads = 32
@@ -155,8 +112,8 @@ func BenchmarkDemandRandom4K(b *testing.B) {
 
 // BenchmarkFill: stream mode's background fill of the whole image.
 func BenchmarkFill(b *testing.B) {
-	_, size := benchServer(b)
-	for _, rtt := range benchRTTs() {
+	_, size := benchimg.Server()
+	for _, rtt := range benchimg.RTTs() {
 		for _, chunk := range []int64{1 << 20, 4 << 20} {
 			for _, par := range []int{1, 4, 8} {
 				b.Run(fmt.Sprintf("rtt=%dms/chunk=%dMiB/par=%d", rtt.Milliseconds(), chunk>>20, par), func(b *testing.B) {

@@ -11,63 +11,19 @@ package httpsrc_test
 // (image size, default 64) change the grid.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/bench/benchimg"
 	"github.com/streamroot/streamroot/bench/delayproxy"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
-
-var (
-	benchOnce sync.Once
-	benchData []byte
-	benchSrv  *httptest.Server
-)
-
-// benchServer serves a random image with Range, If-Range and a strong
-// ETag (http.ServeContent), as nginx does.
-func benchServer(b *testing.B) (*httptest.Server, int64) {
-	benchOnce.Do(func() {
-		mb := 64
-		if n, err := strconv.Atoi(os.Getenv("STREAMROOT_BENCH_MIB")); err == nil && n > 0 {
-			mb = n
-		}
-		benchData = make([]byte, mb<<20)
-		r := rand.NewChaCha8([32]byte{7})
-		r.Read(benchData)
-		mod := time.Unix(1_700_000_000, 0)
-		benchSrv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("ETag", `"bench-image"`)
-			http.ServeContent(w, r, "image.squashfs", mod, bytes.NewReader(benchData))
-		}))
-	})
-	return benchSrv, int64(len(benchData))
-}
-
-func benchRTTs() []time.Duration {
-	s := os.Getenv("STREAMROOT_BENCH_RTTS")
-	if s == "" {
-		s = "0,50"
-	}
-	var out []time.Duration
-	for _, f := range strings.Split(s, ",") {
-		if ms, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && ms >= 0 {
-			out = append(out, time.Duration(ms)*time.Millisecond)
-		}
-	}
-	return out
-}
 
 // urlWithRTT returns the image URL, through a delay proxy when rtt > 0.
 func urlWithRTT(b *testing.B, srv *httptest.Server, rtt time.Duration) string {
@@ -90,9 +46,9 @@ type memWriterAt []byte
 func (m memWriterAt) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:], p), nil }
 
 func BenchmarkFetch(b *testing.B) {
-	srv, size := benchServer(b)
+	srv, size := benchimg.Server()
 	dst := make(memWriterAt, size)
-	for _, rtt := range benchRTTs() {
+	for _, rtt := range benchimg.RTTs() {
 		for _, chunk := range []int64{1 << 20, 2 << 20, 4 << 20, 8 << 20} {
 			for _, par := range []int{1, 2, 4, 8} {
 				name := fmt.Sprintf("rtt=%dms/chunk=%dMiB/par=%d", rtt.Milliseconds(), chunk>>20, par)
@@ -128,8 +84,8 @@ func BenchmarkCurl(b *testing.B) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		b.Skip("curl is not installed")
 	}
-	srv, size := benchServer(b)
-	for _, rtt := range benchRTTs() {
+	srv, size := benchimg.Server()
+	for _, rtt := range benchimg.RTTs() {
 		b.Run(fmt.Sprintf("rtt=%dms", rtt.Milliseconds()), func(b *testing.B) {
 			url := urlWithRTT(b, srv, rtt)
 			b.SetBytes(size)
