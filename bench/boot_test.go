@@ -95,11 +95,15 @@ func images(t *testing.T) map[string]image {
 // dmsquash-live needs rd.live.image, and a squashfs that is the root
 // itself (no LiveOS/rootfs.img) is mounted with overlayfs.
 func cmdline(spec bootSpec, url string) string {
+	extra := ""
+	if strings.HasPrefix(spec.Image, "debian-") {
+		extra = " lease.wait=60" // the lease report's wait for the root's DHCP client
+	}
 	switch spec.Initramfs {
 	case dracut:
-		return "ip=dhcp rd.neednet=1 root=live:" + url + " rd.live.image rd.live.overlay.overlayfs BOOTIF=01-52-54-00-12-34-56" + os.Getenv("STREAMROOT_BENCH_DRACUT_ARGS")
+		return "ip=dhcp rd.neednet=1 root=live:" + url + " rd.live.image rd.live.overlay.overlayfs BOOTIF=01-52-54-00-12-34-56" + extra + os.Getenv("STREAMROOT_BENCH_DRACUT_ARGS")
 	default:
-		return "ip=dhcp root=live:" + url + " rd.live.image streamroot.fetch=" + spec.Mode + " BOOTIF=01-52-54-00-12-34-56"
+		return "ip=dhcp root=live:" + url + " rd.live.image streamroot.fetch=" + spec.Mode + " BOOTIF=01-52-54-00-12-34-56" + extra
 	}
 }
 
