@@ -133,7 +133,7 @@ func TestLeases(t *testing.T) {
 		fmt.Fprintf(&b, "| %s (%s) | %s | %s | %s | %v | %s |\n", strings.TrimSuffix(r.Root, ".squashfs"), r.OSDHCP, r.Server, r.Spec.Initramfs, v, r.OSBound, link)
 	}
 	b.WriteString("\nThe report finds the boot link by its MAC (from streamroot's `net.<iface>.env`, or `BOOTIF=` after dracut) " +
-		"and waits up to 120 s for the root's client to hold a lease on it. A root whose client never bound still shows the " +
+		"and waits up to 60 s (`lease.wait=60`) for the root's client to hold a lease on it. A root whose client never bound still shows the " +
 		"initramfs's lease, which nobody renews.\n")
 	writeSection("leases", b.String())
 }
