@@ -3,7 +3,7 @@
 # $(BENCH_DIR)/report.md (docs/benchmarks.md keeps a run). Needs root, like
 # qemu-test. See bench/main_test.go for the knobs.
 #
-#   make bench                        everything (about 25 minutes on 2 cores)
+#   make bench                        everything (about 26 minutes on 2 cores)
 #   make bench BENCH_ONLY=boot,storm  some sections: sizes boot noping huge leases vm4 storm
 #   make bench-micro                  only the go test -bench micro-benchmarks
 
