@@ -212,7 +212,7 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 	}
 	if res.Err != "" {
 		res.Err += " (console: " + vm.ConsolePath + ")"
-		t.Logf("console tail:\n%s", tailLines(vm.Console(), 40))
+		t.Logf("console tail:\n%s", harness.Tail(vm.Console(), 40))
 	}
 	return res
 }
@@ -220,14 +220,6 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // measure boots spec runs times (sequentially: one guest at a time, so that

@@ -23,6 +23,7 @@ import (
 
 	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
 // The boot storm: N in-process clients, each with its own httpsrc.Source
@@ -327,7 +328,7 @@ func stormOnce(t *testing.T, self, img string, n int, target string, ranges [][2
 	out, err := cmd.CombinedOutput()
 	run.Wall = time.Since(start).Seconds()
 	if err != nil {
-		t.Errorf("storm child: %v\n%s", err, tailLines(string(out), 30))
+		t.Errorf("storm child: %v\n%s", err, harness.Tail(string(out), 30))
 	}
 	var clients []stormClient
 	if b, err := os.ReadFile(filepath.Join(dir, "clients.json")); err == nil {

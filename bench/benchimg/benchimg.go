@@ -13,7 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/bench/delayproxy"
 )
 
 var (
@@ -39,6 +42,23 @@ func Server() (*httptest.Server, int64) {
 		}))
 	})
 	return srv, int64(len(data))
+}
+
+// URL is the image's URL, through a delay proxy adding rtt when rtt > 0
+// (closed when tb ends).
+func URL(tb testing.TB, rtt time.Duration) string {
+	tb.Helper()
+	srv, _ := Server()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	if rtt > 0 {
+		p, err := delayproxy.Listen("127.0.0.1:0", addr, rtt)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { p.Close() })
+		addr = p.Addr()
+	}
+	return "http://" + addr + "/image.squashfs"
 }
 
 // RTTs are the added round-trip times to benchmark at:

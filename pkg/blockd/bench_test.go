@@ -19,12 +19,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/streamroot/streamroot/bench/benchimg"
-	"github.com/streamroot/streamroot/bench/delayproxy"
 	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
@@ -33,19 +31,9 @@ import (
 // cache over it.
 func openCache(b *testing.B, rtt time.Duration, o blockd.Options) *blockd.Cache {
 	b.Helper()
-	srv, _ := benchimg.Server()
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	if rtt > 0 {
-		p, err := delayproxy.Listen("127.0.0.1:0", addr, rtt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { p.Close() })
-		addr = p.Addr()
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	src, err := httpsrc.Open(ctx, "http://"+addr+"/image.squashfs", httpsrc.Options{Stall: time.Minute})
+	src, err := httpsrc.Open(ctx, benchimg.URL(b, rtt), httpsrc.Options{Stall: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}

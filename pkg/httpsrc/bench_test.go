@@ -13,7 +13,6 @@ package httpsrc_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -21,24 +20,8 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/bench/benchimg"
-	"github.com/streamroot/streamroot/bench/delayproxy"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
-
-// urlWithRTT returns the image URL, through a delay proxy when rtt > 0.
-func urlWithRTT(b *testing.B, srv *httptest.Server, rtt time.Duration) string {
-	b.Helper()
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	if rtt > 0 {
-		p, err := delayproxy.Listen("127.0.0.1:0", addr, rtt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { p.Close() })
-		addr = p.Addr()
-	}
-	return "http://" + addr + "/image.squashfs"
-}
 
 // memWriterAt is the fetch destination: RAM, as the init's tmpfs is.
 type memWriterAt []byte
@@ -46,14 +29,14 @@ type memWriterAt []byte
 func (m memWriterAt) WriteAt(p []byte, off int64) (int, error) { return copy(m[off:], p), nil }
 
 func BenchmarkFetch(b *testing.B) {
-	srv, size := benchimg.Server()
+	_, size := benchimg.Server()
 	dst := make(memWriterAt, size)
 	for _, rtt := range benchimg.RTTs() {
 		for _, chunk := range []int64{1 << 20, 2 << 20, 4 << 20, 8 << 20} {
 			for _, par := range []int{1, 2, 4, 8} {
 				name := fmt.Sprintf("rtt=%dms/chunk=%dMiB/par=%d", rtt.Milliseconds(), chunk>>20, par)
 				b.Run(name, func(b *testing.B) {
-					url := urlWithRTT(b, srv, rtt)
+					url := benchimg.URL(b, rtt)
 					b.SetBytes(size)
 					var total time.Duration
 					for b.Loop() {
@@ -84,10 +67,10 @@ func BenchmarkCurl(b *testing.B) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		b.Skip("curl is not installed")
 	}
-	srv, size := benchimg.Server()
+	_, size := benchimg.Server()
 	for _, rtt := range benchimg.RTTs() {
 		b.Run(fmt.Sprintf("rtt=%dms", rtt.Milliseconds()), func(b *testing.B) {
-			url := urlWithRTT(b, srv, rtt)
+			url := benchimg.URL(b, rtt)
 			b.SetBytes(size)
 			var total time.Duration
 			for b.Loop() {

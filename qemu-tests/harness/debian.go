@@ -371,7 +371,7 @@ func buildDebianRoot(cache, work, out, name string, logf func(string, ...any)) (
 		"--include=" + debianPackages(name), debianSuite, root, mirror}
 	if out, err := runCmd(debianBuildMax, "debootstrap", args...); err != nil {
 		log, _ := os.ReadFile(filepath.Join(root, "debootstrap", "debootstrap.log"))
-		return nil, fmt.Errorf("%w\ndebootstrap.log (tail):\n%s\n%s", err, tail(string(log), 30), tail(out, 10))
+		return nil, fmt.Errorf("%w\ndebootstrap.log (tail):\n%s\n%s", err, Tail(string(log), 30), Tail(out, 10))
 	}
 	logf("fixture %s: debootstrap %s from %s in %s", name, debianPackages(name), mirror, time.Since(start).Round(time.Second))
 

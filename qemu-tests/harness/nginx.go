@@ -158,7 +158,7 @@ func (n *Nginx) Start() error {
 	if err := n.ns.WaitPort(ctx, n.Addr); err != nil {
 		p.Kill()
 		el, _ := os.ReadFile(n.ErrorLogPath)
-		return fmt.Errorf("nginx: %w\nerror.log:\n%s", err, tail(string(el), 20))
+		return fmt.Errorf("nginx: %w\nerror.log:\n%s", err, Tail(string(el), 20))
 	}
 	return nil
 }
@@ -282,8 +282,8 @@ func (n *Nginx) Requests(uriPath string) []AccessEntry {
 	return out
 }
 
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
+// Tail returns the last n lines of s.
+func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

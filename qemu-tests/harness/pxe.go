@@ -277,9 +277,9 @@ func (e *Env) BootPXE(t testing.TB, opts PXEBootOptions) *VM {
 		vm.logExit()
 		conFile.Close()
 		if t.Failed() {
-			t.Logf("%s: console, last 100 lines (full: %s):\n%s", vm.Name, vm.ConsolePath, tail(vm.Console(), 100))
+			t.Logf("%s: console, last 100 lines (full: %s):\n%s", vm.Name, vm.ConsolePath, Tail(vm.Console(), 100))
 			if se, _ := os.ReadFile(vm.StderrPath); len(se) > 0 {
-				t.Logf("%s: QEMU stderr:\n%s", vm.Name, tail(string(se), 30))
+				t.Logf("%s: QEMU stderr:\n%s", vm.Name, Tail(string(se), 30))
 			}
 		}
 	})

@@ -193,9 +193,9 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 		vm.logExit()
 		conFile.Close()
 		if t.Failed() {
-			t.Logf("%s: console, last 100 lines (full: %s):\n%s", vm.Name, vm.ConsolePath, tail(vm.Console(), 100))
+			t.Logf("%s: console, last 100 lines (full: %s):\n%s", vm.Name, vm.ConsolePath, Tail(vm.Console(), 100))
 			if se, _ := os.ReadFile(vm.StderrPath); len(se) > 0 {
-				t.Logf("%s: QEMU stderr:\n%s", vm.Name, tail(string(se), 30))
+				t.Logf("%s: QEMU stderr:\n%s", vm.Name, Tail(string(se), 30))
 			}
 		}
 	})
@@ -274,7 +274,7 @@ func (vm *VM) exitErr() error {
 	}
 	if vm.proc.err != nil {
 		se, _ := os.ReadFile(vm.StderrPath)
-		return fmt.Errorf("%s: QEMU: %w: %s", vm.Name, vm.proc.err, strings.TrimSpace(tail(string(se), 5)))
+		return fmt.Errorf("%s: QEMU: %w: %s", vm.Name, vm.proc.err, strings.TrimSpace(Tail(string(se), 5)))
 	}
 	return nil
 }
