@@ -250,6 +250,8 @@ func runDaemon() {
 				log.Warn("cannot record the fault", "file", runDir+"/"+faultFile, "err", werr)
 			}
 		}
+	} else {
+		log.Warn("a fault that stops the daemon will be on the console only", "err", err)
 	}
 	if dc.ManifestDigest != "" {
 		sum, err := hex.DecodeString(dc.ManifestDigest)
