@@ -22,9 +22,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/streamroot/streamroot/pkg/blockd"
+	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/manifest"
@@ -236,20 +238,33 @@ func runDaemon() {
 	default:
 		fail(errors.New("no source"))
 	}
+	// PID 1 planned the mode from the kernel line; the image's size is
+	// known only now. The same rules decide again (this process trusts
+	// no pipe), with the RAM shortage if there is one.
+	var short *ramShortage
 	if dc.Mode != blockd.Lazy && !fitsInRAM(src.Size()) {
-		log.Warn(fmt.Sprintf("the image (%s) does not fit in RAM (%s available): falling back to streamroot.fetch=lazy", mib(src.Size()), mib(memAvailable())))
-		dc.Mode = blockd.Lazy
+		short = &ramShortage{Size: src.Size(), Avail: memAvailable()}
 	}
+	plan, err := planFetch(bootcfg.FetchMode(dc.Mode), dc.SHA256 != "", dc.ManifestDigest != "", short)
+	if err != nil {
+		fail(err)
+	}
+	if short != nil {
+		log.Warn(plan.Note)
+	}
+	dc.Mode = blockd.Mode(plan.Mode)
 	bo := blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log, Permanent: permanentSourceError}
 	// The handle follows /run/initramfs when /run moves into the real
 	// root, so the fault is recorded for the booted system too; before
 	// the switch PID 1 reads it to say why the root could not be read.
+	recordFault := func(error) {}
 	if run, err := os.OpenRoot(runDir); err == nil {
-		bo.OnPermanent = func(err error) {
+		recordFault = func(err error) {
 			if werr := run.WriteFile(faultFile, []byte(err.Error()+"\n"), 0o644); werr != nil {
 				log.Warn("cannot record the fault", "file", runDir+"/"+faultFile, "err", werr)
 			}
 		}
+		bo.OnPermanent = recordFault
 	} else {
 		log.Warn("a fault that stops the daemon will be on the console only", "err", err)
 	}
@@ -264,6 +279,11 @@ func runDaemon() {
 		}
 		if m.Size != src.Size() {
 			fail(fmt.Errorf("the manifest is for an image of %d bytes, the server has %d", m.Size, src.Size()))
+		}
+		if want, err := hex.DecodeString(dc.SHA256); err != nil {
+			fail(errors.New("bad image digest"))
+		} else if err := checkPins(want, m.SHA256); err != nil {
+			fail(err)
 		}
 		bo.Chunk = m.Chunk
 		bo.Verify = func(i int, data []byte) error {
@@ -281,6 +301,10 @@ func runDaemon() {
 	}
 	if dc.Mode == blockd.RAM {
 		if err := fillAndCheck(ctx, cache, dc, log); err != nil {
+			var bad *hashMismatchError
+			if errors.As(err, &bad) {
+				err = &hinted{err, sha256Hint}
+			}
 			fail(err)
 		}
 	}
@@ -288,8 +312,11 @@ func runDaemon() {
 	if err != nil {
 		fail(err)
 	}
+	// The kernel reads through rev: a whole image that fails its hash
+	// after the fill is revoked, and no read is answered from it again.
+	rev := &revocable{Backend: cache}
 	served := make(chan error, 1)
-	go func() { served <- nbd.Serve(ctx, dev.Conn, cache, 32, log) }()
+	go func() { served <- nbd.Serve(ctx, dev.Conn, rev, 32, log) }()
 	if err := nbd.WaitReady(dev.Index, cache.Size(), 30*time.Second); err != nil {
 		fail(err)
 	}
@@ -301,20 +328,28 @@ func runDaemon() {
 		// Boot reads go first: the fill starts when the real init runs
 		// (PID 1's end of the pipe closes on exec) or PID 1 gave up.
 		_, _ = io.Copy(io.Discard, os.NewFile(5, "boot"))
-		go func() {
-			switch err := fillAndCheck(ctx, cache, dc, log); {
-			case err == nil:
-			case cache.Err() != nil:
-				log.Error("background fill failed: the image on the server is not the one this node booted; "+
-					"what was fetched is still served, other reads fail with I/O errors; reboot to boot the new image", "err", err)
-			default:
-				log.Error("background fill failed; the root keeps reading from the server", "err", err)
-			}
-		}()
+		go backgroundFill(ctx, cache, rev, dc, recordFault, log)
 	}
 	err = <-served
 	log.Warn("the kernel closed the device", "err", err, "stats", fmt.Sprintf("%+v", cache.Stats()))
 	os.Exit(0)
+}
+
+// backgroundFill is stream mode's fill after the boot. A whole image that
+// fails streamroot.sha256= is revoked: the pinned image is not the one
+// being served, so nothing more of it may reach the kernel.
+func backgroundFill(ctx context.Context, cache *blockd.Cache, rev *revocable, dc daemonConfig, recordFault func(error), log *slog.Logger) {
+	var bad *hashMismatchError
+	switch err := fillAndCheck(ctx, cache, dc, log); {
+	case err == nil:
+	case errors.As(err, &bad):
+		revokeImage(rev, recordFault, err, log)
+	case cache.Err() != nil:
+		log.Error("background fill failed: the image on the server is not the one this node booted; "+
+			"what was fetched is still served, other reads fail with I/O errors; reboot to boot the new image", "err", err)
+	default:
+		log.Error("background fill failed; the root keeps reading from the server", "err", err)
+	}
 }
 
 // fillAndCheck fetches every chunk, logging progress every few seconds, and
@@ -333,20 +368,77 @@ func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, log *sl
 	if err != nil {
 		return err
 	}
-	s := c.Stats()
-	log.Info(fmt.Sprintf("fill complete: %s in %s; the server is no longer needed", mib(c.ImageSize()), time.Since(start).Round(time.Millisecond)),
-		"demand_chunks", s.DemandFetches, "fill_chunks", s.FillFetches)
+	// The hash comes before "fill complete": that line tells the booted
+	// system the local copy is the pinned image and the server can go.
 	if dc.SHA256 != "" {
 		h := sha256.New()
 		if _, err := io.Copy(h, bufio.NewReaderSize(c.Reader(), 1<<20)); err != nil {
 			return err
 		}
 		if got := hex.EncodeToString(h.Sum(nil)); got != dc.SHA256 {
-			return fmt.Errorf("image sha256 is %s, streamroot.sha256 wants %s", got, dc.SHA256)
+			return &hashMismatchError{got: got, want: dc.SHA256}
 		}
 		log.Info("whole-image sha256 verified")
 	}
+	s := c.Stats()
+	log.Info(fmt.Sprintf("fill complete: %s in %s; the server is no longer needed", mib(c.ImageSize()), time.Since(start).Round(time.Millisecond)),
+		"demand_chunks", s.DemandFetches, "fill_chunks", s.FillFetches)
 	return nil
+}
+
+// hashMismatchError is a complete image whose SHA-256 is not the pinned one.
+type hashMismatchError struct{ got, want string }
+
+func (e *hashMismatchError) Error() string {
+	return fmt.Sprintf("image sha256 is %s, streamroot.sha256 wants %s", e.got, e.want)
+}
+
+// revocable is what the kernel reads: the cache, until revoke. After that
+// every read fails, whatever is local: a whole image that failed its hash
+// is not the pinned image, even if each chunk passed its own check.
+type revocable struct {
+	nbd.Backend
+	cause atomic.Pointer[error]
+}
+
+// ReadAt serves from the backend unless the image was revoked.
+func (r *revocable) ReadAt(ctx context.Context, p []byte, off int64) error {
+	if err := r.revoked(); err != nil {
+		return err
+	}
+	if err := r.Backend.ReadAt(ctx, p, off); err != nil {
+		return err
+	}
+	// A read that raced the revocation does not hand out its bytes either.
+	if err := r.revoked(); err != nil {
+		clear(p)
+		return err
+	}
+	return nil
+}
+
+// revoke makes every later read fail with cause.
+func (r *revocable) revoke(cause error) {
+	err := fmt.Errorf("the image was revoked: %w", cause)
+	r.cause.CompareAndSwap(nil, &err)
+}
+
+func (r *revocable) revoked() error {
+	if p := r.cause.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// revokeImage stops serving an image whose whole-image hash failed after
+// the fill, and says so where the operator and the booted system look:
+// blockd.fault and the console.
+func revokeImage(rev *revocable, record func(error), cause error, log *slog.Logger) {
+	err := fmt.Errorf("the whole image does not match streamroot.sha256= (%w)", cause)
+	rev.revoke(err)
+	record(err)
+	log.Error("background fill failed: " + err.Error() + ": the block daemon stops serving it; every read of the root device now fails with I/O errors; " +
+		"the image on the server is not the one the kernel line pins: fix the image or streamroot.sha256= and reboot")
 }
 
 // pinAddr resolves the URL's host now, while the initramfs's resolv.conf

@@ -106,9 +106,13 @@ func (b *boot) config(context.Context) error {
 			b.log.Info("image manifest pinned by the initramfs", "sha256", hex.EncodeToString(sum))
 		}
 	}
-	b.mode = cfg.Fetch
-	if b.mode == bootcfg.FetchDefault {
-		b.mode = bootcfg.FetchStream
+	plan, err := planFetch(cfg.Fetch, len(cfg.SHA256) > 0, len(cfg.Manifest) > 0, nil)
+	if err != nil {
+		return err
+	}
+	b.mode = plan.Mode
+	if plan.Note != "" {
+		b.log.Warn(plan.Note)
 	}
 	if cfg.NoVerifySSL {
 		b.log.Warn("rd.noverifyssl: HTTPS certificates are NOT checked; anyone on the path can replace the root image")
@@ -229,6 +233,9 @@ func (b *boot) fetch(ctx context.Context) error {
 		if err := b.loadManifest(ctx); err != nil {
 			return err
 		}
+		if err := checkPins(b.cfg.SHA256, b.manifest.SHA256); err != nil {
+			return err
+		}
 	}
 	if b.cfg.Root.Kind == bootcfg.RootLive && b.mode == bootcfg.FetchRAM {
 		return b.fetchRAM(ctx)
@@ -280,9 +287,14 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 		return fmt.Errorf("statfs /run: %w", err)
 	}
 	if free := int64(st.Bavail) * st.Bsize; !fitsInRAM(src.Size) || free < src.Size {
-		// An OOM in the middle of the boot helps nobody: read lazily instead.
-		b.log.Warn(fmt.Sprintf("the image (%s) does not fit in RAM (%s available): falling back to streamroot.fetch=lazy", mib(src.Size), mib(memAvailable())))
-		b.mode = bootcfg.FetchLazy
+		// An OOM in the middle of the boot helps nobody: read lazily
+		// instead, if the pins allow it.
+		plan, err := planFetch(b.mode, len(b.cfg.SHA256) > 0, b.manifest != nil, &ramShortage{Size: src.Size, Avail: min(memAvailable(), free)})
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.cfg.Root.URL.Redacted(), err)
+		}
+		b.log.Warn(plan.Note)
+		b.mode = plan.Mode
 		return b.fetch(ctx)
 	}
 	if err := os.MkdirAll(imageDir, 0o755); err != nil {
@@ -328,7 +340,7 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 	if len(b.cfg.SHA256) > 0 {
 		if err := checkSHA256(dst, b.cfg.SHA256); err != nil {
 			os.Remove(dst)
-			return &hinted{fmt.Errorf("%s: %w", url, err), "the file on the server is not the image the kernel line pins: copy the right image or update streamroot.sha256="}
+			return &hinted{fmt.Errorf("%s: %w", b.cfg.Root.URL.Redacted(), err), sha256Hint}
 		}
 		b.log.Info("whole-image sha256 verified")
 	}
@@ -339,6 +351,9 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 	b.log.Info("image complete", "size", mib(src.Size), "received", mib(src.Received()), "file", dst)
 	return nil
 }
+
+// sha256Hint is the advice when the whole image fails streamroot.sha256=.
+const sha256Hint = "the file on the server is not the image the kernel line pins: copy the right image or update streamroot.sha256="
 
 // caPool loads the bundle the builder put in the initramfs.
 func caPool() (*x509.CertPool, error) {

@@ -36,7 +36,14 @@ default" template): label discovery_http and the arguments the Discovery
 Image expects, with proxy.url=<--foreman-url> proxy.type=foreman.
 
 --manifest adds streamroot.manifest=sha256:<digest> and streamroot.sha256=
-from a manifest written by 'streamroot manifest', pinning the image.
+from a manifest written by 'streamroot manifest', pinning the image (put
+the manifest next to the image, as IMAGE.manifest). Every chunk is then
+verified before the kernel sees it, in every fetch mode; the whole image
+is hashed again before the mount in ram mode and when the background fill
+completes in the default stream mode (a mismatch then stops the device
+serving: every read fails); in lazy mode (streamroot.fetch=lazy, or an
+image too big for RAM) the chunks alone vouch for it. streamroot.sha256=
+without the manifest would only be checked on a whole copy in RAM.
 
 Kernel and initrd paths are written as given: relative to the TFTP root
 for PXELinux, to the script's own URL for iPXE, to $root for GRUB.
