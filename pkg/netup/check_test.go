@@ -184,3 +184,18 @@ func TestResolvConf(t *testing.T) {
 		}
 	}
 }
+
+// ip= takes any DNS name as the host name; one sethostname refuses is
+// dropped with a warning instead of failing the network stage.
+func TestStaticHostname(t *testing.T) {
+	for _, tc := range []struct{ in, want, warn string }{
+		{"static-node", "static-node", ""},
+		{strings.Repeat("a", 40) + "." + strings.Repeat("b", 40), "", "ignoring the host name \"aaaa"},
+	} {
+		log, rec := newLog()
+		l := staticLease(&Static{Hostname: tc.in}, "ens3", nil, log)
+		if l.Hostname != tc.want || !strings.Contains(rec.text(), tc.warn) || tc.warn == "" && rec.text() != "" {
+			t.Errorf("%q: host name %q, log %q", tc.in, l.Hostname, rec.text())
+		}
+	}
+}

@@ -107,13 +107,7 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 
 	var lease *Lease
 	if cfg.Static != nil {
-		lease = &Lease{Iface: attrs.Name, MAC: attrs.HardwareAddr, Addr: cfg.Static.Addr, Router: cfg.Static.Gateway,
-			DNS: cfg.Static.DNS, Hostname: cfg.Static.Hostname, MTU: cfg.Static.MTU, Acquired: time.Now()}
-		if err := CheckHostname(lease.Hostname); lease.Hostname != "" && err != nil {
-			// ip= admits any DNS name; the kernel takes 64 bytes at most.
-			log.Warn(fmt.Sprintf("ignoring the host name %s of ip=: %v", quote(lease.Hostname), err))
-			lease.Hostname = ""
-		}
+		lease = staticLease(cfg.Static, attrs.Name, attrs.HardwareAddr, log)
 	} else {
 		id := cfg.ClientID
 		if id == nil {
@@ -129,6 +123,18 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 		return nil, fmt.Errorf("configure %s: %w", attrs.Name, err)
 	}
 	return lease, nil
+}
+
+// staticLease is the lease an ip=…:none line describes.
+func staticLease(st *Static, iface string, mac net.HardwareAddr, log *slog.Logger) *Lease {
+	l := &Lease{Iface: iface, MAC: mac, Addr: st.Addr, Router: st.Gateway,
+		DNS: st.DNS, Hostname: st.Hostname, MTU: st.MTU, Acquired: time.Now()}
+	if err := CheckHostname(l.Hostname); l.Hostname != "" && err != nil {
+		// ip= admits any DNS name; the kernel takes 64 bytes at most.
+		log.Warn(fmt.Sprintf("ignoring the host name %s of ip=: %v", quote(l.Hostname), err))
+		l.Hostname = ""
+	}
+	return l
 }
 
 // resolver settles the lease's resolver settings: nameserver= first, then
