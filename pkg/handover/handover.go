@@ -117,6 +117,7 @@ type leaseDoc struct {
 	Routes    []string `json:"routes,omitempty"` // "dest via gateway", DHCP option 121
 	DNS       []string `json:"dns,omitempty"`
 	Domain    string   `json:"domain,omitempty"`
+	Search    []string `json:"search,omitempty"` // DHCP option 119
 	Hostname  string   `json:"hostname,omitempty"`
 	MTU       int      `json:"mtu,omitempty"`
 	ServerID  string   `json:"server_id,omitempty"`
@@ -125,10 +126,24 @@ type leaseDoc struct {
 	ClientID  string   `json:"client_id,omitempty"`
 }
 
+// leaseJSON is the lease as the handover files record it. Names go in only
+// if they are valid (netup checked them already; the booted system's
+// scripts may use them unquoted, so they are checked here too).
 func leaseJSON(l *netup.Lease) leaseDoc {
 	ones, _ := l.Addr.Mask.Size()
 	d := leaseDoc{Iface: l.Iface, MAC: l.MAC.String(), Method: "static", Address: l.Addr.IP.String(), Prefix: ones,
-		Domain: l.Domain, Hostname: l.Hostname, MTU: l.MTU, Acquired: l.Acquired.UTC().Format(time.RFC3339)}
+		MTU: l.MTU, Acquired: l.Acquired.UTC().Format(time.RFC3339)}
+	if netup.CheckDomain(l.Domain) == nil {
+		d.Domain = l.Domain
+	}
+	if netup.CheckHostname(l.Hostname) == nil {
+		d.Hostname = l.Hostname
+	}
+	for _, s := range l.Search {
+		if netup.CheckDomain(s) == nil && len(d.Search) < netup.MaxSearch {
+			d.Search = append(d.Search, s)
+		}
+	}
 	if l.DHCP {
 		d.Method = "dhcp"
 		d.ServerID = l.ServerID.String()
@@ -142,7 +157,9 @@ func leaseJSON(l *netup.Lease) leaseDoc {
 		d.Routes = append(d.Routes, r.Dest.String()+" via "+r.Gateway.String())
 	}
 	for _, s := range l.DNS {
-		d.DNS = append(d.DNS, s.String())
+		if s != nil {
+			d.DNS = append(d.DNS, s.String())
+		}
 	}
 	return d
 }
@@ -153,7 +170,7 @@ func envFile(l *netup.Lease) []byte {
 	vars := map[string]string{
 		"IFACE": d.Iface, "MAC": d.MAC, "METHOD": d.Method, "ADDRESS": d.Address, "PREFIX": fmt.Sprint(d.Prefix),
 		"NETMASK": net.IP(l.Addr.Mask).String(), "ROUTER": d.Router, "DNS": strings.Join(d.DNS, " "),
-		"DOMAIN": d.Domain, "HOSTNAME": d.Hostname, "SERVER_ID": d.ServerID, "LEASE_SECONDS": fmt.Sprint(d.LeaseTime),
+		"DOMAIN": d.Domain, "SEARCH": strings.Join(d.Search, " "), "HOSTNAME": d.Hostname, "SERVER_ID": d.ServerID, "LEASE_SECONDS": fmt.Sprint(d.LeaseTime),
 		"ACQUIRED": d.Acquired, "ACQUIRED_EPOCH": fmt.Sprint(l.Acquired.Unix()),
 		"CLIENT_ID": d.ClientID, "CLIENT_ID_HEX": hex.EncodeToString(l.ClientID),
 	}

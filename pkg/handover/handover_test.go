@@ -1,8 +1,11 @@
 package handover
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,5 +95,71 @@ func TestWriteLeavesSymlinks(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(root, "a/b/c")); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("a/b/c: %v %v", st, err)
+	}
+}
+
+// A lease whose names no check has seen (netup drops them, but handover
+// must not rely on it): resolv.conf gets no injected line, the JSON and the
+// env file no invalid name, and the env file stays safe to source whatever
+// the values.
+func TestFilesHostileLease(t *testing.T) {
+	l := lease([]byte{1, 0x52, 0x54, 0, 0x12, 0x34, 0x56})
+	l.Domain = "lab\nnameserver 6.6.6.6"
+	l.Search = []string{"ok.lab", "x'; reboot; '"}
+	l.Hostname = strings.Repeat("h", 70)
+	run, root := Files(l)
+	rc := find(root, "etc/resolv.conf")
+	if rc == nil || strings.Contains(string(rc.Data), "6.6.6.6") || !strings.Contains(string(rc.Data), "search ok.lab\nnameserver 10.77.0.1\n") {
+		t.Fatalf("resolv.conf: %v", rc)
+	}
+	js := find(run, "initramfs/net.ens3.json")
+	var doc map[string]any
+	if err := json.Unmarshal(js.Data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc["domain"] != nil || doc["hostname"] != nil || fmt.Sprint(doc["search"]) != "[ok.lab]" {
+		t.Errorf("json keeps invalid names: %s", js.Data)
+	}
+	env := string(find(run, "initramfs/net.ens3.env").Data)
+	for _, want := range []string{"DOMAIN=''\n", "HOSTNAME=''\n", "SEARCH='ok.lab'\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("env lacks %q:\n%s", want, env)
+		}
+	}
+}
+
+// net.<iface>.env is sourced by the root's scripts: every value, however
+// hostile, must come back byte for byte and run nothing.
+func TestEnvFileQuoting(t *testing.T) {
+	dir := t.TempDir()
+	canary := filepath.Join(dir, "ran")
+	for _, v := range []string{
+		"plain",
+		"it's",
+		"'; touch " + canary + "; '",
+		"$(touch " + canary + ")",
+		"`touch " + canary + "`",
+		"a\nb\n",
+		`back\slash "dq" $HOME ${X:-y} !1 *`,
+		"'''",
+		"\x1b[2J\t\r",
+	} {
+		l := lease([]byte{1})
+		l.Iface = v // the one free-form string in the file
+		p := filepath.Join(dir, "net.env")
+		if err := os.WriteFile(p, envFile(l), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("/bin/sh", "-c", `. "$1" && printf '%s' "$IFACE"`, "sh", p).Output()
+		if err != nil {
+			t.Errorf("%q: sourcing failed: %v", v, err)
+			continue
+		}
+		if string(out) != v {
+			t.Errorf("IFACE %q came back as %q", v, out)
+		}
+		if _, err := os.Stat(canary); err == nil {
+			t.Fatalf("sourcing the env file with IFACE %q ran a command", v)
+		}
 	}
 }

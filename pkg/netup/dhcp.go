@@ -18,7 +18,7 @@ var requested = []dhcpv4.OptionCode{
 	dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionDomainNameServer,
 	dhcpv4.OptionDomainName, dhcpv4.OptionHostName, dhcpv4.OptionInterfaceMTU,
 	dhcpv4.OptionClasslessStaticRoute, dhcpv4.OptionIPAddressLeaseTime,
-	dhcpv4.OptionBroadcastAddress, dhcpv4.OptionNTPServers,
+	dhcpv4.OptionBroadcastAddress, dhcpv4.OptionNTPServers, dhcpv4.OptionDNSDomainSearchList,
 }
 
 // dhcp runs DISCOVER/OFFER/REQUEST/ACK on iface until it has a lease or the
@@ -39,22 +39,47 @@ func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []by
 		dhcpv4.WithRequestedOptions(requested...),
 	}
 	var lastErr error
+	var naks int
+	var nakFrom net.IP
+	var nakMsg string
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		l, err := c.Request(ctx, mods...)
 		if err == nil {
-			return leaseFrom(iface, mac, clientID, l), nil
+			return leaseFrom(iface, mac, clientID, l, log), nil
 		}
-		lastErr = err
 		var nak *nclient4.ErrNak
 		if errors.As(err, &nak) {
-			log.Warn("DHCP server refused the offer (NAK); discovering again", "iface", iface, "server", nak.Nak.ServerIdentifier())
+			// The NAK's message (option 56) is the server's text: it reaches
+			// the console escaped, never as nclient4's error string.
+			naks, nakFrom, nakMsg = naks+1, nak.Nak.ServerIdentifier(), nak.Nak.Message()
+			said := ""
+			if nakMsg != "" {
+				said = " (server says " + quote(nakMsg) + ")"
+			}
+			log.Warn("DHCP server refused the offer (NAK); discovering again"+said, "iface", iface, "server", ipOrNone(nakFrom))
+			lastErr = nil
 		} else {
+			lastErr = err
 			log.Info("no DHCP answer yet", "iface", iface, "attempt", attempt+1, "after", time.Since(start).Round(time.Millisecond))
 		}
 		wait := time.Duration(min(attempt+1, 5))*500*time.Millisecond + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
 		select {
 		case <-ctx.Done():
+			if naks > 0 {
+				// A server is there and says no: "no DHCP answer" would send
+				// the operator to the cabling.
+				said := ""
+				if nakMsg != "" {
+					said = ", the last saying " + quote(nakMsg)
+				}
+				if lastErr != nil {
+					said += "; then: " + lastErr.Error()
+				}
+				return nil, fail("the server offers an address but then refuses to lease it: check its pool and reservations for this MAC and client id (rd.net.dhcp.client-id=), and that no second DHCP server on the segment refuses the first one's offers",
+					"no DHCP lease on %s (MAC %s, client id %x) within %s: DHCP server %s refused %d requests (NAK)%s",
+					iface, mac, clientID, timeout, ipOrNone(nakFrom), naks, said)
+			}
 			return nil, fail("check that a DHCP server answers on this segment (and its range is not exhausted); rd.net.timeout.dhcp=<s> waits longer, ip=<ip>::<gw>:<mask>::<iface>:none sets a static address",
 				"no DHCP lease on %s (MAC %s, client id %x) within %s: %v", iface, mac, clientID, timeout, lastErr)
 		case <-time.After(wait):
@@ -62,7 +87,16 @@ func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []by
 	}
 }
 
-func leaseFrom(iface string, mac net.HardwareAddr, clientID []byte, l *nclient4.Lease) *Lease {
+func ipOrNone(ip net.IP) string {
+	if ip == nil {
+		return "(no server id)"
+	}
+	return ip.String()
+}
+
+// leaseFrom reads the ACK into a Lease and drops what cannot be used
+// safely (checkLease), warning for each.
+func leaseFrom(iface string, mac net.HardwareAddr, clientID []byte, l *nclient4.Lease, log *slog.Logger) *Lease {
 	ack := l.ACK
 	mask := ack.SubnetMask()
 	if mask == nil {
@@ -91,6 +125,16 @@ func leaseFrom(iface string, mac net.HardwareAddr, clientID []byte, l *nclient4.
 	}
 	if b := ack.GetOneOption(dhcpv4.OptionInterfaceMTU); len(b) == 2 {
 		out.MTU = int(b[0])<<8 | int(b[1])
+	} else if b != nil {
+		ignore(log, "26 (interface MTU)", fmt.Sprintf("%x", b), "not 2 bytes")
 	}
+	if raw := ack.GetOneOption(dhcpv4.OptionDNSDomainSearchList); raw != nil {
+		if labels := ack.DomainSearch(); labels != nil {
+			out.Search = labels.Labels
+		} else {
+			ignore(log, "119 (domain search)", fmt.Sprintf("%d bytes", len(raw)), "not a valid RFC 1035 name list")
+		}
+	}
+	checkLease(out, log)
 	return out
 }

@@ -29,7 +29,7 @@ type Config struct {
 	CarrierTimeout time.Duration    // how long to wait for a link and its carrier
 	DHCPTimeout    time.Duration    // how long to keep trying DHCP
 	Nameservers    []net.IP         // nameserver=, used before (or instead of) DHCP's
-	PeerDNS        bool             // use the DNS servers DHCP offers
+	PeerDNS        bool             // use the DNS servers, domain and search list DHCP offers
 	// Names renames links by MAC (ifname=<name>:<mac>).
 	Names map[string]string
 	// Predictable gives links udev's predictable names (ens3, enp0s3)
@@ -53,8 +53,9 @@ type Lease struct {
 	Addr      net.IPNet
 	Router    net.IP
 	DNS       []net.IP
-	Domain    string
-	Hostname  string
+	Domain    string   // DHCP option 15, a valid domain name or ""
+	Search    []string // DHCP option 119, valid domain names
+	Hostname  string   // a valid host name (CheckHostname) or ""
 	MTU       int
 	Routes    []Route       // DHCP option 121 (classless static routes)
 	ServerID  net.IP        // DHCP server identifier; nil for static
@@ -106,8 +107,7 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 
 	var lease *Lease
 	if cfg.Static != nil {
-		lease = &Lease{Iface: attrs.Name, MAC: attrs.HardwareAddr, Addr: cfg.Static.Addr, Router: cfg.Static.Gateway,
-			DNS: cfg.Static.DNS, Hostname: cfg.Static.Hostname, MTU: cfg.Static.MTU, Acquired: time.Now()}
+		lease = staticLease(cfg.Static, attrs.Name, attrs.HardwareAddr, log)
 	} else {
 		id := cfg.ClientID
 		if id == nil {
@@ -117,15 +117,34 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !cfg.PeerDNS {
-			lease.DNS = nil
-		}
 	}
-	lease.DNS = append(slices.Clone(cfg.Nameservers), lease.DNS...)
-	if err := apply(link, lease); err != nil {
+	resolver(cfg, lease)
+	if err := apply(link, lease, log); err != nil {
 		return nil, fmt.Errorf("configure %s: %w", attrs.Name, err)
 	}
 	return lease, nil
+}
+
+// staticLease is the lease an ip=…:none line describes.
+func staticLease(st *Static, iface string, mac net.HardwareAddr, log *slog.Logger) *Lease {
+	l := &Lease{Iface: iface, MAC: mac, Addr: st.Addr, Router: st.Gateway,
+		DNS: st.DNS, Hostname: st.Hostname, MTU: st.MTU, Acquired: time.Now()}
+	if err := CheckHostname(l.Hostname); l.Hostname != "" && err != nil {
+		// ip= admits any DNS name; the kernel takes 64 bytes at most.
+		log.Warn(fmt.Sprintf("ignoring the host name %s of ip=: %v", quote(l.Hostname), err))
+		l.Hostname = ""
+	}
+	return l
+}
+
+// resolver settles the lease's resolver settings: nameserver= first, then
+// DHCP's servers; with rd.peerdns=0 none of DHCP's servers, domain or
+// search list (a domain alone would still reach resolv.conf's search line).
+func resolver(cfg Config, l *Lease) {
+	if l.DHCP && !cfg.PeerDNS {
+		l.DNS, l.Domain, l.Search = nil, "", nil
+	}
+	l.DNS = append(slices.Clone(cfg.Nameservers), l.DNS...)
 }
 
 // candidates are the Ethernet links a node could boot from.
@@ -241,11 +260,17 @@ func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, 
 	}
 }
 
-// apply puts the lease on the link: address, MTU, routes.
-func apply(link netlink.Link, l *Lease) error {
-	if l.MTU >= 576 && l.MTU != link.Attrs().MTU {
+// apply puts the lease on the link: address, MTU, routes, host name. Only
+// the address is required: an MTU the NIC refuses, a route the kernel
+// refuses (a gateway not on the link) or a host name it refuses is warned
+// about and dropped from the lease, and the boot goes on; a route the root
+// needs then fails in the stage that needs it, naming the server.
+func apply(link netlink.Link, l *Lease, log *slog.Logger) error {
+	name := link.Attrs().Name
+	if l.MTU >= minMTU && l.MTU != link.Attrs().MTU {
 		if err := netlink.LinkSetMTU(link, l.MTU); err != nil {
-			return fmt.Errorf("set MTU %d: %w", l.MTU, err)
+			log.Warn(fmt.Sprintf("cannot set MTU %d on %s (DHCP option 26 or ip=); keeping %d", l.MTU, name, link.Attrs().MTU), "err", err)
+			l.MTU = 0
 		}
 	}
 	addr := &netlink.Addr{IPNet: &l.Addr}
@@ -269,44 +294,83 @@ func apply(link netlink.Link, l *Lease) error {
 	}
 	// RFC 3442: with classless static routes, the router option is ignored.
 	if len(l.Routes) > 0 {
-		for _, rt := range l.Routes {
-			r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &rt.Dest}
-			if rt.Gateway == nil || rt.Gateway.IsUnspecified() {
-				r.Scope = netlink.SCOPE_LINK
-			} else {
-				r.Gw = rt.Gateway
-			}
-			if ones, _ := rt.Dest.Mask.Size(); ones == 0 {
-				r.Dst = nil // the default route
-			}
-			if err := netlink.RouteReplace(r); err != nil {
-				return fmt.Errorf("add route %s via %s: %w", rt.Dest.String(), rt.Gateway, err)
-			}
-		}
+		l.Routes = addRoutes(link, l.Routes, log)
 	} else if l.Router != nil && !l.Router.IsUnspecified() {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: l.Router}
 		if err := netlink.RouteReplace(r); err != nil {
-			return fmt.Errorf("add default route via %s: %w", l.Router, err)
+			log.Warn(fmt.Sprintf("cannot add the default route via %s on %s (DHCP option 3 or ip=); going on without it", l.Router, name), "err", err)
+			l.Router = nil
 		}
 	}
 	if l.Hostname != "" {
 		// The real OS keeps the kernel's hostname unless it sets its own.
 		if err := unix.Sethostname([]byte(l.Hostname)); err != nil {
-			return fmt.Errorf("set hostname %q: %w", l.Hostname, err)
+			log.Warn(fmt.Sprintf("cannot set the host name %s", quote(l.Hostname)), "err", err)
+			l.Hostname = ""
 		}
 	}
 	return nil
 }
 
-// ResolvConf renders the resolver configuration for the lease.
+// addRoutes adds option 121's routes and returns those the kernel took. A
+// route whose gateway is reachable only through a later route of the list
+// is tried again once the others are in.
+func addRoutes(link netlink.Link, routes []Route, log *slog.Logger) []Route {
+	add := func(rt Route) error {
+		r := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: &rt.Dest}
+		if rt.Gateway == nil || rt.Gateway.IsUnspecified() {
+			r.Scope = netlink.SCOPE_LINK
+		} else {
+			r.Gw = rt.Gateway
+		}
+		if ones, _ := rt.Dest.Mask.Size(); ones == 0 {
+			r.Dst = nil // the default route
+		}
+		return netlink.RouteReplace(r)
+	}
+	var ok, failed []Route
+	for _, rt := range routes {
+		if add(rt) != nil {
+			failed = append(failed, rt)
+		} else {
+			ok = append(ok, rt)
+		}
+	}
+	for _, rt := range failed {
+		if err := add(rt); err != nil {
+			log.Warn(fmt.Sprintf("cannot add route %s via %s on %s (DHCP option 121); going on without it", rt.Dest.String(), rt.Gateway, link.Attrs().Name), "err", err)
+			continue
+		}
+		ok = append(ok, rt)
+	}
+	return ok
+}
+
+// ResolvConf renders the resolver configuration for the lease: the search
+// domains, then at most MaxNameservers servers. It writes only names that
+// pass CheckDomain, whoever filled the lease, so no value can add a line.
 func ResolvConf(l *Lease) []byte {
+	var search []string
+	for _, d := range append([]string{l.Domain}, l.Search...) {
+		if len(search) < MaxSearch && CheckDomain(d) == nil && !slices.Contains(search, d) {
+			search = append(search, d)
+		}
+	}
 	var b strings.Builder
 	b.WriteString("# written by streamroot from the boot network's lease\n")
-	if l.Domain != "" {
-		fmt.Fprintf(&b, "search %s\n", l.Domain)
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
 	}
+	n := 0
 	for _, d := range l.DNS {
+		if n == MaxNameservers {
+			break
+		}
+		if d == nil || d.IsUnspecified() {
+			continue
+		}
 		fmt.Fprintf(&b, "nameserver %s\n", d)
+		n++
 	}
 	return []byte(b.String())
 }

@@ -58,8 +58,9 @@ func TestParseReport(t *testing.T) {
 	addrs := "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n" +
 		"3: ens4    inet 10.77.0.57/24 brd 10.77.0.255 scope global ens4\\       valid_lft forever preferred_lft forever\n" +
 		"3: ens4    inet6 fe80::5054:ff:fe12:3456/64 scope link \\       valid_lft forever preferred_lft forever\n"
-	js := fmt.Sprintf(`{"pid":1,"fixture":"plain","writable":true,"root_fstype":"overlay","premounted":"/proc /sys /dev /run","uptime":"7.31","data_sha256":"","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s"}`,
-		b(mounts), b("console=ttyS0 proxy.url=https://FOREMAN\n"), b(addrs), b(links), b("total 4\n-rw-r--r-- 1 0 0 12 streamroot.log\n"))
+	js := fmt.Sprintf(`{"pid":1,"fixture":"plain","writable":true,"root_fstype":"overlay","premounted":"/proc /sys /dev /run","uptime":"7.31","data_sha256":"","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s","resolv_b64":"%s","hostname_b64":"%s"}`,
+		b(mounts), b("console=ttyS0 proxy.url=https://FOREMAN\n"), b(addrs), b(links), b("total 4\n-rw-r--r-- 1 0 0 12 streamroot.log\n"),
+		b("search lab\nnameserver 10.77.0.1\n"), b("node-17\n"))
 	console := "[    1.2] Run /init as init process\nreport-init: started as pid 1\nSTREAMROOT-REPORT " + js + "\n[    7.5] reboot: Power down\n"
 
 	got, ok := FindReport(console)
@@ -81,6 +82,9 @@ func TestParseReport(t *testing.T) {
 	}
 	if !strings.Contains(r.Cmdline, "proxy.url=https://FOREMAN") || !strings.Contains(r.RunInitramfs, "streamroot.log") {
 		t.Errorf("decoded text: %q %q", r.Cmdline, r.RunInitramfs)
+	}
+	if r.ResolvConf != "search lab\nnameserver 10.77.0.1\n" || r.Hostname != "node-17\n" {
+		t.Errorf("resolv.conf %q, hostname %q", r.ResolvConf, r.Hostname)
 	}
 	if got := r.IPv4On("52:54:00:12:34:56"); len(got) != 1 || got[0] != "10.77.0.57" {
 		t.Errorf("IPv4On(mac) = %v", got)

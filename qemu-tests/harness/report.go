@@ -57,13 +57,15 @@ if [ -f /data/random.bin ]; then
 fi
 
 b64() { base64 -w0; }
-line=$(printf '{"pid":%d,"fixture":"%s","writable":%s,"root_fstype":"%s","premounted":"%s","uptime":"%s","data_sha256":"%s","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s"}' \
+line=$(printf '{"pid":%d,"fixture":"%s","writable":%s,"root_fstype":"%s","premounted":"%s","uptime":"%s","data_sha256":"%s","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s","resolv_b64":"%s","hostname_b64":"%s"}' \
 	"$$" "$fixture" "$writable" "$root_fstype" "$premounted" "$uptime" "$data_sha256" \
 	"$(b64 < /proc/mounts)" \
 	"$(b64 < /proc/cmdline)" \
 	"$(ip -o addr show 2>&1 | b64)" \
 	"$(ip -o link show 2>&1 | b64)" \
-	"$(ls -la /run/initramfs 2>&1 | b64)")
+	"$(ls -la /run/initramfs 2>&1 | b64)" \
+	"$(cat /etc/resolv.conf 2>&1 | b64)" \
+	"$(hostname 2>&1 | b64)")
 if [ -c /dev/console ]; then
 	echo "STREAMROOT-REPORT $line" > /dev/console
 else
@@ -93,6 +95,8 @@ type Report struct {
 	Addrs        string   // ip -o addr show
 	Links        string   // ip -o link show
 	RunInitramfs string   // ls -la /run/initramfs
+	ResolvConf   string   // /etc/resolv.conf (or cat's error)
+	Hostname     string   // hostname(1)'s output, with its newline
 	Raw          string   // the JSON
 }
 
@@ -122,6 +126,8 @@ func ParseReport(js string) (*Report, error) {
 		Addrs        string `json:"addrs_b64"`
 		Links        string `json:"links_b64"`
 		RunInitramfs string `json:"run_initramfs_b64"`
+		ResolvConf   string `json:"resolv_b64"`
+		Hostname     string `json:"hostname_b64"`
 	}
 	if err := json.Unmarshal([]byte(js), &raw); err != nil {
 		return nil, fmt.Errorf("report: %w (was the line split by other console output?): %.200q", err, js)
@@ -141,6 +147,8 @@ func ParseReport(js string) (*Report, error) {
 		{"addrs_b64", raw.Addrs, &r.Addrs},
 		{"links_b64", raw.Links, &r.Links},
 		{"run_initramfs_b64", raw.RunInitramfs, &r.RunInitramfs},
+		{"resolv_b64", raw.ResolvConf, &r.ResolvConf},
+		{"hostname_b64", raw.Hostname, &r.Hostname},
 	} {
 		b, err := base64.StdEncoding.DecodeString(f.in)
 		if err != nil {
