@@ -225,7 +225,7 @@ func runDaemon() {
 		var r *nbd.Redialer
 		for {
 			r, err = nbd.NewRedialer(dctx, addr, dc.NBDExport, func(msg string, args ...any) { log.Info(msg, args...) })
-			if err == nil || dctx.Err() != nil || strings.Contains(err.Error(), "refused export") {
+			if err == nil || dctx.Err() != nil || strings.Contains(err.Error(), "refused export") || errors.Is(err, nbd.ErrExportSize) {
 				break
 			}
 			time.Sleep(time.Second)

@@ -14,3 +14,7 @@ func inode(st fs.FileInfo) uint64 {
 	}
 	return 0
 }
+
+// openNoBlock keeps open(2) from waiting on a FIFO swapped in for a file
+// (serve), and keeps a tty from becoming the controlling terminal.
+const openNoBlock = syscall.O_NONBLOCK | syscall.O_NOCTTY

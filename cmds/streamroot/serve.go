@@ -26,7 +26,8 @@ Serves the regular files under DIR over HTTP, for labs and tests
   - a strong ETag "<inode>-<size>-<mtime ns>" (hex), so it changes when the
     file is replaced or rewritten, and Last-Modified
   - no directory listings; paths that leave DIR (.., symlinks out) are
-    refused
+    refused; names starting with "." (.git, .htpasswd) are never served
+    (404); only regular files are opened, never a FIFO or a device
   - one access-log line per request on stderr: method, path, range,
     status, bytes sent, duration
 
@@ -134,34 +135,25 @@ func (s *fileServer) serve(w http.ResponseWriter, r *http.Request) string {
 			return "path traversal refused"
 		}
 	}
+	// Dot names (.git, .htpasswd, an editor's .swp, a half-written .new)
+	// are never published: answered as missing, so they are not even
+	// confirmed to exist.
+	for _, seg := range strings.Split(p, "/") {
+		if strings.HasPrefix(seg, ".") {
+			http.Error(w, "404 not found", http.StatusNotFound)
+			return "dot name refused"
+		}
+	}
 	name := strings.TrimPrefix(path.Clean(p), "/")
 	if name == "" {
 		name = "."
 	}
-	f, err := s.root.Open(name)
-	if err != nil {
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			http.Error(w, "404 not found", http.StatusNotFound)
-			return "not found"
-		case errors.Is(err, fs.ErrPermission):
-			http.Error(w, "403 forbidden", http.StatusForbidden)
-			return "permission denied"
-		default: // e.g. a symlink out of the directory
-			http.Error(w, "403 forbidden", http.StatusForbidden)
-			return err.Error()
-		}
+	f, st, ref := s.openRegular(name)
+	if ref != nil {
+		http.Error(w, ref.body, ref.code)
+		return ref.note
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		http.Error(w, "500 stat failed", http.StatusInternalServerError)
-		return err.Error()
-	}
-	if !st.Mode().IsRegular() {
-		http.Error(w, "404 not found (directory listing is off)", http.StatusNotFound)
-		return "not a regular file"
-	}
 	w.Header().Set("ETag", etag(st))
 	// By extension, else octet-stream: never sniff (it reads the file).
 	ctype := mime.TypeByExtension(path.Ext(name))
@@ -171,6 +163,73 @@ func (s *fileServer) serve(w http.ResponseWriter, r *http.Request) string {
 	w.Header().Set("Content-Type", ctype)
 	http.ServeContent(w, r, st.Name(), st.ModTime(), f)
 	return ""
+}
+
+// refusal is why a request gets no file: status, body and log note.
+type refusal struct {
+	code       int
+	body, note string
+}
+
+func refuse(code int, note string) *refusal {
+	return &refusal{code, fmt.Sprintf("%d %s", code, strings.ToLower(http.StatusText(code))), note}
+}
+
+// openRegular opens name only if it is a regular file, without ever
+// blocking: open(2) on a FIFO waits for a writer (a goroutine and a thread
+// per request, forever) and on a device may have side effects. So it stats
+// first (symlinks inside the root followed, out of it refused by os.Root),
+// opens only a regular file, non-blocking in case it was swapped for a
+// FIFO since, and checks that the open file is still the one stat saw.
+func (s *fileServer) openRegular(name string) (*os.File, fs.FileInfo, *refusal) {
+	// A file replaced by rename between the stat and the open (an image
+	// being published) is tried again, not refused.
+	for range 3 {
+		f, st, ref := s.openOnce(name)
+		if f != nil || ref != errReplaced {
+			return f, st, ref
+		}
+	}
+	return nil, nil, &refusal{http.StatusServiceUnavailable, "503 the file keeps changing; retry", "replaced while being opened"}
+}
+
+var errReplaced = &refusal{http.StatusServiceUnavailable, "", "replaced while being opened"}
+
+func (s *fileServer) openOnce(name string) (*os.File, fs.FileInfo, *refusal) {
+	st, err := s.root.Stat(name)
+	if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, nil, refuse(http.StatusNotFound, "not found")
+		case errors.Is(err, fs.ErrPermission):
+			return nil, nil, refuse(http.StatusForbidden, "permission denied")
+		default: // e.g. a symlink out of the directory
+			return nil, nil, refuse(http.StatusForbidden, err.Error())
+		}
+	}
+	if st.IsDir() {
+		return nil, nil, &refusal{http.StatusNotFound, "404 not found (directory listing is off)", "not a regular file"}
+	}
+	if !st.Mode().IsRegular() {
+		return nil, nil, refuse(http.StatusNotFound, "not a regular file ("+st.Mode().Type().String()+")")
+	}
+	f, err := s.root.OpenFile(name, os.O_RDONLY|openNoBlock, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, refuse(http.StatusNotFound, "not found")
+		}
+		return nil, nil, refuse(http.StatusForbidden, err.Error())
+	}
+	fst, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, refuse(http.StatusInternalServerError, err.Error())
+	}
+	if !fst.Mode().IsRegular() || !os.SameFile(st, fst) {
+		f.Close()
+		return nil, nil, errReplaced
+	}
+	return f, fst, nil
 }
 
 // etag is a strong validator from the file's identity and version: inode,

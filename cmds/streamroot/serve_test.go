@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -259,5 +261,90 @@ func TestServeCommand(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "msg=stopped") {
 		t.Errorf("no graceful stop logged: %s", errb.String())
+	}
+}
+
+// Names starting with "." are never served, and nothing but a regular file
+// is opened: a FIFO (open(2) would wait for a writer, a goroutine and a
+// thread per request), a directory, or a symlink to either answers at once
+// with an error status.
+func TestServeRefusesHiddenAndSpecial(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "img"), []byte("image"), 0o644)
+	os.Mkdir(filepath.Join(dir, ".git"), 0o755)
+	os.WriteFile(filepath.Join(dir, ".git", "config"), []byte("[remote]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, ".htpasswd"), []byte("admin:x"), 0o644)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dir, "sub", ".img.swp"), []byte("swap"), 0o644)
+	os.WriteFile(filepath.Join(dir, "sub", "ok.img"), []byte("ok"), 0o644)
+	fifo := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink("pipe", filepath.Join(dir, "pipe-link"))
+	os.Symlink("sub", filepath.Join(dir, "dir-link"))
+	os.Symlink(t.TempDir(), filepath.Join(dir, "outside-dir"))
+	os.Symlink(".htpasswd", filepath.Join(dir, "visible"))
+	base, log := newTestServer(t, dir)
+	// On a server that blocks in open(2), a writer lets the handler go so
+	// the server can shut down (cleanups run last first).
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(fifo, os.O_RDWR, 0); err == nil {
+			f.Close()
+		}
+	})
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	tests := []struct {
+		path   string
+		status int
+		note   string
+	}{
+		{"/.git/config", 404, "dot name refused"},
+		{"/.git/", 404, "dot name refused"},
+		{"/.htpasswd", 404, "dot name refused"},
+		{"/sub/.img.swp", 404, "dot name refused"},
+		{"/%2egit/config", 404, "dot name refused"},
+		{"/./img", 404, "dot name refused"},
+		{"/pipe", 404, "not a regular file (p"},
+		{"/pipe-link", 404, "not a regular file (p"},
+		{"/dir-link", 404, "not a regular file"},
+		{"/outside-dir", 403, "escapes"},
+		{"/sub/ok.img", 200, ""},
+		// A symlink the operator made to a dot name is the operator's
+		// choice: only the request path is checked.
+		{"/visible", 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			start := time.Now()
+			resp, err := client.Get(base + tt.path)
+			if err != nil {
+				t.Fatalf("after %v: %v (the server blocked)", time.Since(start).Round(time.Millisecond), err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d (body %q)", resp.StatusCode, tt.status, body)
+			}
+			if tt.status != 200 && (strings.Contains(string(body), "[remote]") || strings.Contains(string(body), "admin")) {
+				t.Errorf("refusal leaked the content: %q", body)
+			}
+			if tt.note == "" {
+				return
+			}
+			logged, _ := url.PathUnescape(tt.path)
+			want := "path=" + logged + " "
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if strings.Contains(log.String(), want) {
+					break
+				}
+			}
+			for _, l := range strings.Split(log.String(), "\n") {
+				if strings.Contains(l, want) && !(strings.Contains(l, " note=") && strings.Contains(l[strings.Index(l, " note="):], tt.note)) {
+					t.Errorf("log line %q: want note %q", l, tt.note)
+				}
+			}
+		})
 	}
 }

@@ -12,6 +12,37 @@ import (
 	"time"
 )
 
+// Limits on what a remote server may claim. A hostile or broken server
+// must not make the daemon allocate, index or attach by its numbers: every
+// one is checked before use.
+const (
+	// MaxExportSize bounds the export size a server may advertise: 16 TiB,
+	// far above any root image, and far below the int64 range (so offsets
+	// and ends never wrap) and the kernel's sector counts.
+	MaxExportSize = 16 << 40
+	// maxOptReply bounds one option reply's payload (an export info is
+	// 12 bytes; the protocol caps error strings at 4096).
+	maxOptReply = 64 << 10
+	// maxOptReplies bounds how many replies one option may get before
+	// the server is taken for a broken one.
+	maxOptReplies = 64
+	// maxExportName is the protocol's limit on an export name.
+	maxExportName = 4096
+	// maxReadLength bounds one read request: the length field is 32 bits,
+	// and servers refuse more than 32 MiB anyway.
+	maxReadLength = 32 << 20
+)
+
+// ErrExportSize is returned (wrapped, with the server, the export and the
+// size) when a server advertises an export size of 0 or above
+// MaxExportSize. Retrying does not help: the server's configuration is
+// wrong.
+var ErrExportSize = errors.New("export size out of range")
+
+// errOutOfRange is a read the client refuses to send: a caller's bug, not
+// worth a reconnect.
+var errOutOfRange = errors.New("nbd: read outside the export")
+
 // Client is a connection to a remote NBD export (e.g. Debian's nbd-server),
 // usable from many goroutines: requests are pipelined and matched to replies
 // by handle.
@@ -54,18 +85,37 @@ func Dial(ctx context.Context, addr, export string) (*Client, error) {
 	} else {
 		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	}
-	c := &Client{conn: conn, pending: map[uint64]*call{}, closed: make(chan struct{}), loopDone: make(chan struct{})}
-	if err := c.handshake(export); err != nil {
+	c, err := newClient(conn, export)
+	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("nbd: %s export %q: %w", addr, export, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// newClient runs the handshake on conn and starts matching replies; the
+// caller closes conn on an error.
+func newClient(conn net.Conn, export string) (*Client, error) {
+	c := &Client{conn: conn, pending: map[uint64]*call{}, closed: make(chan struct{}), loopDone: make(chan struct{})}
+	if err := c.handshake(export); err != nil {
+		return nil, err
+	}
+	// Checked here, once for both handshake paths: blockd indexes chunks
+	// and the kernel counts sectors by this number.
+	if c.size <= 0 || c.size > MaxExportSize {
+		return nil, fmt.Errorf("%w: the server advertises %d bytes (%#x), the limit is %d (16 TiB) and 0 is refused: a broken or hostile server (check the export's file or device on the server)",
+			ErrExportSize, uint64(c.size), uint64(c.size), int64(MaxExportSize))
+	}
 	go c.readLoop()
 	return c, nil
 }
 
 func (c *Client) handshake(export string) error {
 	be := binary.BigEndian
+	if len(export) > maxExportName {
+		return fmt.Errorf("export name of %d bytes: the protocol allows %d", len(export), maxExportName)
+	}
 	var hdr [18]byte
 	if _, err := io.ReadFull(c.conn, hdr[:]); err != nil {
 		return fmt.Errorf("read greeting: %w", err)
@@ -95,7 +145,8 @@ func (c *Client) handshake(export string) error {
 	if err := c.sendOpt(optGo, data); err != nil {
 		return err
 	}
-	for {
+	gotInfo := false
+	for range maxOptReplies {
 		opt, typ, payload, err := c.readOptReply()
 		if err != nil {
 			return err
@@ -106,24 +157,30 @@ func (c *Client) handshake(export string) error {
 		switch {
 		case typ == repInfo:
 			if len(payload) >= 12 && be.Uint16(payload) == infoExport {
+				// The wire size is unsigned: keep all 64 bits until
+				// newClient's range check (a huge one reads negative).
 				c.size = int64(be.Uint64(payload[2:]))
 				c.flags = be.Uint16(payload[10:])
+				gotInfo = true
 			}
 		case typ == repAck:
-			if c.size == 0 && c.flags == 0 {
+			if !gotInfo {
 				return errors.New("server acknowledged NBD_OPT_GO without export info")
 			}
 			return nil
 		case typ == repErr|1: // NBD_REP_ERR_UNSUP: an old server; use EXPORT_NAME
 			return c.exportName(export, noZeroes)
 		case typ&repErr != 0:
-			msg := string(payload)
+			// The message is the server's text: quoted, so it cannot
+			// drive the console.
+			msg := fmt.Sprintf("%q", payload)
 			if typ == repErr|6 || typ == repErr|2 { // UNKNOWN / POLICY
 				return fmt.Errorf("server refused export %q: %s (check the export name and nbd-server's config)", export, msg)
 			}
 			return fmt.Errorf("server error %#x: %s", typ, msg)
 		}
 	}
+	return fmt.Errorf("more than %d replies to NBD_OPT_GO: not a working NBD server", maxOptReplies)
 }
 
 func (c *Client) exportName(export string, noZeroes bool) error {
@@ -164,8 +221,8 @@ func (c *Client) readOptReply() (opt, typ uint32, payload []byte, err error) {
 	}
 	opt, typ = be.Uint32(h[8:]), be.Uint32(h[12:])
 	n := be.Uint32(h[16:])
-	if n > 1<<20 {
-		return 0, 0, nil, fmt.Errorf("option reply of %d bytes is too large", n)
+	if n > maxOptReply {
+		return 0, 0, nil, fmt.Errorf("option reply of %d bytes: more than the %d allowed", n, maxOptReply)
 	}
 	payload = make([]byte, n)
 	_, err = io.ReadFull(c.conn, payload)
@@ -193,7 +250,7 @@ func (c *Client) readLoop() {
 		delete(c.pending, handle)
 		c.mu.Unlock()
 		if cl == nil {
-			c.fail(fmt.Errorf("nbd: reply for unknown handle %d", handle))
+			c.fail(fmt.Errorf("nbd: reply for unknown handle %d from %s", handle, c.conn.RemoteAddr()))
 			return
 		}
 		if errno != 0 {
@@ -223,8 +280,15 @@ func (c *Client) fail(err error) {
 	})
 }
 
-// ReadAt reads len(p) bytes at off.
+// ReadAt reads len(p) bytes at off, which must lie inside the export.
 func (c *Client) ReadAt(ctx context.Context, p []byte, off int64) error {
+	n := int64(len(p))
+	if off < 0 || off > c.size || n > c.size-off || n > maxReadLength {
+		return fmt.Errorf("%w: read of %d bytes at %d, the export on %s has %d (and one read takes at most %d)", errOutOfRange, n, off, c.conn.RemoteAddr(), c.size, maxReadLength)
+	}
+	if n == 0 {
+		return nil
+	}
 	cl := &call{buf: p, done: make(chan error, 1)}
 	c.mu.Lock()
 	if c.err != nil {
@@ -324,8 +388,8 @@ func (r *Redialer) ReadAt(ctx context.Context, p []byte, off int64) error {
 			if err = c.ReadAt(ctx, p, off); err == nil {
 				return nil
 			}
-			if errors.Is(err, ErrRemote) {
-				return err // the server answered: an error it will repeat
+			if errors.Is(err, ErrRemote) || errors.Is(err, errOutOfRange) {
+				return err // the server answered (or never will): an error it will repeat
 			}
 		}
 		last = err

@@ -42,6 +42,9 @@ func Serve(ctx context.Context, conn io.ReadWriter, b Backend, maxInFlight int, 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	size := b.Size()
+	if size < 0 {
+		return fmt.Errorf("nbd serve: backend size %d is negative", size)
+	}
 	for {
 		req, err := ReadRequest(conn)
 		if err != nil {
@@ -52,8 +55,14 @@ func Serve(ctx context.Context, conn io.ReadWriter, b Backend, maxInFlight int, 
 		}
 		switch req.Type {
 		case CmdRead:
-			if req.Offset+uint64(req.Length) > uint64(size) || req.Length > 32<<20 {
+			if !inExport(req.Offset, req.Length, size) {
 				if err := write(simpleReply(req.Handle, errInval)); err != nil {
+					return err
+				}
+				continue
+			}
+			if req.Length == 0 {
+				if err := write(simpleReply(req.Handle, 0)); err != nil {
 					return err
 				}
 				continue
@@ -95,4 +104,12 @@ func Serve(ctx context.Context, conn io.ReadWriter, b Backend, maxInFlight int, 
 			}
 		}
 	}
+}
+
+// inExport reports whether a read of n bytes at off lies inside an export
+// of size bytes (size >= 0) and within one request's limit. Written so that
+// nothing can wrap: off+n overflows for an offset near 2^64, and int64(off)
+// goes negative from 2^63.
+func inExport(off uint64, n uint32, size int64) bool {
+	return n <= maxReadLength && off <= uint64(size) && uint64(n) <= uint64(size)-off
 }
