@@ -556,3 +556,35 @@ func TestScrub(t *testing.T) {
 		t.Error("an error without the password was rewritten")
 	}
 }
+
+// A 206 whose Content-Length disagrees with its Content-Range (a broken
+// proxy) is not used: the range is asked again.
+func TestContentLengthMismatchRetried(t *testing.T) {
+	img := image(1 << 20)
+	var bad, hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		var first, last int64
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last); err == nil && last > 0 && bad.Add(1) == 1 {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, len(img)))
+			w.Header().Set("Content-Length", fmt.Sprint(last-first+2))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(img[first : last+1])
+			w.Write([]byte{0})
+			return
+		}
+		http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(img))
+	}))
+	defer srv.Close()
+	src, err := Open(context.Background(), srv.URL, Options{Stall: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4096)
+	if err := src.ReadRange(context.Background(), got, 8192); err != nil || !bytes.Equal(got, img[8192:8192+4096]) {
+		t.Fatalf("read: %v", err)
+	}
+	if hits.Load() != 3 {
+		t.Errorf("%d requests, want 3: the answer with the wrong Content-Length was used", hits.Load())
+	}
+}
