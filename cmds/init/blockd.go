@@ -59,6 +59,14 @@ func daemonFault() error {
 			"(replace images under a new name, then point the boot config at it, so booting nodes keep theirs)"}
 }
 
+// noValidatorWarning says what a server without ETag and Last-Modified
+// means for the boot, and what to do about it.
+func noValidatorWarning(url string) string {
+	return url + ": the server sends neither ETag nor Last-Modified: if the image is replaced on the server during the boot, " +
+		"old and new bytes are mixed undetected (only a size change is seen); pin it with streamroot.manifest= " +
+		"(streamroot manifest IMAGE) or serve it with nginx, Apache or `streamroot serve`"
+}
+
 // daemonConfig is what PID 1 hands the daemon (as JSON on fd 3).
 type daemonConfig struct {
 	Mode        blockd.Mode   `json:"mode"`
@@ -186,6 +194,7 @@ func runDaemon() {
 	ctx := context.Background()
 
 	var src blockd.Source
+	var hs *httpsrc.Source
 	var etag string
 	switch {
 	case dc.URL != "":
@@ -210,7 +219,7 @@ func runDaemon() {
 		if err != nil {
 			fail(err)
 		}
-		src, etag = httpsrc.Device{Source: s}, s.ETag
+		src, hs, etag = httpsrc.Device{Source: s}, s, s.ETag
 	case dc.NBDAddr != "":
 		host, port, err := net.SplitHostPort(dc.NBDAddr)
 		if err != nil {
@@ -253,6 +262,11 @@ func runDaemon() {
 		log.Warn(plan.Note)
 	}
 	dc.Mode = blockd.Mode(plan.Mode)
+	// In ram mode the whole-image hash is checked before the kernel sees a
+	// byte; otherwise only a manifest or a validator keeps two versions apart.
+	if hs != nil && !hs.HasValidator() && dc.ManifestDigest == "" && (dc.Mode != blockd.RAM || dc.SHA256 == "") {
+		log.Warn(noValidatorWarning(hs.URL))
+	}
 	bo := blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log, Permanent: permanentSourceError}
 	// The handle follows /run/initramfs when /run moves into the real
 	// root, so the fault is recorded for the booted system too; before

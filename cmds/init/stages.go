@@ -297,6 +297,9 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 		b.mode = plan.Mode
 		return b.fetch(ctx)
 	}
+	if !src.HasValidator() && b.manifest == nil && len(b.cfg.SHA256) == 0 {
+		b.log.Warn(noValidatorWarning(src.URL))
+	}
 	if err := os.MkdirAll(imageDir, 0o755); err != nil {
 		return err
 	}

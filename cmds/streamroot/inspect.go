@@ -146,6 +146,11 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		ra, in.rep.Size = hr, hr.size
+		src, in.rep.Source = hr.name, hr.name // no password in the report
+		if !hr.hasValidator() {
+			in.rep.Notes = append(in.rep.Notes, "WARNING: the server sends neither ETag nor Last-Modified: a boot cannot tell "+
+				"the image from one replaced on the server mid-boot (only a size change is seen); pin it with a manifest (streamroot.manifest=)")
+		}
 	} else if strings.Contains(src, "://") {
 		return usagef("%s: only http:// and https:// URLs can be inspected", src)
 	} else {

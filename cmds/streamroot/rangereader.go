@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
 
 // rangeBlock is the unit inspect fetches over HTTP: the first request
@@ -21,33 +24,67 @@ const rangeBlock = 64 << 10
 const rangeBudget = 32 << 20
 
 // httpReaderAt reads a remote file with Range requests, caching 64 KiB
-// blocks. It pins the file with If-Range on its ETag (or Last-Modified):
-// if the file changes between requests the server answers 200 and the read
-// fails rather than mixing two versions.
+// blocks. Like the init (pkg/httpsrc, whose redirect policy and size bound
+// it shares) it follows redirects only on the first request, never from
+// https to http, and reads every later block from where they led; it pins
+// the file with If-Range on a strong ETag (or Last-Modified) and compares
+// every answer's size, ETag and Last-Modified: if the file changes between
+// requests the read fails rather than mixing two versions.
 type httpReaderAt struct {
 	ctx       context.Context
 	client    *http.Client
-	url       string
+	url       *url.URL // where requests go: the final URL once opened
+	name      string   // the URL(s) for messages, password redacted
 	size      int64
+	etag      string
+	lastMod   string
 	validator string
 	cache     map[int64][]byte
 	requests  int
 	bytes     int64
 }
 
-func openHTTP(ctx context.Context, url string) (*httpReaderAt, error) {
-	h := &httpReaderAt{
-		ctx:    ctx,
-		client: &http.Client{Timeout: 30 * time.Second},
-		url:    url,
-		size:   -1,
-		cache:  map[int64][]byte{},
+func openHTTP(ctx context.Context, rawURL string) (*httpReaderAt, error) {
+	return openHTTPWith(ctx, rawURL, http.DefaultTransport)
+}
+
+// openHTTPWith is openHTTP over rt (tests pass a test server's transport).
+func openHTTPWith(ctx context.Context, rawURL string, rt http.RoundTripper) (*httpReaderAt, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // ue.URL would show a password
+		}
+		return nil, fmt.Errorf("bad URL: %w", err)
 	}
+	h := &httpReaderAt{
+		ctx:   ctx,
+		url:   u,
+		name:  u.Redacted(),
+		size:  -1,
+		cache: map[int64][]byte{},
+	}
+	h.client = &http.Client{Timeout: 30 * time.Second, Transport: rt, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if h.size >= 0 {
+			return http.ErrUseLastResponse // pinned: a redirect now is refused below
+		}
+		return httpsrc.CheckRedirect(req, via)
+	}}
 	if err := h.fetch(0, 1); err != nil {
+		var re *httpsrc.RedirectError
+		if errors.As(err, &re) {
+			return nil, re
+		}
 		return nil, err
 	}
 	return h, nil
 }
+
+// hasValidator says whether the server sent an ETag or Last-Modified:
+// without one a file replaced between two requests is seen only if its
+// size changed.
+func (h *httpReaderAt) hasValidator() bool { return h.etag != "" || h.lastMod != "" }
 
 // fetch gets blocks [first, first+n) in one request.
 func (h *httpReaderAt) fetch(first, n int64) error {
@@ -57,11 +94,11 @@ func (h *httpReaderAt) fetch(first, n int64) error {
 		end = min(end, h.size-1)
 	}
 	if h.bytes+(end-start+1) > rangeBudget {
-		return fmt.Errorf("GET %s: inspecting would download more than %s; refusing", h.url, humanBytes(rangeBudget))
+		return fmt.Errorf("GET %s: inspecting would download more than %s; refusing", h.name, humanBytes(rangeBudget))
 	}
-	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, h.url, nil)
+	req, err := http.NewRequestWithContext(h.ctx, http.MethodGet, h.url.String(), nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("GET %s: %w", h.name, err)
 	}
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
 	req.Header.Set("User-Agent", "streamroot-inspect")
@@ -70,7 +107,7 @@ func (h *httpReaderAt) fetch(first, n int64) error {
 	}
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return err // *url.Error names method and URL
+		return err // *url.Error names method and URL, password redacted
 	}
 	defer resp.Body.Close()
 	h.requests++
@@ -78,32 +115,44 @@ func (h *httpReaderAt) fetch(first, n int64) error {
 	case http.StatusPartialContent:
 	case http.StatusOK:
 		if h.validator != "" {
-			return fmt.Errorf("GET %s: the file changed on the server while it was being inspected", h.url)
+			return fmt.Errorf("GET %s: the file changed on the server while it was being inspected", h.name)
 		}
-		return fmt.Errorf("GET %s: the server ignored the Range request (answered 200 OK); refusing to download the whole file (streamroot needs Range support too)", h.url)
+		return fmt.Errorf("GET %s: the server ignored the Range request (answered 200 OK); refusing to download the whole file (streamroot needs Range support too)", h.name)
 	case http.StatusRequestedRangeNotSatisfiable:
-		return fmt.Errorf("GET %s: 416 Range Not Satisfiable (an empty file?)", h.url)
+		return fmt.Errorf("GET %s: 416 Range Not Satisfiable (an empty file?)", h.name)
 	default:
-		return fmt.Errorf("GET %s: %s", h.url, resp.Status)
+		return fmt.Errorf("GET %s: %s", h.name, resp.Status)
 	}
 	rs, re, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", h.url, err)
-	}
-	if rs != start || re > end || (h.size >= 0 && total != h.size) {
-		return fmt.Errorf("GET %s: asked for bytes %d-%d, got %d-%d of %d", h.url, start, end, rs, re, total)
+		return fmt.Errorf("GET %s: %w", h.name, err)
 	}
 	if h.size < 0 {
-		h.size = total
-		if et := resp.Header.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
-			h.validator = et
-		} else if lm := resp.Header.Get("Last-Modified"); lm != "" {
-			h.validator = lm
+		if total > httpsrc.MaxImageSize {
+			return fmt.Errorf("GET %s: the server claims a file of %d bytes: refusing sizes over %d bytes (16 TiB)", h.name, total, int64(httpsrc.MaxImageSize))
 		}
+		if final := resp.Request.URL; final.String() != h.url.String() {
+			h.url, h.name = final, h.name+" (redirected to "+final.Redacted()+")"
+		}
+		h.size = total
+		h.etag, h.lastMod = resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+		if h.etag != "" && !strings.HasPrefix(h.etag, "W/") {
+			h.validator = h.etag
+		} else {
+			h.validator = h.lastMod // a weak ETag is not allowed in If-Range
+		}
+	} else if et, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified"); total != h.size ||
+		h.etag != "" && et != "" && strings.TrimPrefix(et, "W/") != strings.TrimPrefix(h.etag, "W/") ||
+		h.lastMod != "" && lm != "" && lm != h.lastMod && h.validator == h.lastMod {
+		return fmt.Errorf("GET %s: the file changed on the server while it was being inspected (size %d, ETag %s, Last-Modified %s; now %d, %s, %s)",
+			h.name, h.size, h.etag, h.lastMod, total, et, lm)
+	}
+	if rs != start || re > end {
+		return fmt.Errorf("GET %s: asked for bytes %d-%d, got %d-%d of %d", h.name, start, end, rs, re, total)
 	}
 	buf := make([]byte, re-rs+1)
 	if _, err := io.ReadFull(resp.Body, buf); err != nil {
-		return fmt.Errorf("GET %s: bytes %d-%d: %w", h.url, rs, re, err)
+		return fmt.Errorf("GET %s: bytes %d-%d: %w", h.name, rs, re, err)
 	}
 	h.bytes += int64(len(buf))
 	for i := int64(0); i*rangeBlock < int64(len(buf)); i++ {
@@ -127,10 +176,19 @@ func parseContentRange(s string) (first, last, size int64, err error) {
 	first, errs[0] = strconv.ParseInt(a, 10, 64)
 	last, errs[1] = strconv.ParseInt(b, 10, 64)
 	size, errs[2] = strconv.ParseInt(tot, 10, 64)
-	if errors.Join(errs[:]...) != nil || first < 0 || last < first || size <= last {
+	if errors.Join(errs[:]...) != nil || !digits(a) || !digits(b) || !digits(tot) || last < first || size <= last {
 		return 0, 0, 0, bad
 	}
 	return first, last, size, nil
+}
+
+func digits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // ReadAt fetches the missing blocks of [off, off+len(p)) in as few requests
@@ -164,7 +222,7 @@ func (h *httpReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	for pos := off; pos < end; {
 		blk := h.cache[pos/rangeBlock]
 		if pos%rangeBlock >= int64(len(blk)) {
-			return n, fmt.Errorf("GET %s: short block at byte %d", h.url, pos)
+			return n, fmt.Errorf("GET %s: short block at byte %d", h.name, pos)
 		}
 		c := copy(p[n:end-off], blk[pos%rangeBlock:])
 		n += c

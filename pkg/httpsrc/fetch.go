@@ -78,14 +78,14 @@ func (s *Source) Fetch(ctx context.Context, dst io.WriterAt, o FetchOptions) err
 				}
 				if o.Verify != nil {
 					if err := o.Verify(off, buf[:n]); err != nil {
-						err = fmt.Errorf("%s: %w", s.URL, err)
+						err = fmt.Errorf("%s: %w", s.name, err)
 						errc <- err
 						cancel(err)
 						return
 					}
 				}
 				if _, err := dst.WriteAt(buf[:n], off); err != nil {
-					err = fmt.Errorf("store bytes %d-%d of %s: %w", off, off+n-1, s.URL, err)
+					err = fmt.Errorf("store bytes %d-%d of %s: %w", off, off+n-1, s.name, err)
 					errc <- err
 					cancel(err)
 					return
@@ -131,7 +131,7 @@ func (s *Source) Fetch(ctx context.Context, dst io.WriterAt, o FetchOptions) err
 			if r := s.Received(); r != lastRecv {
 				lastRecv, lastMove = r, time.Now()
 			} else if time.Since(lastMove) > s.stall {
-				err := fmt.Errorf("GET %s: no data for %s (rd.retry)", s.URL, s.stall)
+				err := fmt.Errorf("GET %s: no data for %s (rd.retry)", s.name, s.stall)
 				if last := s.LastError(); last != nil {
 					err = fmt.Errorf("%w: last error: %w", err, last)
 				}
@@ -146,5 +146,6 @@ func (s *Source) Fetch(ctx context.Context, dst io.WriterAt, o FetchOptions) err
 // IsPermanent reports errors that retrying cannot fix.
 func IsPermanent(err error) bool {
 	var se *StatusError
-	return errors.As(err, &se) || errors.Is(err, ErrChanged) || errors.Is(err, ErrNoRanges)
+	var re *RedirectError
+	return errors.As(err, &se) || errors.As(err, &re) || errors.Is(err, ErrChanged) || errors.Is(err, ErrNoRanges)
 }

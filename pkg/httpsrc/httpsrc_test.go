@@ -49,6 +49,12 @@ func TestParseContentRange(t *testing.T) {
 		{"bytes 5-10/10", 0, 0, 0, false},
 		{"bytes 9-5/10", 0, 0, 0, false},
 		{"bytes -1-5/10", 0, 0, 0, false},
+		{"bytes +0-5/10", 0, 0, 0, false},
+		{"bytes 0-+5/10", 0, 0, 0, false},
+		{"bytes 0-5/+10", 0, 0, 0, false},
+		{"bytes 0-5/ 10", 0, 0, 0, false},
+		{"bytes 0-0/9223372036854775808", 0, 0, 0, false},
+		{"bytes 0007-9/10", 7, 9, 10, true},
 		{"items 0-1/10", 0, 0, 0, false},
 		{"", 0, 0, 0, false},
 	} {
@@ -63,10 +69,30 @@ func FuzzParseContentRange(f *testing.F) {
 	for _, s := range []string{"bytes 0-0/10", "bytes 5-9/10", "bytes 1-2/*", "bytes 9223372036854775806-9223372036854775806/9223372036854775807"} {
 		f.Add(s)
 	}
+	f.Add("bytes +1-+2/+3")
 	f.Fuzz(func(t *testing.T, h string) {
 		first, last, size, err := parseContentRange(h)
-		if err == nil && (first < 0 || last < first || size <= last) {
+		if err != nil {
+			return
+		}
+		if first < 0 || last < first || size <= last || last-first+1 <= 0 {
 			t.Fatalf("%q accepted as %d-%d/%d", h, first, last, size)
+		}
+		// Only digits: the accepted header is the canonical one but for
+		// leading zeros.
+		canon := fmt.Sprintf("bytes %d-%d/%d", first, last, size)
+		trim := func(s string) string {
+			var out []string
+			for _, f := range strings.FieldsFunc(strings.TrimPrefix(s, "bytes "), func(r rune) bool { return r == '-' || r == '/' }) {
+				if f = strings.TrimLeft(f, "0"); f == "" {
+					f = "0"
+				}
+				out = append(out, f)
+			}
+			return strings.Join(out, ",")
+		}
+		if trim(h) != trim(canon) || strings.Count(h, "-") != 1 || strings.Count(h, "/") != 1 {
+			t.Fatalf("%q accepted as %s", h, canon)
 		}
 	})
 }
