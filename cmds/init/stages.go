@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -565,13 +566,17 @@ func (b *boot) loadManifest(ctx context.Context) error {
 	if err != nil {
 		return &hinted{fmt.Errorf("manifest: %w", err), "publish the manifest next to the image (streamroot manifest IMAGE writes IMAGE.manifest) or name it with streamroot.manifest.url="}
 	}
+	shown := u // for the console: never the URL's password
+	if pu, err := url.Parse(u); err == nil {
+		shown = pu.Redacted()
+	}
 	m, err := manifest.ParsePinned(data, [32]byte(b.cfg.Manifest))
 	if err != nil {
-		return &hinted{fmt.Errorf("manifest %s: %w", u, err),
+		return &hinted{fmt.Errorf("manifest %s: %w", shown, err),
 			"the manifest on the server is not the one the kernel line pins: regenerate it with streamroot manifest and update streamroot.manifest=sha256:…"}
 	}
 	b.manifest, b.manifestRaw = m, data
-	b.log.Info("manifest verified", "url", u, "chunks", m.NumChunks(), "chunk", mib(m.Chunk))
+	b.log.Info("manifest verified", "url", shown, "chunks", m.NumChunks(), "chunk", mib(m.Chunk))
 	return nil
 }
 

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootcfg"
+)
+
+// A manifest URL's password reaches neither the failure block nor the log.
+func TestLoadManifestRedactsURL(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("not the pinned manifest\n"))
+	}))
+	defer srv.Close()
+	u, err := url.Parse(srv.URL + "/img.squashfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword("op", "s3cret")
+	var logs bytes.Buffer
+	b := &boot{
+		log: slog.New(slog.NewTextHandler(&logs, nil)),
+		cfg: &bootcfg.Config{Root: bootcfg.Root{Kind: bootcfg.RootLive, URL: u}, Manifest: make([]byte, 32), Retry: 5 * time.Second},
+	}
+	err = b.loadManifest(context.Background())
+	if err == nil {
+		t.Fatal("a manifest that does not match the pin was accepted")
+	}
+	if out := err.Error() + logs.String(); strings.Contains(out, "s3cret") {
+		t.Errorf("the password is shown:\n%s", out)
+	}
+	if !strings.Contains(err.Error(), "img.squashfs.manifest") {
+		t.Errorf("the error does not name the manifest: %v", err)
+	}
+}
