@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -22,16 +24,18 @@ func TestSquashBuilder(t *testing.T) {
 		live  string
 		label string
 		init  string
+		zlib  bool
 	}{
-		{"basic inode, blocks", []sqTestFile{{path: "LiveOS/rootfs.img", data: big}}, "LiveOS/rootfs.img", "big", ""},
-		{"extended inode, blocks", []sqTestFile{{path: "LiveOS/ext3fs.img", data: big, ext: true}}, "LiveOS/ext3fs.img", "big", ""},
-		{"fragment", []sqTestFile{{path: "LiveOS/rootfs.img", data: small, frag: true}, {path: "LiveOS/x", data: []byte("x"), frag: true}}, "LiveOS/rootfs.img", "small", ""},
-		{"plain root", []sqTestFile{{path: "sbin/init", data: []byte("#!/bin/sh\n")}, {path: "etc/os-release", data: []byte("ID=x\n"), frag: true}}, "", "", "/sbin/init"},
+		{"basic inode, blocks", []sqTestFile{{path: "LiveOS/rootfs.img", data: big}}, "LiveOS/rootfs.img", "big", "", false},
+		{"extended inode, blocks", []sqTestFile{{path: "LiveOS/ext3fs.img", data: big, ext: true}}, "LiveOS/ext3fs.img", "big", "", false},
+		{"fragment", []sqTestFile{{path: "LiveOS/rootfs.img", data: small, frag: true}, {path: "LiveOS/x", data: []byte("x"), frag: true}}, "LiveOS/rootfs.img", "small", "", false},
+		{"plain root", []sqTestFile{{path: "sbin/init", data: []byte("#!/bin/sh\n")}, {path: "etc/os-release", data: []byte("ID=x\n"), frag: true}}, "", "", "/sbin/init", false},
+		{"zlib tables", []sqTestFile{{path: "LiveOS/rootfs.img", data: big}, {path: "sbin/init", data: []byte("x"), frag: true}}, "LiveOS/rootfs.img", "big", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "sq.img")
-			os.WriteFile(p, buildSquash(tt.files), 0o644)
+			os.WriteFile(p, buildSquashZ(tt.files, tt.zlib), 0o644)
 			code, r, errs := inspectJSON(t, p)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errs)
@@ -141,6 +145,64 @@ func TestNamesEscapedOnOutput(t *testing.T) {
 			}
 			if !strings.Contains(stdout, tt.stdout) || !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("stdout %q\nstderr %q\nwant %q and %q", stdout, stderr, tt.stdout, tt.stderr)
+			}
+		})
+	}
+}
+
+// xzBomb is an xz stream whose only block asks for an LZMA2 dictionary of
+// 2^(code/2+12) bytes, followed by an empty LZMA2 stream.
+func xzBomb(code byte) []byte {
+	le := binary.LittleEndian
+	s := []byte("\xfd7zXZ\x00\x00\x01")
+	s = le.AppendUint32(s, crc32.ChecksumIEEE(s[6:8]))
+	h := []byte{2, 0, 0x21, 1, code, 0, 0, 0}
+	s = append(s, le.AppendUint32(h, crc32.ChecksumIEEE(h))...)
+	return append(s, 0, 0, 0, 0)
+}
+
+// lzmaBomb is a legacy .lzma header asking for a dictionary of dict bytes,
+// of unknown size, then nothing.
+func lzmaBomb(dict uint32) []byte {
+	b := binary.LittleEndian.AppendUint32([]byte{0x5d}, dict)
+	return append(binary.LittleEndian.AppendUint64(b, 1<<64-1), 0, 0, 0, 0, 0)
+}
+
+// TestInspectLZMADictionary: the dictionary an xz or lzma block asks for
+// is bounded by the block size before the decoder allocates it; a crafted
+// 40-byte metadata block made inspect allocate 1 GiB (up to 4 GiB).
+func TestInspectLZMADictionary(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		comp   uint16
+		block  []byte
+		reason string
+	}{
+		{"xz, 1 GiB", 4, xzBomb(36), "xz block asks for a 1073741824-byte dictionary, more than the 131072 a squashfs block can need"},
+		{"xz, 4 GiB", 4, xzBomb(40), "xz block asks for a 4294967295-byte dictionary"},
+		{"xz, the block size is fine", 4, xzBomb(10), "metadata block at 96: "},
+		{"lzma, 1 GiB", 2, lzmaBomb(1 << 30), "lzma: header dictionary size 1073741824 exceeds configured dictionary capacity 131072"},
+		{"lzma, the block size is fine", 2, lzmaBomb(1 << 17), "metadata block at 96: "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			img := squashSuperblock(8192, 4, tt.comp, 8192)
+			xzb := tt.block
+			binary.LittleEndian.PutUint64(img[32:], 0)  // root inode: block 0, offset 0
+			binary.LittleEndian.PutUint64(img[64:], 96) // inode table
+			binary.LittleEndian.PutUint16(img[96:], uint16(len(xzb)))
+			copy(img[98:], xzb)
+			p := filepath.Join(t.TempDir(), "xz.sq")
+			os.WriteFile(p, img, 0o644)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			code, r, errs := inspectJSON(t, p)
+			runtime.ReadMemStats(&after)
+			if code != 0 || len(r.Layers) != 1 || !strings.Contains(r.Layers[0].Squashfs.Reason, tt.reason) ||
+				(strings.HasSuffix(tt.name, "fine") && strings.Contains(r.Layers[0].Squashfs.Reason, "dictionary")) {
+				t.Errorf("exit %d (%s), layers %+v; want the reason %q", code, errs, r.Layers, tt.reason)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+				t.Errorf("inspect of an 8 KiB image allocated %d MiB", n>>20)
 			}
 		})
 	}

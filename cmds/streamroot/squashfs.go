@@ -73,14 +73,18 @@ type metaBlock struct {
 }
 
 func newSquashFS(r io.ReaderAt, sb squashSuper) (*squashFS, error) {
-	d, err := squashDecompressor(sb.Compression)
+	d, err := squashDecompressor(sb.Compression, max(int64(sb.BlockSize), sqMetaSize))
 	if err != nil {
 		return nil, err
 	}
 	return &squashFS{r: r, sb: sb, decomp: d, meta: map[int64]metaBlock{}}, nil
 }
 
-func squashDecompressor(id uint16) (func([]byte, int) ([]byte, error), error) {
+// squashDecompressor returns the decompressor for a compression id. dict
+// bounds the LZMA dictionary a block may ask for: mksquashfs uses the block
+// size, and the kernel refuses more, while a crafted header could make the
+// decoder allocate up to 4 GiB for an 8 KiB metadata block.
+func squashDecompressor(id uint16, dict int64) (func([]byte, int) ([]byte, error), error) {
 	stream := func(open func(io.Reader) (io.Reader, error)) func([]byte, int) ([]byte, error) {
 		return func(src []byte, max int) ([]byte, error) {
 			rd, err := open(bytes.NewReader(src))
@@ -101,9 +105,17 @@ func squashDecompressor(id uint16) (func([]byte, int) ([]byte, error), error) {
 	case 1:
 		return stream(func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }), nil
 	case 2:
-		return stream(func(r io.Reader) (io.Reader, error) { return lzma.NewReader(r) }), nil
+		return stream(func(r io.Reader) (io.Reader, error) {
+			return lzma.ReaderConfig{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader(r)
+		}), nil
 	case 4:
-		return stream(func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) }), nil
+		xzStream := stream(func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) })
+		return func(src []byte, max int) ([]byte, error) {
+			if err := xzCheckDict(src, dict); err != nil {
+				return nil, err
+			}
+			return xzStream(src, max)
+		}, nil
 	case 6:
 		return func(src []byte, max int) ([]byte, error) {
 			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max)*2+(1<<20)))
@@ -456,4 +468,68 @@ func (s *squashFS) head(in squashInode) ([]byte, error) {
 		return nil, fmt.Errorf("fragment of %d bytes holds no %d bytes at %d", len(data), in.size, in.fragOffset)
 	}
 	return data[in.fragOffset : uint64(in.fragOffset)+in.size], nil
+}
+
+// xzCheckDict refuses an xz stream whose first block asks for an LZMA2
+// dictionary larger than limit bytes, before the decoder allocates it (the
+// xz package takes the larger of its limit and the header's). A squashfs
+// block is one stream of one block, as mksquashfs writes it.
+func xzCheckDict(src []byte, limit int64) error {
+	bad := errors.New("xz block header is malformed")
+	if len(src) < 13 || string(src[:6]) != "\xfd7zXZ\x00" {
+		return nil // not xz: the decoder says what is wrong
+	}
+	if src[12] == 0 {
+		return nil // no block, only an index
+	}
+	n := (int(src[12]) + 1) * 4
+	if n > len(src)-12 {
+		return bad
+	}
+	hdr := src[12 : 12+n-4] // without its CRC32
+	p := 2
+	varint := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && p < len(hdr); i++ {
+			b := hdr[p]
+			p++
+			v |= uint64(b&0x7f) << (7 * i)
+			if b&0x80 == 0 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	flags := hdr[1]
+	for _, bit := range []byte{0x40, 0x80} { // compressed, uncompressed size
+		if flags&bit != 0 {
+			if _, ok := varint(); !ok {
+				return bad
+			}
+		}
+	}
+	for range int(flags&3) + 1 {
+		id, ok1 := varint()
+		size, ok2 := varint()
+		if !ok1 || !ok2 || size > uint64(len(hdr)-p) {
+			return bad
+		}
+		props := hdr[p : p+int(size)]
+		p += int(size)
+		if id != 0x21 { // not LZMA2 (a BCJ filter, say)
+			continue
+		}
+		if len(props) != 1 || props[0] > 40 {
+			return bad
+		}
+		c := props[0]
+		d := int64(1)<<32 - 1
+		if c < 40 {
+			d = int64(2|c&1) << (c/2 + 11)
+		}
+		if d > limit {
+			return fmt.Errorf("xz block asks for a %d-byte dictionary, more than the %d a squashfs block can need", d, limit)
+		}
+	}
+	return nil
 }

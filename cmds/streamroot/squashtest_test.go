@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"slices"
 	"strings"
@@ -41,7 +43,11 @@ type sqTestNode struct {
 	parent   *sqTestNode
 }
 
-func buildSquash(files []sqTestFile) []byte {
+func buildSquash(files []sqTestFile) []byte { return buildSquashZ(files, false) }
+
+// buildSquashZ is buildSquash with the inode and directory tables
+// zlib-compressed when compress is set, as mksquashfs writes them.
+func buildSquashZ(files []sqTestFile, compress bool) []byte {
 	le := binary.LittleEndian
 	root := &sqTestNode{dir: true}
 	for _, f := range files {
@@ -189,12 +195,20 @@ func buildSquash(files []sqTestFile) []byte {
 		}
 	}
 	meta := func(data []byte) []byte {
+		if compress {
+			var z bytes.Buffer
+			w := zlib.NewWriter(&z)
+			w.Write(data)
+			w.Close()
+			return append(le.AppendUint16(nil, uint16(z.Len())), z.Bytes()...)
+		}
 		return append(le.AppendUint16(nil, uint16(len(data))|0x8000), data...)
 	}
 	inodeTable := len(img)
 	img = append(img, meta(inodes)...)
 	dirTable := len(img)
 	img = append(img, meta(dirs)...)
+	compress = false // the fragment table and ids stay plain
 	fragTable, fragments := uint64(0xFFFFFFFFFFFFFFFF), uint32(0)
 	if len(frag) > 0 {
 		entries := len(img)
