@@ -75,7 +75,7 @@ qemu-test: test-deps kernel initramfs
 # Each parser's fuzz target runs for FUZZTIME; a crasher is saved under the
 # package's testdata/fuzz and then fails every later `go test` until fixed.
 FUZZTIME ?= 15s
-FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest
+FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest cmds/streamroot:FuzzSquashfs pkg/isoread:FuzzOpen pkg/liveroot:FuzzDetect
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz: $${t%%:*} $${t##*:} for $(FUZZTIME)"; \

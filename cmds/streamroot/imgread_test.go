@@ -161,6 +161,17 @@ func xzBomb(code byte) []byte {
 	return append(s, 0, 0, 0, 0)
 }
 
+// squashOneBlock is an 8 KiB squashfs of the given compression whose
+// inode table is one compressed metadata block holding block.
+func squashOneBlock(comp uint16, block []byte) []byte {
+	img := squashSuperblock(8192, 4, comp, 8192)
+	binary.LittleEndian.PutUint64(img[32:], 0)  // root inode: block 0, offset 0
+	binary.LittleEndian.PutUint64(img[64:], 96) // inode table
+	binary.LittleEndian.PutUint16(img[96:], uint16(len(block)))
+	copy(img[98:], block)
+	return img
+}
+
 // lzmaBomb is a legacy .lzma header asking for a dictionary of dict bytes,
 // of unknown size, then nothing.
 func lzmaBomb(dict uint32) []byte {
@@ -185,14 +196,8 @@ func TestInspectLZMADictionary(t *testing.T) {
 		{"lzma, the block size is fine", 2, lzmaBomb(1 << 17), "metadata block at 96: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			img := squashSuperblock(8192, 4, tt.comp, 8192)
-			xzb := tt.block
-			binary.LittleEndian.PutUint64(img[32:], 0)  // root inode: block 0, offset 0
-			binary.LittleEndian.PutUint64(img[64:], 96) // inode table
-			binary.LittleEndian.PutUint16(img[96:], uint16(len(xzb)))
-			copy(img[98:], xzb)
 			p := filepath.Join(t.TempDir(), "xz.sq")
-			os.WriteFile(p, img, 0o644)
+			os.WriteFile(p, squashOneBlock(tt.comp, tt.block), 0o644)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			code, r, errs := inspectJSON(t, p)
