@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"unicode/utf8"
@@ -25,6 +28,20 @@ func FuzzSquashfs(f *testing.F) {
 		squashOneBlock(2, lzmaBomb(1<<17)),
 	} {
 		f.Add(seed)
+	}
+	// Real images too, when squashfs-tools are installed: 4 KiB each.
+	if _, err := exec.LookPath("mksquashfs"); err == nil {
+		src := filepath.Join(f.TempDir(), "src")
+		os.MkdirAll(filepath.Join(src, "LiveOS"), 0o755)
+		os.WriteFile(filepath.Join(src, "LiveOS", "rootfs.img"), ext4Image(6000, 1, "real"), 0o644)
+		for _, comp := range []string{"gzip", "xz", "zstd", "lzma"} {
+			img := filepath.Join(f.TempDir(), comp+".sq")
+			if exec.Command("mksquashfs", src, img, "-comp", comp, "-b", "4K", "-noappend", "-quiet", "-no-progress").Run() == nil {
+				if b, err := os.ReadFile(img); err == nil {
+					f.Add(b)
+				}
+			}
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := &inspector{ctx: context.Background(), rep: &report{Source: "fuzz.img", Size: int64(len(data))}, isoPath: "LiveOS/squashfs.img"}
