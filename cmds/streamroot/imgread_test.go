@@ -32,6 +32,9 @@ func TestSquashBuilder(t *testing.T) {
 		{"extended inode, blocks", []sqTestFile{{path: "LiveOS/ext3fs.img", data: big, ext: true}}, "LiveOS/ext3fs.img", "big", "", false},
 		{"fragment", []sqTestFile{{path: "LiveOS/rootfs.img", data: small, frag: true}, {path: "LiveOS/x", data: []byte("x"), frag: true}}, "LiveOS/rootfs.img", "small", "", false},
 		{"plain root", []sqTestFile{{path: "sbin/init", data: []byte("#!/bin/sh\n")}, {path: "etc/os-release", data: []byte("ID=x\n"), frag: true}}, "", "", "/sbin/init", false},
+		// A sparse file may be far larger than the image: its block list
+		// compresses to almost nothing.
+		{"extended inode, 1 GiB sparse", []sqTestFile{{path: "LiveOS/rootfs.img", data: big, ext: true, size: 1 << 30}}, "LiveOS/rootfs.img", "big", "", false},
 		{"zlib tables", []sqTestFile{{path: "LiveOS/rootfs.img", data: big}, {path: "sbin/init", data: []byte("x"), frag: true}}, "LiveOS/rootfs.img", "big", "", true},
 	}
 	for _, tt := range tests {

@@ -291,10 +291,12 @@ func (s *squashFS) inode(ref uint64) (squashInode, error) {
 	}
 	if in.typ == 2 || in.typ == 9 {
 		bs := uint64(s.sb.BlockSize)
-		// Each full block has a 4-byte size word in the inode table: a file
-		// of more blocks than the image has room for such words (2^63 bytes,
-		// say) is a lie, and one that would turn negative as an int64.
-		if in.size > math.MaxInt64 || in.size/bs > s.sb.BytesUsed/4 {
+		// Every block, sparse or not, has a 4-byte size word in the inode
+		// table, and a metadata block of 3 bytes or more on disk holds at
+		// most 8192 bytes (2048 words) however well they compress: a file
+		// of more blocks than that (2^63 bytes, say) is a lie, and one that
+		// would turn negative as an int64.
+		if in.size > math.MaxInt64 || in.size/bs/(sqMetaSize/4) > s.sb.BytesUsed/3 {
 			return in, fmt.Errorf("file size %d is more than a squashfs of %d bytes can describe", in.size, s.sb.BytesUsed)
 		}
 		in.blocks = int(in.size / bs)
