@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/streamroot/streamroot/pkg/isoread"
+	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
 const extractUsage = `Usage: streamroot extract ISO [-path LiveOS/squashfs.img] [-o DIR]
@@ -77,7 +78,7 @@ func runExtract(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s: %d bytes (%s), sha256 %x\n", dst, src.Size, humanBytes(src.Size), h.Sum(nil))
+	fmt.Fprintf(e.stdout, "%s: %d bytes (%s), sha256 %x\n", textesc.Escape(dst), src.Size, humanBytes(src.Size), h.Sum(nil))
 	return nil
 }
 

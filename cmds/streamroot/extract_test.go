@@ -121,3 +121,48 @@ func TestExtractXorriso(t *testing.T) {
 		t.Errorf("extracted file differs; stdout %q", out)
 	}
 }
+
+// TestExtractHostileExtents: an ISO whose multi-extent records overlap or
+// add up to more than the ISO is refused before anything is written;
+// before, extract copied the same sectors again and again (200 records of
+// 32 KiB here: 6.4 MiB out of a 50 KiB ISO; with a 16 MiB directory of
+// 4 GiB records, until the disk was full).
+func TestExtractHostileExtents(t *testing.T) {
+	many := make([][2]int64, 200)
+	for i := range many {
+		many[i] = [2]int64{0, 32768}
+	}
+	tests := []struct {
+		name    string
+		extents [][2]int64
+		want    string
+	}{
+		{"200 records of the same sectors", many, "LiveOS/squashfs.img: its 200 extents add up to 6553600 bytes, more than the"},
+		{"two overlapping records", [][2]int64{{0, 8192}, {2, 4096}}, "LiveOS/squashfs.img: extents 0 (sector 0, 8192 bytes) and 1 (sector 2, 4096 bytes) overlap (a corrupt or crafted ISO)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			iso := filepath.Join(dir, "evil.iso")
+			raw := isotest.Build([]isotest.File{{Path: "LiveOS/squashfs.img"}, {Path: "pad", Data: pattern(8192)}},
+				isotest.Options{RockRidge: true, Extents: map[string][][2]int64{"LiveOS/squashfs.img": tt.extents}})
+			os.WriteFile(iso, raw, 0o644)
+			outDir := filepath.Join(dir, "out")
+			os.Mkdir(outDir, 0o755)
+			code, _, errs := runCmd(t, "extract", iso, "-o", outDir)
+			var written int64
+			ents, _ := os.ReadDir(outDir)
+			for _, e := range ents {
+				if fi, err := e.Info(); err == nil {
+					written += fi.Size()
+				}
+			}
+			if code != 1 || !strings.HasPrefix(errs, "streamroot extract: "+iso+": ") || !strings.Contains(errs, tt.want) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q (%d bytes written from a %d-byte ISO)", code, errs, tt.want, written, len(raw))
+			}
+			if len(ents) != 0 || written > 0 {
+				t.Errorf("%d files, %d bytes left in the output directory", len(ents), written)
+			}
+		})
+	}
+}

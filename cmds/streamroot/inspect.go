@@ -10,14 +10,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
+	"math/bits"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/streamroot/streamroot/pkg/isoread"
+	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
 const inspectUsage = `Usage: streamroot inspect [-json] [-path LiveOS/squashfs.img] IMAGE|ISO|URL
@@ -178,10 +183,14 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	}
 	in.summarize()
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(in.rep); err != nil {
+			return err
+		}
+		if _, err := e.stdout.Write(jsonEscapeNonPrint(buf.Bytes())); err != nil {
 			return err
 		}
 	} else {
@@ -214,6 +223,9 @@ func (in *inspector) problem(format string, args ...any) {
 func (in *inspector) layer(ra io.ReaderAt, size int64, offset *int64, inPath string) error {
 	if len(in.rep.Layers) >= 4 {
 		return errors.New("too many nested layers")
+	}
+	if size < 0 {
+		return fmt.Errorf("%s: negative size %d", nameOr(inPath, "the image"), size)
 	}
 	head, err := readHead(ra, size, 36<<10)
 	if err != nil {
@@ -348,7 +360,7 @@ func (in *inspector) squashfs(ra io.ReaderAt, size int64, offset *int64, inPath 
 		info.Compression = "unknown"
 	}
 	in.rep.Layers = append(in.rep.Layers, layer{Kind: "squashfs", Path: inPath, Offset: offset, Size: size, Squashfs: info})
-	if int64(sb.BytesUsed) > size {
+	if sb.BytesUsed > uint64(size) {
 		in.problem("truncated: squashfs declares %d bytes, %s has %d", sb.BytesUsed, nameOr(inPath, "the image"), size)
 		return nil
 	}
@@ -477,7 +489,39 @@ func parseExt4(sb []byte) (*ext4Info, int64, error) {
 	if incompat&(0x40|0x80|0x200) != 0 { // extents, 64bit, flex_bg
 		info.Type = "ext4"
 	}
-	return info, int64(info.Blocks) * int64(info.BlockSize), nil
+	return info, satMul(info.Blocks, uint64(info.BlockSize)), nil
+}
+
+// satMul is a*b, or math.MaxInt64 when that does not fit: a block count
+// from a superblock times its block size, compared with the image's size.
+func satMul(a, b uint64) int64 {
+	hi, lo := bits.Mul64(a, b)
+	if hi != 0 || lo > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(lo)
+}
+
+// jsonEscapeNonPrint rewrites the non-printing runes json.Encoder leaves
+// as they are (C1 controls such as U+009B, which some terminals take for
+// CSI, bidi overrides, zero-width marks) as \uXXXX escapes: the same JSON
+// value, harmless on a terminal. Outside strings JSON is ASCII, so every
+// such rune is inside a string.
+func jsonEscapeNonPrint(b []byte) []byte {
+	if !slices.ContainsFunc([]rune(string(b)), func(r rune) bool { return r >= utf8.RuneSelf && !strconv.IsPrint(r) }) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+32)
+	for _, r := range string(b) {
+		if r < utf8.RuneSelf || strconv.IsPrint(r) {
+			out = utf8.AppendRune(out, r)
+			continue
+		}
+		for _, u := range utf16.Encode([]rune{r}) {
+			out = fmt.Appendf(out, `\u%04x`, u)
+		}
+	}
+	return out
 }
 
 // parseEROFS reads an erofs superblock (at offset 1024).
@@ -557,13 +601,17 @@ func (in *inspector) summarize() {
 	}
 }
 
+// printReport prints the human report. Every string that came from the
+// image (paths, names, and the problem and notes quoting them) goes
+// through textesc.Escape; labels and volume ids are printed with %q.
 func printReport(w io.Writer, r *report) {
-	fmt.Fprintf(w, "%s: %d bytes (%s)\n", r.Source, r.Size, humanBytes(r.Size))
+	esc := textesc.Escape
+	fmt.Fprintf(w, "%s: %d bytes (%s)\n", esc(r.Source), r.Size, humanBytes(r.Size))
 	for i, l := range r.Layers {
 		ind := strings.Repeat("  ", i+1)
 		where := ""
 		if l.Path != "" {
-			where = " " + l.Path
+			where = " " + esc(l.Path)
 		}
 		at := ""
 		if l.Offset != nil && i > 0 {
@@ -575,7 +623,7 @@ func printReport(w io.Writer, r *report) {
 		case l.ISO != nil:
 			fmt.Fprintf(w, "%svolume %q, %s names\n", ind, l.ISO.VolumeID, l.ISO.Names)
 			if len(l.ISO.BootFiles) > 0 {
-				fmt.Fprintf(w, "%sboot files: %s\n", ind, strings.Join(l.ISO.BootFiles, ", "))
+				fmt.Fprintf(w, "%sboot files: %s\n", ind, esc(strings.Join(l.ISO.BootFiles, ", ")))
 			}
 		case l.Squashfs != nil:
 			s := l.Squashfs
@@ -583,7 +631,7 @@ func printReport(w io.Writer, r *report) {
 				ind, s.Version, s.Compression, s.CompressionID, humanBytes(int64(s.BlockSize)), s.BytesUsed, s.Inodes, s.Created)
 			switch {
 			case s.LiveImage != "":
-				fmt.Fprintf(w, "%sholds %s (dracut live layout)\n", ind, s.LiveImage)
+				fmt.Fprintf(w, "%sholds %s (dracut live layout)\n", ind, esc(s.LiveImage))
 			case s.Contents == "unknown":
 				fmt.Fprintf(w, "%scontents unknown\n", ind)
 			case len(s.Root) > 0:
@@ -591,9 +639,9 @@ func printReport(w io.Writer, r *report) {
 				if len(names) > 16 {
 					names = append(names[:16:16], "...")
 				}
-				fmt.Fprintf(w, "%sa root filesystem: /%s\n", ind, strings.Join(names, " /"))
+				fmt.Fprintf(w, "%sa root filesystem: /%s\n", ind, esc(strings.Join(names, " /")))
 				if s.Init != "" {
-					fmt.Fprintf(w, "%sinit: %s\n", ind, s.Init)
+					fmt.Fprintf(w, "%sinit: %s\n", ind, esc(s.Init))
 				}
 			default:
 				fmt.Fprintf(w, "%sno LiveOS/rootfs.img or LiveOS/ext3fs.img\n", ind)
@@ -605,17 +653,17 @@ func printReport(w io.Writer, r *report) {
 				comp = strings.Join(e.Compression, ", ")
 			}
 			fmt.Fprintf(w, "%s%d blocks of %d bytes (%s), %d inodes, volume %q, UUID %s, compression %s\n",
-				ind, e.Blocks, e.BlockSize, humanBytes(int64(e.Blocks)*int64(e.BlockSize)), e.Inodes, e.VolumeName, e.UUID, comp)
+				ind, e.Blocks, e.BlockSize, humanBytes(satMul(uint64(e.Blocks), uint64(e.BlockSize))), e.Inodes, e.VolumeName, e.UUID, comp)
 		case l.Ext4 != nil:
 			x := l.Ext4
 			fmt.Fprintf(w, "%s%d blocks of %d bytes (%s), %d inodes, label %q, UUID %s\n",
-				ind, x.Blocks, x.BlockSize, humanBytes(int64(x.Blocks)*int64(x.BlockSize)), x.Inodes, x.Label, x.UUID)
+				ind, x.Blocks, x.BlockSize, humanBytes(satMul(x.Blocks, uint64(x.BlockSize))), x.Inodes, x.Label, x.UUID)
 		}
 	}
-	fmt.Fprintf(w, "layout: %s\n", r.Layout)
-	fmt.Fprintf(w, "boot: %s\n", r.Boot)
+	fmt.Fprintf(w, "layout: %s\n", esc(r.Layout))
+	fmt.Fprintf(w, "boot: %s\n", esc(r.Boot))
 	for _, n := range r.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+		fmt.Fprintf(w, "note: %s\n", esc(n))
 	}
 	if r.HTTP != nil {
 		fmt.Fprintf(w, "fetched: %d bytes in %d range requests\n", r.HTTP.Bytes, r.HTTP.Requests)

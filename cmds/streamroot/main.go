@@ -24,6 +24,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
 // command is one subcommand.
@@ -106,9 +108,11 @@ func run(ctx context.Context, args []string, e *env) int {
 	return 2
 }
 
-// oneLine keeps an error message on one line, as the CLI promises.
+// oneLine keeps an error message on one line, as the CLI promises, with
+// anything else a terminal would act on (escape sequences in a name read
+// from an image, say) made visible.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	return textesc.Escape(strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " "))
 }
 
 func topUsage(w io.Writer) {

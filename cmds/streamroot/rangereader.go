@@ -200,14 +200,20 @@ func (h *httpReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if off >= h.size {
 		return 0, io.EOF
 	}
-	end := min(off+int64(len(p)), h.size)
-	for b := off / rangeBlock; b*rangeBlock < end; {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// No off+len nor block*rangeBlock: a server may claim 2^63-1 bytes,
+	// and both would wrap. Count in blocks instead.
+	end := off + min(int64(len(p)), h.size-off)
+	lastBlock := (end - 1) / rangeBlock
+	for b := off / rangeBlock; b <= lastBlock; {
 		if _, ok := h.cache[b]; ok {
 			b++
 			continue
 		}
 		n := int64(1)
-		for (b+n)*rangeBlock < end {
+		for b+n <= lastBlock {
 			if _, ok := h.cache[b+n]; ok {
 				break
 			}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"strings"
 
@@ -20,11 +21,17 @@ import (
 // io.ReaderAt, so inspect can see inside an image on an HTTP server with a
 // handful of Range requests. Layout: squashfs-tools' squashfs_fs.h and the
 // kernel's Documentation/filesystems/squashfs.rst.
+//
+// Every size and position in the image is the image's claim, not a fact:
+// positions are checked against bytes_used without overflowing (base and
+// length as uint64, never base+length compared), sizes against what the
+// image could hold, and no input makes the walker panic (FuzzSquashfs).
 
 const (
 	sqMetaSize   = 8192
 	sqNoFragment = 0xFFFFFFFF
 	sqFlagCompOp = 0x0400 // compressor options follow the superblock
+	sqNameMax    = 256    // SQUASHFS_NAME_LEN: the kernel refuses longer names
 )
 
 // squashSuper is the 96-byte squashfs superblock, in disk order.
@@ -66,14 +73,18 @@ type metaBlock struct {
 }
 
 func newSquashFS(r io.ReaderAt, sb squashSuper) (*squashFS, error) {
-	d, err := squashDecompressor(sb.Compression)
+	d, err := squashDecompressor(sb.Compression, max(int64(sb.BlockSize), sqMetaSize))
 	if err != nil {
 		return nil, err
 	}
 	return &squashFS{r: r, sb: sb, decomp: d, meta: map[int64]metaBlock{}}, nil
 }
 
-func squashDecompressor(id uint16) (func([]byte, int) ([]byte, error), error) {
+// squashDecompressor returns the decompressor for a compression id. dict
+// bounds the LZMA dictionary a block may ask for: mksquashfs uses the block
+// size, and the kernel refuses more, while a crafted header could make the
+// decoder allocate up to 4 GiB for an 8 KiB metadata block.
+func squashDecompressor(id uint16, dict int64) (func([]byte, int) ([]byte, error), error) {
 	stream := func(open func(io.Reader) (io.Reader, error)) func([]byte, int) ([]byte, error) {
 		return func(src []byte, max int) ([]byte, error) {
 			rd, err := open(bytes.NewReader(src))
@@ -94,9 +105,17 @@ func squashDecompressor(id uint16) (func([]byte, int) ([]byte, error), error) {
 	case 1:
 		return stream(func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }), nil
 	case 2:
-		return stream(func(r io.Reader) (io.Reader, error) { return lzma.NewReader(r) }), nil
+		return stream(func(r io.Reader) (io.Reader, error) {
+			return lzma.ReaderConfig{DictCap: int(max(dict, lzma.MinDictCap))}.NewReader(r)
+		}), nil
 	case 4:
-		return stream(func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) }), nil
+		xzStream := stream(func(r io.Reader) (io.Reader, error) { return xz.NewReader(r) })
+		return func(src []byte, max int) ([]byte, error) {
+			if err := xzCheckDict(src, dict); err != nil {
+				return nil, err
+			}
+			return xzStream(src, max)
+		}, nil
 	case 6:
 		return func(src []byte, max int) ([]byte, error) {
 			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max)*2+(1<<20)))
@@ -122,8 +141,22 @@ func squashDecompressor(id uint16) (func([]byte, int) ([]byte, error), error) {
 }
 
 func (s *squashFS) readFull(p []byte, off int64) error {
-	if off < 0 || off+int64(len(p)) > int64(s.sb.BytesUsed) {
-		return fmt.Errorf("read %d bytes at %d: outside the %d bytes the superblock declares", len(p), off, s.sb.BytesUsed)
+	if off < 0 {
+		return fmt.Errorf("read %d bytes at %d: outside the %d bytes the superblock declares", len(p), uint64(off), s.sb.BytesUsed)
+	}
+	return s.readFullAt(p, uint64(off))
+}
+
+// readFullAt is readFull at a position read from the image (a uint64 that
+// may be anything).
+func (s *squashFS) readFullAt(p []byte, at uint64) error {
+	used := s.sb.BytesUsed
+	if at > used || uint64(len(p)) > used-at {
+		return fmt.Errorf("read %d bytes at %d: outside the %d bytes the superblock declares", len(p), at, s.sb.BytesUsed)
+	}
+	off := int64(at) // at <= used, and used fits the image's int64 size
+	if off < 0 {
+		return fmt.Errorf("read %d bytes at %d: outside the image", len(p), at)
 	}
 	n, err := s.r.ReadAt(p, off)
 	if n == len(p) {
@@ -133,6 +166,16 @@ func (s *squashFS) readFull(p []byte, off int64) error {
 		err = io.ErrUnexpectedEOF
 	}
 	return fmt.Errorf("read %d bytes at %d: %w", len(p), off, err)
+}
+
+// at is the absolute position of rel bytes into a table starting at base,
+// both read from the image, or an error when it lies outside bytes_used.
+func (s *squashFS) at(what string, base, rel uint64) (int64, error) {
+	used := s.sb.BytesUsed
+	if base > used || rel > used-base || base+rel > math.MaxInt64 {
+		return 0, fmt.Errorf("%s at %d+%d: outside the %d bytes the superblock declares", what, base, rel, used)
+	}
+	return int64(base + rel), nil
 }
 
 // metaBlock reads the metadata block at absolute position pos.
@@ -205,7 +248,11 @@ type squashInode struct {
 }
 
 func (s *squashFS) inode(ref uint64) (squashInode, error) {
-	c := &metaCursor{s: s, pos: int64(s.sb.InodeTable + ref>>16), off: int(ref & 0xffff)}
+	pos, err := s.at("inode", s.sb.InodeTable, ref>>16)
+	if err != nil {
+		return squashInode{}, err
+	}
+	c := &metaCursor{s: s, pos: pos, off: int(ref & 0xffff)}
 	hdr, err := c.read(16)
 	if err != nil {
 		return squashInode{}, err
@@ -244,6 +291,14 @@ func (s *squashFS) inode(ref uint64) (squashInode, error) {
 	}
 	if in.typ == 2 || in.typ == 9 {
 		bs := uint64(s.sb.BlockSize)
+		// Every block, sparse or not, has a 4-byte size word in the inode
+		// table, and a metadata block of 3 bytes or more on disk holds at
+		// most 8192 bytes (2048 words) however well they compress: a file
+		// of more blocks than that (2^63 bytes, say) is a lie, and one that
+		// would turn negative as an int64.
+		if in.size > math.MaxInt64 || in.size/bs/(sqMetaSize/4) > s.sb.BytesUsed/3 {
+			return in, fmt.Errorf("file size %d is more than a squashfs of %d bytes can describe", in.size, s.sb.BytesUsed)
+		}
 		in.blocks = int(in.size / bs)
 		if in.fragment == sqNoFragment && in.size%bs != 0 {
 			in.blocks++
@@ -273,7 +328,11 @@ func (s *squashFS) readDir(in squashInode) ([]squashEntry, error) {
 		return nil, nil
 	}
 	left := int(in.size) - 3
-	c := &metaCursor{s: s, pos: int64(s.sb.DirTable) + int64(in.dirBlock), off: int(in.dirOffset)}
+	pos, err := s.at("directory", s.sb.DirTable, uint64(in.dirBlock))
+	if err != nil {
+		return nil, err
+	}
+	c := &metaCursor{s: s, pos: pos, off: int(in.dirOffset)}
 	le := binary.LittleEndian
 	var out []squashEntry
 	for left > 0 {
@@ -292,6 +351,9 @@ func (s *squashFS) readDir(in squashInode) ([]squashEntry, error) {
 				return nil, err
 			}
 			nameLen := int(le.Uint16(e[6:])) + 1
+			if nameLen > sqNameMax {
+				return nil, fmt.Errorf("directory entry with a name of %d bytes (at most %d)", nameLen, sqNameMax)
+			}
 			name, err := c.read(nameLen)
 			if err != nil {
 				return nil, err
@@ -314,10 +376,12 @@ func (s *squashFS) lookup(p string) (squashInode, error) {
 	if err != nil {
 		return in, err
 	}
+	walked := ""
 	for part := range strings.SplitSeq(strings.Trim(path.Clean("/"+p), "/"), "/") {
 		if part == "" {
 			continue
 		}
+		walked = path.Join(walked, part)
 		ents, err := s.readDir(in)
 		if err != nil {
 			return in, err
@@ -326,7 +390,7 @@ func (s *squashFS) lookup(p string) (squashInode, error) {
 		for _, e := range ents {
 			if e.name == part {
 				if in, err = s.inode(e.ref); err != nil {
-					return in, err
+					return in, fmt.Errorf("%s: %w", walked, err)
 				}
 				found = true
 				break
@@ -354,7 +418,7 @@ func (s *squashFS) head(in squashInode) ([]byte, error) {
 			return nil, fmt.Errorf("data block of %d bytes is larger than the block size", size)
 		}
 		raw := make([]byte, size)
-		if err := s.readFull(raw, int64(in.blocksAt)); err != nil {
+		if err := s.readFullAt(raw, in.blocksAt); err != nil {
 			return nil, err
 		}
 		if in.firstBlock&(1<<24) != 0 {
@@ -371,10 +435,18 @@ func (s *squashFS) head(in squashInode) ([]byte, error) {
 		return nil, fmt.Errorf("fragment %d of %d", in.fragment, s.sb.Fragments)
 	}
 	var idx [8]byte
-	if err := s.readFull(idx[:], int64(s.sb.FragTable)+8*int64(in.fragment/512)); err != nil {
+	idxAt, err := s.at("fragment index", s.sb.FragTable, 8*uint64(in.fragment/512))
+	if err != nil {
 		return nil, err
 	}
-	c := &metaCursor{s: s, pos: int64(binary.LittleEndian.Uint64(idx[:])), off: int(in.fragment%512) * 16}
+	if err := s.readFull(idx[:], idxAt); err != nil {
+		return nil, err
+	}
+	entries, err := s.at("fragment entries", binary.LittleEndian.Uint64(idx[:]), 0)
+	if err != nil {
+		return nil, err
+	}
+	c := &metaCursor{s: s, pos: entries, off: int(in.fragment%512) * 16}
 	e, err := c.read(16)
 	if err != nil {
 		return nil, err
@@ -385,7 +457,7 @@ func (s *squashFS) head(in squashInode) ([]byte, error) {
 		return nil, fmt.Errorf("fragment block of %d bytes", size)
 	}
 	raw := make([]byte, size)
-	if err := s.readFull(raw, int64(start)); err != nil {
+	if err := s.readFullAt(raw, start); err != nil {
 		return nil, err
 	}
 	data := raw
@@ -394,9 +466,72 @@ func (s *squashFS) head(in squashInode) ([]byte, error) {
 			return nil, err
 		}
 	}
-	end := uint64(in.fragOffset) + in.size
-	if end > uint64(len(data)) {
+	if off := uint64(in.fragOffset); off > uint64(len(data)) || in.size > uint64(len(data))-off {
 		return nil, fmt.Errorf("fragment of %d bytes holds no %d bytes at %d", len(data), in.size, in.fragOffset)
 	}
-	return data[in.fragOffset:end], nil
+	return data[in.fragOffset : uint64(in.fragOffset)+in.size], nil
+}
+
+// xzCheckDict refuses an xz stream whose first block asks for an LZMA2
+// dictionary larger than limit bytes, before the decoder allocates it (the
+// xz package takes the larger of its limit and the header's). A squashfs
+// block is one stream of one block, as mksquashfs writes it.
+func xzCheckDict(src []byte, limit int64) error {
+	bad := errors.New("xz block header is malformed")
+	if len(src) < 13 || string(src[:6]) != "\xfd7zXZ\x00" {
+		return nil // not xz: the decoder says what is wrong
+	}
+	if src[12] == 0 {
+		return nil // no block, only an index
+	}
+	n := (int(src[12]) + 1) * 4
+	if n > len(src)-12 {
+		return bad
+	}
+	hdr := src[12 : 12+n-4] // without its CRC32
+	p := 2
+	varint := func() (uint64, bool) {
+		var v uint64
+		for i := 0; i < 9 && p < len(hdr); i++ {
+			b := hdr[p]
+			p++
+			v |= uint64(b&0x7f) << (7 * i)
+			if b&0x80 == 0 {
+				return v, true
+			}
+		}
+		return 0, false
+	}
+	flags := hdr[1]
+	for _, bit := range []byte{0x40, 0x80} { // compressed, uncompressed size
+		if flags&bit != 0 {
+			if _, ok := varint(); !ok {
+				return bad
+			}
+		}
+	}
+	for range int(flags&3) + 1 {
+		id, ok1 := varint()
+		size, ok2 := varint()
+		if !ok1 || !ok2 || size > uint64(len(hdr)-p) {
+			return bad
+		}
+		props := hdr[p : p+int(size)]
+		p += int(size)
+		if id != 0x21 { // not LZMA2 (a BCJ filter, say)
+			continue
+		}
+		if len(props) != 1 || props[0] > 40 {
+			return bad
+		}
+		c := props[0]
+		d := int64(1)<<32 - 1
+		if c < 40 {
+			d = int64(2|c&1) << (c/2 + 11)
+		}
+		if d > limit {
+			return fmt.Errorf("xz block asks for a %d-byte dictionary, more than the %d a squashfs block can need", d, limit)
+		}
+	}
+	return nil
 }

@@ -11,10 +11,17 @@
 // "LIVEOS/SQUASHFS.IMG;1" on an image without extensions.
 //
 // Files larger than 4 GiB (multi-extent records, ISO level 3) are supported.
+// A file's extents must lie inside the image, must not overlap and so add up
+// to no more than the image's size: a reader never yields more bytes than
+// the image holds.
+//
+// Names are returned as the image has them; error messages render them
+// with textesc.Escape, since they end up on a terminal.
 package isoread
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,6 +31,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
 const sectorSize = 2048
@@ -126,7 +135,7 @@ descriptors:
 }
 
 func (im *Image) readFull(p []byte, off int64) error {
-	if off < 0 || off+int64(len(p)) > im.size {
+	if off < 0 || off > im.size || int64(len(p)) > im.size-off {
 		return fmt.Errorf("read %d bytes at %d: past the end of the %d-byte image (truncated ISO?)", len(p), off, im.size)
 	}
 	n, err := im.r.ReadAt(p, off)
@@ -340,19 +349,62 @@ func (im *Image) entries(dir extent, dirPath string) ([]*File, error) {
 				cur.Contiguous = false
 			}
 		}
-		for _, e := range cur.extents {
-			if e.lba*sectorSize+e.size > im.size {
-				return nil, fmt.Errorf("%s: its data (sector %d, %d bytes) lies past the end of the %d-byte image (truncated ISO?)",
-					cur.Path, e.lba, e.size, im.size)
-			}
+		if err := im.checkExtents(cur); err != nil {
+			return nil, err
 		}
 		files = append(files, cur)
 		cur = nil
 	}
 	if cur != nil {
-		return nil, fmt.Errorf("%s: multi-extent file without its last extent", cur.Path)
+		return nil, fmt.Errorf("%s: multi-extent file without its last extent", textesc.Escape(cur.Path))
 	}
 	return files, nil
+}
+
+// checkExtents refuses a file whose extents do not fit the image: one past
+// its end, overlapping ones, or more bytes in all than the image has, so a
+// crafted directory of many records pointing at the same sectors cannot
+// turn a small ISO into an endless file.
+func (im *Image) checkExtents(f *File) error {
+	name := textesc.Escape(f.Path)
+	for _, e := range f.extents {
+		// lba and size are 32-bit on disk, so lba*sectorSize cannot wrap.
+		if start := e.lba * sectorSize; start > im.size || e.size > im.size-start {
+			return fmt.Errorf("%s: its data (sector %d, %d bytes) lies past the end of the %d-byte image (truncated ISO?)",
+				name, e.lba, e.size, im.size)
+		}
+	}
+	if len(f.extents) == 1 {
+		return nil
+	}
+	// At most maxDirSize/34 records of under 4 GiB each: the sum fits.
+	if f.Size > im.size {
+		return fmt.Errorf("%s: its %d extents add up to %d bytes, more than the %d-byte image holds (a corrupt or crafted ISO)",
+			name, len(f.extents), f.Size, im.size)
+	}
+	order := make([]int, 0, len(f.extents))
+	for i, e := range f.extents {
+		if e.size > 0 {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(f.extents[a].lba, f.extents[b].lba) })
+	far := -1 // the extent reaching furthest so far
+	for _, i := range order {
+		e := f.extents[i]
+		if far >= 0 {
+			p := f.extents[far]
+			if e.lba*sectorSize < p.lba*sectorSize+p.size {
+				a, b := min(i, far), max(i, far)
+				return fmt.Errorf("%s: extents %d (sector %d, %d bytes) and %d (sector %d, %d bytes) overlap (a corrupt or crafted ISO)",
+					name, a, f.extents[a].lba, f.extents[a].size, b, f.extents[b].lba, f.extents[b].size)
+			}
+		}
+		if far < 0 || e.lba*sectorSize+e.size > f.extents[far].lba*sectorSize+f.extents[far].size {
+			far = i
+		}
+	}
+	return nil
 }
 
 // ReadDir lists the directory at the slash-separated path ("" or "/" is
@@ -366,7 +418,7 @@ func (im *Image) ReadDir(p string) ([]*File, error) {
 		return nil, err
 	}
 	if !d.IsDir {
-		return nil, fmt.Errorf("%s: not a directory", d.Path)
+		return nil, fmt.Errorf("%s: not a directory", textesc.Escape(d.Path))
 	}
 	return im.entries(d.extents[0], d.Path)
 }
@@ -398,13 +450,13 @@ func (im *Image) Lookup(p string) (*File, error) {
 			if dirPath != "" {
 				where = dirPath
 			}
-			return nil, fmt.Errorf("%s: %w in the ISO (%s holds: %s)", path.Join(dirPath, part), fs.ErrNotExist, where, list(names))
+			return nil, fmt.Errorf("%s: %w in the ISO (%s holds: %s)", textesc.Escape(path.Join(dirPath, part)), fs.ErrNotExist, textesc.Escape(where), list(names))
 		}
 		if i == len(parts)-1 {
 			return f, nil
 		}
 		if !f.IsDir {
-			return nil, fmt.Errorf("%s: not a directory", f.Path)
+			return nil, fmt.Errorf("%s: not a directory", textesc.Escape(f.Path))
 		}
 		dir, dirPath = f.extents[0], f.Path
 	}
@@ -426,6 +478,10 @@ func find(files []*File, name string) *File {
 }
 
 func list(names []string) string {
+	names = slices.Clone(names)
+	for i, n := range names {
+		names[i] = textesc.Escape(n)
+	}
 	if len(names) == 0 {
 		return "nothing"
 	}

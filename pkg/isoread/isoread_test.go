@@ -234,3 +234,85 @@ func TestXorriso(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileExtents: a file's extents are the image's word for how much
+// to copy; an ISO whose multi-extent records overlap or add up to more than
+// the image must not make a reader produce more bytes than the image has
+// (extract would write until the disk is full).
+func TestHostileExtents(t *testing.T) {
+	many := make([][2]int64, 100)
+	for i := range many {
+		many[i] = [2]int64{0, 32768} // the system area, again and again
+	}
+	tests := []struct {
+		name    string
+		extents [][2]int64
+		want    string // "" = fine
+	}{
+		{"one extent read 100 times", many, "LiveOS/squashfs.img: its 100 extents add up to 3276800 bytes, more than the"},
+		{"two overlapping extents", [][2]int64{{0, 4096}, {1, 2048}}, "LiveOS/squashfs.img: extents 0 (sector 0, 4096 bytes) and 1 (sector 1, 2048 bytes) overlap"},
+		{"same sector twice", [][2]int64{{3, 100}, {3, 100}}, "overlap"},
+		{"empty extents may share a sector", [][2]int64{{0, 0}, {0, 0}, {2, 2048}, {0, 2048}}, ""},
+		{"gaps are fine", [][2]int64{{4, 2048}, {0, 2048}, {8, 10}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := isotest.Build([]isotest.File{{Path: "LiveOS/squashfs.img"}, {Path: "pad", Data: payload(4*2048, 1)}},
+				isotest.Options{RockRidge: true, Extents: map[string][][2]int64{"LiveOS/squashfs.img": tt.extents}})
+			im, err := isoread.Open(bytes.NewReader(raw), int64(len(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := im.Lookup("LiveOS/squashfs.img")
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				var total int64
+				for _, e := range tt.extents {
+					total += e[1]
+				}
+				n, err := io.Copy(io.Discard, f.SectionReader())
+				if err != nil || n != total || f.Size != total {
+					t.Errorf("read %d bytes (%v), size %d, want %d", n, err, f.Size, total)
+				}
+				return
+			}
+			if err == nil {
+				n, _ := io.Copy(io.Discard, io.LimitReader(f.SectionReader(), 64<<20))
+				t.Fatalf("no error; the file reads as %d bytes of a %d-byte image", n, len(raw))
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err %q, want %q", err, tt.want)
+			}
+			if _, err := im.ReadDir("LiveOS"); err == nil {
+				t.Error("ReadDir lists the file")
+			}
+		})
+	}
+}
+
+// TestNamesEscapedInErrors: names come from the image and errors reach a
+// terminal; an escape sequence in a name must not reach it raw.
+func TestNamesEscapedInErrors(t *testing.T) {
+	raw := isotest.Build([]isotest.File{{Path: "LiveOS/a\x1b[2J\u202e.img", Data: []byte("x")}, {Path: "f\x1b]0;pwned\x07", Data: []byte("x")}},
+		isotest.Options{RockRidge: true})
+	im, err := isoread.Open(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ path, want string }{
+		{"LiveOS/squashfs.img", `LiveOS/squashfs.img: file does not exist in the ISO (LiveOS holds: a\x1b[2J\u202e.img)`},
+		{"f\x1b]0;pwned\x07/x", `f\x1b]0;pwned\x07: not a directory`},
+		{"x\x1b[1m", `x\x1b[1m: file does not exist in the ISO (the root directory holds: LiveOS, f\x1b]0;pwned\x07)`},
+	} {
+		_, err := im.Lookup(tt.path)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("Lookup(%q) = %q, want %q", tt.path, err, tt.want)
+		}
+	}
+	// The names themselves stay as the image has them.
+	if f, err := im.Lookup("LiveOS/a\x1b[2J\u202e.img"); err != nil || f.Name != "a\x1b[2J\u202e.img" {
+		t.Errorf("Lookup by the raw name: %v %+v", err, f)
+	}
+}

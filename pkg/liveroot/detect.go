@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 )
 
@@ -33,7 +34,13 @@ var ErrTruncated = errors.New("image is truncated")
 // Detect reads the superblocks of the image of the given size and names its
 // layout. It also checks the size the superblock claims, so a truncated
 // image is refused before the kernel mounts it and fails on a late read.
+// The claimed sizes are compared as unsigned block counts, never turned
+// into an int64 or shifted, so no claim wraps around to look small.
 func Detect(r io.ReaderAt, size int64) (Kind, error) {
+	if size < 0 {
+		return "", fmt.Errorf("image size %d", size)
+	}
+	usize := uint64(size)
 	buf := make([]byte, 34*1024)
 	n, err := r.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -46,7 +53,7 @@ func Detect(r io.ReaderAt, size int64) (Kind, error) {
 		if major := le.Uint16(buf[28:]); major != 4 {
 			return "", fmt.Errorf("squashfs version %d: only version 4 is supported by Linux", major)
 		}
-		if used := int64(le.Uint64(buf[40:])); used > size {
+		if used := le.Uint64(buf[40:]); used > usize {
 			return "", fmt.Errorf("%w: squashfs says %d bytes, the image has %d", ErrTruncated, used, size)
 		}
 		return Squashfs, nil
@@ -55,7 +62,7 @@ func Detect(r io.ReaderAt, size int64) (Kind, error) {
 		if blkbits < 9 || blkbits > 16 {
 			return "", fmt.Errorf("erofs block size 2^%d is invalid", blkbits)
 		}
-		if blocks := int64(le.Uint32(buf[1024+36:])); blocks<<blkbits > size {
+		if blocks := uint64(le.Uint32(buf[1024+36:])); blocks > usize>>blkbits {
 			return "", fmt.Errorf("%w: erofs says %d bytes, the image has %d", ErrTruncated, blocks<<blkbits, size)
 		}
 		return EROFS, nil
@@ -64,12 +71,15 @@ func Detect(r io.ReaderAt, size int64) (Kind, error) {
 		if logBlock > 6 {
 			return "", fmt.Errorf("ext4 block size 2^%d is invalid", 10+logBlock)
 		}
-		blocks := int64(le.Uint32(buf[1024+0x04:]))
+		blocks := uint64(le.Uint32(buf[1024+0x04:]))
 		if le.Uint32(buf[1024+0x60:])&0x80 != 0 { // INCOMPAT_64BIT: high half of the count
-			blocks |= int64(le.Uint32(buf[1024+0x150:])) << 32
+			blocks |= uint64(le.Uint32(buf[1024+0x150:])) << 32
 		}
-		if blocks<<(10+logBlock) > size {
-			return "", fmt.Errorf("%w: ext4 says %d bytes, the image has %d", ErrTruncated, blocks<<(10+logBlock), size)
+		if shift := 10 + logBlock; blocks > usize>>shift {
+			if blocks > math.MaxUint64>>shift {
+				return "", fmt.Errorf("%w: ext4 says %d blocks of %d bytes, the image has %d", ErrTruncated, blocks, 1<<shift, size)
+			}
+			return "", fmt.Errorf("%w: ext4 says %d bytes, the image has %d", ErrTruncated, blocks<<shift, size)
 		}
 		return Ext4, nil
 	case len(buf) >= 32769+5 && string(buf[32769:32774]) == "CD001":

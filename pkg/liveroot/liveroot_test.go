@@ -25,6 +25,15 @@ func ext4SB(blocks uint32, logBlock uint32) []byte {
 	return b
 }
 
+// ext4SB64 is an ext4 superblock with INCOMPAT_64BIT and a block count of
+// hi<<32 | lo.
+func ext4SB64(lo, hi uint32, logBlock uint32) []byte {
+	b := ext4SB(lo, logBlock)
+	binary.LittleEndian.PutUint32(b[1024+0x60:], 0x80)
+	binary.LittleEndian.PutUint32(b[1024+0x150:], hi)
+	return b
+}
+
 func TestDetect(t *testing.T) {
 	iso := make([]byte, 40000)
 	copy(iso[32769:], "CD001")
@@ -47,6 +56,12 @@ func TestDetect(t *testing.T) {
 		{"erofs", erofs, 4096, EROFS, nil},
 		{"iso", iso, int64(len(iso)), ISO9660, nil},
 		{"random", bytes.Repeat([]byte{0x5a}, 8192), 8192, "", ErrUnknown},
+		// Sizes that wrap when taken as int64 or shifted: still truncated.
+		{"squashfs bytes_used 2^64-1", squashSB(1<<64-1, 4), 4096, "", ErrTruncated},
+		{"squashfs bytes_used 2^63", squashSB(1<<63, 4), 4096, "", ErrTruncated},
+		{"ext4 64bit, 2^63 blocks", ext4SB64(0, 0x80000000, 2), 4096, "", ErrTruncated},
+		{"ext4 64bit, 2^54 1 KiB blocks (2^64 bytes)", ext4SB64(0, 1<<22, 0), 4096, "", ErrTruncated},
+		{"ext4 64bit, fits", ext4SB64(4, 0, 0), 4096, Ext4, nil},
 		{"empty", nil, 0, "", ErrUnknown},
 	} {
 		got, err := Detect(bytes.NewReader(tc.img), tc.size)

@@ -29,10 +29,16 @@ type Options struct {
 	// Gap inserts this many empty sectors between the extents of a split
 	// file, making it non-contiguous.
 	Gap int64
+	// Extents gives files (by Path) an explicit extent list of {sector,
+	// bytes} pairs instead of their data, to make hostile images: extents
+	// that overlap, point at other files or add up to more than the image.
+	// Such a file gets no sectors of its own and its Data is ignored.
+	Extents map[string][][2]int64
 }
 
 type node struct {
 	name     string
+	path     string
 	dir      bool
 	data     []byte
 	children []*node
@@ -58,7 +64,7 @@ func Build(files []File, o Options) []byte {
 				}
 			}
 			if c == nil {
-				c = &node{name: p, dir: i < len(parts)-1}
+				c = &node{name: p, path: strings.Join(parts[:i+1], "/"), dir: i < len(parts)-1}
 				d.children = append(d.children, c)
 			}
 			if i == len(parts)-1 {
@@ -95,6 +101,10 @@ func Build(files []File, o Options) []byte {
 				continue
 			}
 			c.size = int64(len(c.data))
+			if ext, ok := o.Extents[c.path]; ok {
+				c.extents, c.data = ext, nil
+				continue
+			}
 			left := c.size
 			for first := true; first || left > 0; first = false {
 				n := min(left, o.MaxExtent)
@@ -127,6 +137,9 @@ func Build(files []File, o Options) []byte {
 		copy(img[d.lba*sector:], dirRecords(d, root, o, false))
 		for _, c := range d.children {
 			if c.dir {
+				continue
+			}
+			if _, ok := o.Extents[c.path]; ok {
 				continue
 			}
 			off := int64(0)
@@ -185,7 +198,9 @@ func dirRecords(d, root *node, o Options, sizing bool) []byte {
 			continue
 		}
 		exts := c.extents
-		if sizing {
+		if ext, ok := o.Extents[c.path]; ok {
+			exts = ext
+		} else if sizing {
 			exts = nil
 			left := int64(len(c.data))
 			for first := true; first || left > 0; first = false {

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"slices"
+	"strings"
+)
+
+// A tiny squashfs 4.0 writer for tests of the reader: gzip is declared but
+// every block is stored uncompressed (the on-disk flag says so), 4 KiB
+// blocks, one metadata block each for the inodes and the directories. It
+// makes small images (a few KiB) without mksquashfs, and images that lie:
+// an inode can declare any size.
+
+// sqTestFile is one regular file; directories are implied by paths.
+type sqTestFile struct {
+	path string
+	data []byte
+	// ext writes an extended file inode (type 9) rather than a basic one.
+	ext bool
+	// size, when non-zero, is the size the inode declares instead of
+	// len(data) (the block list still describes data).
+	size uint64
+	// frag stores the file (under 4 KiB) in the fragment block.
+	frag bool
+	// sparse writes a zero first block size word (a hole).
+	sparse bool
+}
+
+const sqTestBlock = 4096
+
+type sqTestNode struct {
+	name     string
+	dir      bool
+	file     sqTestFile
+	children []*sqTestNode
+	inum     uint32
+	inodeOff int // offset of the inode in the inode table's block
+	listOff  int // directory: offset of its listing in the directory table's block
+	listLen  int
+	parent   *sqTestNode
+}
+
+func buildSquash(files []sqTestFile) []byte { return buildSquashZ(files, false) }
+
+// buildSquashZ is buildSquash with the inode and directory tables
+// zlib-compressed when compress is set, as mksquashfs writes them.
+func buildSquashZ(files []sqTestFile, compress bool) []byte {
+	le := binary.LittleEndian
+	root := &sqTestNode{dir: true}
+	for _, f := range files {
+		parts := strings.Split(strings.Trim(f.path, "/"), "/")
+		d := root
+		for i, p := range parts {
+			var c *sqTestNode
+			for _, x := range d.children {
+				if x.name == p {
+					c = x
+				}
+			}
+			if c == nil {
+				c = &sqTestNode{name: p, dir: i < len(parts)-1, parent: d}
+				d.children = append(d.children, c)
+			}
+			if i == len(parts)-1 {
+				c.file = f
+			}
+			d = c
+		}
+	}
+	var nodes []*sqTestNode
+	var walk func(n *sqTestNode)
+	walk = func(n *sqTestNode) {
+		nodes = append(nodes, n)
+		slices.SortFunc(n.children, func(a, b *sqTestNode) int { return strings.Compare(a.name, b.name) })
+		for _, c := range n.children {
+			walk(c)
+		}
+	}
+	walk(root)
+
+	img := make([]byte, 96)
+	// Data: full blocks of each file, then one fragment block.
+	blocksAt := map[*sqTestNode]int{}
+	var frag []byte
+	fragOff := map[*sqTestNode]int{}
+	for _, n := range nodes {
+		if n.dir {
+			continue
+		}
+		if n.file.frag {
+			fragOff[n] = len(frag)
+			frag = append(frag, n.file.data...)
+			continue
+		}
+		blocksAt[n] = len(img)
+		img = append(img, n.file.data...)
+	}
+	fragAt := len(img)
+	img = append(img, frag...)
+
+	// Inodes, numbered in walk order from 1.
+	var inodes []byte
+	for i, n := range nodes {
+		n.inum = uint32(i + 1)
+		n.inodeOff = len(inodes)
+		switch {
+		case n.dir:
+			inodes = append(inodes, make([]byte, 32)...)
+		case n.file.ext:
+			inodes = append(inodes, make([]byte, 56+4*nblocks(n))...)
+		default:
+			inodes = append(inodes, make([]byte, 32+4*nblocks(n))...)
+		}
+	}
+	// Listings: one header per directory (under 256 entries).
+	var dirs []byte
+	for _, n := range nodes {
+		if !n.dir {
+			continue
+		}
+		n.listOff = len(dirs)
+		if len(n.children) > 0 {
+			h := make([]byte, 12)
+			le.PutUint32(h, uint32(len(n.children)-1))
+			le.PutUint32(h[8:], n.children[0].inum)
+			dirs = append(dirs, h...)
+			for _, c := range n.children {
+				e := make([]byte, 8, 8+len(c.name))
+				le.PutUint16(e, uint16(c.inodeOff))
+				le.PutUint16(e[2:], uint16(int16(c.inum-n.children[0].inum)))
+				typ := uint16(2)
+				if c.dir {
+					typ = 1
+				}
+				le.PutUint16(e[4:], typ)
+				le.PutUint16(e[6:], uint16(len(c.name)-1))
+				dirs = append(dirs, append(e, c.name...)...)
+			}
+		}
+		n.listLen = len(dirs) - n.listOff
+	}
+	for _, n := range nodes {
+		b := inodes[n.inodeOff:]
+		le.PutUint16(b[2:], 0o755)
+		le.PutUint32(b[8:], 1767225600)
+		le.PutUint32(b[12:], n.inum)
+		switch {
+		case n.dir:
+			le.PutUint16(b, 1)
+			le.PutUint32(b[16:], 0) // listing in the directory table's first block
+			le.PutUint32(b[20:], 2)
+			le.PutUint16(b[24:], uint16(n.listLen+3))
+			le.PutUint16(b[26:], uint16(n.listOff))
+			parent := uint32(len(nodes) + 1)
+			if n.parent != nil {
+				parent = n.parent.inum
+			}
+			le.PutUint32(b[28:], parent)
+		default:
+			size := uint64(len(n.file.data))
+			if n.file.size != 0 {
+				size = n.file.size
+			}
+			fragment, offset := uint32(sqNoFragment), uint32(0)
+			if n.file.frag {
+				fragment, offset = 0, uint32(fragOff[n])
+			}
+			list := b[32:]
+			if n.file.ext {
+				le.PutUint16(b, 9)
+				le.PutUint64(b[16:], uint64(blocksAt[n]))
+				le.PutUint64(b[24:], size)
+				le.PutUint32(b[40:], 1) // nlink
+				le.PutUint32(b[44:], fragment)
+				le.PutUint32(b[48:], offset)
+				le.PutUint32(b[52:], 0xFFFFFFFF) // no xattrs
+				list = b[56:]
+			} else {
+				le.PutUint16(b, 2)
+				le.PutUint32(b[16:], uint32(blocksAt[n]))
+				le.PutUint32(b[20:], fragment)
+				le.PutUint32(b[24:], offset)
+				le.PutUint32(b[28:], uint32(size))
+			}
+			for i := range nblocks(n) {
+				n := min(sqTestBlock, len(n.file.data)-i*sqTestBlock)
+				le.PutUint32(list[4*i:], uint32(n)|1<<24)
+			}
+			if n.file.sparse {
+				le.PutUint32(list, 0)
+			}
+		}
+	}
+	meta := func(data []byte) []byte {
+		if compress {
+			var z bytes.Buffer
+			w := zlib.NewWriter(&z)
+			w.Write(data)
+			w.Close()
+			return append(le.AppendUint16(nil, uint16(z.Len())), z.Bytes()...)
+		}
+		return append(le.AppendUint16(nil, uint16(len(data))|0x8000), data...)
+	}
+	inodeTable := len(img)
+	img = append(img, meta(inodes)...)
+	dirTable := len(img)
+	img = append(img, meta(dirs)...)
+	compress = false // the fragment table and ids stay plain
+	fragTable, fragments := uint64(0xFFFFFFFFFFFFFFFF), uint32(0)
+	if len(frag) > 0 {
+		entries := len(img)
+		e := make([]byte, 16)
+		le.PutUint64(e, uint64(fragAt))
+		le.PutUint32(e[8:], uint32(len(frag))|1<<24)
+		img = append(img, meta(e)...)
+		fragTable, fragments = uint64(len(img)), 1
+		img = le.AppendUint64(img, uint64(entries))
+	}
+	idTable := len(img)
+	img = le.AppendUint64(img, uint64(len(img)+8))
+	img = le.AppendUint16(img, 0x8004)
+	img = le.AppendUint32(img, 0) // uid/gid 0
+
+	sb := img[:96]
+	copy(sb, "hsqs")
+	le.PutUint32(sb[4:], uint32(len(nodes)))
+	le.PutUint32(sb[8:], 1767225600)
+	le.PutUint32(sb[12:], sqTestBlock)
+	le.PutUint32(sb[16:], fragments)
+	le.PutUint16(sb[20:], 1) // gzip
+	le.PutUint16(sb[22:], 12)
+	le.PutUint16(sb[26:], 1) // ids
+	le.PutUint16(sb[28:], 4)
+	le.PutUint64(sb[32:], uint64(root.inodeOff)) // block 0, offset
+	le.PutUint64(sb[40:], uint64(len(img)))
+	le.PutUint64(sb[48:], uint64(idTable))
+	le.PutUint64(sb[56:], 0xFFFFFFFFFFFFFFFF)
+	le.PutUint64(sb[64:], uint64(inodeTable))
+	le.PutUint64(sb[72:], uint64(dirTable))
+	le.PutUint64(sb[80:], fragTable)
+	le.PutUint64(sb[88:], 0xFFFFFFFFFFFFFFFF)
+	return img
+}
+
+func nblocks(n *sqTestNode) int {
+	if n.file.frag {
+		return 0
+	}
+	return (len(n.file.data) + sqTestBlock - 1) / sqTestBlock
+}
