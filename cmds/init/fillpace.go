@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -67,8 +68,18 @@ type fillPacer struct {
 	sleep     func(ctx context.Context, d time.Duration) error
 }
 
+// newFillPacer opens the CPU figures now: after switch_root the daemon's
+// root is the emptied initramfs, with no /proc to open.
 func newFillPacer() *fillPacer {
-	return &fillPacer{read: readCPU, now: time.Now, sleep: sleepCtx}
+	p := &fillPacer{now: time.Now, sleep: sleepCtx}
+	stat, err1 := os.Open("/proc/stat")
+	self, err2 := os.Open("/proc/self/stat")
+	if err := errors.Join(err1, err2); err != nil {
+		p.read = func() (uint64, uint64, uint64, error) { return 0, 0, 0, err }
+		return p
+	}
+	p.read = func() (uint64, uint64, uint64, error) { return readCPU(stat, self) }
+	return p
 }
 
 // Pace is blockd.Options.FillPace.
@@ -114,21 +125,24 @@ func (p *fillPacer) sample(now time.Time) {
 	p.sampledAt, p.total, p.busy, p.self = now, total, busy, self
 }
 
-// readCPU reads the system's CPU time and this process's, in clock ticks.
-func readCPU() (total, busy, self uint64, err error) {
-	stat, err := os.ReadFile("/proc/stat")
+// readCPU reads the system's CPU time and this process's, in clock ticks,
+// from /proc/stat and /proc/self/stat opened before (proc files read anew
+// from offset 0).
+func readCPU(stat, me *os.File) (total, busy, self uint64, err error) {
+	buf := make([]byte, 4096) // the first line of /proc/stat is all it needs
+	n, err := stat.ReadAt(buf, 0)
+	if n == 0 && err != nil {
+		return 0, 0, 0, err
+	}
+	total, busy, err = parseProcStat(string(buf[:n]))
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	total, busy, err = parseProcStat(string(stat))
-	if err != nil {
+	n, err = me.ReadAt(buf, 0)
+	if n == 0 && err != nil {
 		return 0, 0, 0, err
 	}
-	me, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	self, err = parseSelfStat(string(me))
+	self, err = parseSelfStat(string(buf[:n]))
 	return total, busy, self, err
 }
 

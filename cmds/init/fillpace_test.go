@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -131,4 +132,29 @@ func TestFillThread(t *testing.T) {
 		}
 	}()
 	<-done
+}
+
+// readCPU reads the handles again from the start each time: the daemon
+// opens them before switch_root and cannot open them after.
+func TestReadCPUAgain(t *testing.T) {
+	stat, err := os.Open("/proc/stat")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer stat.Close()
+	self, err := os.Open("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer self.Close()
+	t1, b1, s1, err := readCPU(stat, self)
+	if err != nil || t1 == 0 {
+		t.Fatalf("first read: %d %d %d %v", t1, b1, s1, err)
+	}
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	} // spend some CPU
+	t2, b2, s2, err := readCPU(stat, self)
+	if err != nil || t2 < t1 || b2 < b1 || s2 < s1 {
+		t.Fatalf("second read went backwards or failed: %d→%d %d→%d %d→%d %v", t1, t2, b1, b2, s1, s2, err)
+	}
 }
