@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -268,6 +269,13 @@ func runDaemon() {
 		log.Warn(noValidatorWarning(hs.URL))
 	}
 	bo := blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log, Permanent: permanentSourceError}
+	var pacer *fillPacer
+	if dc.Mode == blockd.Stream {
+		// The fill runs beside the booted system (ram mode's runs before
+		// it, while PID 1 waits: at full speed).
+		pacer = newFillPacer()
+		bo.FillThread, bo.FillPace = fillThread, pacer.Pace
+	}
 	// The handle follows /run/initramfs when /run moves into the real
 	// root, so the fault is recorded for the booted system too; before
 	// the switch PID 1 reads it to say why the root could not be read.
@@ -314,7 +322,7 @@ func runDaemon() {
 		fail(err)
 	}
 	if dc.Mode == blockd.RAM {
-		if err := fillAndCheck(ctx, cache, dc, log); err != nil {
+		if err := fillAndCheck(ctx, cache, dc, nil, log); err != nil {
 			var bad *hashMismatchError
 			if errors.As(err, &bad) {
 				err = &hinted{err, sha256Hint}
@@ -342,7 +350,7 @@ func runDaemon() {
 		// Boot reads go first: the fill starts when the real init runs
 		// (PID 1's end of the pipe closes on exec) or PID 1 gave up.
 		_, _ = io.Copy(io.Discard, os.NewFile(5, "boot"))
-		go backgroundFill(ctx, cache, rev, dc, recordFault, log)
+		go backgroundFill(ctx, cache, rev, dc, pacer, recordFault, log)
 	}
 	err = <-served
 	log.Warn("the kernel closed the device", "err", err, "stats", fmt.Sprintf("%+v", cache.Stats()))
@@ -352,9 +360,16 @@ func runDaemon() {
 // backgroundFill is stream mode's fill after the boot. A whole image that
 // fails streamroot.sha256= is revoked: the pinned image is not the one
 // being served, so nothing more of it may reach the kernel.
-func backgroundFill(ctx context.Context, cache *blockd.Cache, rev *revocable, dc daemonConfig, recordFault func(error), log *slog.Logger) {
+func backgroundFill(ctx context.Context, cache *blockd.Cache, rev *revocable, dc daemonConfig, pacer *fillPacer, recordFault func(error), log *slog.Logger) {
+	// The whole-image hash after the fill is CPU work for the background
+	// too: on this goroutine's own thread, at the fill's priority.
+	if pacer != nil {
+		runtime.LockOSThread()
+		lower, _ := fillThread()
+		lower()
+	}
 	var bad *hashMismatchError
-	switch err := fillAndCheck(ctx, cache, dc, log); {
+	switch err := fillAndCheck(ctx, cache, dc, pacer, log); {
 	case err == nil:
 	case errors.As(err, &bad):
 		revokeImage(rev, recordFault, err, log)
@@ -368,7 +383,7 @@ func backgroundFill(ctx context.Context, cache *blockd.Cache, rev *revocable, dc
 
 // fillAndCheck fetches every chunk, logging progress every few seconds, and
 // checks the whole-image hash when one was pinned.
-func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, log *slog.Logger) error {
+func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, pacer *fillPacer, log *slog.Logger) error {
 	start := time.Now()
 	last := time.Now()
 	err := c.Fill(ctx, func(s blockd.Stats) {
@@ -377,7 +392,11 @@ func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, log *sl
 		}
 		last = time.Now()
 		done := int64(s.Present) * c.ImageSize() / int64(max(s.Chunks, 1))
-		log.Info(fmt.Sprintf("fill: %s / %s (%d%%)", mib(done), mib(c.ImageSize()), s.Present*100/max(s.Chunks, 1)))
+		note := ""
+		if pacer != nil && pacer.Busy() {
+			note = fmt.Sprintf(" (held to %s/s while the system is busy)", mib(fillBusyRate))
+		}
+		log.Info(fmt.Sprintf("fill: %s / %s (%d%%)%s", mib(done), mib(c.ImageSize()), s.Present*100/max(s.Chunks, 1), note))
 	})
 	if err != nil {
 		return err

@@ -269,7 +269,7 @@ func TestBackgroundFillRevokesOnHashMismatch(t *testing.T) {
 				t.Fatalf("read before the fill: errno %d", errno)
 			}
 			var faults []error
-			backgroundFill(ctx, cache, rev, daemonConfig{SHA256: tc.sha256}, func(err error) { faults = append(faults, err) }, log)
+			backgroundFill(ctx, cache, rev, daemonConfig{SHA256: tc.sha256}, nil, func(err error) { faults = append(faults, err) }, log)
 
 			for _, off := range []int64{0, 1 << 20, 3 << 20} {
 				errno, data := k.read(t, off, 8192)

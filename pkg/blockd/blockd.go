@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,19 @@ type Options struct {
 	// OnPermanent is called once with that first permanent error, before
 	// any reader sees it, so the caller can record why reads now fail.
 	OnPermanent func(error)
-	Log         *slog.Logger
+	// FillThread, when set, is called once by each background fill worker,
+	// on the OS thread the worker is locked to and fetches its chunks on.
+	// lower drops that thread's CPU and I/O priority; raise restores it.
+	// The cache calls raise (from another goroutine) when a kernel read
+	// comes to wait on a chunk the worker is fetching, so a read the
+	// booted system is blocked on never runs at the fill's priority, and
+	// lower again before the worker's next chunk.
+	FillThread func() (lower, raise func())
+	// FillPace, when set, is called before each background fetch of n
+	// bytes and may wait: the caller bounds the fill's rate while the
+	// booted system wants the CPU. An error ends the fill.
+	FillPace func(ctx context.Context, n int64) error
+	Log      *slog.Logger
 }
 
 // Stats are counters for logs and tests.
@@ -98,12 +111,20 @@ type Cache struct {
 
 	demand, fill, bytes, verifyFail, readErr atomic.Int64
 	presentN                                 atomic.Int64
+	// waiting counts kernel reads waiting for a fetch: the background fill
+	// starts no new chunk while any does, so demand always goes first.
+	waiting atomic.Int64
 }
 
 type flight struct {
 	done chan struct{}
 	data []byte // lazy mode: the chunk
 	err  error
+	// raise, for a chunk a background fill worker fetches on its own
+	// low-priority thread: restores that thread's priority (once, under
+	// Cache.mu) when a kernel read comes to wait on the chunk.
+	raise  func()
+	raised bool
 }
 
 // New makes a cache over src.
@@ -177,7 +198,7 @@ func (c *Cache) ReadAt(ctx context.Context, p []byte, off int64) error {
 		i := int(pos / c.o.Chunk)
 		cstart := int64(i) * c.o.Chunk
 		n := min(end, cstart+c.o.Chunk) - pos
-		data, err := c.chunk(ctx, i, true)
+		data, err := c.chunk(ctx, i, true, nil)
 		if err != nil {
 			c.readErr.Add(1)
 			return fmt.Errorf("read %d bytes at %d (chunk %d): %w", len(p), off, i, err)
@@ -195,7 +216,7 @@ func (c *Cache) ReadAt(ctx context.Context, p []byte, off int64) error {
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), c.o.ReadTimeout)
 				defer cancel()
-				_, _ = c.chunk(ctx, next, false)
+				_, _ = c.chunk(ctx, next, false, nil)
 			}()
 		}
 	}
@@ -203,8 +224,10 @@ func (c *Cache) ReadAt(ctx context.Context, p []byte, off int64) error {
 }
 
 // chunk makes chunk i local. In lazy mode it returns the chunk's bytes; in
-// stream/ram mode nil (read it from the memfd).
-func (c *Cache) chunk(ctx context.Context, i int, demand bool) ([]byte, error) {
+// stream/ram mode nil (read it from the memfd). A fill worker passes
+// raise (see Options.FillThread): it fetches a missing chunk itself, on
+// its own thread, rather than in a new goroutine at normal priority.
+func (c *Cache) chunk(ctx context.Context, i int, demand bool, raise func()) ([]byte, error) {
 	c.mu.Lock()
 	if err := c.bad[i]; err != nil {
 		// The pinned image's bytes are fixed: asking again gets the same
@@ -228,11 +251,24 @@ func (c *Cache) chunk(ctx context.Context, i int, demand bool) ([]byte, error) {
 	}
 	f, ok := c.flights[i]
 	if !ok {
-		f = &flight{done: make(chan struct{})}
+		f = &flight{done: make(chan struct{}), raise: raise}
 		c.flights[i] = f
+		if raise != nil {
+			c.mu.Unlock()
+			c.fetch(i, f, demand)
+			return f.data, f.err
+		}
 		go c.fetch(i, f, demand)
 	}
+	if demand && f.raise != nil && !f.raised {
+		f.raised = true
+		f.raise()
+	}
 	c.mu.Unlock()
+	if demand {
+		c.waiting.Add(1)
+		defer c.waiting.Add(-1)
+	}
 	select {
 	case <-f.done:
 		return f.data, f.err
@@ -340,12 +376,24 @@ func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
 	errs := make(chan error, c.o.Parallel)
 	for range c.o.Parallel {
 		wg.Go(func() {
+			var lower, raise func()
+			if c.o.FillThread != nil {
+				// Never unlocked: the thread ends with the worker, so its
+				// lowered priority is never inherited by other goroutines.
+				runtime.LockOSThread()
+				lower, raise = c.o.FillThread()
+				lower()
+			}
 			for i := range next {
+				if err := c.fillTurn(ctx, i); err != nil {
+					errs <- err
+					return
+				}
 				// A failed chunk is retried until ctx ends: the source
 				// already retries transient errors; this covers a server
 				// that is down for longer than one read's timeout.
 				for {
-					_, err := c.chunk(ctx, i, false)
+					_, err := c.fillChunk(ctx, i, lower, raise)
 					if err == nil {
 						break
 					}
@@ -374,6 +422,43 @@ func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
 		return fmt.Errorf("blockd: fill ended with %d of %d chunks", c.presentN.Load(), c.chunks)
 	}
 	return nil
+}
+
+// fillTurn waits until the fill may fetch chunk i: no kernel read is
+// waiting for a fetch (demand first), and FillPace allows it.
+func (c *Cache) fillTurn(ctx context.Context, i int) error {
+	for c.waiting.Load() > 0 {
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("fill chunk %d: %w", i, ctx.Err())
+		}
+	}
+	if c.o.FillPace != nil {
+		off := int64(i) * c.o.Chunk
+		if err := c.o.FillPace(ctx, min(c.o.Chunk, c.size-off)); err != nil {
+			return fmt.Errorf("fill chunk %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// fillChunk fetches chunk i for the fill, on this worker's thread when it
+// has one, and lowers the thread's priority again if a kernel read raised
+// it meanwhile.
+func (c *Cache) fillChunk(ctx context.Context, i int, lower, raise func()) ([]byte, error) {
+	if raise == nil {
+		return c.chunk(ctx, i, false, nil)
+	}
+	raised := false
+	data, err := c.chunk(ctx, i, false, func() { raised = true; raise() })
+	c.mu.Lock() // raised is written under c.mu (in chunk)
+	r := raised
+	c.mu.Unlock()
+	if r {
+		lower()
+	}
+	return data, err
 }
 
 // memfdStore is the image in anonymous memory: sparse until written, never

@@ -7,9 +7,13 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type memSource struct {
@@ -221,5 +225,182 @@ func TestPermanentErrorStopsFetching(t *testing.T) {
 				t.Errorf("Err() = %v, OnPermanent calls %d", c.Err(), reported.Load())
 			}
 		})
+	}
+}
+
+// gateSource blocks reads at the offsets in hold until that offset's
+// channel closes, and records which OS thread started each read.
+type gateSource struct {
+	memSource
+	mu     sync.Mutex
+	hold   map[int64]chan struct{}
+	starts []int64 // offsets, in the order reads started
+	tids   map[int64]int
+	delay  time.Duration
+}
+
+func (g *gateSource) ReadAt(ctx context.Context, p []byte, off int64) error {
+	g.mu.Lock()
+	g.starts = append(g.starts, off)
+	if g.tids == nil {
+		g.tids = map[int64]int{}
+	}
+	g.tids[off] = unix.Gettid()
+	h := g.hold[off]
+	g.mu.Unlock()
+	if h != nil {
+		select {
+		case <-h:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	time.Sleep(g.delay)
+	return g.memSource.ReadAt(ctx, p, off)
+}
+
+func (g *gateSource) started() []int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.starts)
+}
+
+// waitFor polls cond for at most 10 s: progress-bound, not a timing assertion.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 2000 {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// While a kernel read waits for the server, the background fill starts no
+// new chunk: demand always goes first.
+func TestFillYieldsToDemand(t *testing.T) {
+	const chunk = 64 << 10
+	demandOff := int64(30 * chunk)
+	release := make(chan struct{})
+	src := &gateSource{memSource: memSource{data: image(40 * chunk)}, hold: map[int64]chan struct{}{demandOff: release}, delay: time.Millisecond}
+	c, err := New(src, Options{Mode: Stream, Chunk: chunk, Parallel: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillDone := make(chan error, 1)
+	go func() { fillDone <- c.Fill(context.Background(), nil) }()
+	waitFor(t, "the fill to start", func() bool { return len(src.started()) >= 3 })
+	readDone := make(chan error, 1)
+	go func() {
+		p := make([]byte, 4096)
+		readDone <- c.ReadAt(context.Background(), p, demandOff)
+	}()
+	waitFor(t, "the demand read to reach the server", func() bool { return slices.Contains(src.started(), demandOff) })
+	before := len(src.started())
+	time.Sleep(100 * time.Millisecond) // ~100 fill chunks' worth of time
+	during := len(src.started()) - before
+	close(release)
+	if err := <-readDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-fillDone; err != nil {
+		t.Fatal(err)
+	}
+	// The one fill fetch already under way when the read came may finish
+	// and, at most, the worker had already passed its turn for one more.
+	if during > 1 {
+		t.Errorf("the fill started %d chunks while a kernel read waited for the server; want at most 1", during)
+	}
+}
+
+// Fill workers fetch on their own threads, lowered by FillThread; a kernel
+// read that comes to wait on a chunk a worker is fetching raises that
+// worker, which lowers itself again before its next chunk.
+func TestFillThreadPriority(t *testing.T) {
+	const chunk = 64 << 10
+	heldOff := int64(5 * chunk)
+	release := make(chan struct{})
+	src := &gateSource{memSource: memSource{data: image(12 * chunk)}, hold: map[int64]chan struct{}{heldOff: release}}
+	var mu sync.Mutex
+	workers := map[int]bool{}
+	var lowers, raises int
+	paced := int64(0)
+	c, err := New(src, Options{Mode: Stream, Chunk: chunk, Parallel: 1,
+		FillThread: func() (func(), func()) {
+			tid := unix.Gettid()
+			mu.Lock()
+			workers[tid] = true
+			mu.Unlock()
+			return func() {
+					if unix.Gettid() != tid {
+						t.Errorf("lower ran on thread %d, not the worker's %d", unix.Gettid(), tid)
+					}
+					mu.Lock()
+					lowers++
+					mu.Unlock()
+				}, func() {
+					mu.Lock()
+					raises++
+					mu.Unlock()
+				}
+		},
+		FillPace: func(ctx context.Context, n int64) error {
+			atomic.AddInt64(&paced, n)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillDone := make(chan error, 1)
+	go func() { fillDone <- c.Fill(context.Background(), nil) }()
+	waitFor(t, "the fill to reach the held chunk", func() bool { return slices.Contains(src.started(), heldOff) })
+	readDone := make(chan error, 1)
+	go func() { readDone <- c.ReadAt(context.Background(), make([]byte, 4096), heldOff) }()
+	waitFor(t, "the read to raise the worker", func() bool { mu.Lock(); defer mu.Unlock(); return raises == 1 })
+	close(release)
+	if err := <-readDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-fillDone; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(workers) != 1 || lowers != 2 || raises != 1 {
+		t.Errorf("workers %v, lowers %d, raises %d; want 1 worker lowered at start and after the raised chunk, raised once", workers, lowers, raises)
+	}
+	src.mu.Lock()
+	for off, tid := range src.tids {
+		if !workers[tid] {
+			t.Errorf("chunk at %d was fetched on thread %d, not on the fill worker's", off, tid)
+		}
+	}
+	src.mu.Unlock()
+	if paced != int64(len(src.data)) {
+		t.Errorf("FillPace was asked for %d bytes, want the image's %d", paced, len(src.data))
+	}
+}
+
+// A FillPace error ends the fill with that error.
+func TestFillPaceErrorEndsFill(t *testing.T) {
+	src := &memSource{data: image(8 << 16)}
+	stop := errors.New("pace says stop")
+	n := 0
+	c, err := New(src, Options{Mode: Stream, Chunk: 1 << 16, Parallel: 1, FillPace: func(context.Context, int64) error {
+		if n++; n > 3 {
+			return stop
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fill(context.Background(), nil); !errors.Is(err, stop) {
+		t.Fatalf("Fill: %v, want the pace error", err)
+	}
+	if got := c.Stats().FillFetches; got != 3 {
+		t.Errorf("%d chunks fetched, want 3", got)
 	}
 }

@@ -39,9 +39,6 @@ const (
 const (
 	debianRecipeVersion = "streamroot-debian-fixtures-1"
 	debianSuite         = "bookworm"
-	// DefaultDebianMirror is used when neither STREAMROOT_DEBIAN_MIRROR nor
-	// the host's APT sources name a Debian mirror.
-	DefaultDebianMirror = "http://deb.debian.org/debian"
 	// debootstrap's dependency resolver ignores virtual packages:
 	// libpam-systemd provides the logind that polkitd (NetworkManager)
 	// needs.
@@ -288,10 +285,11 @@ func debianRecipe(name string) (string, error) {
 // DebianMirror is the Debian archive debootstrap uses:
 // $STREAMROOT_DEBIAN_MIRROR, else the first URI of the host's APT sources
 // (/etc/apt/sources.list, sources.list.d/*.list and *.sources) that serves
-// the bookworm suite, else DefaultDebianMirror.
-func DebianMirror() string {
+// the bookworm suite. There is no built-in default: the host's own APT
+// configuration knows which archive it may reach, a compiled-in name does not.
+func DebianMirror() (string, error) {
 	if m := os.Getenv("STREAMROOT_DEBIAN_MIRROR"); m != "" {
-		return m
+		return m, nil
 	}
 	files := []string{"/etc/apt/sources.list"}
 	for _, g := range []string{"/etc/apt/sources.list.d/*.list", "/etc/apt/sources.list.d/*.sources"} {
@@ -304,10 +302,11 @@ func DebianMirror() string {
 			continue
 		}
 		if m := mirrorFrom(string(b), strings.HasSuffix(f, ".sources")); m != "" {
-			return m
+			return m, nil
 		}
 	}
-	return DefaultDebianMirror
+	return "", fmt.Errorf("no Debian %s archive in this host's APT sources (%s): set STREAMROOT_DEBIAN_MIRROR=<archive URL>",
+		debianSuite, strings.Join(files, ", "))
 }
 
 // mirrorFrom returns the first http(s) URI serving suite bookworm, from a
@@ -365,7 +364,10 @@ func buildDebianRoot(cache, work, out, name string, logf func(string, ...any)) (
 	if err := os.MkdirAll(debs, 0o755); err != nil {
 		return nil, err
 	}
-	mirror := DebianMirror()
+	mirror, err := DebianMirror()
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	args := []string{"--variant=minbase", "--components=main", "--cache-dir=" + debs,
 		"--include=" + debianPackages(name), debianSuite, root, mirror}

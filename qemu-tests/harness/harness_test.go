@@ -539,3 +539,17 @@ func TestWriteNewc(t *testing.T) {
 		t.Errorf("cpio -t: %v\n%s", err, out)
 	}
 }
+
+func TestKernelTrouble(t *testing.T) {
+	for _, tc := range []struct{ console, want string }{
+		{"streamroot: blockd: fill: 50.0 MiB\n[   71.118]  watchdog: BUG: soft lockup - CPU#0 stuck for 44s! [exe:112]\nmore\n",
+			"[   71.118]  watchdog: BUG: soft lockup - CPU#0 stuck for 44s! [exe:112]"},
+		{"[ 1.0] NMI watchdog: Watchdog detected hard LOCKUP on cpu 0\n", "[ 1.0] NMI watchdog: Watchdog detected hard LOCKUP on cpu 0"},
+		{"STREAMROOT-REPORT {\"soft\":\"lockup\"}\nreboot: Power down\n", ""},
+		{"", ""},
+	} {
+		if got := KernelTrouble(tc.console); got != tc.want {
+			t.Errorf("KernelTrouble(%q) = %q, want %q", tc.console, got, tc.want)
+		}
+	}
+}

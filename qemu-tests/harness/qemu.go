@@ -192,6 +192,10 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 		}
 		vm.logExit()
 		conFile.Close()
+		if line := KernelTrouble(vm.Console()); line != "" {
+			// A guest that starved is a bug to find, whatever else the test saw.
+			t.Errorf("%s: the guest kernel reported: %s", vm.Name, line)
+		}
 		if t.Failed() {
 			t.Logf("%s: console, last 100 lines (full: %s):\n%s", vm.Name, vm.ConsolePath, Tail(vm.Console(), 100))
 			if se, _ := os.ReadFile(vm.StderrPath); len(se) > 0 {
@@ -200,6 +204,15 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 		}
 	})
 	return vm
+}
+
+// kernelTrouble matches the kernel's reports of a CPU held too long.
+var kernelTrouble = regexp.MustCompile(`(?m)^.*(BUG: soft lockup|Watchdog detected hard LOCKUP).*$`)
+
+// KernelTrouble returns the first console line in which the guest kernel
+// reported a soft or hard lockup, or "".
+func KernelTrouble(console string) string {
+	return strings.TrimSpace(kernelTrouble.FindString(console))
 }
 
 // slotWait is how long Boot may wait for a VM slot: until shortly before
