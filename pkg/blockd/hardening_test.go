@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
 
 // slowSource answers after a delay and records how many bytes of fetch
@@ -412,3 +414,6 @@ func TestFillLeavesNoGoroutine(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// The HTTP source is a Resetter, so the daemon's refetches reconnect.
+var _ Resetter = httpsrc.Device{}
