@@ -412,7 +412,9 @@ func (c *Cache) reserve(ctx context.Context, f *flight, n int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		for e := c.lru.Back(); e != nil && c.used+n > c.budget; {
+		// A readahead never evicts the chunk read last: the kernel is
+		// likely still reading it, and a small bound would thrash.
+		for e := c.lru.Back(); e != nil && c.used+n > c.budget && (f.demand || e != c.lru.Front()); {
 			prev := e.Prev()
 			if ent := e.Value.(*entry); ent.pins == 0 {
 				c.evictLocked(ent)

@@ -417,3 +417,31 @@ func TestFillLeavesNoGoroutine(t *testing.T) {
 
 // The HTTP source is a Resetter, so the daemon's refetches reconnect.
 var _ Resetter = httpsrc.Device{}
+
+// With room for one chunk, readahead takes only free room and never
+// evicts the chunk being read: reading each chunk's end first (which
+// starts a readahead of the next), then its start, fetches every chunk
+// once.
+func TestLazyOneChunkBoundDoesNotThrash(t *testing.T) {
+	const chunk = 64 << 10
+	src := &memSource{data: image(6 * chunk)}
+	c, err := New(src, Options{Mode: Lazy, Chunk: chunk, CacheBytes: chunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 4096)
+	for i := range int64(6) {
+		for _, off := range []int64{(i+1)*chunk - 4096, i * chunk} {
+			if err := c.ReadAt(context.Background(), p, off); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(p, src.data[off:off+4096]) {
+				t.Fatalf("wrong data at %d", off)
+			}
+			time.Sleep(20 * time.Millisecond) // the readahead, if any, lands
+		}
+	}
+	if n := src.reads.Load(); n != 6 {
+		t.Errorf("%d fetches for 6 chunks", n)
+	}
+}
