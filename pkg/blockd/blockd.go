@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,7 +139,7 @@ type Cache struct {
 	lru     *list.List // *entry, most recent first
 	lazyMem map[int]*entry
 	room    chan struct{} // closed (and replaced) when used falls or a pin drops
-	waiting int           // fetches waiting on room
+	queue   []*flight     // demand fetches waiting for room, first come first served
 
 	demand, fill, bytes, verifyFail, refetch, readErr atomic.Int64
 	presentN                                          atomic.Int64
@@ -378,7 +379,7 @@ func (c *Cache) unpinLocked(e *entry) {
 
 // signalLocked wakes the fetches waiting for room.
 func (c *Cache) signalLocked() {
-	if c.waiting > 0 {
+	if len(c.queue) > 0 {
 		close(c.room)
 		c.room = make(chan struct{})
 	}
@@ -403,41 +404,52 @@ func (c *Cache) evictLocked(e *entry) {
 }
 
 // reserve accounts n bytes for a lazy fetch's buffer before it is
-// allocated, evicting unpinned chunks, least recently used first. A fetch
-// a kernel read waits on waits for room (in-flight fetches land and
-// readers unpin within ReadTimeout, and the bound holds at least one
-// chunk, so room comes); a readahead nobody waits on gives up instead, so
-// it never queues ahead of demand.
+// allocated, evicting unpinned chunks, least recently used first. Fetches a
+// kernel read waits on queue for room in arrival order, so none starves
+// (in-flight fetches land and readers unpin within ReadTimeout, and the
+// bound holds at least one chunk, so room comes); a readahead nobody waits
+// on gives up instead, and gives up whenever a demand fetch is queued.
 func (c *Cache) reserve(ctx context.Context, f *flight, n int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for {
-		// A readahead never evicts the chunk read last: the kernel is
-		// likely still reading it, and a small bound would thrash.
-		for e := c.lru.Back(); e != nil && c.used+n > c.budget && (f.demand || e != c.lru.Front()); {
-			prev := e.Prev()
-			if ent := e.Value.(*entry); ent.pins == 0 {
-				c.evictLocked(ent)
-			}
-			e = prev
+	queued := false
+	defer func() {
+		if queued { // gave up: the next in line may fit
+			c.queue = slices.DeleteFunc(c.queue, func(q *flight) bool { return q == f })
+			c.signalLocked()
 		}
-		if c.used+n <= c.budget {
-			c.used += n
-			c.peak = max(c.peak, c.used)
-			return nil
+	}()
+	for {
+		if len(c.queue) == 0 || c.queue[0] == f {
+			// A readahead never evicts the chunk read last: the kernel is
+			// likely still reading it, and a small bound would thrash.
+			for e := c.lru.Back(); e != nil && c.used+n > c.budget && (f.demand || e != c.lru.Front()); {
+				prev := e.Prev()
+				if ent := e.Value.(*entry); ent.pins == 0 {
+					c.evictLocked(ent)
+				}
+				e = prev
+			}
+			if c.used+n <= c.budget {
+				c.used += n
+				c.peak = max(c.peak, c.used)
+				return nil // the deferred dequeue lets the next in line try
+			}
 		}
 		if !f.demand {
 			return errNoRoom
 		}
+		if !queued {
+			c.queue = append(c.queue, f)
+			queued = true
+		}
 		ch := c.room
-		c.waiting++
 		c.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
 		}
 		c.mu.Lock()
-		c.waiting--
 		if ctx.Err() != nil {
 			return fmt.Errorf("no room in the lazy cache (%d bytes) within %s: %w", c.budget, c.o.ReadTimeout, ctx.Err())
 		}
@@ -533,6 +545,9 @@ func (c *Cache) fetch(i int, f *flight) {
 		c.lazyMem[i] = e
 		f.entry = e
 		c.trimLocked()
+		if e.pins == 0 {
+			c.signalLocked() // nobody waits on it: a waiting fetch may evict it
+		}
 		return
 	}
 	c.present.set(i)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -63,7 +64,7 @@ func TestLazyMemoryBound(t *testing.T) {
 		{"bound below one chunk", 100 << 10, chunk, 16},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := &slowSource{memSource: memSource{data: image(48 * chunk)}, delay: 20 * time.Millisecond}
+			src := &slowSource{memSource: memSource{data: bigImage(48 * chunk)}, delay: 20 * time.Millisecond}
 			c, err := New(src, Options{Mode: Lazy, Chunk: chunk, CacheBytes: tc.bound, ReadTimeout: time.Minute})
 			if err != nil {
 				t.Fatal(err)
@@ -140,6 +141,14 @@ func TestLazyMemoryBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bigImage is image's fast sibling, for tens of MiB under -race.
+func bigImage(n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{5, 6})
+	_, _ = r.Read(b)
+	return b
 }
 
 type sizeSource struct{ size int64 }
