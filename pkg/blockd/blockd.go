@@ -6,7 +6,8 @@
 // chunks it touches first (demand), with the next chunk fetched ahead; in
 // stream and ram modes a background fill fetches every other chunk so the
 // node stops needing the server; in lazy mode only what is read is fetched
-// and what is kept, with the fetches in flight, stays within a byte bound. Every chunk can be verified (a
+// and what is kept, with the fetches in flight, stays within a byte bound.
+// Every chunk can be verified (a
 // chunk manifest) before any byte of it is served.
 package blockd
 
@@ -164,9 +165,9 @@ type flight struct {
 	err      error
 }
 
-// bitmap is one bit per chunk: an image of MaxImageSize in 4 KiB chunks
-// costs 512 MiB of bools but 64 MiB of bits, and stream/ram modes hold
-// the image itself in RAM anyway.
+// bitmap is one bit per chunk (stream/ram modes, which hold the image
+// itself in RAM): an image of MaxImageSize in 1 MiB chunks costs 2 MiB,
+// not the 16 MiB of a []bool.
 type bitmap []uint64
 
 func newBitmap(n int) bitmap    { return make(bitmap, (n+63)/64) }
