@@ -7,8 +7,8 @@
 // stream and ram modes a background fill fetches every other chunk so the
 // node stops needing the server; in lazy mode only what is read is fetched
 // and what is kept, with the fetches in flight, stays within a byte bound.
-// Every chunk can be verified (a
-// chunk manifest) before any byte of it is served.
+// Every chunk can be verified (a chunk manifest) before any byte of it is
+// served.
 package blockd
 
 import (
