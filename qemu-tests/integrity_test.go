@@ -95,7 +95,8 @@ func TestManifestCorruptChunkStream(t *testing.T) {
 // checkCorruptChunkRefused asserts that the kernel never received the bad
 // chunk of pinned(…, 20 MiB + 12345): hashing the file over it failed (an
 // empty digest: sha256sum got EIO; a wrong digest would mean corrupt bytes
-// were read), and the daemon named the chunk and returned EIO for it.
+// were read), and the daemon fetched it again, named the chunk and returned
+// EIO for it.
 func checkCorruptChunkRefused(t *testing.T, vm *harness.VM, m map[string]any) {
 	t.Helper()
 	if d := m["data_sha256"]; d != "" {
@@ -107,6 +108,11 @@ func checkCorruptChunkRefused(t *testing.T, vm *harness.VM, m map[string]any) {
 	}
 	if !strings.Contains(con, "returning EIO to the kernel") {
 		t.Error("the block daemon did not say it returned EIO for the refused chunk")
+	}
+	// One bad answer must not cost the chunk: it is fetched again (over
+	// a new connection) before it is declared bad, and the log says so.
+	if !strings.Contains(con, "fetching it again over a new connection") || !strings.Contains(con, "chunk declared bad") {
+		t.Error("the block daemon did not fetch the corrupt chunk again before declaring it bad")
 	}
 }
 

@@ -77,7 +77,10 @@ type daemonConfig struct {
 	Insecure    bool          `json:"insecure,omitempty"`
 	Retry       time.Duration `json:"retry"`
 	ReadTimeout time.Duration `json:"read_timeout"`
-	SHA256      string        `json:"sha256,omitempty"`
+	// CacheMiB is streamroot.cache=: lazy mode's memory bound; 0 means
+	// the default, lazyCacheBytes.
+	CacheMiB int64  `json:"cache_mib,omitempty"`
+	SHA256   string `json:"sha256,omitempty"`
 	// Manifest is the chunk manifest PID 1 fetched and checked against
 	// ManifestDigest; the daemon checks it again (it trusts no pipe).
 	Manifest       []byte `json:"manifest,omitempty"`
@@ -196,13 +199,14 @@ func runDaemon() {
 
 	var src blockd.Source
 	var hs *httpsrc.Source
-	var etag string
+	var etag, server string // server names the source in errors
 	switch {
 	case dc.URL != "":
 		u, err := url.Parse(dc.URL)
 		if err != nil {
 			fail(err)
 		}
+		server = u.Redacted()
 		opts := httpsrc.Options{Stall: dc.Retry, Log: log, InsecureSkipVerify: dc.Insecure, Pin: map[string]string{}}
 		if u.Scheme == "https" {
 			pool, err := caPool()
@@ -226,6 +230,7 @@ func runDaemon() {
 		if err != nil {
 			fail(err)
 		}
+		server = fmt.Sprintf("NBD server %s, export %q", dc.NBDAddr, dc.NBDExport)
 		ips, err := net.DefaultResolver.LookupHost(ctx, host)
 		if err != nil {
 			fail(fmt.Errorf("resolve NBD server %s: %w", host, err))
@@ -276,6 +281,14 @@ func runDaemon() {
 		pacer = newFillPacer()
 		bo.FillThread, bo.FillPace = fillThread, pacer.Pace
 	}
+	if dc.Mode == blockd.Lazy {
+		bo.CacheBytes = lazyCacheBytes(dc.CacheMiB, memTotal())
+		how := "default: RAM/16, at most 256 MiB; set with streamroot.cache=<MiB>"
+		if dc.CacheMiB > 0 {
+			how = "streamroot.cache"
+		}
+		log.Info("lazy cache bound", "size", mib(bo.CacheBytes), "from", how)
+	}
 	// The handle follows /run/initramfs when /run moves into the real
 	// root, so the fault is recorded for the booted system too; before
 	// the switch PID 1 reads it to say why the root could not be read.
@@ -319,7 +332,8 @@ func runDaemon() {
 	}
 	cache, err := blockd.New(src, bo)
 	if err != nil {
-		fail(err)
+		fail(&hinted{fmt.Errorf("%s: %w", server, err),
+			"the server reports a size no image has: check the server (an NBD export's size, an HTTP Content-Range) and anything between it and this node"})
 	}
 	if dc.Mode == blockd.RAM {
 		if err := fillAndCheck(ctx, cache, dc, nil, log); err != nil {
@@ -490,4 +504,37 @@ func pinAddr(ctx context.Context, u *url.URL) (string, string, error) {
 		return "", "", fmt.Errorf("resolve %s: %w", u.Hostname(), err)
 	}
 	return addr, net.JoinHostPort(ips[0], port), nil
+}
+
+// lazyCacheBytes is lazy mode's memory bound: streamroot.cache= when
+// given, else a sixteenth of the RAM, at most 256 MiB. Lazy mode is for
+// nodes whose RAM the image does not fit in, and the daemon cannot be
+// OOM-killed, so the default stays a small fraction. blockd raises a bound
+// below one chunk to one chunk.
+func lazyCacheBytes(argMiB, memTotal int64) int64 {
+	if argMiB > 0 {
+		return argMiB << 20
+	}
+	if memTotal <= 0 { // no /proc/meminfo: assume a small node
+		return 64 << 20
+	}
+	return min(memTotal/16, 256<<20)
+}
+
+// memTotal is the RAM the kernel manages, or 0 if unknown.
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb); err != nil || kb < 0 || kb > 1<<42 {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -242,7 +242,7 @@ func (b *boot) fetch(ctx context.Context) error {
 		return b.fetchRAM(ctx)
 	}
 	dc := daemonConfig{Mode: blockd.Mode(b.mode), Insecure: b.cfg.NoVerifySSL, Retry: b.cfg.Retry,
-		ReadTimeout: b.cfg.IOTimeout, Debug: b.cfg.Debug}
+		ReadTimeout: b.cfg.IOTimeout, CacheMiB: b.cfg.CacheMiB, Debug: b.cfg.Debug}
 	if len(b.cfg.SHA256) > 0 {
 		dc.SHA256 = hex.EncodeToString(b.cfg.SHA256)
 	}

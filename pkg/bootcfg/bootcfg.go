@@ -56,6 +56,10 @@ type Config struct {
 	// how long a read of the root may wait for the server before the
 	// kernel gets an I/O error (stream and lazy modes).
 	IOTimeout time.Duration
+	// CacheMiB is streamroot.cache= (whole MiB, ≥ 1): lazy mode's memory
+	// bound, kept chunks and fetches in flight together. 0 means not
+	// given: the block daemon picks a fraction of the RAM.
+	CacheMiB int64
 	// Shell is rd.shell: on failure, start a shell before OnFail applies.
 	Shell bool
 	// Break lists the stages to stop at (rd.break / rd.break=<stage>[,…]),
@@ -85,6 +89,9 @@ type Config struct {
 	// so /init can log once that it ignores them.
 	Ignored []string
 }
+
+// MaxCacheMiB is the largest streamroot.cache= accepted (1 TiB).
+const MaxCacheMiB = 1 << 20
 
 // FetchMode is how the image reaches the kernel (streamroot.fetch=).
 type FetchMode string

@@ -148,6 +148,8 @@ func TestParse(t *testing.T) {
 			c.SHA256, c.Manifest = sha(0xab), sha(0xaa)
 		}},
 		{"manifest url", "streamroot.manifest.url=https://s/img.manifest", func(c *Config) { c.ManifestURL = "https://s/img.manifest" }},
+		{"cache bound", "streamroot.cache=32", func(c *Config) { c.CacheMiB = 32 }},
+		{"cache bound last wins", "streamroot.cache=8 streamroot.cache=1048576", func(c *Config) { c.CacheMiB = 1 << 20 }},
 		{"onfail halt", "streamroot.onfail=halt streamroot.reboot.delay=0", func(c *Config) {
 			c.OnFail, c.RebootDelay = OnFailHalt, 0
 		}},
@@ -339,6 +341,13 @@ func TestErrors(t *testing.T) {
 		{"streamroot.manifest.url=ftp://x/m", "streamroot.manifest.url=ftp://x/m", `scheme "ftp"`},
 		{"streamroot.manifest.url=", "streamroot.manifest.url=", "empty URL"},
 		{"streamroot.reboot.delay=-1", "streamroot.reboot.delay=-1", "whole number of seconds"},
+		{"streamroot.cache=0", "streamroot.cache=0", "at least 1 MiB"},
+		{"streamroot.cache=", "streamroot.cache=", "whole number of MiB"},
+		{"streamroot.cache", "streamroot.cache", "whole number of MiB"},
+		{"streamroot.cache=-5", "streamroot.cache=-5", "whole number of MiB"},
+		{"streamroot.cache=64M", "streamroot.cache=64M", "whole number of MiB"},
+		{"streamroot.cache=1048577", "streamroot.cache=1048577", "too large"},
+		{"streamroot.cache=99999999999999999999", "streamroot.cache=99999999999999999999", "too large"},
 		{"streamroot.sha265=x", "streamroot.sha265=x", "unknown streamroot argument"},
 
 		// Numbers.

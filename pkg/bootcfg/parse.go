@@ -142,6 +142,20 @@ func (p *parser) arg(t token) {
 			}
 			c.IOTimeout = d
 		}
+	case "streamroot.cache":
+		// A bound up to 1 TiB: more is not a memory bound, and MiB << 20
+		// must not overflow.
+		n, err := strconv.ParseInt(t.val, 10, 64)
+		switch {
+		case !allDigits(t.val):
+			p.fail(t, "cache size must be a whole number of MiB greater than 0", "e.g. streamroot.cache=64")
+		case n == 0:
+			p.fail(t, "cache size must be at least 1 MiB", "e.g. streamroot.cache=64")
+		case err != nil || n > MaxCacheMiB: // all digits: err is a range error
+			p.fail(t, "cache size is too large (at most "+strconv.Itoa(MaxCacheMiB)+" MiB)", "e.g. streamroot.cache=64")
+		default:
+			c.CacheMiB = n
+		}
 
 	// Debugging and failure policy.
 	case "rd.shell":
@@ -195,7 +209,7 @@ func (p *parser) arg(t token) {
 		switch {
 		case strings.HasPrefix(t.key, "streamroot."):
 			p.fail(t, "unknown streamroot argument",
-				"known: streamroot.fetch, streamroot.sha256, streamroot.manifest, streamroot.manifest.url, streamroot.onfail, streamroot.reboot.delay, streamroot.io.timeout")
+				"known: streamroot.fetch, streamroot.sha256, streamroot.manifest, streamroot.manifest.url, streamroot.onfail, streamroot.reboot.delay, streamroot.io.timeout, streamroot.cache")
 		case strings.HasPrefix(t.key, "rd."):
 			p.ignore(t)
 		}
