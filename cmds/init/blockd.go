@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -199,7 +200,7 @@ func runDaemon() {
 			}
 			opts.RootCAs = pool
 		}
-		addr, pinned, err := pinAddr(ctx, u)
+		addr, pinned, err := pinAddr(ctx, u, dc.Retry, log)
 		if err != nil {
 			fail(err)
 		}
@@ -350,19 +351,61 @@ func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, log *sl
 }
 
 // pinAddr resolves the URL's host now, while the initramfs's resolv.conf
-// still exists.
-func pinAddr(ctx context.Context, u *url.URL) (string, string, error) {
+// still exists. A DNS server that does not answer (yet) is asked again with
+// backoff for up to retry (rd.retry), as an HTTP server that does not answer
+// would be; a name the DNS server says does not exist fails at once. Errors
+// name the (redacted) URL: the host alone does not say which root failed.
+func pinAddr(ctx context.Context, u *url.URL, retry time.Duration, log *slog.Logger) (string, string, error) {
+	return pinAddrWith(ctx, net.DefaultResolver.LookupHost, u, retry, log)
+}
+
+// pinAddrWith is pinAddr with the lookup as a parameter, for tests.
+func pinAddrWith(ctx context.Context, lookup func(context.Context, string) ([]string, error), u *url.URL, retry time.Duration, log *slog.Logger) (string, string, error) {
 	port := u.Port()
 	if port == "" {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
-	addr := net.JoinHostPort(u.Hostname(), port)
-	if net.ParseIP(u.Hostname()) != nil {
+	host := u.Hostname()
+	addr := net.JoinHostPort(host, port)
+	if net.ParseIP(host) != nil {
 		return addr, addr, nil
 	}
-	ips, err := net.DefaultResolver.LookupHost(ctx, u.Hostname())
-	if err != nil {
-		return "", "", fmt.Errorf("resolve %s: %w", u.Hostname(), err)
+	if retry <= 0 {
+		retry = 3 * time.Minute
 	}
-	return addr, net.JoinHostPort(ips[0], port), nil
+	ctx, cancel := context.WithTimeout(ctx, retry)
+	defer cancel()
+	var noted time.Time
+	for attempt := 0; ; attempt++ {
+		ips, err := lookup(ctx, host)
+		if err == nil && len(ips) > 0 {
+			if attempt > 0 {
+				log.Info("resolved after retrying", "host", host, "attempts", attempt+1)
+			}
+			return addr, net.JoinHostPort(ips[0], port), nil
+		}
+		if err == nil {
+			err = fmt.Errorf("lookup %s: no addresses", host)
+		}
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			return "", "", &hinted{fmt.Errorf("%s: resolve %s: %w", u.Redacted(), host, err),
+				"the DNS server says the name does not exist: check the host name in root= and the DNS servers " +
+					"the DHCP lease (or nameserver=) gives"}
+		}
+		// Full jitter, as httpsrc's backoff: a rack booting at once spreads
+		// its queries.
+		wait := 250*time.Millisecond + rand.N(min(250*time.Millisecond<<min(attempt, 5), 5*time.Second))
+		if ctx.Err() == nil && time.Since(noted) > 5*time.Second {
+			noted = time.Now()
+			log.Warn("retrying", "url", u.Redacted(), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", &hinted{fmt.Errorf("%s: resolve %s: no answer within %s (rd.retry): last error: %w", u.Redacted(), host, retry, err),
+				"check that the DNS server the DHCP lease (or nameserver=) names is up, reachable from the node's network " +
+					"and knows the name, or use the server's address in root=; rd.retry=<s> sets how long to keep trying"}
+		case <-time.After(wait):
+		}
+	}
 }
