@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/streamroot/streamroot/pkg/blockd"
@@ -56,6 +57,66 @@ func daemonFault() error {
 	return &hinted{fmt.Errorf("the block daemon stopped reading the image: %s", strings.TrimSpace(string(msg))),
 		"the image on the server was replaced or removed while this node booted; reboot to boot the new image " +
 			"(replace images under a new name, then point the boot config at it, so booting nodes keep theirs)"}
+}
+
+// readFaultFile (in runDir) holds the first read the daemon failed for the
+// kernel, as JSON {"error", "hint"}.
+const readFaultFile = "blockd.readfault"
+
+// readFaults is the cache as the nbd server sees it, recording the first
+// failed read: the kernel turns it into EIO, and the layers stage would
+// otherwise report only "input/output error" for a corrupt chunk or a
+// server that stopped answering.
+type readFaults struct {
+	*blockd.Cache
+	run  *os.Root // nil: nowhere to record
+	log  *slog.Logger
+	once sync.Once
+}
+
+func newReadFaults(c *blockd.Cache, log *slog.Logger) *readFaults {
+	r := &readFaults{Cache: c, log: log}
+	if run, err := os.OpenRoot(runDir); err == nil {
+		r.run = run
+	}
+	return r
+}
+
+// ReadAt implements nbd.Backend.
+func (r *readFaults) ReadAt(ctx context.Context, p []byte, off int64) error {
+	err := r.Cache.ReadAt(ctx, p, off)
+	if err != nil && r.run != nil {
+		r.once.Do(func() {
+			hint := "the block daemon could not fetch part of the image: see its lines above (blockd:) and the server's error log"
+			switch {
+			case errors.Is(err, blockd.ErrCorrupt):
+				hint = "the image on the server is not the one the manifest pins (a damaged copy, or something on the path alters it): " +
+					"copy the image again, or regenerate the manifest (streamroot manifest) and update streamroot.manifest=sha256:…"
+			case errors.Is(err, context.DeadlineExceeded):
+				hint = "the server stopped sending the image: check that it is up and reachable from the node's network; " +
+					"streamroot.io.timeout=<s> sets how long a read may wait"
+			}
+			b, _ := json.Marshal(daemonReady{Error: err.Error(), Hint: hint})
+			if werr := r.run.WriteFile(readFaultFile, append(b, '\n'), 0o644); werr != nil {
+				r.log.Warn("cannot record the failed read", "file", runDir+"/"+readFaultFile, "err", werr)
+			}
+		})
+	}
+	return err
+}
+
+// readFault is the first read the daemon failed, as an error for the
+// failure block, or nil when none failed.
+func readFault() error {
+	b, err := os.ReadFile(runDir + "/" + readFaultFile)
+	if err != nil {
+		return nil
+	}
+	var r daemonReady
+	if json.Unmarshal(b, &r) != nil || r.Error == "" {
+		return nil
+	}
+	return &hinted{fmt.Errorf("the block daemon could not read the image for the kernel: %s", r.Error), r.Hint}
 }
 
 // daemonConfig is what PID 1 hands the daemon (as JSON on fd 3).
@@ -290,7 +351,7 @@ func runDaemon() {
 		fail(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- nbd.Serve(ctx, dev.Conn, cache, 32, log) }()
+	go func() { served <- nbd.Serve(ctx, dev.Conn, newReadFaults(cache, log), 32, log) }()
 	if err := nbd.WaitReady(dev.Index, cache.Size(), 30*time.Second); err != nil {
 		fail(err)
 	}
