@@ -97,18 +97,23 @@ func TestGapDNSLateAnswer(t *testing.T) {
 // error, and the corrupt bytes never reach the kernel.
 func TestGapCorruptChunkBeforeSwitch(t *testing.T) {
 	t.Parallel()
-	n := setup(t, netOptions{})
-	url, arg, _ := pinned(t, n, 4096+123)
-	vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, arg, "rd.retry=20", "streamroot.io.timeout=10")})
-	fb := vm.ExpectFailure(t, "layers", "stream.squashfs", "chunk 0 (bytes 0-1048575 of the image)", "SHA-256 mismatch")
-	if !strings.Contains(fb.Hint, "manifest") {
-		t.Errorf("the hint does not point at the image or its manifest: %q", fb.Hint)
-	}
-	if !strings.Contains(vm.Console(), "refusing a corrupt chunk") {
-		t.Error("the block daemon did not say it refused the chunk")
-	}
-	if strings.Contains(vm.Console(), "layers: mounted") {
-		t.Error("something was mounted from the corrupt image")
+	for _, mode := range []string{"stream", "lazy"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			n := setup(t, netOptions{})
+			url, arg, _ := pinned(t, n, 4096+123)
+			vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, arg, "rd.retry=20", "streamroot.io.timeout=10", "streamroot.fetch="+mode)})
+			fb := vm.ExpectFailure(t, "layers", "stream.squashfs", "chunk 0 (bytes 0-1048575 of the image)", "SHA-256 mismatch")
+			if !strings.Contains(fb.Hint, "manifest") {
+				t.Errorf("the hint does not point at the image or its manifest: %q", fb.Hint)
+			}
+			if !strings.Contains(vm.Console(), "refusing a corrupt chunk") {
+				t.Error("the block daemon did not say it refused the chunk")
+			}
+			if strings.Contains(vm.Console(), "layers: mounted") {
+				t.Error("something was mounted from the corrupt image")
+			}
+		})
 	}
 }
 
