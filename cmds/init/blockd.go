@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +68,66 @@ func noValidatorWarning(url string) string {
 	return url + ": the server sends neither ETag nor Last-Modified: if the image is replaced on the server during the boot, " +
 		"old and new bytes are mixed undetected (only a size change is seen); pin it with streamroot.manifest= " +
 		"(streamroot manifest IMAGE) or serve it with nginx, Apache or `streamroot serve`"
+}
+
+// readFaultFile (in runDir) holds the first read the daemon failed for the
+// kernel, as JSON {"error", "hint"}.
+const readFaultFile = "blockd.readfault"
+
+// readFaults is the cache as the nbd server sees it, recording the first
+// failed read: the kernel turns it into EIO, and the layers stage would
+// otherwise report only "input/output error" for a corrupt chunk or a
+// server that stopped answering.
+type readFaults struct {
+	*blockd.Cache
+	run  *os.Root // nil: nowhere to record
+	log  *slog.Logger
+	once sync.Once
+}
+
+func newReadFaults(c *blockd.Cache, log *slog.Logger) *readFaults {
+	r := &readFaults{Cache: c, log: log}
+	if run, err := os.OpenRoot(runDir); err == nil {
+		r.run = run
+	}
+	return r
+}
+
+// ReadAt implements nbd.Backend.
+func (r *readFaults) ReadAt(ctx context.Context, p []byte, off int64) error {
+	err := r.Cache.ReadAt(ctx, p, off)
+	if err != nil && r.run != nil {
+		r.once.Do(func() {
+			hint := "the block daemon could not fetch part of the image: see its lines above (blockd:) and the server's error log"
+			switch {
+			case errors.Is(err, blockd.ErrCorrupt):
+				hint = "the image on the server is not the one the manifest pins (a damaged copy, or something on the path alters it): " +
+					"copy the image again, or regenerate the manifest (streamroot manifest) and update streamroot.manifest=sha256:…"
+			case errors.Is(err, context.DeadlineExceeded):
+				hint = "the server stopped sending the image: check that it is up and reachable from the node's network; " +
+					"streamroot.io.timeout=<s> sets how long a read may wait"
+			}
+			b, _ := json.Marshal(daemonReady{Error: err.Error(), Hint: hint})
+			if werr := r.run.WriteFile(readFaultFile, append(b, '\n'), 0o644); werr != nil {
+				r.log.Warn("cannot record the failed read", "file", runDir+"/"+readFaultFile, "err", werr)
+			}
+		})
+	}
+	return err
+}
+
+// readFault is the first read the daemon failed, as an error for the
+// failure block, or nil when none failed.
+func readFault() error {
+	b, err := os.ReadFile(runDir + "/" + readFaultFile)
+	if err != nil {
+		return nil
+	}
+	var r daemonReady
+	if json.Unmarshal(b, &r) != nil || r.Error == "" {
+		return nil
+	}
+	return &hinted{fmt.Errorf("the block daemon could not read the image for the kernel: %s", r.Error), r.Hint}
 }
 
 // daemonConfig is what PID 1 hands the daemon (as JSON on fd 3).
@@ -215,7 +277,7 @@ func runDaemon() {
 			}
 			opts.RootCAs = pool
 		}
-		addr, pinned, err := pinAddr(ctx, u)
+		addr, pinned, err := pinAddr(ctx, u, dc.Retry, log)
 		if err != nil {
 			fail(err)
 		}
@@ -350,7 +412,9 @@ func runDaemon() {
 	}
 	// The kernel reads through rev: a whole image that fails its hash
 	// after the fill is revoked, and no read is answered from it again.
-	rev := &revocable{Backend: cache}
+	// readFaults records the first read that fails for the kernel, for the
+	// layers stage's failure block.
+	rev := &revocable{Backend: newReadFaults(cache, log)}
 	served := make(chan error, 1)
 	go func() { served <- nbd.Serve(ctx, dev.Conn, rev, 32, log) }()
 	if err := nbd.WaitReady(dev.Index, cache.Size(), 30*time.Second); err != nil {
@@ -489,21 +553,63 @@ func revokeImage(rev *revocable, record func(error), cause error, log *slog.Logg
 }
 
 // pinAddr resolves the URL's host now, while the initramfs's resolv.conf
-// still exists.
-func pinAddr(ctx context.Context, u *url.URL) (string, string, error) {
+// still exists. A DNS server that does not answer (yet) is asked again with
+// backoff for up to retry (rd.retry), as an HTTP server that does not answer
+// would be; a name the DNS server says does not exist fails at once. Errors
+// name the (redacted) URL: the host alone does not say which root failed.
+func pinAddr(ctx context.Context, u *url.URL, retry time.Duration, log *slog.Logger) (string, string, error) {
+	return pinAddrWith(ctx, net.DefaultResolver.LookupHost, u, retry, log)
+}
+
+// pinAddrWith is pinAddr with the lookup as a parameter, for tests.
+func pinAddrWith(ctx context.Context, lookup func(context.Context, string) ([]string, error), u *url.URL, retry time.Duration, log *slog.Logger) (string, string, error) {
 	port := u.Port()
 	if port == "" {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
-	addr := net.JoinHostPort(u.Hostname(), port)
-	if net.ParseIP(u.Hostname()) != nil {
+	host := u.Hostname()
+	addr := net.JoinHostPort(host, port)
+	if net.ParseIP(host) != nil {
 		return addr, addr, nil
 	}
-	ips, err := net.DefaultResolver.LookupHost(ctx, u.Hostname())
-	if err != nil {
-		return "", "", fmt.Errorf("resolve %s: %w", u.Hostname(), err)
+	if retry <= 0 {
+		retry = 3 * time.Minute
 	}
-	return addr, net.JoinHostPort(ips[0], port), nil
+	ctx, cancel := context.WithTimeout(ctx, retry)
+	defer cancel()
+	var noted time.Time
+	for attempt := 0; ; attempt++ {
+		ips, err := lookup(ctx, host)
+		if err == nil && len(ips) > 0 {
+			if attempt > 0 {
+				log.Info("resolved after retrying", "host", host, "attempts", attempt+1)
+			}
+			return addr, net.JoinHostPort(ips[0], port), nil
+		}
+		if err == nil {
+			err = fmt.Errorf("lookup %s: no addresses", host)
+		}
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+			return "", "", &hinted{fmt.Errorf("%s: resolve %s: %w", u.Redacted(), host, err),
+				"the DNS server says the name does not exist: check the host name in root= and the DNS servers " +
+					"the DHCP lease (or nameserver=) gives"}
+		}
+		// Full jitter, as httpsrc's backoff: a rack booting at once spreads
+		// its queries.
+		wait := 250*time.Millisecond + rand.N(min(250*time.Millisecond<<min(attempt, 5), 5*time.Second))
+		if ctx.Err() == nil && time.Since(noted) > 5*time.Second {
+			noted = time.Now()
+			log.Warn("retrying", "url", u.Redacted(), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", &hinted{fmt.Errorf("%s: resolve %s: no answer within %s (rd.retry): last error: %w", u.Redacted(), host, retry, err),
+				"check that the DNS server the DHCP lease (or nameserver=) names is up, reachable from the node's network " +
+					"and knows the name, or use the server's address in root=; rd.retry=<s> sets how long to keep trying"}
+		case <-time.After(wait):
+		}
+	}
 }
 
 // lazyCacheBytes is lazy mode's memory bound: streamroot.cache= when

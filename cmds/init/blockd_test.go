@@ -1,6 +1,98 @@
 package main
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A DNS server that does not answer is asked again until rd.retry; one that
+// says the name does not exist is not; every error names the URL, without
+// its password, and carries a hint.
+func TestPinAddrRetriesWithinRetry(t *testing.T) {
+	timeout := &net.DNSError{Err: "i/o timeout", Name: "boot.lab", Server: "10.77.0.1:53", IsTimeout: true, IsTemporary: true}
+	nx := &net.DNSError{Err: "no such host", Name: "boot.lab", Server: "10.77.0.1:53", IsNotFound: true}
+	for _, tc := range []struct {
+		name      string
+		answers   []error // per call; past the end: the last one
+		wantErr   string
+		minCalls  int
+		maxCalls  int
+		minTime   time.Duration
+		maxTime   time.Duration
+		wantAddr  string
+		wantRetry bool
+	}{
+		{name: "never answers", answers: []error{timeout}, wantErr: "no answer within 1.5s (rd.retry)", minCalls: 3, maxCalls: 100, minTime: 1400 * time.Millisecond, maxTime: 4 * time.Second},
+		{name: "nxdomain", answers: []error{nx}, wantErr: "no such host", minCalls: 1, maxCalls: 1, maxTime: 500 * time.Millisecond},
+		{name: "answers late", answers: []error{timeout, timeout, nil}, minCalls: 3, maxCalls: 3, maxTime: 4 * time.Second, wantAddr: "10.77.0.1:80"},
+		{name: "timeout then nxdomain", answers: []error{timeout, nx}, wantErr: "no such host", minCalls: 2, maxCalls: 2, maxTime: 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int32
+			lookup := func(ctx context.Context, host string) ([]string, error) {
+				i := int(calls.Add(1)) - 1
+				err := tc.answers[min(i, len(tc.answers)-1)]
+				if err == nil {
+					return []string{"10.77.0.1"}, nil
+				}
+				return nil, err
+			}
+			u, _ := url.Parse("http://user:secret@boot.lab/x.squashfs")
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			start := time.Now()
+			addr, pinned, err := pinAddrWith(context.Background(), lookup, u, 1500*time.Millisecond, log)
+			took := time.Since(start)
+			if n := int(calls.Load()); n < tc.minCalls || n > tc.maxCalls {
+				t.Errorf("%d lookups, want %d–%d", n, tc.minCalls, tc.maxCalls)
+			}
+			if took < tc.minTime || took > tc.maxTime {
+				t.Errorf("took %s, want %s–%s", took, tc.minTime, tc.maxTime)
+			}
+			if tc.wantErr == "" {
+				if err != nil || addr != "boot.lab:80" || pinned != tc.wantAddr {
+					t.Fatalf("got %q %q %v, want boot.lab:80 %s", addr, pinned, err, tc.wantAddr)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			for _, want := range []string{"http://user:xxxxx@boot.lab/x.squashfs", "resolve boot.lab", tc.wantErr} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q lacks %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, "secret") {
+				t.Errorf("error %q shows the password", msg)
+			}
+			var h interface{ Hint() string }
+			if !errors.As(err, &h) || h.Hint() == "" {
+				t.Errorf("error %q carries no hint", msg)
+			}
+		})
+	}
+}
+
+// An IP address needs no lookup.
+func TestPinAddrIP(t *testing.T) {
+	u, _ := url.Parse("https://10.77.0.1/x")
+	addr, pinned, err := pinAddrWith(context.Background(), func(context.Context, string) ([]string, error) {
+		t.Fatal("looked up an IP address")
+		return nil, nil
+	}, u, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil || addr != "10.77.0.1:443" || pinned != addr {
+		t.Fatalf("got %q %q %v", addr, pinned, err)
+	}
+}
 
 func TestLazyCacheBytes(t *testing.T) {
 	for _, tc := range []struct {

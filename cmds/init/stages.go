@@ -391,6 +391,9 @@ func (b *boot) layers(context.Context) error {
 			if f := daemonFault(); f != nil {
 				return fmt.Errorf("%s: %w", b.rootDesc(), f)
 			}
+			if f := readFault(); f != nil && errors.Is(err, unix.EIO) {
+				return fmt.Errorf("%s: %w", b.rootDesc(), f)
+			}
 		}
 		return fmt.Errorf("%s: %w", b.rootDesc(), err)
 	}
