@@ -308,7 +308,7 @@ func TestPeers(t *testing.T) {
 		t.Errorf("If-Range with another ETag should get the whole file: %d, %d bytes", code, len(body))
 	}
 
-	log := web.AccessLog()
+	log := waitAccessLog(web, 4)
 	if len(log) != 4 {
 		t.Fatalf("access log: %d entries, want 4: %+v", len(log), log)
 	}
@@ -335,7 +335,7 @@ func TestPeers(t *testing.T) {
 	if code, _ := get("bytes=0-99", ""); code != 206 {
 		t.Errorf("after restart: %d", code)
 	}
-	if n := len(web.AccessLog()); n != 5 {
+	if n := len(waitAccessLog(web, 5)); n != 5 {
 		t.Errorf("access log after restart: %d entries, want 5", n)
 	}
 
@@ -552,4 +552,18 @@ func TestKernelTrouble(t *testing.T) {
 			t.Errorf("KernelTrouble(%q) = %q, want %q", tc.console, got, tc.want)
 		}
 	}
+}
+
+// waitAccessLog returns nginx's access log once it has at least n entries,
+// or as it is after 10 s: nginx writes a request's line after the response
+// has gone out, so the client can be ahead of the log.
+func waitAccessLog(web *Nginx, n int) []AccessEntry {
+	var log []AccessEntry
+	for range 100 {
+		if log = web.AccessLog(); len(log) >= n {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return log
 }
