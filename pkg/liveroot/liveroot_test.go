@@ -63,6 +63,9 @@ func TestDetect(t *testing.T) {
 		{"ext4 64bit, 2^54 1 KiB blocks (2^64 bytes)", ext4SB64(0, 1<<22, 0), 4096, "", ErrTruncated},
 		{"ext4 64bit, fits", ext4SB64(4, 0, 0), 4096, Ext4, nil},
 		{"empty", nil, 0, "", ErrUnknown},
+		// An image that ends inside the ext4 superblock (the fuzzer's find:
+		// PID 1 panicked reading the 64-bit count past the end).
+		{"ext4 superblock cut short", ext4SB64(4, 0, 0)[:1024+0x100], 4096, "", ErrUnknown},
 	} {
 		got, err := Detect(bytes.NewReader(tc.img), tc.size)
 		if got != tc.want {
