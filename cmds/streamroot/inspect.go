@@ -502,18 +502,21 @@ func satMul(a, b uint64) int64 {
 	return int64(lo)
 }
 
-// jsonEscapeNonPrint rewrites the non-printing runes json.Encoder leaves
+// jsonEscapeNonPrint rewrites DEL and the non-printing runes json.Encoder leaves
 // as they are (C1 controls such as U+009B, which some terminals take for
 // CSI, bidi overrides, zero-width marks) as \uXXXX escapes: the same JSON
 // value, harmless on a terminal. Outside strings JSON is ASCII, so every
 // such rune is inside a string.
 func jsonEscapeNonPrint(b []byte) []byte {
-	if !slices.ContainsFunc([]rune(string(b)), func(r rune) bool { return r >= utf8.RuneSelf && !strconv.IsPrint(r) }) {
+	// encoding/json escapes control characters below 0x20 but not DEL,
+	// which a terminal also acts on; outside strings JSON has neither.
+	unsafe := func(r rune) bool { return r == 0x7f || r >= utf8.RuneSelf && !strconv.IsPrint(r) }
+	if !slices.ContainsFunc([]rune(string(b)), unsafe) {
 		return b
 	}
 	out := make([]byte, 0, len(b)+32)
 	for _, r := range string(b) {
-		if r < utf8.RuneSelf || strconv.IsPrint(r) {
+		if !unsafe(r) {
 			out = utf8.AppendRune(out, r)
 			continue
 		}
