@@ -75,14 +75,12 @@ qemu-test: test-deps kernel initramfs
 # Each parser's fuzz target runs for FUZZTIME; a crasher is saved under the
 # package's testdata/fuzz and then fails every later `go test` until fixed.
 # New inputs are minimised for at most 3 s, so a short run spends its time
-# exploring rather than minimising.
+# exploring rather than minimising. mk/fuzz.sh runs them (and tells go1.26's
+# fuzz-coordinator deadline race from a find).
 FUZZTIME ?= 15s
 FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzSquashfs pkg/isoread:FuzzOpen pkg/liveroot:FuzzDetect pkg/textesc:FuzzEscape
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
-		echo "fuzz: $${t%%:*} $${t##*:} for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s ./$${t%%:*} >$(BUILD)/fuzz.log 2>&1 || { cat $(BUILD)/fuzz.log; exit 1; }; \
-	done
+	@mk/fuzz.sh $(GO) $(FUZZTIME) $(BUILD) $(FUZZ_TARGETS)
 
 # Two builds of the same inputs must give the same bytes.
 repro-check: initramfs
