@@ -85,12 +85,8 @@ type readFaults struct {
 	once sync.Once
 }
 
-func newReadFaults(c *blockd.Cache, log *slog.Logger) *readFaults {
-	r := &readFaults{Cache: c, log: log}
-	if run, err := os.OpenRoot(runDir); err == nil {
-		r.run = run
-	}
-	return r
+func newReadFaults(c *blockd.Cache, run *os.Root, log *slog.Logger) *readFaults {
+	return &readFaults{Cache: c, run: run, log: log}
 }
 
 // ReadAt implements nbd.Backend.
@@ -355,7 +351,8 @@ func runDaemon() {
 	// root, so the fault is recorded for the booted system too; before
 	// the switch PID 1 reads it to say why the root could not be read.
 	recordFault := func(error) {}
-	if run, err := os.OpenRoot(runDir); err == nil {
+	run, err := os.OpenRoot(runDir)
+	if err == nil {
 		recordFault = func(err error) {
 			if werr := run.WriteFile(faultFile, []byte(err.Error()+"\n"), 0o644); werr != nil {
 				log.Warn("cannot record the fault", "file", runDir+"/"+faultFile, "err", werr)
@@ -414,7 +411,7 @@ func runDaemon() {
 	// after the fill is revoked, and no read is answered from it again.
 	// readFaults records the first read that fails for the kernel, for the
 	// layers stage's failure block.
-	rev := &revocable{Backend: newReadFaults(cache, log)}
+	rev := &revocable{Backend: newReadFaults(cache, run, log)}
 	served := make(chan error, 1)
 	go func() { served <- nbd.Serve(ctx, dev.Conn, rev, 32, log) }()
 	if err := nbd.WaitReady(dev.Index, cache.Size(), 30*time.Second); err != nil {

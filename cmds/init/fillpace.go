@@ -62,7 +62,6 @@ type fillPacer struct {
 	self      uint64 // the daemon's own utime+stime
 	isBusy    bool
 	next      time.Time // the bucket: when the next byte may be fetched
-	paced     int64     // bytes fetched while paced, for the log
 	read      func() (total, busy, self uint64, err error)
 	now       func() time.Time
 	sleep     func(ctx context.Context, d time.Duration) error
@@ -99,7 +98,6 @@ func (p *fillPacer) Pace(ctx context.Context, n int64) error {
 	}
 	wait := p.next.Sub(now)
 	p.next = p.next.Add(time.Duration(float64(n) / fillBusyRate * float64(time.Second)))
-	p.paced += n
 	p.mu.Unlock()
 	return p.sleep(ctx, wait)
 }
