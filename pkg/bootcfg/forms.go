@@ -128,7 +128,7 @@ var forms = []Form{
 		NM:     "dracut's ip_to_var reads it as the static form with client IP `<iface>` and fails; NM leaves the link unconfigured, and so does streamroot"},
 	{Section: "network", Key: "ip", Syntax: "ip=<ip>[/<prefix>]:[<peer>]:<gw>:<netmask>:<host>:<iface>:none\\|off[:[<mtu>][:<mac>]]", Origin: "dracut; Foreman, anaconda, RHCOS", Example: "ip=192.0.2.10::192.0.2.1:255.255.255.0:node1:eth0:none:1500",
 		Effect: "static address. `<netmask>` is dotted or a prefix length; a `/<prefix>` after the address does the same (both must agree); IPv6 addresses in [brackets] (parsed; the network stage stops: IPv6 not supported yet). `<iface>` may be the NIC's MAC in BOOTIF's dash form. A `<peer>` stops the network stage (point-to-point links are not supported yet). A static address without a netmask or prefix is refused, as dracut does",
-		NM:     "without a netmask NM guesses a classful prefix (/8 for 10.0.0.8); dracut and streamroot refuse"},
+		NM:     "without a netmask NM guesses a classful prefix (/8 for 10.0.0.8); dracut and streamroot refuse. A `/<prefix>` after the address: NM splits it off, and so does streamroot; dracut's network-legacy passes it on unsplit and still demands the netmask field"},
 	{Section: "network", Key: "ip", Syntax: "ip=<ip>::<gw>:<netmask>:<host>:<iface>:none:<dns1>[:<dns2>]", Origin: "dracut; Foreman, RHCOS", Example: "ip=192.0.2.10::192.0.2.1:24:node1:eth0:none:192.0.2.53:192.0.2.54",
 		Effect: "static address with DNS servers"},
 	{Section: "network", Key: "ip", Syntax: "ip=<ip>[/<prefix>]:[<peer>]:<gw>:<netmask>:<host>:<iface>", Origin: "kernel, NM; anaconda, RHCOS docs", Example: "ip=203.0.113.2::203.0.113.1:26:hostname1.example.com:eth4",
