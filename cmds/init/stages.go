@@ -90,6 +90,9 @@ func (b *boot) config(context.Context) error {
 	for _, ign := range cfg.Ignored {
 		b.log.Info("ignoring unknown argument (passed on to the real OS)", "arg", ign)
 	}
+	for _, w := range cfg.Warnings {
+		b.log.Warn(w.Arg+": "+w.Reason, "arg", w.Arg)
+	}
 	switch cfg.Root.Kind {
 	case bootcfg.RootNone:
 		return &hinted{errors.New("no root= on the kernel command line"),
@@ -151,9 +154,12 @@ func (b *boot) modules(context.Context) error {
 
 // network brings up the boot link and gets an address.
 func (b *boot) network(ctx context.Context) error {
-	nc, err := netConfig(b.cfg)
+	nc, notes, err := netConfig(b.cfg)
 	if err != nil {
 		return err
+	}
+	for _, n := range notes {
+		b.log.Warn(n)
 	}
 	lease, err := netup.Up(ctx, nc, b.log)
 	if err != nil {
