@@ -277,21 +277,7 @@ func TestNetArgsStaticCIDRNoMethod(t *testing.T) {
 // NIC, as 01 does.
 func TestNetArgsBootIFType00(t *testing.T) {
 	t.Parallel()
-	n := setup(t, netOptions{})
-	url := n.serve(t, "plain.squashfs", n.fx.Plain)
-	vm := n.boot(t, harness.BootOptions{
-		NICs: []harness.NIC{
-			{MAC: otherMAC, Bridge: harness.Bridge1}, // first NIC: no DHCP server on br1
-			{MAC: harness.BootMAC, Bridge: harness.Bridge0},
-		},
-		Append: "ip=dhcp root=live:" + url + " BOOTIF=00-52-54-00-12-34-56",
-	})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
-	checkLease(t, n.dhcp, r, harness.BootMAC)
-	if got := r.IPv4On(otherMAC); len(got) != 0 {
-		t.Errorf("the first NIC (not BOOTIF) has IPv4 addresses %v", got)
-	}
+	bootOnSecondNIC(t, func(url string) string { return "ip=dhcp root=live:" + url + " BOOTIF=00-52-54-00-12-34-56" })
 }
 
 // ip=<iface>:off keeps a link out of the choice: both NICs reach the DHCP

@@ -254,17 +254,22 @@ func TestParse(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Parse(tt.in)
-			if err != nil {
-				t.Fatalf("Parse(%q): %v", tt.in, err)
-			}
-			want := defaults()
-			tt.want(want)
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("Parse(%q)\n got %+v\nwant %+v", tt.in, got, want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { checkParse(t, tt.in, tt.want) })
+	}
+}
+
+// checkParse parses in and compares the whole Config with the defaults as
+// edit changes them.
+func checkParse(t *testing.T, in string, edit func(c *Config)) {
+	t.Helper()
+	got, err := Parse(in)
+	if err != nil {
+		t.Fatalf("Parse(%q): %v", in, err)
+	}
+	want := defaults()
+	edit(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Parse(%q)\n got %+v\nwant %+v", in, got, want)
 	}
 }
 
