@@ -262,8 +262,14 @@ func TestNetArgsStaticCIDRNoMethod(t *testing.T) {
 	vm := n.boot(t, harness.BootOptions{Append: "ip=10.77.0.9/24::10.77.0.1::cidr-node:ens3 root=live:" + url})
 	r := vm.ExpectReport(t)
 	checkRoot(t, r, "plain")
-	if got := r.AddrOn(harness.BootMAC); len(got) != 1 || got[0].String() != "10.77.0.9/24" {
-		t.Errorf("addresses on the boot NIC: %v, want 10.77.0.9/24\n%s", got, r.Addrs)
+	var v4 []string
+	for _, p := range r.AddrOn(harness.BootMAC) {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.String())
+		}
+	}
+	if len(v4) != 1 || v4[0] != "10.77.0.9/24" {
+		t.Errorf("IPv4 addresses on the boot NIC: %v, want 10.77.0.9/24\n%s", v4, r.Addrs)
 	}
 	if r.Hostname != "cidr-node\n" {
 		t.Errorf("host name %q, want cidr-node", r.Hostname)
