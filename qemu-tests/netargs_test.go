@@ -310,3 +310,20 @@ func TestNetArgsOffAndMTU(t *testing.T) {
 		t.Errorf("MTU 1400 from ip=nic1:dhcp:1400 not on the boot link: %q", l)
 	}
 }
+
+// ip=<iface>:dhcp::<mac> sets the MAC before DHCP: the server leases to
+// the new MAC, with the client id built from it, and the booted root sees
+// the link with that MAC and the lease on it.
+func TestNetArgsSetMAC(t *testing.T) {
+	t.Parallel()
+	const newMAC = "52:54:00:12:34:99"
+	n := setup(t, netOptions{})
+	url := n.serve(t, "plain.squashfs", n.fx.Plain)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=ens3:dhcp::" + newMAC + " root=live:" + url})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	checkLease(t, n.dhcp, r, newMAC)
+	if r.LinkName(harness.BootMAC) != "" {
+		t.Errorf("a link still has the MAC %s:\n%s", harness.BootMAC, r.Links)
+	}
+}
