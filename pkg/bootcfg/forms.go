@@ -193,6 +193,14 @@ var forms = []Form{
 		Effect: "accepted with a warning; no effect yet: the option is not sent"},
 	{Section: "network", Key: "rd.net.dhcp.dscp", Syntax: "rd.net.dhcp.dscp=<dscp>", Origin: "NM", Example: "rd.net.dhcp.dscp=CS4", Effect: "as `rd.net.dhcp.vendor-class`"},
 
+	{Section: "network", Key: "rd.net.dns", Syntax: "rd.net.dns=<server>, rd.net.dns-backend=, rd.net.dns-resolve-mode=", Origin: "NM", Example: "rd.net.dns=dns+tls://192.0.2.53",
+		Effect: "accepted with a warning; no effect: use `nameserver=`"},
+	{Section: "network", Key: "rd.net.dns-backend", Syntax: "rd.net.dns-backend=", Origin: "NM", Example: "rd.net.dns-backend=dnsmasq", Effect: "as `rd.net.dns=`"},
+	{Section: "network", Key: "rd.net.dns-resolve-mode", Syntax: "rd.net.dns-resolve-mode=", Origin: "NM", Example: "rd.net.dns-resolve-mode=exclusive", Effect: "as `rd.net.dns=`"},
+	{Section: "network", Key: "rd.znet", Syntax: "rd.znet=<nettype>,<subchannels>,…, rd.znet_ifname=", Origin: "dracut (znet), NM; RHCOS on s390x", Example: "rd.znet=qeth,0.0.0600,0.0.0601,0.0.0602",
+		Effect: "accepted with a warning; no effect: s390 channel-attached NICs are not supported"},
+	{Section: "network", Key: "rd.znet_ifname", Syntax: "rd.znet_ifname=<iface>:<subchannels>", Origin: "NM", Example: "rd.znet_ifname=enc600:0.0.0600", Effect: "as `rd.znet=`"},
+
 	// Network: virtual links.
 	{Section: "network", Key: "vlan", Syntax: "vlan=<name>:<parent>", Origin: "dracut; Foreman, RHCOS", Example: "vlan=eth0.100:eth0 ip=eth0.100:dhcp",
 		Effect: "parsed; the network stage stops, naming the argument: VLANs are not supported yet"},

@@ -233,6 +233,10 @@ func (p *parser) arg(t token) {
 		p.warn(t, "no effect: DHCP is retried until rd.net.timeout.dhcp (default rd.retry), not a number of times")
 	case "rd.net.dhcp.vendor-class", "rd.net.dhcp.dscp":
 		p.warn(t, "no effect: streamroot does not send this DHCP option yet")
+	case "rd.net.dns", "rd.net.dns-backend", "rd.net.dns-resolve-mode":
+		p.warn(t, "no effect: NetworkManager's global DNS settings are not read; give servers with nameserver=")
+	case "rd.znet", "rd.znet_ifname":
+		p.warn(t, "no effect: s390 channel-attached network devices are not supported")
 	case "vlan", "bond", "team", "bridge", "ib.pkey":
 		p.linkArg(t)
 	case "rd.ethtool":
