@@ -170,6 +170,13 @@ func TestLiveOSRootfsImg(t *testing.T) {
 
 func TestBootIFPicksSecondNIC(t *testing.T) {
 	t.Parallel()
+	bootOnSecondNIC(t, harness.SeedCmdline)
+}
+
+// bootOnSecondNIC boots with a first NIC on br1, where no DHCP server
+// answers, and the boot NIC second, and checks the second got the lease.
+func bootOnSecondNIC(t *testing.T, cmdline func(url string) string) {
+	t.Helper()
 	n := setup(t, netOptions{})
 	url := n.serve(t, "plain.squashfs", n.fx.Plain)
 	vm := n.boot(t, harness.BootOptions{
@@ -177,7 +184,7 @@ func TestBootIFPicksSecondNIC(t *testing.T) {
 			{MAC: otherMAC, Bridge: harness.Bridge1}, // first NIC: no DHCP server on br1
 			{MAC: harness.BootMAC, Bridge: harness.Bridge0},
 		},
-		Append: harness.SeedCmdline(url),
+		Append: cmdline(url),
 	})
 	r := vm.ExpectReport(t)
 	checkRoot(t, r, "plain")

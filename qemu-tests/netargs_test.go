@@ -225,3 +225,105 @@ func TestDHCPNAKRestartsDiscovery(t *testing.T) {
 		t.Errorf("no NAK and second request (%d requests)", requests.Load())
 	}
 }
+
+// linkLine returns the `ip -o link` line of the link with that MAC.
+func linkLine(r *harness.Report, mac string) string {
+	for _, line := range strings.Split(r.Links, "\n") {
+		if strings.Contains(strings.ToLower(line), "link/ether "+mac) {
+			return line
+		}
+	}
+	return ""
+}
+
+// Fedora CoreOS's and RHCOS's default ip=dhcp,dhcp6 boots on DHCPv4 (the
+// IPv6 part is not supported yet and only logged), and BOOTIF= reaches
+// the real OS unchanged.
+func TestNetArgsDHCPList(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	url := n.serve(t, "plain.squashfs", n.fx.Plain)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp,dhcp6 rd.neednet=1 root=live:" + url + " BOOTIF=01-52-54-00-12-34-56"})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	checkLease(t, n.dhcp, r, harness.BootMAC)
+	if !strings.Contains(r.Cmdline, "ip=dhcp,dhcp6") || !strings.Contains(r.Cmdline, "BOOTIF=01-52-54-00-12-34-56") {
+		t.Errorf("the real OS's /proc/cmdline lost arguments: %q", r.Cmdline)
+	}
+}
+
+// The static form without a method field, the prefix length written
+// after the address (anaconda, RHCOS): the address and prefix are on the
+// boot link and the DHCP server never hears from the node.
+func TestNetArgsStaticCIDRNoMethod(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	url := n.serve(t, "plain.squashfs", n.fx.Plain)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=10.77.0.9/24::10.77.0.1::cidr-node:ens3 root=live:" + url})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	var v4 []string
+	for _, p := range r.AddrOn(harness.BootMAC) {
+		if p.Addr().Is4() {
+			v4 = append(v4, p.String())
+		}
+	}
+	if len(v4) != 1 || v4[0] != "10.77.0.9/24" {
+		t.Errorf("IPv4 addresses on the boot NIC: %v, want 10.77.0.9/24\n%s", v4, r.Addrs)
+	}
+	if r.Hostname != "cidr-node\n" {
+		t.Errorf("host name %q, want cidr-node", r.Hostname)
+	}
+	if log := n.dhcp.Log(); strings.Contains(strings.ToLower(log), harness.BootMAC) {
+		t.Errorf("the DHCP server heard from the node despite the static ip=:\n%s", log)
+	}
+}
+
+// BOOTIF= with hardware type 00 (dracut strips any type) picks the second
+// NIC, as 01 does.
+func TestNetArgsBootIFType00(t *testing.T) {
+	t.Parallel()
+	bootOnSecondNIC(t, func(url string) string { return "ip=dhcp root=live:" + url + " BOOTIF=00-52-54-00-12-34-56" })
+}
+
+// ip=<iface>:off keeps a link out of the choice: both NICs reach the DHCP
+// server and the first would win, but it is switched off, so the second
+// gets the lease; and ip=<iface>:dhcp:<mtu> puts the MTU on that link.
+func TestNetArgsOffAndMTU(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	url := n.serve(t, "plain.squashfs", n.fx.Plain)
+	vm := n.boot(t, harness.BootOptions{
+		NICs: []harness.NIC{
+			{MAC: otherMAC, Bridge: harness.Bridge0},
+			{MAC: harness.BootMAC, Bridge: harness.Bridge0},
+		},
+		Append: "ifname=nic0:" + otherMAC + " ifname=nic1:" + harness.BootMAC + " ip=nic0:off ip=nic1:dhcp:1400 root=live:" + url,
+	})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	checkLease(t, n.dhcp, r, harness.BootMAC)
+	if got := r.IPv4On(otherMAC); len(got) != 0 {
+		t.Errorf("nic0 (ip=nic0:off) has IPv4 addresses %v", got)
+	}
+	if l := linkLine(r, harness.BootMAC); !strings.Contains(l, "mtu 1400") {
+		t.Errorf("MTU 1400 from ip=nic1:dhcp:1400 not on the boot link: %q", l)
+	}
+}
+
+// ip=<iface>:dhcp::<mac> sets the MAC before DHCP: the server leases to
+// the new MAC, with the client id built from it, and the booted root sees
+// the link with that MAC and the lease on it.
+func TestNetArgsSetMAC(t *testing.T) {
+	t.Parallel()
+	const newMAC = "52:54:00:12:34:99"
+	n := setup(t, netOptions{})
+	url := n.serve(t, "plain.squashfs", n.fx.Plain)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=ens3:dhcp::" + newMAC + " root=live:" + url})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	checkLease(t, n.dhcp, r, newMAC)
+	if r.LinkName(harness.BootMAC) != "" {
+		t.Errorf("a link still has the MAC %s:\n%s", harness.BootMAC, r.Links)
+	}
+}

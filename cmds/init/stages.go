@@ -90,6 +90,9 @@ func (b *boot) config(context.Context) error {
 	for _, ign := range cfg.Ignored {
 		b.log.Info("ignoring unknown argument (passed on to the real OS)", "arg", ign)
 	}
+	for _, w := range cfg.Warnings {
+		b.log.Warn(w.Arg+": "+w.Reason, "arg", w.Arg)
+	}
 	switch cfg.Root.Kind {
 	case bootcfg.RootNone:
 		return &hinted{errors.New("no root= on the kernel command line"),
@@ -151,55 +154,12 @@ func (b *boot) modules(context.Context) error {
 
 // network brings up the boot link and gets an address.
 func (b *boot) network(ctx context.Context) error {
-	n := b.cfg.Net
-	nc := netup.Config{
-		BootIF:         n.BootIF,
-		Iface:          n.BootDev,
-		CarrierTimeout: n.CarrierTimeout,
-		DHCPTimeout:    n.DHCPTimeout,
-		Nameservers:    n.Nameservers,
-		PeerDNS:        n.PeerDNS,
-		Predictable:    n.Predictable,
-		Names:          map[string]string{},
+	nc, notes, err := netConfig(b.cfg)
+	if err != nil {
+		return err
 	}
-	for _, in := range n.IfNames {
-		nc.Names[in.MAC.String()] = in.Name
-	}
-	if nc.DHCPTimeout == 0 {
-		nc.DHCPTimeout = b.cfg.Retry
-	}
-	for _, ip := range n.IP {
-		if ip.Iface != "" {
-			nc.Iface = ip.Iface
-		}
-		switch ip.Method {
-		case bootcfg.IPOff:
-			return &hinted{fmt.Errorf("%s: the network is switched off, but root=%s needs it", ip.Arg, b.cfg.Root.Arg),
-				"use ip=dhcp or a static ip=<ip>::<gw>:<mask>:<host>:<iface>:none"}
-		case bootcfg.IPDHCP6, bootcfg.IPAuto6:
-			return &hinted{fmt.Errorf("%s: IPv6 boot networking is not supported by this build", ip.Arg), "use ip=dhcp"}
-		}
-		if ip.Addr != nil {
-			ones, bits := ip.Mask.Size()
-			if bits == 0 {
-				return &hinted{fmt.Errorf("%s: no netmask", ip.Arg), "give the netmask field, e.g. 255.255.255.0"}
-			}
-			nc.Static = &netup.Static{
-				Addr:     net.IPNet{IP: ip.Addr, Mask: net.CIDRMask(ones, bits)},
-				Gateway:  ip.Gateway,
-				Hostname: ip.Hostname,
-				DNS:      ip.DNS,
-				MTU:      ip.MTU,
-			}
-		}
-	}
-	for _, id := range n.ClientIDs {
-		if id.Iface != "" && id.Iface != nc.Iface {
-			continue
-		}
-		if id.Kind != bootcfg.ClientIDMAC {
-			nc.ClientID = id.Bytes
-		}
+	for _, n := range notes {
+		b.log.Warn(n)
 	}
 	lease, err := netup.Up(ctx, nc, b.log)
 	if err != nil {

@@ -1,6 +1,7 @@
 package bootcfg
 
 import (
+	"math"
 	"net"
 	"net/url"
 	"time"
@@ -72,13 +73,6 @@ type Config struct {
 	// Retry is rd.retry= (whole seconds): how long network and source
 	// stages keep retrying. Default 180s.
 	Retry time.Duration
-	// RootFSType is rootfstype=, passed on as a hint.
-	RootFSType string
-	// RootFlags is rootflags=, passed on as a hint.
-	RootFlags string
-	// RootRW is true after rw and false after ro (the last one wins).
-	// The overlay is writable either way; this is for the real OS.
-	RootRW bool
 	// NoVerifySSL is rd.noverifyssl: do not verify HTTPS certificates.
 	NoVerifySSL bool
 	// Init is init=: the real root's init. "" means the caller's default.
@@ -88,7 +82,21 @@ type Config struct {
 	// Ignored lists the unknown rd.* tokens as written, without duplicates,
 	// so /init can log once that it ignores them.
 	Ignored []string
+	// Warnings are accepted arguments whose value was replaced by the
+	// default (as dracut does with an unparsable timeout) or that have no
+	// effect here; /init logs each, so none is dropped without a word.
+	Warnings []Warning
 }
+
+// Warning is an accepted argument that does not do what it says.
+type Warning struct {
+	Arg    string // the whole token as written
+	Reason string // what streamroot does instead
+}
+
+// Forever is rd.net.timeout.dhcp=infinity: keep trying DHCP until a lease
+// comes.
+const Forever time.Duration = math.MaxInt64
 
 // MaxCacheMiB is the largest streamroot.cache= accepted (1 TiB).
 const MaxCacheMiB = 1 << 20
@@ -148,9 +156,6 @@ type Root struct {
 
 	// URL is the image (RootLive): scheme http or https, non-empty host.
 	URL *url.URL
-	// ISO is true when URL's path ends in ".iso" (any case): the image is
-	// then LiveDir/SquashImg inside the ISO.
-	ISO bool
 
 	// NBDServer is the NBD server's host name or IP address (RootNBD),
 	// without the [] an IPv6 address is written in; use net.JoinHostPort.
@@ -161,30 +166,27 @@ type Root struct {
 	// NBDExport is the export name; "" when a port was given instead
 	// (old-style servers with one export per port).
 	NBDExport string
-	// NBDFSType is the optional third field: the file system in the export.
-	NBDFSType string
-	// NBDFlags is the optional fourth field: mount options.
-	NBDFlags string
-	// NBDOpts is dracut's optional fifth field: nbd-client options
-	// (comma separated), kept for the NBD client to interpret.
-	NBDOpts string
 }
 
 // Net is the network part of the command line.
 type Net struct {
 	// IP holds every ip= in command-line order.
 	IP []IPConf
-	// BootIF is the boot NIC's MAC from BOOTIF= (PXELinux IPAPPEND 2), or nil.
+	// BootIF is the boot NIC's MAC from BOOTIF= (PXELinux IPAPPEND 2), or
+	// nil. It is kept with rd.bootif=0 too (the real OS reads BOOTIF= from
+	// /proc/cmdline itself); UseBootIF says whether to pick the NIC by it.
 	BootIF net.HardwareAddr
+	// UseBootIF is false after rd.bootif=0: do not pick the NIC by BOOTIF.
+	// Default true.
+	UseBootIF bool
 	// IfNames holds every ifname=<name>:<mac>, in order.
 	IfNames []IfName
 	// BootDev is bootdev=: the interface to boot from, or "".
 	BootDev string
 	// Nameservers holds every nameserver=, in order.
 	Nameservers []net.IP
-	// NeedNet is rd.neednet.
-	NeedNet bool
-	// DHCPTimeout is rd.net.timeout.dhcp= (whole seconds); 0 = not given.
+	// DHCPTimeout is rd.net.timeout.dhcp= (whole seconds, or Forever for
+	// "infinity"); 0 = not given.
 	DHCPTimeout time.Duration
 	// CarrierTimeout is rd.net.timeout.carrier= (whole seconds); 0 = not given.
 	CarrierTimeout time.Duration
@@ -196,6 +198,55 @@ type Net struct {
 	// Predictable is false with net.ifnames=0: keep the kernel's ethN names
 	// instead of udev's predictable ones (ens3, enp0s3).
 	Predictable bool
+	// Links holds every vlan=, bond=, team=, bridge= and ib.pkey=, in
+	// order: virtual links the network stage does not build yet.
+	Links []Link
+	// Ethtool holds every rd.ethtool=, in order.
+	Ethtool []Ethtool
+	// Routes holds every rd.route=, in order.
+	Routes []RouteConf
+}
+
+// LinkKind is the kind of a virtual link argument.
+type LinkKind string
+
+// Link kinds, spelled as the argument's name.
+const (
+	LinkVLAN   LinkKind = "vlan"
+	LinkBond   LinkKind = "bond"
+	LinkTeam   LinkKind = "team"
+	LinkBridge LinkKind = "bridge"
+	LinkPKey   LinkKind = "ib.pkey"
+)
+
+// Link is one virtual link: vlan=<name>:<parent>,
+// bond=<name>[:<ports>[:<options>[:<mtu>]]], team=<name>:<ports>[:<runner>],
+// bridge=<name>:<ports> or ib.pkey=<parent>.<pkey>. A bare bond, team or
+// bridge gets dracut's defaults (bond0:eth0,eth1:mode=balance-rr,
+// team0:eth0,eth1:activebackup, br0:eth0).
+type Link struct {
+	Arg     string   // the token, for messages
+	Kind    LinkKind // which argument
+	Name    string   // the link to create
+	Parents []string // the links it is built on, in order
+	Options string   // bond options (comma separated) or team runner, as written
+	MTU     int      // bond MTU; 0 = not given
+}
+
+// Ethtool is one rd.ethtool=<iface>:[<autoneg>][:<speed>] (NetworkManager).
+type Ethtool struct {
+	Arg     string
+	Iface   string
+	Autoneg string // "" (not given), "on" or "off"
+	Speed   int    // Mbit/s; 0 = not given
+}
+
+// RouteConf is one rd.route=<net>/<prefix>:[<gateway>][:<iface>].
+type RouteConf struct {
+	Arg     string
+	Dest    net.IPNet
+	Gateway net.IP // nil: on-link
+	Iface   string // "" = the boot interface
 }
 
 // IPMethod is the autoconfiguration method of an ip= argument.
@@ -210,26 +261,59 @@ const (
 	IPAny   IPMethod = "any" // dracut: same as dhcp
 	IPDHCP6 IPMethod = "dhcp6"
 	IPAuto6 IPMethod = "auto6"
+	// IPEither6 is auto6, then dhcp6 if that fails; IPLink6 only a
+	// link-local IPv6 address.
+	IPEither6 IPMethod = "either6"
+	IPLink6   IPMethod = "link6"
+	// IPAuto is NetworkManager's (and the kernel's) "auto": DHCPv4 and
+	// IPv6 autoconfiguration.
+	IPAuto IPMethod = "auto"
 	// IPNone and IPOff are synonyms: no autoconfiguration. With an
 	// address this is a static configuration (see IPConf.Static);
-	// without one the interface is left alone.
+	// without one the interface is not configured at all.
 	IPNone IPMethod = "none"
 	IPOff  IPMethod = "off"
 )
 
+// IPv4 reports whether m configures IPv4 (by DHCP).
+func (m IPMethod) IPv4() bool {
+	switch m {
+	case IPDHCP, IPOn, IPAny, IPAuto:
+		return true
+	}
+	return false
+}
+
+// IPv6 reports whether m configures IPv6 (alone, or for auto, beside DHCPv4).
+func (m IPMethod) IPv6() bool {
+	switch m {
+	case IPDHCP6, IPAuto6, IPEither6, IPLink6, IPAuto:
+		return true
+	}
+	return false
+}
+
 // IPConf is one ip= argument. The accepted forms are dracut's:
 //
-//	ip=<method>
-//	ip=<interface>:<method>[:[<mtu>][:<macaddr>]]
-//	ip=<client-IP>:[<peer>]:<gateway-IP>:<netmask>:<client_hostname>:<interface>:<method>[:[<mtu>][:<macaddr>]]
-//	ip=<client-IP>:[<peer>]:<gateway-IP>:<netmask>:<client_hostname>:<interface>:<method>[:<dns1>[:<dns2>]]
+//	ip=<method>[,<method>…]
+//	ip=<interface>:<method>[,<method>…][:[<mtu>][:<macaddr>]]
+//	ip=<client-IP>[/<prefix>]:[<peer>]:<gateway-IP>:<netmask>:<client_hostname>:<interface>[:<method>[:[<mtu>][:<macaddr>]]]
+//	ip=<client-IP>[/<prefix>]:[<peer>]:<gateway-IP>:<netmask>:<client_hostname>:<interface>:<method>[:<dns1>[:<dns2>]]
 //
 // IPv6 addresses are written in [brackets] in the long forms; <netmask> is a
-// dotted IPv4 netmask or a prefix length.
+// dotted IPv4 netmask or a prefix length. The package's reference table
+// (Forms) lists every form with its origin.
 type IPConf struct {
-	Arg      string           // the token, for messages
-	Iface    string           // "" = the boot interface / any
-	Method   IPMethod         // never empty
+	Arg   string // the token, for messages
+	Iface string // "" = the boot interface / any
+	// IfaceMAC is set when the interface field names the NIC by its MAC
+	// (aa-bb-cc-dd-ee-ff), as dracut's ifup allows; Iface is then "".
+	IfaceMAC net.HardwareAddr
+	// Method is never empty. Of a comma list it is the first method that
+	// configures IPv4, if any (ip=dhcp6,dhcp: dhcp), else the first.
+	Method IPMethod
+	// Also holds the rest of a comma list, in order (ip=dhcp,dhcp6: [dhcp6]).
+	Also     []IPMethod
 	Addr     net.IP           // client address, or nil
 	Peer     net.IP           // point-to-point peer, or nil
 	Gateway  net.IP           // default gateway, or nil
@@ -244,6 +328,23 @@ type IPConf struct {
 // a client address.
 func (c IPConf) Static() bool {
 	return (c.Method == IPNone || c.Method == IPOff) && c.Addr != nil
+}
+
+// Off reports whether c says to leave its interface unconfigured: method
+// none/off without a client address.
+func (c IPConf) Off() bool {
+	return (c.Method == IPNone || c.Method == IPOff) && c.Addr == nil
+}
+
+// IPv6Methods returns the methods of c that configure IPv6, in order.
+func (c IPConf) IPv6Methods() []IPMethod {
+	var out []IPMethod
+	for _, m := range append([]IPMethod{c.Method}, c.Also...) {
+		if m.IPv6() {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // IfName is one ifname=<name>:<mac>: give the NIC with that MAC that name.
@@ -293,7 +394,7 @@ func defaults() *Config {
 		RebootDelay: DefaultRebootDelay,
 		IOTimeout:   DefaultIOTimeout,
 		Retry:       DefaultRetry,
-		Net:         Net{PeerDNS: true, Predictable: true},
+		Net:         Net{PeerDNS: true, Predictable: true, UseBootIF: true},
 	}
 }
 
@@ -303,7 +404,7 @@ func defaults() *Config {
 // everything that did parse, so the caller can still apply rd.shell and
 // streamroot.onfail. The error is a join of *ArgError, one per bad token.
 func Parse(cmdline string) (*Config, error) {
-	p := &parser{cfg: defaults()}
+	p := &parser{cfg: defaults(), cluster: map[string]*token{}, clusterIP: -1}
 	toks := tokenize(cmdline)
 
 	// Last one wins, like dracut's getarg: only the last occurrence of a
@@ -325,7 +426,8 @@ func Parse(cmdline string) (*Config, error) {
 // isListKey reports whether key accumulates instead of the last one winning.
 func isListKey(key string) bool {
 	switch key {
-	case "ip", "ifname", "nameserver", "rd.net.dhcp.client-id", "rd.break":
+	case "ip", "ifname", "nameserver", "rd.net.dhcp.client-id", "rd.break",
+		"vlan", "bond", "team", "bridge", "ib.pkey", "rd.ethtool", "rd.route":
 		return true
 	}
 	return false

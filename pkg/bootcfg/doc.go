@@ -11,7 +11,19 @@
 //     hands everything after it to init, not to us.
 //   - A repeated key behaves like dracut's getarg: the last one wins and
 //     earlier ones are not even looked at. List options (ip=, ifname=,
-//     nameserver=, rd.net.dhcp.client-id=, rd.break) accumulate instead.
+//     nameserver=, rd.net.dhcp.client-id=, rd.break, vlan=, bond=, team=,
+//     bridge=, ib.pkey=, rd.ethtool=, rd.route=) accumulate instead.
+//   - Every form of every argument read is a row of one table, [Forms],
+//     with its origin (dracut.cmdline(7) and dracut's parser,
+//     NetworkManager's nm-initrd-generator, PXELinux, the kernel, and the
+//     tools that write such lines); README.md's reference is generated
+//     from it. Where dracut and nm-initrd-generator differ, dracut's
+//     reading is followed unless it cannot boot (the row says so).
+//   - No network or root argument is dropped without a word: it is
+//     parsed into Config (links the network stage cannot build yet are
+//     refused there, by name), refused here, or accepted with a
+//     [Warning] that /init logs (no effect here, or an unparsable
+//     timeout replaced by its default as dracut does).
 //   - Boolean rd.* flags use dracut's getargbool rules: present with no
 //     value means true, "0", "no" and "off" mean false, anything else true.
 //   - Arguments that are not ours (console=, nomodeset, proxy.url=, fdi.*,

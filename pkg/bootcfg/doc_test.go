@@ -1,16 +1,20 @@
 package bootcfg
 
 import (
+	"flag"
 	"go/ast"
 	goparser "go/parser"
 	gotoken "go/token"
 	"os"
-	"regexp"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 )
+
+var update = flag.Bool("update", false, "rewrite README.md's kernel-argument reference from Forms")
 
 // parserKeys lists the argument names the parser's switch on t.key handles,
 // read from the source so a new case cannot be added without this test
@@ -48,27 +52,87 @@ func parserKeys(t *testing.T) []string {
 	return keys
 }
 
-// Every kernel argument the parser accepts is in the README's reference.
-func TestEveryArgumentIsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+// Every argument the parser handles has a row in Forms, and every row
+// names an argument the parser handles.
+func TestEveryArgumentIsInForms(t *testing.T) {
+	parsed := parserKeys(t)
+	var inTable []string
+	for _, f := range Forms() {
+		inTable = append(inTable, f.Key)
+		if !slices.Contains(parsed, f.Key) {
+			t.Errorf("Forms row %q names %q, which parse.go does not handle", f.Syntax, f.Key)
+		}
+		if f.Origin == "" || f.Effect == "" || f.Example == "" || f.Section == "" {
+			t.Errorf("Forms row %q lacks its origin, effect, example or section", f.Syntax)
+		}
+		if !strings.HasPrefix(f.Syntax, f.Key) {
+			t.Errorf("Forms row %q does not start with its key %q", f.Syntax, f.Key)
+		}
+	}
+	for _, k := range parsed {
+		if !slices.Contains(inTable, k) {
+			t.Errorf("kernel argument %q is parsed but has no row in Forms (forms.go)", k)
+		}
+	}
+}
+
+const (
+	refBegin = "<!-- kernel-arguments: generated from pkg/bootcfg/forms.go (go test ./pkg/bootcfg -run TestReference -update); edit there -->\n"
+	refEnd   = "<!-- end of kernel-arguments -->\n"
+)
+
+// README.md's reference is Reference(), byte for byte.
+func TestReference(t *testing.T) {
+	const path = "../../README.md"
+	readme, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The reference is the README's tables: a key counts as documented
-	// when a table row shows it as an argument (`key`, `key=…`, `key[…`).
-	var rows []string
-	for _, line := range strings.Split(string(readme), "\n") {
-		if strings.HasPrefix(line, "|") {
-			rows = append(rows, line)
-		}
+	s := string(readme)
+	i, j := strings.Index(s, refBegin), strings.Index(s, refEnd)
+	if i < 0 || j < i {
+		t.Fatalf("README.md has no generated kernel-argument reference between %q and %q", refBegin, refEnd)
 	}
-	table := strings.Join(rows, "\n")
-	documented := func(key string) bool {
-		return regexp.MustCompile("[` ]" + regexp.QuoteMeta(key) + "[=`\\[: <\\\\]").MatchString(table)
+	want := s[:i] + refBegin + Reference() + refEnd + s[j+len(refEnd):]
+	if want == s {
+		return
 	}
-	for _, k := range parserKeys(t) {
-		if !documented(k) {
-			t.Errorf("kernel argument %q is parsed but not documented in README.md's reference", k)
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
 		}
+		return
+	}
+	t.Errorf("README.md's kernel-argument reference is not Reference(): run go test ./pkg/bootcfg -run TestReference -update")
+}
+
+// Every form's example parses (or is refused, naming one of its tokens),
+// and a network form that parses leaves a trace: a change to the Config
+// or a warning. Nothing the network section lists is dropped silently.
+func TestFormExamples(t *testing.T) {
+	for _, f := range Forms() {
+		t.Run(f.Syntax, func(t *testing.T) {
+			c, err := Parse(f.Example)
+			if f.Refused {
+				if err == nil {
+					t.Fatalf("Parse(%q): no error, but the form is refused", f.Example)
+				}
+				for _, ae := range ArgErrors(err) {
+					if !strings.Contains(f.Example, ae.Arg) || ae.Hint == "" {
+						t.Errorf("error %v does not name a token of %q or has no hint", ae, f.Example)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", f.Example, err)
+			}
+			if len(c.Ignored) > 0 {
+				t.Errorf("Parse(%q) ignores %q", f.Example, c.Ignored)
+			}
+			if f.Section == "network" && reflect.DeepEqual(c, defaults()) {
+				t.Errorf("Parse(%q) leaves no trace: no Config field and no warning", f.Example)
+			}
+		})
 	}
 }

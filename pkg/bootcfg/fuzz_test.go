@@ -21,6 +21,16 @@ func FuzzParse(f *testing.F) {
 		"rd.net.dhcp.client-id=eth0:@fdi rd.net.dhcp.client-id=01:02 rd.break=a,b rd.break rd.retry=5",
 		"streamroot.manifest=sha256:" + hex64a + " streamroot.manifest.url=http://m/x streamroot.onfail=shell",
 		"root=live:ftp://x rd.writable.fsimg rd.foo=bar -- rd.shell",
+		"ip=dhcp,dhcp6 ip=eth0:dhcp,dhcp6:1666 ip=:dhcp6,dhcp:1499 ip=auto ip=bridge123:auto:1500:52:54:00:12:34:56",
+		"ip=203.0.113.2::203.0.113.1:26:hostname1.example.com:eth4 ip=172.25.1.100::172.25.1.1:24::eno2",
+		"ip=192.0.2.2/16:::::eth0 ip=[2001:db8::2]/56::[2001:db8::1]::h:eth0:none ip=ens3:off ip=10.0.0.8:::::ens4:off",
+		"rd.net.timeout.dhcp=infinity rd.net.timeout.carrier=x rd.net.timeout.ipv6dad=5 rd.net.dhcp.retry=3",
+		"BOOTIF=00-52-54-00-12-34-56 rd.bootif=0 rd.net.dhcp.client-id=eth0:01-aa-bb-cc-dd-ee-ff",
+		"vlan=eth0.100:eth0 ip=eth0.100:dhcp bond=bond0:eth0,eth1:mode=balance-rr:9000 bridge=bridge0:eth0,eth1",
+		"team=team0:eth0,eth1 ib.pkey=ib0.8004 bond bridge team rd.ethtool=eth0:off:1000",
+		"rd.route=[2001:DB8:3::/8]:[2001:DB8:2::1]:ens10 ip=10.0.0.2::10.0.0.1:24::52-54-00-12-34-56:none",
+		"ip=192.0.2.10 netmask=255.255.255.0 gateway=192.0.2.1 hostname=n1 ksdevice=bootif mtu=9000",
+		"rootflags=loop rootfstype=auto ro rd.neednet=0 biosdevname=0 ip=:::::eth0:",
 	} {
 		f.Add(s)
 	}
@@ -59,6 +69,19 @@ func FuzzParse(f *testing.F) {
 		for _, s := range c.Ignored {
 			if !strings.Contains(in, s) {
 				t.Fatalf("Ignored %q does not occur in %q", s, in)
+			}
+		}
+		for _, w := range c.Warnings {
+			if w.Arg == "" || !strings.Contains(in, w.Arg) || w.Reason == "" {
+				t.Fatalf("Warning %+v does not name a token of %q or has no reason", w, in)
+			}
+		}
+		for _, ipc := range c.Net.IP {
+			if ipc.Method == "" {
+				t.Fatalf("%s: empty method", ipc.Arg)
+			}
+			if ipc.Static() && err == nil && ipc.Mask == nil {
+				t.Fatalf("%s: static without a netmask accepted", ipc.Arg)
 			}
 		}
 	})

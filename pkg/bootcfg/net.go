@@ -3,6 +3,7 @@ package bootcfg
 import (
 	"encoding/hex"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -11,7 +12,7 @@ const (
 	ipHint = "use ip=<method>, ip=<iface>:<method> or " +
 		"ip=<client-IP>:[<peer>]:<gateway-IP>:<netmask>:<hostname>:<iface>:none[:<dns1>[:<dns2>]]; " +
 		"IPv6 addresses in [brackets]"
-	clientIDHint = "use rd.net.dhcp.client-id=[<iface>:]<id> with id mac, @<text> or hex bytes like 01:52:54:00:12:34:56"
+	clientIDHint = "use rd.net.dhcp.client-id=[<iface>:]<id> with id mac, @<text> or hex bytes like 01:52:54:00:12:34:56 or 01-52-54-00-12-34-56"
 )
 
 // ifNameProblem returns why s is not a valid Linux interface name (the
@@ -38,11 +39,13 @@ func ifNameProblem(s string) string {
 // ipField is one ':'-separated field of an ip= value.
 type ipField struct {
 	s         string
-	bracketed bool // was written as [s]: only IP addresses may be
+	bracketed bool   // was written as [s]: only IP addresses may be
+	prefix    string // "/<n>" written after the ] of a bracketed address
 }
 
 // splitIPFields splits at ':' except inside [...], removing the brackets,
-// as dracut's ip_to_var does for IPv6 addresses.
+// as dracut's ip_to_var does for IPv6 addresses. A "/<prefix>" after the ]
+// ([2001:db8::2]/56) is kept apart for the address field to use.
 func splitIPFields(v string) ([]ipField, string) {
 	var f []ipField
 	i := 0
@@ -53,8 +56,16 @@ func splitIPFields(v string) ([]ipField, string) {
 				return nil, "unterminated ["
 			}
 			end += i
-			f = append(f, ipField{s: v[i+1 : end], bracketed: true})
+			fl := ipField{s: v[i+1 : end], bracketed: true}
 			i = end + 1
+			if i < len(v) && v[i] == '/' {
+				j := strings.IndexByte(v[i:], ':')
+				if j < 0 {
+					j = len(v) - i
+				}
+				fl.prefix, i = v[i:i+j], i+j
+			}
+			f = append(f, fl)
 			if i == len(v) {
 				return f, ""
 			}
@@ -73,11 +84,11 @@ func splitIPFields(v string) ([]ipField, string) {
 	}
 }
 
-// ipMethod recognises a method field. single-dhcp is dracut's "DHCP on
-// one interface only", which is what streamroot always does.
+// ipMethod recognises one method. single-dhcp is dracut's "DHCP on one
+// interface only", which is what streamroot always does.
 func ipMethod(s string) (IPMethod, bool) {
 	switch m := IPMethod(s); m {
-	case IPDHCP, IPOn, IPAny, IPDHCP6, IPAuto6, IPNone, IPOff:
+	case IPDHCP, IPOn, IPAny, IPDHCP6, IPAuto6, IPEither6, IPLink6, IPAuto, IPNone, IPOff:
 		return m, true
 	case "single-dhcp":
 		return IPDHCP, true
@@ -85,19 +96,49 @@ func ipMethod(s string) (IPMethod, bool) {
 	return "", false
 }
 
-// isDHCPMethod reports the methods allowed in the <iface>:<method> form.
-func isDHCPMethod(m IPMethod) bool {
-	return m == IPDHCP || m == IPOn || m == IPAny || m == IPDHCP6 || m == IPAuto6
+// ipMethods reads a method field: one method or a comma list (dracut's
+// ifup runs each in turn; CoreOS writes ip=dhcp,dhcp6). It returns the
+// method that decides the form (the first IPv4 one, else the first), the
+// rest in order, and a reason when the field is not a method list.
+func ipMethods(s string) (IPMethod, []IPMethod, string) {
+	var all []IPMethod
+	for _, w := range strings.Split(s, ",") {
+		m, ok := ipMethod(w)
+		switch {
+		case ok:
+			if !slices.Contains(all, m) {
+				all = append(all, m)
+			}
+		case w == "ibft":
+			return "", nil, "method \"ibft\" (read the NIC's configuration from the iSCSI boot firmware table) is not supported by streamroot"
+		case w == "bootp" || w == "rarp" || w == "both":
+			return "", nil, "method " + strconv.Quote(w) + " is not supported (dracut refuses it too)"
+		default:
+			return "", nil, "unknown method " + strconv.Quote(w)
+		}
+	}
+	if len(all) > 1 && (slices.Contains(all, IPNone) || slices.Contains(all, IPOff)) {
+		return "", nil, "method none/off cannot be combined with others in a list"
+	}
+	first := 0
+	for i, m := range all {
+		if m.IPv4() {
+			first = i
+			break
+		}
+	}
+	rest := slices.Delete(slices.Clone(all), first, first+1)
+	if len(rest) == 0 {
+		rest = nil
+	}
+	return all[first], rest, ""
 }
 
-// unsupportedIPMethods are dracut methods streamroot does not implement;
-// they get their own message rather than "unknown".
-func unsupportedIPMethod(s string) bool {
-	switch s {
-	case "ibft", "either6", "link6":
-		return true
-	}
-	return false
+// isMethodList reports whether s reads as a method field, which is how
+// dracut's ip_to_var tells ip=<iface>:<method>… from the long form.
+func isMethodList(s string) bool {
+	_, _, r := ipMethods(s)
+	return r == "" || strings.Contains(r, "not supported")
 }
 
 // ipArg parses one ip= (see IPConf for the forms).
@@ -106,6 +147,20 @@ func (p *parser) ipArg(t token) {
 	if reason != "" {
 		p.fail(t, reason, ipHint)
 		return
+	}
+	if c.Arg == "" {
+		// anaconda's ip=<address>: completed in resolveCluster.
+		if p.clusterIP >= 0 {
+			p.fail(t, "a second anaconda-style ip=<address>: netmask= and gateway= can serve only one",
+				"use the static form ip=<ip>::<gw>:<mask>:<host>:<iface>:none for each interface")
+			return
+		}
+		p.clusterIP = len(p.cfg.Net.IP)
+		c.Arg = t.raw
+	}
+	if c.Method == "" {
+		c.Method = IPDHCP
+		p.warn(t, "no method given: DHCP, as dracut does")
 	}
 	p.cfg.Net.IP = append(p.cfg.Net.IP, c)
 }
@@ -119,23 +174,18 @@ func parseIP(t token) (IPConf, string) {
 	if reason != "" {
 		return c, reason
 	}
-	method := func(s string) (IPMethod, string) {
-		if unsupportedIPMethod(s) {
-			return "", "method " + strconv.Quote(s) + " is not supported by streamroot"
-		}
-		m, ok := ipMethod(s)
-		if !ok {
-			return "", "unknown method " + strconv.Quote(s)
-		}
-		return m, ""
-	}
-	// ip=<method>
+	// ip=<method>[,…]
 	if len(f) == 1 {
 		if f[0].bracketed {
 			return c, "the method must not be in []"
 		}
-		m, r := method(f[0].s)
-		c.Method = m
+		if a := net.ParseIP(f[0].s); a != nil && a.To4() != nil {
+			// anaconda's ip=<address> netmask=… gateway=… ksdevice=…
+			c.Arg, c.Addr, c.Method = "", canonIP(a), IPNone
+			return c, ""
+		}
+		var r string
+		c.Method, c.Also, r = ipMethods(f[0].s)
 		return c, r
 	}
 
@@ -143,28 +193,27 @@ func parseIP(t token) (IPConf, string) {
 	// second field is the peer address, so a method there is unambiguous
 	// (dracut's ip_to_var decides the same way). The MAC's colons may
 	// make this form 7 fields or more, so the count cannot decide.
-	if m, ok := ipMethod(f[1].s); ok || unsupportedIPMethod(f[1].s) || len(f) < 7 {
-		switch {
-		case !ok && len(f) < 7 && !unsupportedIPMethod(f[1].s):
-			return c, "expected <iface>:<method> or the 7-field static form, got " + strconv.Itoa(len(f)) + " fields"
-		case !ok:
-			_, r := method(f[1].s)
+	if !f[1].bracketed && isMethodList(f[1].s) {
+		var r string
+		if c.Method, c.Also, r = ipMethods(f[1].s); r != "" {
 			return c, r
-		case !isDHCPMethod(m):
-			return c, "method " + strconv.Quote(string(m)) + " needs the static form with a client IP and netmask"
 		}
 		for i, fl := range f {
 			if fl.bracketed {
 				return c, "field " + strconv.Itoa(i+1) + " is in [] but is not an IP address"
 			}
 		}
-		if f[0].s != "" {
-			if r := ifNameProblem(f[0].s); r != "" {
-				return c, "interface name " + r
-			}
+		if r := ifaceField(&c, f[0].s); r != "" {
+			return c, r
 		}
-		c.Iface, c.Method = f[0].s, m
+		if c.Off() && len(f) > 2 {
+			return c, "an interface that is not configured takes no MTU or MAC address"
+		}
 		return c, mtuAndMAC(&c, f[2:])
+	}
+	if len(f) < 6 && !f[0].bracketed && net.ParseIP(strings.Split(f[0].s, "/")[0]) == nil {
+		return c, "expected <iface>:<method> or the static form <client-IP>:[<peer>]:<gateway-IP>:<netmask>:<hostname>:<iface>[:<method>]; " +
+			strconv.Quote(f[1].s) + " is not a method"
 	}
 
 	// Only the address fields may be bracketed.
@@ -172,14 +221,38 @@ func parseIP(t token) (IPConf, string) {
 		if fl.bracketed && i != 0 && i != 1 && i != 2 && i != 7 && i != 8 {
 			return c, "field " + strconv.Itoa(i+1) + " is in [] but is not an IP address field"
 		}
+		if fl.prefix != "" && i != 0 && i != 1 {
+			return c, "field " + strconv.Itoa(i+1) + " takes no /prefix"
+		}
+	}
+	// The trailing fields may be left out: the kernel's own ip= and
+	// NetworkManager read a missing method as "none" when there is an
+	// address (anaconda and RHCOS write the 6-field form).
+	for len(f) < 7 {
+		f = append(f, ipField{})
 	}
 
-	// ip=<client-IP>:[<peer>]:<gateway-IP>:<netmask>:<hostname>:<iface>:<method>[:…]
+	// ip=<client-IP>[/<prefix>]:[<peer>]:<gateway-IP>:<netmask>:<hostname>:<iface>:<method>[:…]
 	var r string
-	if c.Addr, r = optIP(f[0].s, "client IP"); r != "" {
+	addr, prefix := f[0].s, strings.TrimPrefix(f[0].prefix, "/")
+	if !f[0].bracketed {
+		if a, pl, ok := strings.Cut(addr, "/"); ok {
+			addr, prefix = a, pl
+			if prefix == "" {
+				return c, "empty prefix length after the client IP's /"
+			}
+		}
+	} else if f[0].prefix != "" && prefix == "" {
+		return c, "empty prefix length after the client IP's /"
+	}
+	if c.Addr, r = optIP(addr, "client IP"); r != "" {
 		return c, r
 	}
-	if c.Peer, r = optIP(f[1].s, "peer"); r != "" {
+	peer := f[1].s
+	if !f[1].bracketed {
+		peer, _, _ = strings.Cut(peer, "/") // dracut.cmdline(7): the peer "may be followed by a slash and a prefix length"
+	}
+	if c.Peer, r = optIP(peer, "peer"); r != "" {
 		return c, r
 	}
 	if c.Gateway, r = optIP(f[2].s, "gateway"); r != "" {
@@ -188,10 +261,26 @@ func parseIP(t token) (IPConf, string) {
 	if c.Addr != nil && c.Gateway != nil && (c.Addr.To4() == nil) != (c.Gateway.To4() == nil) {
 		return c, "gateway and client IP are not the same IP version"
 	}
-	if f[3].s != "" {
-		if c.Mask, r = parseMask(f[3].s, c.Addr); r != "" {
+	if prefix != "" {
+		if c.Addr == nil {
+			return c, "a /prefix needs a client IP"
+		}
+		if !allDigits(prefix) {
+			return c, "prefix length " + strconv.Quote(prefix) + " after the client IP is not a number"
+		}
+		if c.Mask, r = parseMask(prefix, c.Addr); r != "" {
 			return c, r
 		}
+	}
+	if f[3].s != "" {
+		m, r := parseMask(f[3].s, c.Addr)
+		if r != "" {
+			return c, r
+		}
+		if c.Mask != nil && !slices.Equal(m, c.Mask) {
+			return c, "the client IP's /" + prefix + " and the netmask " + strconv.Quote(f[3].s) + " disagree"
+		}
+		c.Mask = m
 	}
 	if h := f[4].s; h != "" {
 		if !validHost(h) {
@@ -199,30 +288,29 @@ func parseIP(t token) (IPConf, string) {
 		}
 		c.Hostname = h
 	}
-	if f[5].s != "" {
-		if r := ifNameProblem(f[5].s); r != "" {
-			return c, "interface name " + r
-		}
-		c.Iface = f[5].s
+	if r := ifaceField(&c, f[5].s); r != "" {
+		return c, r
 	}
 	switch {
 	case f[6].s == "" && c.Addr != nil:
 		// No method but an address: plainly static, as the kernel's ip= reads it.
 		c.Method = IPNone
 	case f[6].s == "":
-		return c, "missing method (7th field)"
+		// dracut: "Empty autoconf values default to dhcp"; ipArg warns.
 	default:
-		if c.Method, r = method(f[6].s); r != "" {
+		if c.Method, c.Also, r = ipMethods(f[6].s); r != "" {
 			return c, r
 		}
 	}
-	if c.Method == IPNone || c.Method == IPOff {
-		if c.Addr == nil {
-			return c, "static configuration (method " + string(c.Method) + ") needs a client IP (1st field)"
-		}
-		if c.Mask == nil {
-			return c, "static configuration needs a netmask (4th field), dotted or a prefix length"
-		}
+	switch {
+	case c.Addr != nil && c.Method != IPNone && c.Method != IPOff:
+		return c, "a client IP needs method none or off (dracut: setting a client IP makes no sense for " + string(c.Method) + ")"
+	case c.Static() && c.Mask == nil:
+		return c, "static address needs a netmask (4th field) or a /prefix after the address; dracut refuses it too (NetworkManager would guess a classful prefix)"
+	case c.Off() && (c.Gateway != nil || c.Mask != nil || c.Peer != nil):
+		return c, "static configuration (method " + string(c.Method) + ") needs a client IP (1st field)"
+	case c.Off() && c.Iface == "" && c.IfaceMAC == nil:
+		return c, "method " + string(c.Method) + " without a client IP or an interface configures nothing"
 	}
 
 	// dracut tells the two tails apart by the 8th field: an address means
@@ -245,6 +333,25 @@ func parseIP(t token) (IPConf, string) {
 		return c, ""
 	}
 	return c, mtuAndMAC(&c, rest)
+}
+
+// ifaceField reads an interface field: a name, or (dracut's ifup) the
+// NIC's MAC in BOOTIF's dash form.
+func ifaceField(c *IPConf, s string) string {
+	if s == "" {
+		return ""
+	}
+	if strings.Count(s, "-") == 5 && len(s) == 17 {
+		if m, err := net.ParseMAC(s); err == nil {
+			c.IfaceMAC = m
+			return ""
+		}
+	}
+	if r := ifNameProblem(s); r != "" {
+		return "interface name " + r
+	}
+	c.Iface = s
+	return ""
 }
 
 // mtuAndMAC parses the optional [<mtu>][:<macaddr>] tail. The MAC's own
@@ -327,8 +434,10 @@ func parseMask(s string, addr net.IP) (net.IPMask, string) {
 	return m, ""
 }
 
-// bootIFArg parses BOOTIF=01-aa-bb-cc-dd-ee-ff, as PXELinux's IPAPPEND 2
-// writes it: the ARP hardware type (01 = Ethernet) and then the MAC.
+// bootIFArg parses BOOTIF=<type>-aa-bb-cc-dd-ee-ff, as PXELinux's
+// IPAPPEND 2 writes it: the ARP hardware type and then the MAC. Like
+// dracut's fix_bootif, any two-digit type is stripped (NetworkManager only
+// strips 01 and 00), and the bare MAC is taken too.
 func (p *parser) bootIFArg(t token) {
 	const hint = "expected BOOTIF=01-aa-bb-cc-dd-ee-ff (PXELinux IPAPPEND 2)"
 	v := t.val
@@ -338,13 +447,13 @@ func (p *parser) bootIFArg(t token) {
 		return
 	}
 	// "01-52:54:00:12:34:56" (a colon MAC behind the type) is seen from
-	// hand-written configs; dracut accepts it.
-	if rest, ok := strings.CutPrefix(v, "01-"); ok && strings.Count(rest, ":") == 5 {
-		v = rest
+	// hand-written configs; NetworkManager accepts it.
+	if len(v) > 3 && v[2] == '-' && isHexByte(v[:2]) && strings.Count(v[3:], ":") == 5 {
+		v = v[3:]
 	}
 	if parts := strings.Split(v, "-"); len(parts) == 7 {
-		if parts[0] != "01" {
-			p.fail(t, "hardware type "+strconv.Quote(parts[0])+" is not Ethernet (01)", hint)
+		if !isHexByte(parts[0]) {
+			p.fail(t, "hardware type "+strconv.Quote(parts[0])+" is not two hex digits", hint)
 			return
 		}
 		v = strings.Join(parts[1:], "-")
@@ -362,6 +471,11 @@ func (p *parser) bootIFArg(t token) {
 		return
 	}
 	p.cfg.Net.BootIF = mac
+}
+
+func isHexByte(s string) bool {
+	_, err := hex.DecodeString(s)
+	return len(s) == 2 && err == nil
 }
 
 // ifnameArg parses ifname=<name>:<mac>.
@@ -417,15 +531,17 @@ func (p *parser) clientIDArg(t token) {
 	}
 	id, ok := parseClientID(idv)
 	if !ok {
-		p.fail(t, "client id "+strconv.Quote(idv)+" is not mac, @<text> or hex bytes (at least 2)", clientIDHint)
+		p.fail(t, "client id "+strconv.Quote(idv)+" is not mac, @<text> or hex bytes (at least 2, ':' or '-' between them)", clientIDHint)
 		return
 	}
 	id.Iface = iface
 	p.cfg.Net.ClientIDs = append(p.cfg.Net.ClientIDs, id)
 }
 
-// parseClientID reads mac, @<text> or hex bytes xx:xx[:…] (at least two,
-// the first being the type). The option carries at most 255 bytes.
+// parseClientID reads mac, @<text> or hex bytes xx:xx[:…] or xx-xx[-…]
+// (at least two, the first being the type; NetworkManager documents the
+// dashes, dracut's dhclient the colons). The option carries at most 255
+// bytes.
 func parseClientID(v string) (ClientID, bool) {
 	switch {
 	case v == "mac":
@@ -436,7 +552,11 @@ func parseClientID(v string) (ClientID, bool) {
 		}
 		return ClientID{Kind: ClientIDText, Bytes: append([]byte{0}, v[1:]...)}, true
 	}
-	parts := strings.Split(v, ":")
+	sep := ":"
+	if !strings.Contains(v, ":") {
+		sep = "-"
+	}
+	parts := strings.Split(v, sep)
 	if len(parts) < 2 || len(parts) > 255 {
 		return ClientID{}, false
 	}

@@ -17,10 +17,20 @@ type parser struct {
 	root, netroot *token // last root= and netroot=, resolved in finish
 	fetch         *token // streamroot.fetch=, which beats rd.live.ram
 	liveRAM       bool   // rd.live.ram was true
+	// cluster holds the last gateway=, netmask=, hostname=, ksdevice= and
+	// mtu=, for anaconda's ip=<address>; clusterIP is the index of that
+	// ip= in Config.Net.IP (-1: none).
+	cluster   map[string]*token
+	clusterIP int
 }
 
 func (p *parser) fail(t token, reason, hint string) {
 	p.errs = append(p.errs, &ArgError{Arg: t.raw, Reason: reason, Hint: hint})
+}
+
+// warn records an accepted argument that does not do what it says.
+func (p *parser) warn(t token, reason string) {
+	p.cfg.Warnings = append(p.cfg.Warnings, Warning{Arg: t.raw, Reason: reason})
 }
 
 func (p *parser) ignore(t token) {
@@ -43,14 +53,10 @@ func (p *parser) arg(t token) {
 	case "netroot":
 		t := t
 		p.netroot = &t
-	case "rootfstype":
-		c.RootFSType = t.val
-	case "rootflags":
-		c.RootFlags = t.val
-	case "ro":
-		c.RootRW = false
-	case "rw":
-		c.RootRW = true
+	case "rootfstype", "rootflags", "ro", "rw":
+		// No effect (see Forms): every layer's filesystem is found by its
+		// magic and mounted read-only under an always-writable overlay.
+		// Foreman's template passes rootflags=loop rootfstype=auto ro.
 	case "init":
 		if !strings.HasPrefix(t.val, "/") {
 			p.fail(t, "init= must be an absolute path", "e.g. init=/sbin/init, or drop it for the default")
@@ -186,24 +192,62 @@ func (p *parser) arg(t token) {
 		c.Net.BootDev = t.val
 	case "nameserver":
 		p.nameserverArg(t)
-	case "rd.neednet":
-		c.Net.NeedNet = boolArg(t)
-	case "rd.net.timeout.dhcp":
-		if d, ok := p.seconds(t); ok {
-			c.Net.DHCPTimeout = d
-		}
-	case "rd.net.timeout.carrier":
-		if d, ok := p.seconds(t); ok {
-			c.Net.CarrierTimeout = d
-		}
-	case "rd.net.dhcp.client-id":
-		p.clientIDArg(t)
 	case "rd.peerdns":
 		c.Net.PeerDNS = boolArg(t)
+	case "rd.bootif":
+		c.Net.UseBootIF = boolArg(t)
+	case "rd.neednet":
+		// The root is always remote, so the network always comes up:
+		// rd.neednet=1 is what happens anyway; Foreman passes
+		// rd.neednet=0 all the same.
+		if !boolArg(t) {
+			p.warn(t, "no effect: the root is remote, so the network comes up all the same")
+		}
+	case "biosdevname":
+		p.warn(t, "no effect: there is no biosdevname in the initramfs; link names follow net.ifnames")
 	case "net.ifnames":
 		// systemd-udevd reads it too; we follow it so the initramfs names
 		// links as the real OS will.
 		c.Net.Predictable = boolArg(t)
+	case "rd.net.timeout.dhcp":
+		if t.val == "infinity" {
+			c.Net.DHCPTimeout = Forever
+			return
+		}
+		c.Net.DHCPTimeout = p.timeout(t, "rd.retry")
+	case "rd.net.timeout.carrier":
+		c.Net.CarrierTimeout = p.timeout(t, "15 s")
+	case "rd.net.timeout.iflink", "rd.net.timeout.ifup":
+		p.warn(t, "no effect of its own: rd.net.timeout.carrier bounds the wait for the link and its carrier")
+	case "rd.net.timeout.route":
+		p.warn(t, "no effect: routes are set at once, never waited for")
+	case "rd.net.timeout.ipv6dad", "rd.net.timeout.ipv6auto", "rd.net.timeout.ip-required":
+		p.warn(t, "no effect: IPv6 boot networking is not supported yet")
+	case "rd.net.dhcp.client-id":
+		p.clientIDArg(t)
+	case "rd.net.dhcp.retry":
+		if !allDigits(t.val) {
+			p.warn(t, "not a number of tries; no effect either way: DHCP is retried until rd.net.timeout.dhcp (default rd.retry)")
+			return
+		}
+		p.warn(t, "no effect: DHCP is retried until rd.net.timeout.dhcp (default rd.retry), not a number of times")
+	case "rd.net.dhcp.vendor-class", "rd.net.dhcp.dscp":
+		p.warn(t, "no effect: streamroot does not send this DHCP option yet")
+	case "rd.net.dns", "rd.net.dns-backend", "rd.net.dns-resolve-mode":
+		p.warn(t, "no effect: NetworkManager's global DNS settings are not read; give servers with nameserver=")
+	case "rd.znet", "rd.znet_ifname":
+		p.warn(t, "no effect: s390 channel-attached network devices are not supported")
+	case "vlan", "bond", "team", "bridge", "ib.pkey":
+		p.linkArg(t)
+	case "rd.ethtool":
+		p.ethtoolArg(t)
+	case "rd.route":
+		p.routeArg(t)
+	case "gateway", "netmask", "hostname", "ksdevice", "mtu":
+		// anaconda's cluster for ip=<address>; read in finish, and only
+		// then, since these names also belong to the installer.
+		t := t
+		p.cluster[t.key] = &t
 
 	default:
 		switch {
@@ -223,6 +267,7 @@ func (p *parser) finish() {
 		p.cfg.Fetch = FetchRAM
 	}
 	p.resolveRoot()
+	p.resolveCluster()
 }
 
 // boolArg is dracut's getargbool: a bare flag, or any value but 0/no/off,
@@ -245,6 +290,21 @@ func allDigits(s string) bool {
 		}
 	}
 	return true
+}
+
+// timeout reads a network timeout as dracut's consumers do: a value that
+// is not a whole number of seconds means the default, with a warning.
+func (p *parser) timeout(t token, def string) time.Duration {
+	if !allDigits(t.val) {
+		p.warn(t, "not a whole number of seconds: the default ("+def+") applies")
+		return 0
+	}
+	n, err := strconv.ParseInt(t.val, 10, 64)
+	if err != nil || n > math.MaxInt64/int64(time.Second) {
+		p.warn(t, "number of seconds is too large: the default ("+def+") applies")
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }
 
 // seconds parses a whole, non-negative number of seconds.

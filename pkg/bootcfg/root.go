@@ -113,7 +113,6 @@ func (p *parser) liveRoot(t token, v string) {
 		Kind: RootLive,
 		Arg:  t.raw,
 		URL:  u,
-		ISO:  strings.HasSuffix(strings.ToLower(u.Path), ".iso"),
 	}
 }
 
@@ -182,7 +181,11 @@ func (p *parser) nbdRoot(t token, v string) {
 			return
 		}
 	}
-	f := strings.SplitN(rest, ":", 4)
+	// The fields after the port or export (<fstype>, <rootflags>,
+	// nbd-client options) are accepted and have no effect: the layers are
+	// found by their magic and mounted read-only, and the block daemon is
+	// its own NBD client (see Forms).
+	f := strings.SplitN(rest, ":", 2)
 	r := Root{Kind: RootNBD, Arg: t.raw, NBDServer: server, NBDPort: DefaultNBDPort}
 	switch pe := f[0]; {
 	case pe == "":
@@ -197,15 +200,6 @@ func (p *parser) nbdRoot(t token, v string) {
 		r.NBDPort = n
 	default:
 		r.NBDExport = pe
-	}
-	if len(f) > 1 {
-		r.NBDFSType = f[1]
-	}
-	if len(f) > 2 {
-		r.NBDFlags = f[2]
-	}
-	if len(f) > 3 {
-		r.NBDOpts = f[3]
 	}
 	p.cfg.Root = r
 }

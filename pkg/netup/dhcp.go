@@ -25,8 +25,11 @@ var requested = []dhcpv4.OptionCode{
 // timeout passes. A NAK restarts discovery; silence backs off with jitter so
 // a rack of nodes booting together does not pulse the server.
 func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []byte, timeout time.Duration, log *slog.Logger) (*Lease, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	if timeout != Forever {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	c, err := nclient4.New(iface, nclient4.WithHWAddr(mac), nclient4.WithTimeout(time.Second), nclient4.WithRetry(3))
 	if err != nil {
 		return nil, fmt.Errorf("dhcp on %s: %w", iface, err)

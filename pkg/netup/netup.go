@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -27,7 +28,7 @@ type Config struct {
 	Static         *Static          // nil: DHCP
 	ClientID       []byte           // DHCP option 61; nil: 01 followed by the MAC
 	CarrierTimeout time.Duration    // how long to wait for a link and its carrier
-	DHCPTimeout    time.Duration    // how long to keep trying DHCP
+	DHCPTimeout    time.Duration    // how long to keep trying DHCP; Forever: until a lease comes
 	Nameservers    []net.IP         // nameserver=, used before (or instead of) DHCP's
 	PeerDNS        bool             // use the DNS servers, domain and search list DHCP offers
 	// Names renames links by MAC (ifname=<name>:<mac>).
@@ -35,7 +36,20 @@ type Config struct {
 	// Predictable gives links udev's predictable names (ens3, enp0s3)
 	// before they go up, so the real OS's config that matches them applies.
 	Predictable bool
+	// Skip names links that must not be configured (ip=<iface>:off): they
+	// are never picked.
+	Skip []string
+	// MTU, if not 0, is set on the link and beats DHCP's option 26
+	// (ip=<iface>:dhcp:<mtu>).
+	MTU int
+	// MAC, if not nil, is set on the link before DHCP, so the default
+	// client id follows it (ip=<iface>:dhcp::<mac>).
+	MAC net.HardwareAddr
 }
+
+// Forever as DHCPTimeout keeps trying DHCP until a lease comes
+// (rd.net.timeout.dhcp=infinity).
+const Forever time.Duration = math.MaxInt64
 
 // Static is a static address from ip=<ip>::<gw>:<mask>:<host>:<iface>:none.
 type Static struct {
@@ -102,6 +116,12 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.MAC != nil {
+		// pickLink set the MAC: the attributes it listed are stale.
+		if link, err = netlink.LinkByIndex(link.Attrs().Index); err != nil {
+			return nil, fmt.Errorf("read link back after setting its MAC: %w", err)
+		}
+	}
 	attrs := link.Attrs()
 	log.Info("using link", "iface", attrs.Name, "mac", attrs.HardwareAddr)
 
@@ -116,6 +136,9 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 		lease, err = dhcp(ctx, attrs.Name, attrs.HardwareAddr, id, cfg.DHCPTimeout, log)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.MTU > 0 {
+			lease.MTU = cfg.MTU
 		}
 	}
 	resolver(cfg, lease)
@@ -199,25 +222,11 @@ func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, 
 				return nil, err
 			}
 		}
-		var want []netlink.Link
-		for _, l := range links {
-			a := l.Attrs()
-			switch {
-			case cfg.BootIF != nil:
-				if slices.Equal(a.HardwareAddr, cfg.BootIF) {
-					want = append(want, l)
-				}
-			case cfg.Iface != "":
-				if a.Name == cfg.Iface {
-					want = append(want, l)
-				}
-			default:
-				want = append(want, l)
-			}
-		}
+		want := wanted(links, cfg)
 		// Bring every candidate up: without that, no carrier is reported.
 		for _, l := range want {
 			if !upped[l.Attrs().Name] {
+				setMAC(l, cfg.MAC, log)
 				if err := netlink.LinkSetUp(l); err != nil {
 					log.Warn("cannot bring link up", "iface", l.Attrs().Name, "err", err)
 				}
@@ -241,6 +250,9 @@ func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, 
 			case cfg.BootIF != nil && len(want) == 0:
 				return nil, fail("BOOTIF comes from PXELinux IPAPPEND 2 / iPXE; check it names this machine's NIC, or that its driver is in the initramfs",
 					"no network interface has the BOOTIF MAC %s (found: %s)", cfg.BootIF, describe(links))
+			case len(want) == 0 && len(links) > 0 && len(cfg.Skip) > 0 && cfg.BootIF == nil && cfg.Iface == "":
+				return nil, fail("ip=<iface>:off leaves a link unconfigured; name the boot link with ip=<iface>:dhcp or bootdev=",
+					"every network interface is switched off by ip=<iface>:off (found: %s; off: %s)", describe(links), strings.Join(cfg.Skip, ", "))
 			case cfg.Iface != "" && len(want) == 0:
 				return nil, fail("check the interface name in ip=/bootdev= (names are the kernel's, e.g. eth0, before udev renames them)",
 					"no network interface named %s (found: %s)", cfg.Iface, describe(links))
@@ -258,6 +270,48 @@ func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, 
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// wanted returns the links pickLink may use, in order: the one with the
+// BOOTIF MAC, else the named one, else all; never one in cfg.Skip.
+func wanted(links []netlink.Link, cfg Config) []netlink.Link {
+	var want []netlink.Link
+	for _, l := range links {
+		a := l.Attrs()
+		if slices.Contains(cfg.Skip, a.Name) {
+			continue
+		}
+		switch {
+		case cfg.BootIF != nil:
+			if slices.Equal(a.HardwareAddr, cfg.BootIF) {
+				want = append(want, l)
+			}
+		case cfg.Iface != "":
+			if a.Name == cfg.Iface {
+				want = append(want, l)
+			}
+		default:
+			want = append(want, l)
+		}
+	}
+	return want
+}
+
+// setMAC gives a link the MAC ip= asks for, before it first goes up (the
+// kernel refuses to change the address of a running link on most NICs).
+func setMAC(l netlink.Link, mac net.HardwareAddr, log *slog.Logger) {
+	a := l.Attrs()
+	if mac == nil || slices.Equal(a.HardwareAddr, mac) {
+		return
+	}
+	if a.Flags&net.FlagUp != 0 {
+		_ = netlink.LinkSetDown(l)
+	}
+	if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
+		log.Warn(fmt.Sprintf("cannot set MAC %s on %s (ip=); keeping %s", mac, a.Name, a.HardwareAddr), "err", err)
+		return
+	}
+	log.Info("set MAC", "iface", a.Name, "mac", mac, "was", a.HardwareAddr)
 }
 
 // apply puts the lease on the link: address, MTU, routes, host name. Only

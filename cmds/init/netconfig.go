@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/netup"
+)
+
+// netConfig translates the parsed kernel line into what netup brings up:
+// the link (BOOTIF=, bootdev=, ip=<iface>:…), the links to leave alone
+// (ip=<iface>:off), the method (DHCP or a static ip=), MTU and MAC, names,
+// waits and the DHCP client id. Arguments the network stage cannot honour
+// yet (virtual links, rd.ethtool=, rd.route=, IPv6-only methods, a
+// point-to-point peer) are refused by name; a part of one it honours only
+// in part (ip=dhcp,dhcp6) comes back as a note to log. It is pure: the
+// network stage only runs netup.Up on its result.
+func netConfig(cfg *bootcfg.Config) (netup.Config, []string, error) {
+	n := cfg.Net
+	nc := netup.Config{
+		Iface:          n.BootDev,
+		CarrierTimeout: n.CarrierTimeout,
+		DHCPTimeout:    n.DHCPTimeout, // bootcfg.Forever is netup.Forever
+		Nameservers:    n.Nameservers,
+		PeerDNS:        n.PeerDNS,
+		Predictable:    n.Predictable,
+		Names:          map[string]string{},
+	}
+	var notes []string
+	refuse := func(arg, what, hint string) (netup.Config, []string, error) {
+		return netup.Config{}, nil, &hinted{fmt.Errorf("%s: %s", arg, what), hint}
+	}
+	// The first of each is named: one line to fix at a time, as for ip=.
+	if len(n.Links) > 0 {
+		l := n.Links[0]
+		return refuse(l.Arg, string(l.Kind)+" links are not supported yet",
+			"boot over a plain Ethernet link (ip=<iface>:dhcp or a static ip=); VLANs, bonds, teams, bridges and InfiniBand partitions are not built by this initramfs yet")
+	}
+	if len(n.Ethtool) > 0 {
+		return refuse(n.Ethtool[0].Arg, "link settings (autonegotiation, speed) are not supported yet", "drop rd.ethtool=: the NIC negotiates its link itself")
+	}
+	if len(n.Routes) > 0 {
+		return refuse(n.Routes[0].Arg, "static routes are not supported yet", "drop rd.route=, or have the DHCP server send the route (option 121)")
+	}
+	switch {
+	case n.UseBootIF:
+		nc.BootIF = n.BootIF
+	case n.BootIF != nil:
+		notes = append(notes, fmt.Sprintf("rd.bootif=0: not picking the NIC by BOOTIF=%s (it stays on the command line for the real OS)", n.BootIF))
+	}
+	for _, in := range n.IfNames {
+		nc.Names[in.MAC.String()] = in.Name
+	}
+	if nc.DHCPTimeout == 0 {
+		nc.DHCPTimeout = cfg.Retry
+	}
+	for _, ip := range n.IP {
+		if ip.Off() {
+			switch {
+			case ip.Iface != "":
+				nc.Skip = append(nc.Skip, ip.Iface)
+				continue
+			case ip.IfaceMAC != nil:
+				return refuse(ip.Arg, "switching a link off by its MAC is not supported", "name the link: ip=<iface>:off")
+			}
+			return refuse(ip.Arg, "the network is switched off, but "+cfg.Root.Arg+" needs it",
+				"use ip=dhcp or a static ip=<ip>::<gw>:<mask>:<host>:<iface>:none")
+		}
+		if !ip.Static() && !ip.Method.IPv4() {
+			return refuse(ip.Arg, "IPv6 boot networking is not supported by this build", "use ip=dhcp")
+		}
+		if v6 := ip.IPv6Methods(); len(v6) > 0 {
+			var s []string
+			for _, m := range v6 {
+				s = append(s, string(m))
+			}
+			notes = append(notes, fmt.Sprintf("%s: DHCPv4 only; the IPv6 part (%s) is not supported yet", ip.Arg, strings.Join(s, ",")))
+		}
+		if ip.Peer != nil {
+			return refuse(ip.Arg, "a point-to-point peer is not supported yet", "leave the peer field empty")
+		}
+		if ip.Iface != "" {
+			nc.Iface = ip.Iface
+		}
+		if ip.IfaceMAC != nil {
+			nc.BootIF = ip.IfaceMAC
+		}
+		if ip.MAC != nil {
+			if ip.Iface == "" || nc.BootIF != nil {
+				return refuse(ip.Arg, "a MAC to set needs the link named by its interface, not by a MAC (BOOTIF= picks the NIC by the MAC it has)",
+					"name the interface in ip= and add rd.bootif=0, or drop the MAC")
+			}
+			nc.MAC = ip.MAC
+		}
+		nc.MTU = ip.MTU
+		if ip.Addr != nil {
+			ones, bits := ip.Mask.Size()
+			if bits == 0 {
+				return refuse(ip.Arg, "no netmask", "give the netmask field, e.g. 255.255.255.0")
+			}
+			nc.Static = &netup.Static{
+				Addr:     net.IPNet{IP: ip.Addr, Mask: net.CIDRMask(ones, bits)},
+				Gateway:  ip.Gateway,
+				Hostname: ip.Hostname,
+				DNS:      ip.DNS,
+				MTU:      ip.MTU,
+			}
+		}
+	}
+	for _, id := range n.ClientIDs {
+		if id.Iface != "" && id.Iface != nc.Iface {
+			continue
+		}
+		if id.Kind != bootcfg.ClientIDMAC {
+			nc.ClientID = id.Bytes
+		}
+	}
+	return nc, notes, nil
+}

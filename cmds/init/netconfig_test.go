@@ -1,0 +1,161 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/netup"
+)
+
+func TestNetConfig(t *testing.T) {
+	const root = "root=live:http://10.77.0.1/img.squashfs "
+	for _, tc := range []struct {
+		name    string
+		cmdline string
+		check   func(t *testing.T, got netup.Config)
+		err     string // substring of the error; "" for none
+		hint    string
+		notes   []string // the notes netConfig returns, exactly
+	}{
+		{name: "defaults", cmdline: root + "rd.retry=42", check: func(t *testing.T, got netup.Config) {
+			if got.Static != nil || got.Iface != "" || got.ClientID != nil || len(got.Names) != 0 {
+				t.Errorf("plain DHCP config: %+v", got)
+			}
+			if got.DHCPTimeout != 42*time.Second {
+				t.Errorf("DHCP timeout %s, want rd.retry's 42s", got.DHCPTimeout)
+			}
+		}},
+		{name: "dhcp timeout wins over rd.retry", cmdline: root + "rd.retry=42 rd.net.timeout.dhcp=7", check: func(t *testing.T, got netup.Config) {
+			if got.DHCPTimeout != 7*time.Second {
+				t.Errorf("DHCP timeout %s, want 7s", got.DHCPTimeout)
+			}
+		}},
+		{name: "static", cmdline: root + "ip=10.0.0.7::10.0.0.1:255.255.255.0:node1:ens3:none:10.0.0.53", check: func(t *testing.T, got netup.Config) {
+			s := got.Static
+			if s == nil {
+				t.Fatal("no static config")
+			}
+			if s.Addr.String() != "10.0.0.7/24" || !s.Gateway.Equal(net.ParseIP("10.0.0.1")) || s.Hostname != "node1" || got.Iface != "ens3" {
+				t.Errorf("static %+v iface %q", s, got.Iface)
+			}
+			if len(s.DNS) != 1 || !s.DNS[0].Equal(net.ParseIP("10.0.0.53")) {
+				t.Errorf("DNS %v", s.DNS)
+			}
+		}},
+		{name: "ifname and bootdev", cmdline: root + "ifname=boot0:52:54:00:12:34:56 bootdev=boot0", check: func(t *testing.T, got netup.Config) {
+			if got.Names["52:54:00:12:34:56"] != "boot0" || got.Iface != "boot0" {
+				t.Errorf("names %v iface %q", got.Names, got.Iface)
+			}
+		}},
+		{name: "client id for the link", cmdline: root + "ip=ens3:dhcp rd.net.dhcp.client-id=ens3:@node7", check: func(t *testing.T, got netup.Config) {
+			if string(got.ClientID) != "\x00node7" && !strings.HasSuffix(string(got.ClientID), "node7") {
+				t.Errorf("client id %q", got.ClientID)
+			}
+		}},
+		{name: "client id for another link", cmdline: root + "ip=ens3:dhcp rd.net.dhcp.client-id=ens4:@node7", check: func(t *testing.T, got netup.Config) {
+			if got.ClientID != nil {
+				t.Errorf("client id %q for another link applied", got.ClientID)
+			}
+		}},
+		{name: "mac client id is the default", cmdline: root + "rd.net.dhcp.client-id=mac", check: func(t *testing.T, got netup.Config) {
+			if got.ClientID != nil {
+				t.Errorf("client id %q, want none (netup's 01+MAC)", got.ClientID)
+			}
+		}},
+		{name: "network off", cmdline: root + "ip=off", err: "ip=off: the network is switched off, but root=", hint: "use ip=dhcp"},
+		{name: "network none", cmdline: root + "ip=none", err: "ip=none: the network is switched off, but root=live:", hint: "use ip=dhcp"},
+		{name: "dhcp6", cmdline: root + "ip=dhcp6", err: "IPv6 boot networking is not supported", hint: "use ip=dhcp"},
+		{name: "v6-only list", cmdline: root + "ip=dhcp6,auto6", err: "ip=dhcp6,auto6: IPv6 boot networking is not supported", hint: "use ip=dhcp"},
+		{name: "either6", cmdline: root + "ip=eth0:either6", err: "ip=eth0:either6: IPv6 boot networking", hint: "use ip=dhcp"},
+
+		// Issue 18's forms the network stage honours.
+		{name: "dhcp,dhcp6", cmdline: root + "ip=dhcp,dhcp6", notes: []string{"ip=dhcp,dhcp6: DHCPv4 only; the IPv6 part (dhcp6) is not supported yet"},
+			check: func(t *testing.T, got netup.Config) {
+				if got.Static != nil || got.Iface != "" {
+					t.Errorf("DHCP config: %+v", got)
+				}
+			}},
+		{name: "auto with mtu and mac", cmdline: root + "ip=ens3:auto:1400:52:54:00:aa:bb:cc", notes: []string{"ip=ens3:auto:1400:52:54:00:aa:bb:cc: DHCPv4 only; the IPv6 part (auto) is not supported yet"},
+			check: func(t *testing.T, got netup.Config) {
+				if got.Iface != "ens3" || got.MTU != 1400 || got.MAC.String() != "52:54:00:aa:bb:cc" || got.Static != nil {
+					t.Errorf("iface %q MTU %d MAC %s static %v", got.Iface, got.MTU, got.MAC, got.Static)
+				}
+			}},
+		{name: "static without method, cidr", cmdline: root + "ip=10.0.0.7/26:::::ens4", check: func(t *testing.T, got netup.Config) {
+			if got.Static == nil || got.Static.Addr.String() != "10.0.0.7/26" || got.Iface != "ens4" {
+				t.Errorf("static %+v iface %q", got.Static, got.Iface)
+			}
+		}},
+		{name: "links off are skipped", cmdline: root + "ip=ens3:off ip=:::::ens5:none ip=ens4:dhcp", check: func(t *testing.T, got netup.Config) {
+			if strings.Join(got.Skip, ",") != "ens3,ens5" || got.Iface != "ens4" {
+				t.Errorf("skip %v iface %q", got.Skip, got.Iface)
+			}
+		}},
+		{name: "off by MAC", cmdline: root + "ip=:::::52-54-00-12-34-56:off", err: "off by its MAC", hint: "ip=<iface>:off"},
+		{name: "iface by MAC", cmdline: root + "ip=10.0.0.7::10.0.0.1:24::52-54-00-12-34-56:none", check: func(t *testing.T, got netup.Config) {
+			if got.BootIF.String() != "52:54:00:12:34:56" || got.Static == nil {
+				t.Errorf("bootif %s static %v", got.BootIF, got.Static)
+			}
+		}},
+		{name: "dhcp forever", cmdline: root + "rd.retry=42 rd.net.timeout.dhcp=infinity", check: func(t *testing.T, got netup.Config) {
+			if got.DHCPTimeout != netup.Forever {
+				t.Errorf("DHCP timeout %s, want forever", got.DHCPTimeout)
+			}
+		}},
+		{name: "bootif any type", cmdline: root + "BOOTIF=00-52-54-00-12-34-56", check: func(t *testing.T, got netup.Config) {
+			if got.BootIF.String() != "52:54:00:12:34:56" {
+				t.Errorf("bootif %s", got.BootIF)
+			}
+		}},
+		{name: "rd.bootif=0", cmdline: root + "BOOTIF=01-52-54-00-12-34-56 rd.bootif=0",
+			notes: []string{"rd.bootif=0: not picking the NIC by BOOTIF=52:54:00:12:34:56 (it stays on the command line for the real OS)"},
+			check: func(t *testing.T, got netup.Config) {
+				if got.BootIF != nil {
+					t.Errorf("bootif %s used despite rd.bootif=0", got.BootIF)
+				}
+			}},
+		{name: "dashed client id", cmdline: root + "ip=ens3:dhcp rd.net.dhcp.client-id=ens3:01-aa-bb-cc-dd-ee-ff", check: func(t *testing.T, got netup.Config) {
+			if string(got.ClientID) != "\x01\xaa\xbb\xcc\xdd\xee\xff" {
+				t.Errorf("client id %x", got.ClientID)
+			}
+		}},
+		{name: "mac with BOOTIF", cmdline: root + "BOOTIF=01-52-54-00-12-34-56 ip=ens3:dhcp::52:54:00:aa:bb:cc", err: "needs the link named", hint: "rd.bootif=0"},
+		{name: "mac without iface", cmdline: root + "ip=:dhcp::52:54:00:aa:bb:cc", err: "needs the link named", hint: "drop the MAC"},
+		{name: "peer", cmdline: root + "ip=10.0.0.7:10.0.0.9:10.0.0.1:24::ens3:none", err: "point-to-point", hint: "peer field"},
+
+		// Arguments the network stage refuses by name.
+		{name: "vlan", cmdline: root + "vlan=eth0.100:eth0 ip=eth0.100:dhcp", err: "vlan=eth0.100:eth0: vlan links are not supported yet", hint: "plain Ethernet"},
+		{name: "bond", cmdline: root + "bond=bond0:eth0,eth1:mode=balance-rr:9000", err: "bond=bond0:eth0,eth1:mode=balance-rr:9000: bond links", hint: "plain Ethernet"},
+		{name: "bare bridge", cmdline: root + "bridge", err: "bridge: bridge links", hint: "plain Ethernet"},
+		{name: "team", cmdline: root + "team=team0:eth0,eth1", err: "team=team0:eth0,eth1: team links", hint: "plain Ethernet"},
+		{name: "ib.pkey", cmdline: root + "ib.pkey=ib0.8004", err: "ib.pkey=ib0.8004: ib.pkey links", hint: "plain Ethernet"},
+		{name: "ethtool", cmdline: root + "rd.ethtool=eth0:off:1000", err: "rd.ethtool=eth0:off:1000: link settings", hint: "drop rd.ethtool="},
+		{name: "route", cmdline: root + "rd.route=192.168.200.0/24:192.168.100.222", err: "static routes are not supported yet", hint: "option 121"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := bootcfg.Parse(tc.cmdline)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tc.cmdline, err)
+			}
+			nc, notes, err := netConfig(cfg)
+			if tc.err != "" {
+				var h interface{ Hint() string }
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.As(err, &h) || !strings.Contains(h.Hint(), tc.hint) {
+					t.Fatalf("error %v, want %q with hint %q", err, tc.err, tc.hint)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(notes, "\n") != strings.Join(tc.notes, "\n") {
+				t.Errorf("notes %q, want %q", notes, tc.notes)
+			}
+			tc.check(t, nc)
+		})
+	}
+}
