@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/streamroot/streamroot/pkg/isoread/isotest"
+	"github.com/streamroot/streamroot/pkg/squashfs/squashtest"
 )
 
 // ext4Image is a hand-made ext4 superblock in a file of size bytes (4 KiB
@@ -47,26 +48,9 @@ func erofsImage(size int, blocks uint32) []byte {
 	return b
 }
 
-// squashSuperblock is a hand-made squashfs superblock whose tables are
-// garbage: enough for the superblock report, not for the contents.
-func squashSuperblock(size int, major uint16, comp uint16, bytesUsed uint64) []byte {
-	b := make([]byte, size)
-	copy(b, "hsqs")
-	le := binary.LittleEndian
-	le.PutUint32(b[4:], 7)            // inodes
-	le.PutUint32(b[8:], 1767225600)   // mtime
-	le.PutUint32(b[12:], 131072)      // block size
-	le.PutUint16(b[20:], comp)        // compression
-	le.PutUint16(b[22:], 17)          // block log
-	le.PutUint16(b[28:], major)       // version
-	le.PutUint64(b[40:], bytesUsed)   // bytes used
-	le.PutUint64(b[64:], bytesUsed-2) // inode table: a bad metadata header
-	return b
-}
-
-func inspectJSON(t *testing.T, target string) (int, report, string) {
+func inspectJSON(t *testing.T, args ...string) (int, report, string) {
 	t.Helper()
-	code, out, errs := runCmd(t, "inspect", "-json", target)
+	code, out, errs := runCmd(t, append([]string{"inspect", "-json"}, args...)...)
 	var r report
 	if out != "" {
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
@@ -121,7 +105,7 @@ func TestInspectHandMade(t *testing.T) {
 			}
 		}, ""},
 		{"erofs truncated", write("short.erofs", erofsImage(8<<10, 16)), 1, "erofs", nil, "truncated: erofs declares 65536 bytes"},
-		{"squashfs superblock", write("sb.squashfs", squashSuperblock(8192, 4, 3, 8192)), 0, "squashfs", func(t *testing.T, r report) {
+		{"squashfs superblock", write("sb.squashfs", squashtest.Superblock(8192, 4, 3, 8192)), 0, "squashfs", func(t *testing.T, r report) {
 			s := r.Layers[0].Squashfs
 			if s.Compression != "lzo" || s.CompressionID != 3 || s.BlockSize != 131072 || s.BytesUsed != 8192 || s.Inodes != 7 || s.Version != "4.0" || s.Contents != "unknown" {
 				t.Errorf("squashfs %+v", s)
@@ -130,13 +114,13 @@ func TestInspectHandMade(t *testing.T) {
 				t.Errorf("notes %q", r.Notes)
 			}
 		}, ""},
-		{"squashfs bad tables", write("bad.squashfs", squashSuperblock(8192, 4, 1, 8192)), 0, "squashfs", func(t *testing.T, r report) {
+		{"squashfs bad tables", write("bad.squashfs", squashtest.Superblock(8192, 4, 1, 8192)), 0, "squashfs", func(t *testing.T, r report) {
 			if s := r.Layers[0].Squashfs; s.Contents != "unknown" || !strings.Contains(s.Reason, "metadata block at 8190") {
 				t.Errorf("squashfs %+v", s)
 			}
 		}, ""},
-		{"squashfs truncated", write("short.squashfs", squashSuperblock(4096, 4, 4, 1<<20)), 1, "squashfs", nil, "truncated: squashfs declares 1048576 bytes, the image has 4096"},
-		{"squashfs v3", write("v3.squashfs", squashSuperblock(4096, 3, 1, 4096)), 1, "", nil, "squashfs version 3.0: Linux mounts only version 4"},
+		{"squashfs truncated", write("short.squashfs", squashtest.Superblock(4096, 4, 4, 1<<20)), 1, "squashfs", nil, "truncated: squashfs declares 1048576 bytes, the image has 4096"},
+		{"squashfs v3", write("v3.squashfs", squashtest.Superblock(4096, 3, 1, 4096)), 1, "", nil, "squashfs version 3.0: Linux mounts only version 4"},
 		{"not an image", write("text", []byte(strings.Repeat("hello world\n", 4000))), 1, "", nil,
 			`not a squashfs, erofs, ext4 or ISO 9660 image (first bytes "hello world.hell")`},
 		{"ISO with an erofs", write("erofs.iso", isotest.Build([]isotest.File{{Path: "LiveOS/squashfs.img", Data: erofsImage(64<<10, 16)},

@@ -1,4 +1,4 @@
-package liveroot
+package imgfmt
 
 import (
 	"bytes"
