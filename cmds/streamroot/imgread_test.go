@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/binary"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -186,18 +184,5 @@ func TestInspectLZMADictionary(t *testing.T) {
 				t.Errorf("inspect of an 8 KiB image allocated %d MiB", n>>20)
 			}
 		})
-	}
-}
-
-// TestHTTPReaderAtEnd: a read near the end of a file a server says is
-// 2^63-1 bytes long must not wrap off+len and return nothing, silently.
-func TestHTTPReaderAtEnd(t *testing.T) {
-	const size = 1<<63 - 1
-	last := int64(size / rangeBlock)
-	h := &httpReaderAt{size: size, cache: map[int64][]byte{last: bytes.Repeat([]byte{'z'}, size%rangeBlock)}}
-	p := make([]byte, 100)
-	n, err := h.ReadAt(p, size-10)
-	if n != 10 || err != io.EOF || string(p[:10]) != "zzzzzzzzzz" {
-		t.Errorf("ReadAt(100 bytes, 10 before the end) = %d, %v", n, err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"math"
 	"math/bits"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -20,6 +22,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/isoread"
 	"github.com/streamroot/streamroot/pkg/squashfs"
@@ -142,14 +145,20 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	}
 	in := &inspector{ctx: ctx, rep: &report{Source: src, layout: layout}, isoPath: *isoPath, layout: layout}
 	var ra io.ReaderAt
-	var hr *httpReaderAt
+	var hs *httpsrc.Source
+	var br *httpsrc.BlockReader
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		if hr, err = openHTTP(ctx, src); err != nil {
+		if hs, err = openURL(ctx, src, httpsrc.Options{Stall: inspectStall, Proxy: http.ProxyFromEnvironment}); err != nil {
 			return err
 		}
-		ra, in.rep.Size = hr, hr.size
-		src, in.rep.Source = hr.name, hr.name // no password in the report
-		if !hr.hasValidator() {
+		br = hs.BlockReader(ctx, inspectBlock, inspectBudget)
+		ra, in.rep.Size = br, hs.Size
+		src = hs.URL // no password in the report
+		if hs.FinalURL != hs.URL {
+			src += " (redirected to " + hs.FinalURL + ")"
+		}
+		in.rep.Source = src
+		if !hs.HasValidator() {
 			in.rep.Notes = append(in.rep.Notes, "WARNING: the server sends neither ETag nor Last-Modified: a boot cannot tell "+
 				"the image from one replaced on the server mid-boot (only a size change is seen); pin it with a manifest (streamroot.manifest=)")
 		}
@@ -172,8 +181,9 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	}
 	zero := int64(0)
 	err = in.layer(ra, in.rep.Size, &zero, "")
-	if hr != nil {
-		in.rep.HTTP = &httpStats{Requests: hr.requests, Bytes: hr.bytes}
+	if hs != nil {
+		// Open's one-byte request, then the block reader's ranges.
+		in.rep.HTTP = &httpStats{Requests: 1 + br.Ranges(), Bytes: hs.Received()}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", src, err)
@@ -197,6 +207,33 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%s: cannot boot: %s", src, in.rep.Problem)
 	}
 	return nil
+}
+
+// What inspect URL reads: 64 KiB blocks (the first holds every
+// superblock and the ISO volume descriptors), at most 32 MiB in all, each
+// range given up after 30 s without progress.
+const (
+	inspectBlock  = 64 << 10
+	inspectBudget = 32 << 20
+	inspectStall  = 30 * time.Second
+)
+
+// openURL pins the image at rawURL for inspect, saying in inspect's words
+// why a server cannot be inspected.
+func openURL(ctx context.Context, rawURL string, o httpsrc.Options) (*httpsrc.Source, error) {
+	s, err := httpsrc.Open(ctx, rawURL, o)
+	if err == nil {
+		return s, nil
+	}
+	var se *httpsrc.StatusError
+	switch {
+	case errors.Is(err, httpsrc.ErrNoRanges):
+		u, _ := url.Parse(rawURL) // Open parsed it
+		return nil, fmt.Errorf("GET %s: the server ignored the Range request (answered 200 OK); refusing to download the whole file (streamroot needs Range support too)", u.Redacted())
+	case errors.As(err, &se) && se.Code == http.StatusRequestedRangeNotSatisfiable:
+		return nil, fmt.Errorf("%w (an empty file?)", err)
+	}
+	return nil, err
 }
 
 func (in *inspector) problem(format string, args ...any) {

@@ -294,25 +294,3 @@ func TestInspectURL(t *testing.T) {
 		}
 	}
 }
-
-func TestContentRange(t *testing.T) {
-	tests := []struct {
-		in                 string
-		first, last, total int64
-		ok                 bool
-	}{
-		{"bytes 0-99/1000", 0, 99, 1000, true},
-		{"bytes 5-5/6", 5, 5, 6, true},
-		{"bytes 0-99/*", 0, 0, 0, false},
-		{"bytes 10-5/100", 0, 0, 0, false},
-		{"bytes 0-100/100", 0, 0, 0, false},
-		{"items 0-1/2", 0, 0, 0, false},
-		{"bytes -1-5/10", 0, 0, 0, false},
-	}
-	for _, tt := range tests {
-		f, l, s, err := parseContentRange(tt.in)
-		if (err == nil) != tt.ok || (tt.ok && (f != tt.first || l != tt.last || s != tt.total)) {
-			t.Errorf("%q: %d %d %d %v", tt.in, f, l, s, err)
-		}
-	}
-}
