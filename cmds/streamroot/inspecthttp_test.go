@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/isoread/isotest"
 )
 
@@ -73,5 +76,39 @@ func TestInspectURLNoValidator(t *testing.T) {
 		if strings.Contains(out+errs, "s3cr3t") {
 			t.Errorf("%s: the output shows the password:\n%s%s", tc.url, out, errs)
 		}
+	}
+}
+
+// inspect follows redirects once and never from https to plain http (the
+// policy is httpsrc's: TestBlockReaderRedirects), and its report names
+// where the redirect led.
+func TestInspectRedirects(t *testing.T) {
+	iso := isotest.Build([]isotest.File{{Path: "LiveOS/squashfs.img", Data: ext4Image(64<<10, 16, "x")}}, isotest.Options{VolumeID: "RD"})
+	var plainHits, redirHits atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redir" {
+			redirHits.Add(1)
+			http.Redirect(w, r, "/img.iso", http.StatusFound)
+			return
+		}
+		plainHits.Add(1)
+		w.Header().Set("ETag", `"p"`)
+		http.ServeContent(w, r, "img.iso", time.Time{}, bytes.NewReader(iso))
+	}))
+	defer plain.Close()
+	tlsSrv := httptest.NewTLSServer(http.RedirectHandler(plain.URL+"/img.iso", http.StatusFound))
+	defer tlsSrv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(tlsSrv.Certificate())
+	_, err := openURL(context.Background(), tlsSrv.URL+"/img.iso", httpsrc.Options{RootCAs: pool, Stall: 5 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), plain.URL+"/img.iso") || !strings.Contains(err.Error(), "plain HTTP") || plainHits.Load() != 0 {
+		t.Fatalf("https → http: err = %v, the plain server asked %d times", err, plainHits.Load())
+	}
+	code, r, errs := inspectJSON(t, plain.URL+"/redir")
+	if code != 0 || r.Source != plain.URL+"/redir (redirected to "+plain.URL+"/img.iso)" || r.HTTP == nil || r.HTTP.Requests < 2 {
+		t.Fatalf("exit %d (%s), source %q, http %+v", code, errs, r.Source, r.HTTP)
+	}
+	if redirHits.Load() != 1 {
+		t.Errorf("the redirecting URL was asked %d times, want once", redirHits.Load())
 	}
 }

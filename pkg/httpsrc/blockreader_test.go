@@ -3,7 +3,6 @@ package httpsrc
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -205,51 +204,6 @@ func TestBlockReaderHostile(t *testing.T) {
 	}
 }
 
-// Redirects are followed once, at Open, never from https to plain http;
-// every block is read from where they led.
-func TestBlockReaderRedirects(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789abcdef"), 20000) // 5 blocks
-	var plainHits, redirHits atomic.Int32
-	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/redir":
-			redirHits.Add(1)
-			http.Redirect(w, r, "/img", http.StatusFound)
-		default:
-			plainHits.Add(1)
-			w.Header().Set("ETag", `"p"`)
-			http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(data))
-		}
-	}))
-	defer plain.Close()
-	tlsSrv := httptest.NewTLSServer(http.RedirectHandler(plain.URL+"/img", http.StatusFound))
-	defer tlsSrv.Close()
-	pool := x509.NewCertPool()
-	pool.AddCert(tlsSrv.Certificate())
-
-	_, err := Open(context.Background(), tlsSrv.URL+"/img", Options{RootCAs: pool, Stall: 5 * time.Second})
-	if err == nil || !strings.Contains(err.Error(), tlsSrv.URL+"/img") || !strings.Contains(err.Error(), plain.URL+"/img") || !strings.Contains(err.Error(), "plain HTTP") {
-		t.Fatalf("https → http: err = %v", err)
-	}
-	if plainHits.Load() != 0 {
-		t.Fatalf("the plain server was asked %d times after a downgrade", plainHits.Load())
-	}
-
-	b := openBlocks(t, plain.URL+"/redir", Options{}, 1<<20)
-	got := make([]byte, len(data))
-	for off := 0; off < len(data); off += 70000 { // several ranges
-		if _, err := b.ReadAt(got[off:min(off+70000, len(data))], int64(off)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !bytes.Equal(got, data) || b.Ranges() < 3 {
-		t.Fatalf("bytes differ or only %d ranges", b.Ranges())
-	}
-	if redirHits.Load() != 1 {
-		t.Errorf("the redirecting URL was asked %d times, want once", redirHits.Load())
-	}
-}
-
 // A read near the end of a file a server says is 2^63-1 bytes long must
 // not wrap off+len and return nothing, silently.
 func TestBlockReaderAtEnd(t *testing.T) {
@@ -261,32 +215,5 @@ func TestBlockReaderAtEnd(t *testing.T) {
 	n, err := b.ReadAt(p, size-10)
 	if n != 10 || err != io.EOF || string(p[:10]) != "zzzzzzzzzz" {
 		t.Errorf("ReadAt(100 bytes, 10 before the end) = %d, %v", n, err)
-	}
-}
-
-// The Content-Range forms the CLI's own parser was tested with (before it
-// became this package's).
-func TestContentRangeCLICases(t *testing.T) {
-	for _, tt := range []struct {
-		in                 string
-		first, last, total int64
-		ok                 bool
-	}{
-		{"bytes 0-99/1000", 0, 99, 1000, true},
-		{"bytes 5-5/6", 5, 5, 6, true},
-		{"bytes 0-99/*", 0, 0, 0, false},
-		{"bytes 10-5/100", 0, 0, 0, false},
-		{"bytes 0-100/100", 0, 0, 0, false},
-		{"items 0-1/2", 0, 0, 0, false},
-		{"bytes -1-5/10", 0, 0, 0, false},
-		{"bytes +0-5/10", 0, 0, 0, false},
-		{"bytes 0-+5/10", 0, 0, 0, false},
-		{"bytes 0-5/+10", 0, 0, 0, false},
-		{"bytes 0-5/ 10", 0, 0, 0, false},
-	} {
-		f, l, s, err := parseContentRange(tt.in)
-		if (err == nil) != tt.ok || (tt.ok && (f != tt.first || l != tt.last || s != tt.total)) {
-			t.Errorf("%q: %d %d %d %v", tt.in, f, l, s, err)
-		}
 	}
 }

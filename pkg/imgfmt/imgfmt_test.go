@@ -34,13 +34,24 @@ func ext4SB64(lo, hi uint32, logBlock uint32) []byte {
 	return b
 }
 
+// isoSB is an ISO 9660 volume descriptor's magic in size bytes.
+func isoSB(size int) []byte {
+	b := make([]byte, size)
+	copy(b[32769:], "CD001")
+	return b
+}
+
+// erofsSB is an erofs superblock of one 4 KiB block in size bytes.
+func erofsSB(size int) []byte {
+	b := make([]byte, size)
+	binary.LittleEndian.PutUint32(b[1024:], 0xE0F5E1E2)
+	b[1024+12] = 12
+	binary.LittleEndian.PutUint32(b[1024+36:], 1)
+	return b
+}
+
 func TestDetect(t *testing.T) {
-	iso := make([]byte, 40000)
-	copy(iso[32769:], "CD001")
-	erofs := make([]byte, 4096)
-	binary.LittleEndian.PutUint32(erofs[1024:], 0xE0F5E1E2)
-	erofs[1024+12] = 12
-	binary.LittleEndian.PutUint32(erofs[1024+36:], 1)
+	iso, erofs := isoSB(40000), erofsSB(4096)
 	for _, tc := range []struct {
 		name string
 		img  []byte
@@ -85,9 +96,7 @@ func TestProbeFacts(t *testing.T) {
 	ext3 := ext4SB(1000, 2)
 	binary.LittleEndian.PutUint32(ext3[1024+0x5C:], 0x4) // has_journal
 	copy(ext3[1024+0x78:], "root\x00junk")
-	erofs := make([]byte, 4096)
-	binary.LittleEndian.PutUint32(erofs[1024:], 0xE0F5E1E2)
-	erofs[1024+12] = 12
+	erofs := erofsSB(4096)
 	binary.LittleEndian.PutUint32(erofs[1024+36:], 3)
 	binary.LittleEndian.PutUint32(erofs[1024+80:], 0x2) // COMPR_CFGS
 	binary.LittleEndian.PutUint16(erofs[1024+84:], 0x9) // lz4, zstd
