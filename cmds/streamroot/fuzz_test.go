@@ -49,7 +49,7 @@ func FuzzInspect(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		layout := imgfmt.DefaultLayout()
-		in := &inspector{ctx: context.Background(), rep: &report{Source: "fuzz.img", Size: int64(len(data)), layout: layout}, isoPath: layout.ISOImage(), layout: layout}
+		in := &inspector{ctx: context.Background(), rep: &report{Source: "fuzz.img", Size: int64(len(data)), layout: layout}, isoPath: layout.ISOImage()}
 		zero := int64(0)
 		if err := in.layer(bytes.NewReader(data), int64(len(data)), &zero, ""); err != nil {
 			if s := oneLine(err.Error()); !terminalSafe(s) {

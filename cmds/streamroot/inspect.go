@@ -71,7 +71,7 @@ type report struct {
 	Notes    []string   `json:"notes,omitempty"`
 	HTTP     *httpStats `json:"http,omitempty"`
 	bootable bool
-	layout   imgfmt.Layout
+	layout   imgfmt.Layout // the live layout the walk follows
 }
 
 type httpStats struct {
@@ -122,7 +122,6 @@ type inspector struct {
 	rep     *report
 	local   string // the source's path when it is a local file
 	isoPath string // the live image inside an ISO
-	layout  imgfmt.Layout
 }
 
 func runInspect(ctx context.Context, e *env, args []string) error {
@@ -143,7 +142,7 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	if *isoPath == "" {
 		*isoPath = layout.ISOImage()
 	}
-	in := &inspector{ctx: ctx, rep: &report{Source: src, layout: layout}, isoPath: *isoPath, layout: layout}
+	in := &inspector{ctx: ctx, rep: &report{Source: src, layout: layout}, isoPath: *isoPath}
 	var ra io.ReaderAt
 	var hs *httpsrc.Source
 	var br *httpsrc.BlockReader
@@ -415,7 +414,7 @@ func (in *inspector) squashGo(ra io.ReaderAt, sb squashfs.Super, info *squashInf
 		}
 		return err == nil && ino.IsRegular()
 	}
-	if p := in.layout.Inner(imgfmt.Squashfs, isFile); lookErr != nil {
+	if p := in.rep.layout.Inner(imgfmt.Squashfs, isFile); lookErr != nil {
 		return "", nil, 0, lookErr
 	} else if p != "" {
 		ino, err := s.Lookup(p)
@@ -457,7 +456,7 @@ func (in *inspector) squashUnsquashfs(offset int64, info *squashInfo) error {
 		return errors.New("unsquashfs is not installed (apt-get install squashfs-tools) to list it instead")
 	}
 	args := []string{"-o", strconv.FormatInt(offset, 10), "-lls", in.local}
-	live := in.layout.LiveImages()
+	live := in.rep.layout.LiveImages()
 	cmd := exec.CommandContext(in.ctx, bin, append(args, live...)...)
 	out, err := cmd.Output()
 	if err != nil {
@@ -548,7 +547,7 @@ func (in *inspector) summarize() {
 	}
 	if sq != nil && sq.Contents == "read" && sq.LiveImage == "" && sq.Init == "" {
 		r.Notes = append(r.Notes, fmt.Sprintf("the squashfs holds neither %s nor an init (%s): is it a root filesystem?",
-			in.layout.LiveImages()[0], strings.Join(imgfmt.InitCandidates(), ", ")))
+			in.rep.layout.LiveImages()[0], strings.Join(imgfmt.InitCandidates(), ", ")))
 	}
 }
 
