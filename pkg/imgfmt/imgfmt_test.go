@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+
+	"github.com/streamroot/streamroot/pkg/isoread/isotest"
 )
 
 func squashSB(used uint64, major uint16) []byte {
@@ -163,5 +165,19 @@ func TestLayout(t *testing.T) {
 	}
 	if c := InitCandidates(); len(c) != 4 || c[0] != "/sbin/init" {
 		t.Errorf("InitCandidates = %q", c)
+	}
+}
+
+// An ISO is known by its volume descriptor at sector 16 (this was
+// isoread.Sniff, the CLI's own check, before there was one for both).
+func TestProbeISO(t *testing.T) {
+	raw := isotest.Build([]isotest.File{{Path: "a", Data: []byte("a")}}, isotest.Options{})
+	if f, err := Probe(raw); err != nil || f.Kind != ISO9660 {
+		t.Errorf("an ISO: %+v, %v", f, err)
+	}
+	for _, b := range [][]byte{make([]byte, 40000), raw[:100], raw[:32773]} {
+		if _, err := Probe(b); !errors.Is(err, ErrUnknown) {
+			t.Errorf("%d bytes that are no ISO: err %v", len(b), err)
+		}
 	}
 }
