@@ -440,8 +440,10 @@ func (in *inspector) squashGo(ra io.ReaderAt, sb squashfs.Super, info *squashInf
 		info.Root = append(info.Root, e.Name)
 	}
 	slices.Sort(info.Root)
+	// The boot's rule (liveroot.FindInit): the first candidate that is,
+	// symlinks followed inside the image, an executable regular file.
 	for _, p := range imgfmt.InitCandidates() {
-		if _, err := s.Lookup(p); err == nil {
+		if ino, err := s.Lookup(p); err == nil && ino.IsRegular() && ino.Perm()&0o111 != 0 {
 			info.Init = p
 			break
 		}

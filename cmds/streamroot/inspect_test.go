@@ -174,7 +174,7 @@ func mksquashfs(t *testing.T, files map[string][]byte, comp string, extra ...str
 	src := filepath.Join(dir, "src")
 	for p, data := range files {
 		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
-		if err := os.WriteFile(filepath.Join(src, p), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(src, p), data, 0o755); err != nil { // sbin/init must be executable
 			t.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,6 +27,8 @@ func TestInspectAgreesWithBoot(t *testing.T) {
 		name   string
 		layout imgfmt.Layout
 		files  map[string][]byte // inside the squashfs
+		links  map[string]string // symlinks inside the squashfs
+		noexec []string          // files without the x bits
 		// The ISO's live image's path, or "" for no ISO around the squashfs.
 		isoPath string
 		// What both must find: the live image inside the squashfs ("" for a
@@ -33,20 +36,29 @@ func TestInspectAgreesWithBoot(t *testing.T) {
 		live, init string
 		code       int
 	}{
-		{"default live layout", def, map[string][]byte{"LiveOS/rootfs.img": rootfs}, "", "LiveOS/rootfs.img", "", 0},
-		{"default, ext3fs.img", def, map[string][]byte{"LiveOS/ext3fs.img": rootfs}, "", "LiveOS/ext3fs.img", "", 0},
-		{"rootfs.img before ext3fs.img", def, map[string][]byte{"LiveOS/ext3fs.img": rootfs, "LiveOS/rootfs.img": rootfs}, "", "LiveOS/rootfs.img", "", 0},
-		{"rd.live.dir=images", custom, map[string][]byte{"images/rootfs.img": rootfs}, "", "images/rootfs.img", "", 0},
+		{"default live layout", def, map[string][]byte{"LiveOS/rootfs.img": rootfs}, nil, nil, "", "LiveOS/rootfs.img", "", 0},
+		{"default, ext3fs.img", def, map[string][]byte{"LiveOS/ext3fs.img": rootfs}, nil, nil, "", "LiveOS/ext3fs.img", "", 0},
+		{"rootfs.img before ext3fs.img", def, map[string][]byte{"LiveOS/ext3fs.img": rootfs, "LiveOS/rootfs.img": rootfs}, nil, nil, "", "LiveOS/rootfs.img", "", 0},
+		{"rd.live.dir=images", custom, map[string][]byte{"images/rootfs.img": rootfs}, nil, nil, "", "images/rootfs.img", "", 0},
 		// Under another rd.live.dir, LiveOS/rootfs.img is just a file of a
 		// plain root: the boot mounts the squashfs itself.
-		{"rd.live.dir=images, LiveOS/rootfs.img", custom, map[string][]byte{"LiveOS/rootfs.img": rootfs, "usr/lib/systemd/systemd": []byte("x")}, "", "", "/usr/lib/systemd/systemd", 0},
-		{"rd.live.dir=.", top, map[string][]byte{"rootfs.img": rootfs}, "", "rootfs.img", "", 0},
-		{"plain root, /sbin/init", def, map[string][]byte{"sbin/init": []byte("x"), "usr/lib/systemd/systemd": []byte("x")}, "", "", "/sbin/init", 0},
+		{"rd.live.dir=images, LiveOS/rootfs.img", custom, map[string][]byte{"LiveOS/rootfs.img": rootfs, "usr/lib/systemd/systemd": []byte("x")}, nil, nil, "", "", "/usr/lib/systemd/systemd", 0},
+		{"rd.live.dir=.", top, map[string][]byte{"rootfs.img": rootfs}, nil, nil, "", "rootfs.img", "", 0},
+		{"plain root, /sbin/init", def, map[string][]byte{"sbin/init": []byte("x"), "usr/lib/systemd/systemd": []byte("x")}, nil, nil, "", "", "/sbin/init", 0},
 		// /init is no init a boot starts (init= aside).
-		{"plain root, only /init", def, map[string][]byte{"init": []byte("x"), "etc/os-release": []byte("ID=x\n")}, "", "", "", 0},
-		{"ISO, default", def, map[string][]byte{"LiveOS/rootfs.img": rootfs}, "LiveOS/squashfs.img", "LiveOS/rootfs.img", "", 0},
-		{"ISO, rd.live.dir=images rd.live.squashimg=root.sq", custom, map[string][]byte{"images/rootfs.img": rootfs}, "images/root.sq", "images/rootfs.img", "", 0},
-		{"ISO, rd.live.squashimg=root.sq, image at the default", custom, map[string][]byte{"images/rootfs.img": rootfs}, "LiveOS/squashfs.img", "", "", 1},
+		{"plain root, only /init", def, map[string][]byte{"init": []byte("x"), "etc/os-release": []byte("ID=x\n")}, nil, nil, "", "", "", 0},
+		// usrmerge: /sbin is a symlink to usr/sbin; the boot follows it.
+		{"usrmerge, /sbin/init through links", def, map[string][]byte{"usr/lib/systemd/systemd": []byte("x")},
+			map[string]string{"sbin": "usr/sbin", "usr/sbin/init": "../lib/systemd/systemd"}, nil, "", "", "/sbin/init", 0},
+		{"dangling /sbin/init", def, map[string][]byte{"usr/lib/systemd/systemd": []byte("x")},
+			map[string]string{"sbin/init": "/nowhere"}, nil, "", "", "/usr/lib/systemd/systemd", 0},
+		{"/sbin/init not executable", def, map[string][]byte{"sbin/init": []byte("x"), "usr/sbin/init": []byte("x")},
+			nil, []string{"sbin/init"}, "", "", "/usr/sbin/init", 0},
+		{"LiveOS/rootfs.img a relative symlink", def, map[string][]byte{"images/r.img": rootfs},
+			map[string]string{"LiveOS/rootfs.img": "../images/r.img"}, nil, "", "LiveOS/rootfs.img", "", 0},
+		{"ISO, default", def, map[string][]byte{"LiveOS/rootfs.img": rootfs}, nil, nil, "LiveOS/squashfs.img", "LiveOS/rootfs.img", "", 0},
+		{"ISO, rd.live.dir=images rd.live.squashimg=root.sq", custom, map[string][]byte{"images/rootfs.img": rootfs}, nil, nil, "images/root.sq", "images/rootfs.img", "", 0},
+		{"ISO, rd.live.squashimg=root.sq, image at the default", custom, map[string][]byte{"images/rootfs.img": rootfs}, nil, nil, "LiveOS/squashfs.img", "", "", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -54,9 +66,20 @@ func TestInspectAgreesWithBoot(t *testing.T) {
 			mnt := filepath.Join(dir, "squashfs")
 			var sqFiles []squashtest.File
 			for p, data := range tc.files {
-				sqFiles = append(sqFiles, squashtest.File{Path: p, Data: data})
+				mode := uint16(0o755)
+				if slices.Contains(tc.noexec, p) {
+					mode = 0o644
+				}
+				sqFiles = append(sqFiles, squashtest.File{Path: p, Data: data, Mode: mode})
 				os.MkdirAll(filepath.Join(mnt, filepath.Dir(p)), 0o755)
-				if err := os.WriteFile(filepath.Join(mnt, p), data, 0o755); err != nil {
+				if err := os.WriteFile(filepath.Join(mnt, p), data, os.FileMode(mode)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for p, target := range tc.links {
+				sqFiles = append(sqFiles, squashtest.File{Path: p, Link: target})
+				os.MkdirAll(filepath.Join(mnt, filepath.Dir(p)), 0o755)
+				if err := os.Symlink(target, filepath.Join(mnt, p)); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -31,6 +33,9 @@ const (
 	sqNoFragment = 0xFFFFFFFF
 	sqFlagCompOp = 0x0400 // compressor options follow the superblock
 	sqNameMax    = 256    // SQUASHFS_NAME_LEN: the kernel refuses longer names
+	sqLinkMax    = 4096   // PATH_MAX: the longest symlink target a lookup follows
+	sqMaxHops    = 40     // symlinks one lookup follows, as Linux does
+	sqMaxSteps   = 256    // components one lookup walks (real paths take a few)
 )
 
 // Super is the 96-byte squashfs superblock, in disk order.
@@ -245,7 +250,9 @@ func (c *metaCursor) read(n int) ([]byte, error) {
 // Inode is the part of an inode a lookup, a listing and Head need.
 type Inode struct {
 	typ        uint16
+	mode       uint16 // permission bits
 	dir        bool
+	target     string // symlink: where it points
 	size       uint64 // file size, or directory listing size
 	dirBlock   uint32 // directory: start of its listing, relative to the directory table
 	dirOffset  uint16
@@ -262,6 +269,9 @@ func (in Inode) IsDir() bool { return in.dir }
 // IsRegular says whether the inode is a regular file (basic or extended).
 func (in Inode) IsRegular() bool { return in.typ == 2 || in.typ == 9 }
 
+// Perm is the inode's permission bits.
+func (in Inode) Perm() fs.FileMode { return fs.FileMode(in.mode) & fs.ModePerm }
+
 // Size is a file's size as its inode declares it (checked against what the
 // image can describe), or a directory listing's size.
 func (in Inode) Size() uint64 { return in.size }
@@ -277,8 +287,23 @@ func (s *FS) inode(ref uint64) (Inode, error) {
 		return Inode{}, err
 	}
 	le := binary.LittleEndian
-	in := Inode{typ: le.Uint16(hdr)}
+	in := Inode{typ: le.Uint16(hdr), mode: le.Uint16(hdr[2:])}
 	switch in.typ {
+	case 3, 10: // basic or extended symlink: nlink, target size, target
+		b, err := c.read(8)
+		if err != nil {
+			return in, err
+		}
+		n := le.Uint32(b[4:])
+		if n == 0 || n > sqLinkMax {
+			return in, fmt.Errorf("symlink target of %d bytes (1 to %d)", n, sqLinkMax)
+		}
+		t, err := c.read(int(n))
+		if err != nil {
+			return in, err
+		}
+		in.target = string(t)
+		return in, nil
 	case 1: // basic directory
 		b, err := c.read(16)
 		if err != nil {
@@ -392,37 +417,72 @@ func (s *FS) ReadDir(in Inode) ([]Entry, error) {
 // Root is the root directory's inode.
 func (s *FS) Root() (Inode, error) { return s.inode(s.sb.RootInode) }
 
-// Lookup finds a path (case-sensitive, as the kernel does).
+// Lookup finds a path as the image's own root would see it (stat(2),
+// case-sensitive): symlinks are followed in every component, an absolute
+// target from the image's root, at most 40 of them as in Linux, and ".."
+// at the root stays there. One lookup walks at most 256 components, so a
+// crafted image (a directory that holds itself, long symlink chains)
+// bounds the work.
 func (s *FS) Lookup(p string) (Inode, error) {
-	in, err := s.Root()
+	root, err := s.Root()
 	if err != nil {
-		return in, err
+		return root, err
 	}
-	walked := ""
-	for part := range strings.SplitSeq(strings.Trim(path.Clean("/"+p), "/"), "/") {
-		if part == "" {
+	stack := []Inode{root} // the directories from the root to where the walk is
+	var names []string     // their names, for messages
+	parts := splitPath(path.Clean("/" + p))
+	for steps, hops := 0, 0; len(parts) > 0; {
+		if steps++; steps > sqMaxSteps {
+			return root, fmt.Errorf("%s: resolving it walks more than %d components", p, sqMaxSteps)
+		}
+		name := parts[0]
+		parts = parts[1:]
+		switch name {
+		case ".":
+			continue
+		case "..":
+			if len(stack) > 1 {
+				stack, names = stack[:len(stack)-1], names[:len(names)-1]
+			}
 			continue
 		}
-		walked = path.Join(walked, part)
-		ents, err := s.ReadDir(in)
+		walked := path.Join(append(slices.Clone(names), name)...)
+		ents, err := s.ReadDir(stack[len(stack)-1])
 		if err != nil {
-			return in, err
+			return root, err
 		}
-		found := false
-		for _, e := range ents {
-			if e.Name == part {
-				if in, err = s.inode(e.ref); err != nil {
-					return in, fmt.Errorf("%s: %w", walked, err)
-				}
-				found = true
-				break
-			}
+		i := slices.IndexFunc(ents, func(e Entry) bool { return e.Name == name })
+		if i < 0 {
+			return root, fmt.Errorf("%s: %w", p, ErrNotFound)
 		}
-		if !found {
-			return in, fmt.Errorf("%s: %w", p, ErrNotFound)
+		in, err := s.inode(ents[i].ref)
+		if err != nil {
+			return in, fmt.Errorf("%s: %w", walked, err)
+		}
+		if in.typ != 3 && in.typ != 10 {
+			stack, names = append(stack, in), append(names, name)
+			continue
+		}
+		if hops++; hops > sqMaxHops {
+			return in, fmt.Errorf("%s: more than %d symlinks", p, sqMaxHops)
+		}
+		if path.IsAbs(in.target) {
+			stack, names = stack[:1], nil
+		}
+		parts = append(splitPath(in.target), parts...)
+	}
+	return stack[len(stack)-1], nil
+}
+
+// splitPath is p's non-empty components, ".." and "." kept.
+func splitPath(p string) []string {
+	var out []string
+	for part := range strings.SplitSeq(p, "/") {
+		if part != "" {
+			out = append(out, part)
 		}
 	}
-	return in, nil
+	return out
 }
 
 // ErrNotFound means a path Lookup walked does not exist.

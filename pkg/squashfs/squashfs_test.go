@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io/fs"
 	"strings"
 	"testing"
 
@@ -154,5 +155,47 @@ func TestHostile(t *testing.T) {
 	binary.LittleEndian.PutUint64(outside[32:], 1<<40) // root inode far past bytes_used
 	if _, err := open(t, outside).Root(); err == nil || !strings.Contains(err.Error(), "outside the") {
 		t.Errorf("root inode outside the image: err %v", err)
+	}
+}
+
+// Lookup follows symlinks as the image's root would: relative to their
+// directory, absolute from the image's root, ".." at the root staying
+// there; loops and dangling links are errors, never a hang.
+func TestLookupSymlinks(t *testing.T) {
+	s := open(t, squashtest.Build([]squashtest.File{
+		{Path: "usr/lib/systemd/systemd", Data: []byte("systemd"), Frag: true},
+		{Path: "usr/bin/sh", Data: []byte("sh"), Frag: true, Mode: 0o644},
+		{Path: "sbin", Link: "usr/sbin"},
+		{Path: "usr/sbin/init", Link: "../lib/systemd/systemd"},
+		{Path: "bin", Link: "/usr/bin"},
+		{Path: "up", Link: "../../../usr"},
+		{Path: "loop", Link: "loop"},
+		{Path: "dangling", Link: "/nowhere"},
+	}))
+	for _, tc := range []struct {
+		path, want, err string
+		perm            fs.FileMode
+	}{
+		{"/sbin/init", "systemd", "", 0o755},
+		{"sbin/../sbin/init", "systemd", "", 0o755},
+		{"bin/sh", "sh", "", 0o644},
+		{"up/lib/systemd/systemd", "systemd", "", 0o755},
+		{"loop", "", "more than 40 symlinks", 0},
+		{"dangling", "", "not found", 0},
+		{"usr/bin/sh/x", "", "not a directory", 0},
+	} {
+		ino, err := s.Lookup(tc.path)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.path, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !ino.IsRegular() || ino.Perm() != tc.perm {
+			t.Fatalf("%s: %v, regular %v, perm %v", tc.path, err, ino.IsRegular(), ino.Perm())
+		}
+		if head, err := s.Head(ino); err != nil || string(head) != tc.want {
+			t.Errorf("%s: Head %q, %v; want %q", tc.path, head, err, tc.want)
+		}
 	}
 }

@@ -28,6 +28,10 @@ type File struct {
 	Frag bool
 	// Sparse writes a zero first block size word (a hole).
 	Sparse bool
+	// Link, when set, makes the file a symlink to Link (Data unused).
+	Link string
+	// Mode is the permission bits (0: 0755).
+	Mode uint16
 }
 
 // Block is the images' block size.
@@ -95,6 +99,9 @@ func BuildZ(files []File, compress bool) []byte {
 		if n.dir {
 			continue
 		}
+		if n.file.Link != "" {
+			continue
+		}
 		if n.file.Frag {
 			fragOff[n] = len(frag)
 			frag = append(frag, n.file.Data...)
@@ -114,6 +121,8 @@ func BuildZ(files []File, compress bool) []byte {
 		switch {
 		case n.dir:
 			inodes = append(inodes, make([]byte, 32)...)
+		case n.file.Link != "":
+			inodes = append(inodes, make([]byte, 24+len(n.file.Link))...)
 		case n.file.Ext:
 			inodes = append(inodes, make([]byte, 56+4*nblocks(n))...)
 		default:
@@ -139,6 +148,8 @@ func BuildZ(files []File, compress bool) []byte {
 				typ := uint16(2)
 				if c.dir {
 					typ = 1
+				} else if c.file.Link != "" {
+					typ = 3
 				}
 				le.PutUint16(e[4:], typ)
 				le.PutUint16(e[6:], uint16(len(c.name)-1))
@@ -150,6 +161,9 @@ func BuildZ(files []File, compress bool) []byte {
 	for _, n := range nodes {
 		b := inodes[n.inodeOff:]
 		le.PutUint16(b[2:], 0o755)
+		if n.file.Mode != 0 {
+			le.PutUint16(b[2:], n.file.Mode)
+		}
 		le.PutUint32(b[8:], 1767225600)
 		le.PutUint32(b[12:], n.inum)
 		switch {
@@ -164,6 +178,11 @@ func BuildZ(files []File, compress bool) []byte {
 				parent = n.parent.inum
 			}
 			le.PutUint32(b[28:], parent)
+		case n.file.Link != "":
+			le.PutUint16(b, 3)
+			le.PutUint32(b[16:], 1) // nlink
+			le.PutUint32(b[20:], uint32(len(n.file.Link)))
+			copy(b[24:], n.file.Link)
 		default:
 			size := uint64(len(n.file.Data))
 			if n.file.Size != 0 {
