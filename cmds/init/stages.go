@@ -24,6 +24,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/handover"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/kmod"
 	"github.com/streamroot/streamroot/pkg/liveroot"
 	"github.com/streamroot/streamroot/pkg/manifest"
@@ -413,7 +414,7 @@ func (b *boot) writeReport() error {
 
 // switchRoot execs the image's init as PID 1 in /sysroot.
 func (b *boot) switchRoot(context.Context) error {
-	init, err := liveroot.FindInit(sysroot, b.cfg.Init, "/sbin/init", "/usr/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd")
+	init, err := liveroot.FindInit(sysroot, append([]string{b.cfg.Init}, imgfmt.InitCandidates()...)...)
 	if err != nil {
 		return &hinted{err, "the image must contain its own init (e.g. /sbin/init); set init=<path> if it lives elsewhere"}
 	}

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 
+	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/isoread"
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
@@ -25,7 +26,7 @@ has them, and case-insensitively otherwise.
 
 func runExtract(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("extract", extractUsage)
-	inner := fs.String("path", "LiveOS/squashfs.img", "`path` of the file inside the ISO")
+	inner := fs.String("path", imgfmt.DefaultLayout().ISOImage(), "`path` of the file inside the ISO")
 	outDir := fs.String("o", ".", "`DIR` to write the file into")
 	pos, err := fs.parse(e, args)
 	if err != nil {

@@ -10,22 +10,26 @@ import (
 	"strconv"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/streamroot/streamroot/pkg/imgfmt"
+	"github.com/streamroot/streamroot/pkg/squashfs/squashtest"
 )
 
-// FuzzSquashfs runs inspect's layer walk (the squashfs reader, and the
-// ext4, erofs and ISO sniffers it hands over to) on mutated small squashfs
-// images. Besides not panicking: no size the walk reports is negative, and
-// neither the human report nor the JSON holds a byte a terminal would act on.
-func FuzzSquashfs(f *testing.F) {
+// FuzzInspect runs inspect's layer walk (pkg/squashfs's reader, and the
+// pkg/imgfmt probes it hands over to) on mutated small squashfs images.
+// Besides not panicking: no size the walk reports is negative, and neither
+// the human report nor the JSON holds a byte a terminal would act on.
+// (pkg/squashfs:FuzzSquashfs fuzzes the reader alone.)
+func FuzzInspect(f *testing.F) {
 	ext4 := ext4Image(2048, 0, "live")
 	for _, seed := range [][]byte{
-		buildSquash([]sqTestFile{{path: "LiveOS/rootfs.img", data: ext4Image(sqTestBlock+100, 1, "blocks")}}),
-		buildSquash([]sqTestFile{{path: "LiveOS/ext3fs.img", data: ext4, ext: true, frag: true}, {path: "LiveOS/x", data: []byte("x"), frag: true}}),
-		buildSquash([]sqTestFile{{path: "LiveOS/rootfs.img", data: ext4, ext: true, sparse: true}}),
-		buildSquashZ([]sqTestFile{{path: "sbin/init", data: []byte("#!/bin/sh\n")}, {path: "etc/os-release", data: []byte("ID=x\n"), frag: true}}, true),
-		buildSquashZ([]sqTestFile{{path: "LiveOS/rootfs.img", data: ext4, frag: true}}, true),
-		squashOneBlock(4, xzBomb(10)),
-		squashOneBlock(2, lzmaBomb(1<<17)),
+		squashtest.Build([]squashtest.File{{Path: "LiveOS/rootfs.img", Data: ext4Image(squashtest.Block+100, 1, "blocks")}}),
+		squashtest.Build([]squashtest.File{{Path: "LiveOS/ext3fs.img", Data: ext4, Ext: true, Frag: true}, {Path: "LiveOS/x", Data: []byte("x"), Frag: true}}),
+		squashtest.Build([]squashtest.File{{Path: "LiveOS/rootfs.img", Data: ext4, Ext: true, Sparse: true}}),
+		squashtest.BuildZ([]squashtest.File{{Path: "sbin/init", Data: []byte("#!/bin/sh\n")}, {Path: "etc/os-release", Data: []byte("ID=x\n"), Frag: true}}, true),
+		squashtest.BuildZ([]squashtest.File{{Path: "LiveOS/rootfs.img", Data: ext4, Frag: true}}, true),
+		squashtest.OneBlock(4, squashtest.XZBomb(10)),
+		squashtest.OneBlock(2, squashtest.LZMABomb(1<<17)),
 	} {
 		f.Add(seed)
 	}
@@ -44,7 +48,8 @@ func FuzzSquashfs(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		in := &inspector{ctx: context.Background(), rep: &report{Source: "fuzz.img", Size: int64(len(data))}, isoPath: "LiveOS/squashfs.img"}
+		layout := imgfmt.DefaultLayout()
+		in := &inspector{ctx: context.Background(), rep: &report{Source: "fuzz.img", Size: int64(len(data)), layout: layout}, isoPath: layout.ISOImage()}
 		zero := int64(0)
 		if err := in.layer(bytes.NewReader(data), int64(len(data)), &zero, ""); err != nil {
 			if s := oneLine(err.Error()); !terminalSafe(s) {

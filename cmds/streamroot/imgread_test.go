@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/binary"
-	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/streamroot/streamroot/pkg/isoread/isotest"
+	"github.com/streamroot/streamroot/pkg/squashfs/squashtest"
 )
 
 // TestSquashBuilder checks the test writer against the reader on the
@@ -19,28 +17,28 @@ import (
 // only in what they break.
 func TestSquashBuilder(t *testing.T) {
 	small := ext4Image(2048, 0, "small")
-	big := ext4Image(3*sqTestBlock+100, 3, "big")
+	big := ext4Image(3*squashtest.Block+100, 3, "big")
 	tests := []struct {
 		name  string
-		files []sqTestFile
+		files []squashtest.File
 		live  string
 		label string
 		init  string
 		zlib  bool
 	}{
-		{"basic inode, blocks", []sqTestFile{{path: "LiveOS/rootfs.img", data: big}}, "LiveOS/rootfs.img", "big", "", false},
-		{"extended inode, blocks", []sqTestFile{{path: "LiveOS/ext3fs.img", data: big, ext: true}}, "LiveOS/ext3fs.img", "big", "", false},
-		{"fragment", []sqTestFile{{path: "LiveOS/rootfs.img", data: small, frag: true}, {path: "LiveOS/x", data: []byte("x"), frag: true}}, "LiveOS/rootfs.img", "small", "", false},
-		{"plain root", []sqTestFile{{path: "sbin/init", data: []byte("#!/bin/sh\n")}, {path: "etc/os-release", data: []byte("ID=x\n"), frag: true}}, "", "", "/sbin/init", false},
+		{"basic inode, blocks", []squashtest.File{{Path: "LiveOS/rootfs.img", Data: big}}, "LiveOS/rootfs.img", "big", "", false},
+		{"extended inode, blocks", []squashtest.File{{Path: "LiveOS/ext3fs.img", Data: big, Ext: true}}, "LiveOS/ext3fs.img", "big", "", false},
+		{"fragment", []squashtest.File{{Path: "LiveOS/rootfs.img", Data: small, Frag: true}, {Path: "LiveOS/x", Data: []byte("x"), Frag: true}}, "LiveOS/rootfs.img", "small", "", false},
+		{"plain root", []squashtest.File{{Path: "sbin/init", Data: []byte("#!/bin/sh\n")}, {Path: "etc/os-release", Data: []byte("ID=x\n"), Frag: true}}, "", "", "/sbin/init", false},
 		// A sparse file may be far larger than the image: its block list
 		// compresses to almost nothing.
-		{"extended inode, 1 GiB sparse", []sqTestFile{{path: "LiveOS/rootfs.img", data: big, ext: true, size: 1 << 30}}, "LiveOS/rootfs.img", "big", "", false},
-		{"zlib tables", []sqTestFile{{path: "LiveOS/rootfs.img", data: big}, {path: "sbin/init", data: []byte("x"), frag: true}}, "LiveOS/rootfs.img", "big", "", true},
+		{"extended inode, 1 GiB sparse", []squashtest.File{{Path: "LiveOS/rootfs.img", Data: big, Ext: true, Size: 1 << 30}}, "LiveOS/rootfs.img", "big", "", false},
+		{"zlib tables", []squashtest.File{{Path: "LiveOS/rootfs.img", Data: big}, {Path: "sbin/init", Data: []byte("x"), Frag: true}}, "LiveOS/rootfs.img", "big", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "sq.img")
-			os.WriteFile(p, buildSquashZ(tt.files, tt.zlib), 0o644)
+			os.WriteFile(p, squashtest.BuildZ(tt.files, tt.zlib), 0o644)
 			code, r, errs := inspectJSON(t, p)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errs)
@@ -59,11 +57,11 @@ func TestSquashBuilder(t *testing.T) {
 // TestInspectHostileSquashfs: a squashfs whose inodes or superblock lie
 // is reported, never a panic, and never trusted for a size.
 func TestInspectHostileSquashfs(t *testing.T) {
-	big := ext4Image(2*sqTestBlock, 2, "big")
-	huge := buildSquash([]sqTestFile{{path: "LiveOS/rootfs.img", data: big, ext: true, size: 1 << 63}})
-	used := buildSquash([]sqTestFile{{path: "LiveOS/rootfs.img", data: big}})
+	big := ext4Image(2*squashtest.Block, 2, "big")
+	huge := squashtest.Build([]squashtest.File{{Path: "LiveOS/rootfs.img", Data: big, Ext: true, Size: 1 << 63}})
+	used := squashtest.Build([]squashtest.File{{Path: "LiveOS/rootfs.img", Data: big}})
 	binary.LittleEndian.PutUint64(used[40:], 1<<64-1)
-	fragOff := buildSquash([]sqTestFile{{path: "LiveOS/rootfs.img", data: []byte("tiny"), frag: true}})
+	fragOff := squashtest.Build([]squashtest.File{{Path: "LiveOS/rootfs.img", Data: []byte("tiny"), Frag: true}})
 	// The fragment offset of the file's basic inode (the third inode:
 	// root, LiveOS, rootfs.img; 32 bytes each; after the 2-byte header).
 	inodes := binary.LittleEndian.Uint64(fragOff[64:])
@@ -75,10 +73,10 @@ func TestInspectHostileSquashfs(t *testing.T) {
 		problem string
 		reason  string
 	}{
-		{"extended inode of 2^63 bytes, sparse", buildSquash([]sqTestFile{{path: "LiveOS/rootfs.img", data: big, ext: true, size: 1 << 63, sparse: true}}), 0, "",
+		{"extended inode of 2^63 bytes, sparse", squashtest.Build([]squashtest.File{{Path: "LiveOS/rootfs.img", Data: big, Ext: true, Size: 1 << 63, Sparse: true}}), 0, "",
 			"LiveOS/rootfs.img: file size 9223372036854775808 is more than a squashfs of"},
 		{"extended inode of 2^63 bytes", huge, 0, "", "LiveOS/rootfs.img: file size 9223372036854775808 is more than a squashfs of"},
-		{"extended inode of 2^64-1 bytes", buildSquash([]sqTestFile{{path: "LiveOS/rootfs.img", data: big, ext: true, size: 1<<64 - 1}}), 0, "",
+		{"extended inode of 2^64-1 bytes", squashtest.Build([]squashtest.File{{Path: "LiveOS/rootfs.img", Data: big, Ext: true, Size: 1<<64 - 1}}), 0, "",
 			"file size 18446744073709551615 is more than"},
 		{"bytes used 2^64-1", used, 1, "truncated: squashfs declares 18446744073709551615 bytes, the image has", ""},
 		{"fragment offset past the fragment", fragOff, 0, "", "fragment of 4 bytes holds no 4 bytes at 4294967280"},
@@ -116,8 +114,8 @@ func TestNamesEscapedOnOutput(t *testing.T) {
 		os.WriteFile(p, b, 0o644)
 		return p
 	}
-	sq := write("root.sq", buildSquash([]sqTestFile{{path: "sbin/init", data: []byte("x")}, {path: "etc" + evil + "/x", data: []byte("y")}}))
-	liveSq := write("live.sq", buildSquash([]sqTestFile{{path: "LiveOS/rootfs.img", data: ext4Image(2048, 0, "lbl\x1b[2J\u202e"), frag: true}}))
+	sq := write("root.sq", squashtest.Build([]squashtest.File{{Path: "sbin/init", Data: []byte("x")}, {Path: "etc" + evil + "/x", Data: []byte("y")}}))
+	liveSq := write("live.sq", squashtest.Build([]squashtest.File{{Path: "LiveOS/rootfs.img", Data: ext4Image(2048, 0, "lbl\x1b[2J\u202e"), Frag: true}}))
 	iso := write("boot.iso", isotest.Build([]isotest.File{
 		{Path: "LiveOS/squashfs.img", Data: ext4Image(4096, 1, "x")},
 		{Path: "isolinux/vmlinuz" + evil, Data: []byte("k")},
@@ -155,35 +153,6 @@ func TestNamesEscapedOnOutput(t *testing.T) {
 	}
 }
 
-// xzBomb is an xz stream whose only block asks for an LZMA2 dictionary of
-// 2^(code/2+12) bytes, followed by an empty LZMA2 stream.
-func xzBomb(code byte) []byte {
-	le := binary.LittleEndian
-	s := []byte("\xfd7zXZ\x00\x00\x01")
-	s = le.AppendUint32(s, crc32.ChecksumIEEE(s[6:8]))
-	h := []byte{2, 0, 0x21, 1, code, 0, 0, 0}
-	s = append(s, le.AppendUint32(h, crc32.ChecksumIEEE(h))...)
-	return append(s, 0, 0, 0, 0)
-}
-
-// squashOneBlock is an 8 KiB squashfs of the given compression whose
-// inode table is one compressed metadata block holding block.
-func squashOneBlock(comp uint16, block []byte) []byte {
-	img := squashSuperblock(8192, 4, comp, 8192)
-	binary.LittleEndian.PutUint64(img[32:], 0)  // root inode: block 0, offset 0
-	binary.LittleEndian.PutUint64(img[64:], 96) // inode table
-	binary.LittleEndian.PutUint16(img[96:], uint16(len(block)))
-	copy(img[98:], block)
-	return img
-}
-
-// lzmaBomb is a legacy .lzma header asking for a dictionary of dict bytes,
-// of unknown size, then nothing.
-func lzmaBomb(dict uint32) []byte {
-	b := binary.LittleEndian.AppendUint32([]byte{0x5d}, dict)
-	return append(binary.LittleEndian.AppendUint64(b, 1<<64-1), 0, 0, 0, 0, 0)
-}
-
 // TestInspectLZMADictionary: the dictionary an xz or lzma block asks for
 // is bounded by the block size before the decoder allocates it; a crafted
 // 40-byte metadata block made inspect allocate 1 GiB (up to 4 GiB).
@@ -194,15 +163,15 @@ func TestInspectLZMADictionary(t *testing.T) {
 		block  []byte
 		reason string
 	}{
-		{"xz, 1 GiB", 4, xzBomb(36), "xz block asks for a 1073741824-byte dictionary, more than the 131072 a squashfs block can need"},
-		{"xz, 4 GiB", 4, xzBomb(40), "xz block asks for a 4294967295-byte dictionary"},
-		{"xz, the block size is fine", 4, xzBomb(10), "metadata block at 96: "},
-		{"lzma, 1 GiB", 2, lzmaBomb(1 << 30), "lzma: header dictionary size 1073741824 exceeds configured dictionary capacity 131072"},
-		{"lzma, the block size is fine", 2, lzmaBomb(1 << 17), "metadata block at 96: "},
+		{"xz, 1 GiB", 4, squashtest.XZBomb(36), "xz block asks for a 1073741824-byte dictionary, more than the 131072 a squashfs block can need"},
+		{"xz, 4 GiB", 4, squashtest.XZBomb(40), "xz block asks for a 4294967295-byte dictionary"},
+		{"xz, the block size is fine", 4, squashtest.XZBomb(10), "metadata block at 96: "},
+		{"lzma, 1 GiB", 2, squashtest.LZMABomb(1 << 30), "lzma: header dictionary size 1073741824 exceeds configured dictionary capacity 131072"},
+		{"lzma, the block size is fine", 2, squashtest.LZMABomb(1 << 17), "metadata block at 96: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "xz.sq")
-			os.WriteFile(p, squashOneBlock(tt.comp, tt.block), 0o644)
+			os.WriteFile(p, squashtest.OneBlock(tt.comp, tt.block), 0o644)
 			var before, after runtime.MemStats
 			runtime.ReadMemStats(&before)
 			code, r, errs := inspectJSON(t, p)
@@ -215,18 +184,5 @@ func TestInspectLZMADictionary(t *testing.T) {
 				t.Errorf("inspect of an 8 KiB image allocated %d MiB", n>>20)
 			}
 		})
-	}
-}
-
-// TestHTTPReaderAtEnd: a read near the end of a file a server says is
-// 2^63-1 bytes long must not wrap off+len and return nothing, silently.
-func TestHTTPReaderAtEnd(t *testing.T) {
-	const size = 1<<63 - 1
-	last := int64(size / rangeBlock)
-	h := &httpReaderAt{size: size, cache: map[int64][]byte{last: bytes.Repeat([]byte{'z'}, size%rangeBlock)}}
-	p := make([]byte, 100)
-	n, err := h.ReadAt(p, size-10)
-	if n != 10 || err != io.EOF || string(p[:10]) != "zzzzzzzzzz" {
-		t.Errorf("ReadAt(100 bytes, 10 before the end) = %d, %v", n, err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"io/fs"
 	"math"
 	"math/bits"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -21,18 +22,23 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/isoread"
+	"github.com/streamroot/streamroot/pkg/squashfs"
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
-const inspectUsage = `Usage: streamroot inspect [-json] [-path LiveOS/squashfs.img] IMAGE|ISO|URL
+const inspectUsage = `Usage: streamroot inspect [-json] [-live-dir LiveOS] [-squashimg squashfs.img] [-path P] IMAGE|ISO|URL
 
-Tells what an image is and how streamroot would boot it, layer by layer:
+Tells what an image is and how streamroot would boot it, layer by layer,
+by the rules a boot follows (pkg/imgfmt):
 
   iso9660   volume label, where LiveOS/squashfs.img is (byte offset, size)
   squashfs  version, compression, block size, bytes used, inodes, and
             whether it holds LiveOS/rootfs.img or LiveOS/ext3fs.img
-            (dracut's live layout) or is a plain root filesystem
+            (dracut's live layout) or is a plain root filesystem, and then
+            the init a boot would start
   erofs     block size, size, inodes, volume name, compression
   ext4      block count and size, label, UUID (also for a rootfs.img
             inside a squashfs)
@@ -44,6 +50,11 @@ then only the directory and metadata blocks needed, never the whole file
 squashfs contents are read in pure Go for gzip, xz, lzma and zstd images;
 for lzo and lz4 (or xz with a BCJ filter) inspect runs 'unsquashfs -lls'
 when it is installed and the image is a local file, and says so.
+
+-live-dir and -squashimg are the kernel line's rd.live.dir= and
+rd.live.squashimg=: where the boot looks for the images (LiveOS and
+squashfs.img by default; -live-dir . is the top directory). -path names
+the live image inside an ISO outright.
 
 The exit code is 1 when the image cannot boot (not an image, truncated, an
 ISO without the live image).
@@ -60,6 +71,7 @@ type report struct {
 	Notes    []string   `json:"notes,omitempty"`
 	HTTP     *httpStats `json:"http,omitempty"`
 	bootable bool
+	layout   imgfmt.Layout // the live layout the walk follows
 }
 
 type httpStats struct {
@@ -73,12 +85,12 @@ type layer struct {
 	Path string `json:"path,omitempty"`
 	// Offset is where the layer starts in the source file, when it is stored
 	// there as is (absent inside a compressed squashfs).
-	Offset   *int64      `json:"offset,omitempty"`
-	Size     int64       `json:"size"`
-	ISO      *isoInfo    `json:"iso,omitempty"`
-	Squashfs *squashInfo `json:"squashfs,omitempty"`
-	EROFS    *erofsInfo  `json:"erofs,omitempty"`
-	Ext4     *ext4Info   `json:"ext4,omitempty"`
+	Offset   *int64            `json:"offset,omitempty"`
+	Size     int64             `json:"size"`
+	ISO      *isoInfo          `json:"iso,omitempty"`
+	Squashfs *squashInfo       `json:"squashfs,omitempty"`
+	EROFS    *imgfmt.EROFSInfo `json:"erofs,omitempty"`
+	Ext4     *imgfmt.Ext4Info  `json:"ext4,omitempty"`
 }
 
 type isoInfo struct {
@@ -104,37 +116,20 @@ type squashInfo struct {
 	Reason        string   `json:"reason,omitempty"` // why contents are unknown
 }
 
-type erofsInfo struct {
-	BlockSize   int      `json:"block_size"`
-	Blocks      uint32   `json:"blocks"`
-	Inodes      uint64   `json:"inodes"`
-	VolumeName  string   `json:"volume_name,omitempty"`
-	UUID        string   `json:"uuid"`
-	Created     string   `json:"created"`
-	Compression []string `json:"compression,omitempty"`
-}
-
-type ext4Info struct {
-	Type      string `json:"type"` // ext2, ext3 or ext4
-	BlockSize int    `json:"block_size"`
-	Blocks    uint64 `json:"blocks"`
-	Inodes    uint32 `json:"inodes"`
-	Label     string `json:"label,omitempty"`
-	UUID      string `json:"uuid"`
-}
-
 // inspector walks the layers of one source.
 type inspector struct {
 	ctx     context.Context
 	rep     *report
 	local   string // the source's path when it is a local file
-	isoPath string
+	isoPath string // the live image inside an ISO
 }
 
 func runInspect(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("inspect", inspectUsage)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	isoPath := fs.String("path", "LiveOS/squashfs.img", "`path` of the live image inside an ISO")
+	liveDir := fs.String("live-dir", imgfmt.DefaultLiveDir, "`dir` of the live images, as rd.live.dir= (. is the top)")
+	squashImg := fs.String("squashimg", imgfmt.DefaultSquashImg, "`name` of the live image inside an ISO, as rd.live.squashimg=")
+	isoPath := fs.String("path", "", "`path` of the live image inside an ISO (default: <live-dir>/<squashimg>)")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
@@ -143,16 +138,26 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		return usagef("want exactly one IMAGE, ISO or URL, got %d arguments", len(pos))
 	}
 	src := pos[0]
-	in := &inspector{ctx: ctx, rep: &report{Source: src}, isoPath: *isoPath}
+	layout := imgfmt.Layout{LiveDir: *liveDir, SquashImg: *squashImg}
+	if *isoPath == "" {
+		*isoPath = layout.ISOImage()
+	}
+	in := &inspector{ctx: ctx, rep: &report{Source: src, layout: layout}, isoPath: *isoPath}
 	var ra io.ReaderAt
-	var hr *httpReaderAt
+	var hs *httpsrc.Source
+	var br *httpsrc.BlockReader
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		if hr, err = openHTTP(ctx, src); err != nil {
+		if hs, err = openURL(ctx, src, httpsrc.Options{Stall: inspectStall, Proxy: http.ProxyFromEnvironment}); err != nil {
 			return err
 		}
-		ra, in.rep.Size = hr, hr.size
-		src, in.rep.Source = hr.name, hr.name // no password in the report
-		if !hr.hasValidator() {
+		br = hs.BlockReader(ctx, inspectBlock, inspectBudget)
+		ra, in.rep.Size = br, hs.Size
+		src = hs.URL // no password in the report
+		if hs.FinalURL != hs.URL {
+			src += " (redirected to " + hs.FinalURL + ")"
+		}
+		in.rep.Source = src
+		if !hs.HasValidator() {
 			in.rep.Notes = append(in.rep.Notes, "WARNING: the server sends neither ETag nor Last-Modified: a boot cannot tell "+
 				"the image from one replaced on the server mid-boot (only a size change is seen); pin it with a manifest (streamroot.manifest=)")
 		}
@@ -175,8 +180,9 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	}
 	zero := int64(0)
 	err = in.layer(ra, in.rep.Size, &zero, "")
-	if hr != nil {
-		in.rep.HTTP = &httpStats{Requests: hr.requests, Bytes: hr.bytes}
+	if hs != nil {
+		// Open's one-byte request, then the block reader's ranges.
+		in.rep.HTTP = &httpStats{Requests: 1 + br.Ranges(), Bytes: hs.Received()}
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", src, err)
@@ -202,14 +208,31 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// readHead reads up to n bytes from the start of a layer.
-func readHead(ra io.ReaderAt, size int64, n int) ([]byte, error) {
-	head := make([]byte, min(size, int64(n)))
-	got, err := ra.ReadAt(head, 0)
-	if got < len(head) && err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+// What inspect URL reads: 64 KiB blocks (the first holds every
+// superblock and the ISO volume descriptors), at most 32 MiB in all, each
+// range given up after 30 s without progress.
+const (
+	inspectBlock  = 64 << 10
+	inspectBudget = 32 << 20
+	inspectStall  = 30 * time.Second
+)
+
+// openURL pins the image at rawURL for inspect, saying in inspect's words
+// why a server cannot be inspected.
+func openURL(ctx context.Context, rawURL string, o httpsrc.Options) (*httpsrc.Source, error) {
+	s, err := httpsrc.Open(ctx, rawURL, o)
+	if err == nil {
+		return s, nil
 	}
-	return head[:got], nil
+	var se *httpsrc.StatusError
+	switch {
+	case errors.Is(err, httpsrc.ErrNoRanges):
+		u, _ := url.Parse(rawURL) // Open parsed it
+		return nil, fmt.Errorf("GET %s: the server ignored the Range request (answered 200 OK); refusing to download the whole file (streamroot needs Range support too)", u.Redacted())
+	case errors.As(err, &se) && se.Code == http.StatusRequestedRangeNotSatisfiable:
+		return nil, fmt.Errorf("%w (an empty file?)", err)
+	}
+	return nil, err
 }
 
 func (in *inspector) problem(format string, args ...any) {
@@ -227,40 +250,31 @@ func (in *inspector) layer(ra io.ReaderAt, size int64, offset *int64, inPath str
 	if size < 0 {
 		return fmt.Errorf("%s: negative size %d", nameOr(inPath, "the image"), size)
 	}
-	head, err := readHead(ra, size, 36<<10)
+	head, err := imgfmt.ReadHead(ra, size, imgfmt.HeadSize)
 	if err != nil {
 		return err
 	}
-	le := binary.LittleEndian
-	switch {
-	case len(head) >= 4 && string(head[:4]) == "hsqs":
-		return in.squashfs(ra, size, offset, inPath, head)
-	case isoread.Sniff(head):
+	facts, err := imgfmt.Probe(head)
+	if err != nil && !errors.Is(err, imgfmt.ErrUnknown) {
+		return err
+	}
+	truncated := func(kind string) {
+		if !facts.Fits(size) {
+			in.problem("truncated: %s declares %d bytes, %s has %d", kind, facts.Declared, nameOr(inPath, "the image"), size)
+		}
+	}
+	switch facts.Kind {
+	case imgfmt.Squashfs:
+		return in.squashfs(ra, size, offset, inPath, facts)
+	case imgfmt.ISO9660:
 		return in.iso(ra, size, offset, inPath)
-	case len(head) >= 1024+128 && le.Uint32(head[1024:]) == 0xE0F5E1E2:
-		l := layer{Kind: "erofs", Path: inPath, Offset: offset, Size: size}
-		info, declared, err := parseEROFS(head[1024:])
-		if err != nil {
-			return err
-		}
-		l.EROFS = info
-		in.rep.Layers = append(in.rep.Layers, l)
-		if declared > size {
-			in.problem("truncated: erofs declares %d bytes, %s has %d", declared, nameOr(inPath, "the image"), size)
-		}
+	case imgfmt.EROFS:
+		in.rep.Layers = append(in.rep.Layers, layer{Kind: "erofs", Path: inPath, Offset: offset, Size: size, EROFS: facts.EROFS})
+		truncated("erofs")
 		return nil
-	case len(head) >= 2048 && le.Uint16(head[1024+0x38:]) == 0xEF53:
-		l := layer{Kind: "ext4", Path: inPath, Offset: offset, Size: size}
-		info, declared, err := parseExt4(head[1024:2048])
-		if err != nil {
-			return err
-		}
-		l.Ext4 = info
-		l.Kind = info.Type
-		in.rep.Layers = append(in.rep.Layers, l)
-		if declared > size {
-			in.problem("truncated: %s declares %d bytes, %s has %d", info.Type, declared, nameOr(inPath, "the image"), size)
-		}
+	case imgfmt.Ext4:
+		in.rep.Layers = append(in.rep.Layers, layer{Kind: facts.Ext4.Type, Path: inPath, Offset: offset, Size: size, Ext4: facts.Ext4})
+		truncated(facts.Ext4.Type)
 		return nil
 	}
 	what := "the image"
@@ -322,7 +336,7 @@ func (in *inspector) iso(ra io.ReaderAt, size int64, offset *int64, inPath strin
 	f, err := im.Lookup(in.isoPath)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			in.problem("%s (rd.live.dir=/rd.live.squashimg= or -path name another one)", err)
+			in.problem("%s (-live-dir/-squashimg, as rd.live.dir=/rd.live.squashimg= on the kernel line, or -path name another one)", err)
 			return nil
 		}
 		return err
@@ -340,14 +354,11 @@ func (in *inspector) iso(ra io.ReaderAt, size int64, offset *int64, inPath strin
 	return in.layer(f.ReaderAt(), f.Size, off, f.Path)
 }
 
-func (in *inspector) squashfs(ra io.ReaderAt, size int64, offset *int64, inPath string, head []byte) error {
-	sb, err := parseSquashSuper(head)
-	if err != nil {
-		return err
-	}
+func (in *inspector) squashfs(ra io.ReaderAt, size int64, offset *int64, inPath string, facts imgfmt.Facts) error {
+	sb := *facts.Squashfs
 	info := &squashInfo{
 		Version:       fmt.Sprintf("%d.%d", sb.Major, sb.Minor),
-		Compression:   squashCompression[sb.Compression],
+		Compression:   squashfs.CompressionName(sb.Compression),
 		CompressionID: sb.Compression,
 		BlockSize:     sb.BlockSize,
 		BytesUsed:     sb.BytesUsed,
@@ -360,8 +371,8 @@ func (in *inspector) squashfs(ra io.ReaderAt, size int64, offset *int64, inPath 
 		info.Compression = "unknown"
 	}
 	in.rep.Layers = append(in.rep.Layers, layer{Kind: "squashfs", Path: inPath, Offset: offset, Size: size, Squashfs: info})
-	if sb.BytesUsed > uint64(size) {
-		in.problem("truncated: squashfs declares %d bytes, %s has %d", sb.BytesUsed, nameOr(inPath, "the image"), size)
+	if !facts.Fits(size) {
+		in.problem("truncated: squashfs declares %d bytes, %s has %d", facts.Declared, nameOr(inPath, "the image"), size)
 		return nil
 	}
 	inner, innerHead, innerSize, goErr := in.squashGo(ra, sb, info)
@@ -387,50 +398,53 @@ func (in *inspector) squashfs(ra io.ReaderAt, size int64, offset *int64, inPath 
 	return nil
 }
 
-// liveImages are the names dracut's dmsquash-live looks for inside the
-// squashfs, in its order.
-var liveImages = []string{"LiveOS/rootfs.img", "LiveOS/ext3fs.img"}
-
 // squashGo reads the squashfs tree in Go. It returns the live image path,
 // its first data block and its size, or "" for a plain root filesystem.
-func (in *inspector) squashGo(ra io.ReaderAt, sb squashSuper, info *squashInfo) (string, []byte, int64, error) {
-	s, err := newSquashFS(ra, sb)
+func (in *inspector) squashGo(ra io.ReaderAt, sb squashfs.Super, info *squashInfo) (string, []byte, int64, error) {
+	s, err := squashfs.New(ra, sb)
 	if err != nil {
 		return "", nil, 0, err
 	}
-	for _, p := range liveImages {
-		ino, err := s.lookup(p)
-		if errors.Is(err, errNotFound) {
-			continue
+	// The boot's rule (imgfmt.Layout.Inner), on the squashfs's tree.
+	var lookErr error
+	isFile := func(p string) bool {
+		ino, err := s.Lookup(p)
+		if err != nil && !errors.Is(err, squashfs.ErrNotFound) && lookErr == nil {
+			lookErr = err
 		}
+		return err == nil && ino.IsRegular()
+	}
+	if p := in.rep.layout.Inner(imgfmt.Squashfs, isFile); lookErr != nil {
+		return "", nil, 0, lookErr
+	} else if p != "" {
+		ino, err := s.Lookup(p)
 		if err != nil {
 			return "", nil, 0, err
 		}
-		if ino.dir || (ino.typ != 2 && ino.typ != 9) {
-			continue
-		}
 		info.LiveImage = p
-		head, err := s.head(ino)
+		head, err := s.Head(ino)
 		if err != nil {
 			return "", nil, 0, fmt.Errorf("%s: first block: %w", p, err)
 		}
-		return p, head, int64(ino.size), nil
+		return p, head, int64(ino.Size()), nil
 	}
-	root, err := s.root()
+	root, err := s.Root()
 	if err != nil {
 		return "", nil, 0, err
 	}
-	ents, err := s.readDir(root)
+	ents, err := s.ReadDir(root)
 	if err != nil {
 		return "", nil, 0, err
 	}
 	for _, e := range ents {
-		info.Root = append(info.Root, e.name)
+		info.Root = append(info.Root, e.Name)
 	}
 	slices.Sort(info.Root)
-	for _, p := range []string{"sbin/init", "usr/sbin/init", "lib/systemd/systemd", "usr/lib/systemd/systemd", "init"} {
-		if _, err := s.lookup(p); err == nil {
-			info.Init = "/" + p
+	// The boot's rule (liveroot.FindInit): the first candidate that is,
+	// symlinks followed inside the image, an executable regular file.
+	for _, p := range imgfmt.InitCandidates() {
+		if ino, err := s.Lookup(p); err == nil && ino.IsRegular() && ino.Perm()&0o111 != 0 {
+			info.Init = p
 			break
 		}
 	}
@@ -444,7 +458,8 @@ func (in *inspector) squashUnsquashfs(offset int64, info *squashInfo) error {
 		return errors.New("unsquashfs is not installed (apt-get install squashfs-tools) to list it instead")
 	}
 	args := []string{"-o", strconv.FormatInt(offset, 10), "-lls", in.local}
-	cmd := exec.CommandContext(in.ctx, bin, append(args, liveImages...)...)
+	live := in.rep.layout.LiveImages()
+	cmd := exec.CommandContext(in.ctx, bin, append(args, live...)...)
 	out, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("unsquashfs %s: %v", strings.Join(args, " "), err)
@@ -455,41 +470,13 @@ func (in *inspector) squashUnsquashfs(offset int64, info *squashInfo) error {
 		if len(f) < 6 || !strings.HasPrefix(f[0], "-") {
 			continue
 		}
-		for _, p := range liveImages {
+		for _, p := range live {
 			if strings.HasSuffix(f[len(f)-1], "/"+p) && info.LiveImage == "" {
 				info.LiveImage = p
 			}
 		}
 	}
 	return nil
-}
-
-// parseExt4 reads an ext2/3/4 superblock (the 1024 bytes at offset 1024).
-func parseExt4(sb []byte) (*ext4Info, int64, error) {
-	le := binary.LittleEndian
-	logBlock := le.Uint32(sb[0x18:])
-	if logBlock > 6 {
-		return nil, 0, fmt.Errorf("ext4 block size 2^%d is invalid", 10+logBlock)
-	}
-	info := &ext4Info{
-		BlockSize: 1024 << logBlock,
-		Blocks:    uint64(le.Uint32(sb[0x04:])),
-		Inodes:    le.Uint32(sb[0x00:]),
-		Label:     cString(sb[0x78:0x88]),
-		UUID:      uuid(sb[0x68:0x78]),
-		Type:      "ext2",
-	}
-	compat, incompat := le.Uint32(sb[0x5C:]), le.Uint32(sb[0x60:])
-	if incompat&0x80 != 0 { // 64bit
-		info.Blocks |= uint64(le.Uint32(sb[0x150:])) << 32
-	}
-	if compat&0x4 != 0 {
-		info.Type = "ext3"
-	}
-	if incompat&(0x40|0x80|0x200) != 0 { // extents, 64bit, flex_bg
-		info.Type = "ext4"
-	}
-	return info, satMul(info.Blocks, uint64(info.BlockSize)), nil
 }
 
 // satMul is a*b, or math.MaxInt64 when that does not fit: a block count
@@ -527,45 +514,6 @@ func jsonEscapeNonPrint(b []byte) []byte {
 	return out
 }
 
-// parseEROFS reads an erofs superblock (at offset 1024).
-func parseEROFS(sb []byte) (*erofsInfo, int64, error) {
-	le := binary.LittleEndian
-	bits := sb[12]
-	if bits < 9 || bits > 16 {
-		return nil, 0, fmt.Errorf("erofs block size 2^%d is invalid", bits)
-	}
-	info := &erofsInfo{
-		BlockSize:  1 << bits,
-		Inodes:     le.Uint64(sb[16:]),
-		Created:    time.Unix(int64(le.Uint64(sb[24:])), 0).UTC().Format(time.RFC3339),
-		Blocks:     le.Uint32(sb[36:]),
-		UUID:       uuid(sb[48:64]),
-		VolumeName: cString(sb[64:80]),
-	}
-	if incompat := le.Uint32(sb[80:]); incompat&0x2 != 0 { // COMPR_CFGS: the algorithms used
-		algs := le.Uint16(sb[84:])
-		for i, name := range []string{"lz4", "lzma", "deflate", "zstd"} {
-			if algs&(1<<i) != 0 {
-				info.Compression = append(info.Compression, name)
-			}
-		}
-	} else if incompat&0x1 != 0 {
-		info.Compression = []string{"lz4"}
-	}
-	return info, int64(info.Blocks) << bits, nil
-}
-
-func cString(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return strings.TrimSpace(string(b))
-}
-
-func uuid(b []byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 // summarize names the layout and how to boot it.
 func (in *inspector) summarize() {
 	r := in.rep
@@ -600,7 +548,8 @@ func (in *inspector) summarize() {
 		r.Boot = "a root filesystem image: root=live:<URL> boots it"
 	}
 	if sq != nil && sq.Contents == "read" && sq.LiveImage == "" && sq.Init == "" {
-		r.Notes = append(r.Notes, "the squashfs holds neither LiveOS/rootfs.img nor an init (/sbin/init, /usr/lib/systemd/systemd): is it a root filesystem?")
+		r.Notes = append(r.Notes, fmt.Sprintf("the squashfs holds neither %s nor an init (%s): is it a root filesystem?",
+			in.rep.layout.LiveImages()[0], strings.Join(imgfmt.InitCandidates(), ", ")))
 	}
 }
 
@@ -647,7 +596,7 @@ func printReport(w io.Writer, r *report) {
 					fmt.Fprintf(w, "%sinit: %s\n", ind, esc(s.Init))
 				}
 			default:
-				fmt.Fprintf(w, "%sno LiveOS/rootfs.img or LiveOS/ext3fs.img\n", ind)
+				fmt.Fprintf(w, "%sno %s\n", ind, esc(strings.Join(r.layout.LiveImages(), " or ")))
 			}
 		case l.EROFS != nil:
 			e := l.EROFS

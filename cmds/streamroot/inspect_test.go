@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/streamroot/streamroot/pkg/isoread/isotest"
+	"github.com/streamroot/streamroot/pkg/squashfs/squashtest"
 )
 
 // ext4Image is a hand-made ext4 superblock in a file of size bytes (4 KiB
@@ -47,26 +48,9 @@ func erofsImage(size int, blocks uint32) []byte {
 	return b
 }
 
-// squashSuperblock is a hand-made squashfs superblock whose tables are
-// garbage: enough for the superblock report, not for the contents.
-func squashSuperblock(size int, major uint16, comp uint16, bytesUsed uint64) []byte {
-	b := make([]byte, size)
-	copy(b, "hsqs")
-	le := binary.LittleEndian
-	le.PutUint32(b[4:], 7)            // inodes
-	le.PutUint32(b[8:], 1767225600)   // mtime
-	le.PutUint32(b[12:], 131072)      // block size
-	le.PutUint16(b[20:], comp)        // compression
-	le.PutUint16(b[22:], 17)          // block log
-	le.PutUint16(b[28:], major)       // version
-	le.PutUint64(b[40:], bytesUsed)   // bytes used
-	le.PutUint64(b[64:], bytesUsed-2) // inode table: a bad metadata header
-	return b
-}
-
-func inspectJSON(t *testing.T, target string) (int, report, string) {
+func inspectJSON(t *testing.T, args ...string) (int, report, string) {
 	t.Helper()
-	code, out, errs := runCmd(t, "inspect", "-json", target)
+	code, out, errs := runCmd(t, append([]string{"inspect", "-json"}, args...)...)
 	var r report
 	if out != "" {
 		if err := json.Unmarshal([]byte(out), &r); err != nil {
@@ -121,7 +105,7 @@ func TestInspectHandMade(t *testing.T) {
 			}
 		}, ""},
 		{"erofs truncated", write("short.erofs", erofsImage(8<<10, 16)), 1, "erofs", nil, "truncated: erofs declares 65536 bytes"},
-		{"squashfs superblock", write("sb.squashfs", squashSuperblock(8192, 4, 3, 8192)), 0, "squashfs", func(t *testing.T, r report) {
+		{"squashfs superblock", write("sb.squashfs", squashtest.Superblock(8192, 4, 3, 8192)), 0, "squashfs", func(t *testing.T, r report) {
 			s := r.Layers[0].Squashfs
 			if s.Compression != "lzo" || s.CompressionID != 3 || s.BlockSize != 131072 || s.BytesUsed != 8192 || s.Inodes != 7 || s.Version != "4.0" || s.Contents != "unknown" {
 				t.Errorf("squashfs %+v", s)
@@ -130,13 +114,13 @@ func TestInspectHandMade(t *testing.T) {
 				t.Errorf("notes %q", r.Notes)
 			}
 		}, ""},
-		{"squashfs bad tables", write("bad.squashfs", squashSuperblock(8192, 4, 1, 8192)), 0, "squashfs", func(t *testing.T, r report) {
+		{"squashfs bad tables", write("bad.squashfs", squashtest.Superblock(8192, 4, 1, 8192)), 0, "squashfs", func(t *testing.T, r report) {
 			if s := r.Layers[0].Squashfs; s.Contents != "unknown" || !strings.Contains(s.Reason, "metadata block at 8190") {
 				t.Errorf("squashfs %+v", s)
 			}
 		}, ""},
-		{"squashfs truncated", write("short.squashfs", squashSuperblock(4096, 4, 4, 1<<20)), 1, "squashfs", nil, "truncated: squashfs declares 1048576 bytes, the image has 4096"},
-		{"squashfs v3", write("v3.squashfs", squashSuperblock(4096, 3, 1, 4096)), 1, "", nil, "squashfs version 3.0: Linux mounts only version 4"},
+		{"squashfs truncated", write("short.squashfs", squashtest.Superblock(4096, 4, 4, 1<<20)), 1, "squashfs", nil, "truncated: squashfs declares 1048576 bytes, the image has 4096"},
+		{"squashfs v3", write("v3.squashfs", squashtest.Superblock(4096, 3, 1, 4096)), 1, "", nil, "squashfs version 3.0: Linux mounts only version 4"},
 		{"not an image", write("text", []byte(strings.Repeat("hello world\n", 4000))), 1, "", nil,
 			`not a squashfs, erofs, ext4 or ISO 9660 image (first bytes "hello world.hell")`},
 		{"ISO with an erofs", write("erofs.iso", isotest.Build([]isotest.File{{Path: "LiveOS/squashfs.img", Data: erofsImage(64<<10, 16)},
@@ -190,7 +174,7 @@ func mksquashfs(t *testing.T, files map[string][]byte, comp string, extra ...str
 	src := filepath.Join(dir, "src")
 	for p, data := range files {
 		os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755)
-		if err := os.WriteFile(filepath.Join(src, p), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(src, p), data, 0o755); err != nil { // sbin/init must be executable
 			t.Fatal(err)
 		}
 	}
@@ -307,28 +291,6 @@ func TestInspectURL(t *testing.T) {
 		code, _, errs := runCmd(t, "inspect", tt.url)
 		if code == 0 || !strings.Contains(errs, tt.want) || strings.Count(errs, "\n") > 2 {
 			t.Errorf("%s: exit %d, %q; want %q", tt.url, code, errs, tt.want)
-		}
-	}
-}
-
-func TestContentRange(t *testing.T) {
-	tests := []struct {
-		in                 string
-		first, last, total int64
-		ok                 bool
-	}{
-		{"bytes 0-99/1000", 0, 99, 1000, true},
-		{"bytes 5-5/6", 5, 5, 6, true},
-		{"bytes 0-99/*", 0, 0, 0, false},
-		{"bytes 10-5/100", 0, 0, 0, false},
-		{"bytes 0-100/100", 0, 0, 0, false},
-		{"items 0-1/2", 0, 0, 0, false},
-		{"bytes -1-5/10", 0, 0, 0, false},
-	}
-	for _, tt := range tests {
-		f, l, s, err := parseContentRange(tt.in)
-		if (err == nil) != tt.ok || (tt.ok && (f != tt.first || l != tt.last || s != tt.total)) {
-			t.Errorf("%q: %d %d %d %v", tt.in, f, l, s, err)
 		}
 	}
 }

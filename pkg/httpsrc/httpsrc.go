@@ -48,6 +48,10 @@ type Options struct {
 	// resolves the host of every redirect the same way (the map itself is
 	// not modified).
 	Pin map[string]string
+	// Proxy picks a proxy per request, as http.Transport.Proxy; nil (the
+	// boot: its network has no proxy environment) uses none. The host CLI
+	// passes http.ProxyFromEnvironment.
+	Proxy func(*http.Request) (*url.URL, error)
 }
 
 // MaxImageSize bounds the image size a server may claim (16 TiB, far
@@ -401,7 +405,7 @@ func (s *Source) statusError(resp *http.Response) *StatusError {
 
 func newClient(o Options, record func(error), checkRedirect func(*http.Request, []*http.Request) error, pinned func(string) string) *retryablehttp.Client {
 	tr := &http.Transport{
-		Proxy: nil, // a boot network has no proxy environment; never guess one
+		Proxy: o.Proxy, // nil unless asked: a boot network has no proxy environment; never guess one
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 			return d.DialContext(ctx, network, pinned(addr))
@@ -586,11 +590,7 @@ func (s *Source) ReadRange(ctx context.Context, p []byte, off int64) error {
 		if err == nil {
 			continue
 		}
-		if errors.Is(err, ErrChanged) || ctx.Err() != nil {
-			return err
-		}
-		var se *StatusError
-		if errors.As(err, &se) {
+		if IsPermanent(err) || ctx.Err() != nil {
 			return err
 		}
 		// A broken body is transient: keep what arrived and ask for the rest.

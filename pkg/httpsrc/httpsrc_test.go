@@ -57,6 +57,13 @@ func TestParseContentRange(t *testing.T) {
 		{"bytes 0007-9/10", 7, 9, 10, true},
 		{"items 0-1/10", 0, 0, 0, false},
 		{"", 0, 0, 0, false},
+		// The cases of the CLI's own parser, before inspect read through here.
+		{"bytes 0-99/1000", 0, 99, 1000, true},
+		{"bytes 5-5/6", 5, 5, 6, true},
+		{"bytes 0-99/*", 0, 0, 0, false},
+		{"bytes 10-5/100", 0, 0, 0, false},
+		{"bytes 0-100/100", 0, 0, 0, false},
+		{"items 0-1/2", 0, 0, 0, false},
 	} {
 		f, l, s, err := parseContentRange(tc.in)
 		if (err == nil) != tc.ok || (tc.ok && (f != tc.first || l != tc.last || s != tc.size)) {

@@ -20,7 +20,6 @@
 package isoread
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -535,10 +534,4 @@ func (m *multiExtent) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
-}
-
-// Sniff reports whether the bytes at sector 16 of an image look like ISO
-// 9660 (buf must hold at least 32774 bytes from offset 0).
-func Sniff(buf []byte) bool {
-	return len(buf) >= 16*sectorSize+6 && bytes.Equal(buf[16*sectorSize+1:16*sectorSize+6], []byte("CD001"))
 }

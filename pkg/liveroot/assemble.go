@@ -1,3 +1,9 @@
+// Package liveroot turns a boot image into the root at /sysroot: it follows
+// the layers pkg/imgfmt names by magic (ISO 9660 → <rd.live.dir>/
+// <rd.live.squashimg> → squashfs or erofs → <rd.live.dir>/rootfs.img ext4),
+// loop-mounts each layer read-only and puts a writable overlayfs with a
+// tmpfs upper on top, as dracut's dmsquash-live does with
+// rd.live.overlay.overlayfs.
 package liveroot
 
 import (
@@ -9,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/u-root/u-root/pkg/mount/loop"
 	"golang.org/x/sys/unix"
 )
@@ -24,10 +31,10 @@ type Options struct {
 
 // Layer is one mounted filesystem of the stack.
 type Layer struct {
-	Kind       Kind   `json:"kind"`
-	Source     string `json:"source"` // file or device that was mounted
-	Device     string `json:"device"` // /dev/loopN or /dev/nbdN
-	Mountpoint string `json:"mountpoint"`
+	Kind       imgfmt.Kind `json:"kind"`
+	Source     string      `json:"source"` // file or device that was mounted
+	Device     string      `json:"device"` // /dev/loopN or /dev/nbdN
+	Mountpoint string      `json:"mountpoint"`
 }
 
 // Root is the assembled root.
@@ -41,17 +48,18 @@ type Root struct {
 // Assemble mounts image and its inner layers and the overlay at o.Target.
 func Assemble(image string, o Options, log *slog.Logger) (*Root, error) {
 	r := &Root{Target: o.Target}
+	layout := imgfmt.Layout{LiveDir: o.LiveDir, SquashImg: o.SquashImg}
 	cur := image
 	for depth := 0; ; depth++ {
 		if depth > 3 {
 			return nil, fmt.Errorf("%s: layers nested too deep", image)
 		}
-		kind, err := DetectFile(cur)
+		kind, err := imgfmt.DetectFile(cur)
 		if err != nil {
 			return nil, err
 		}
 		mp := filepath.Join(o.Base, string(kind))
-		if kind == Ext4 && depth > 0 {
+		if kind == imgfmt.Ext4 && depth > 0 {
 			mp = filepath.Join(o.Base, "rootfs")
 		}
 		dev, err := mountLoop(cur, mp, kind)
@@ -61,23 +69,10 @@ func Assemble(image string, o Options, log *slog.Logger) (*Root, error) {
 		r.Layers = append(r.Layers, Layer{Kind: kind, Source: cur, Device: dev, Mountpoint: mp})
 		log.Info("mounted", "layer", kind, "image", cur, "device", dev, "at", mp)
 
-		next := ""
-		switch kind {
-		case ISO9660:
-			next = filepath.Join(mp, o.LiveDir, o.SquashImg)
-			if _, err := os.Stat(next); err != nil {
-				return nil, fmt.Errorf("ISO %s has no %s/%s (rd.live.dir=%s rd.live.squashimg=%s): %w",
-					image, o.LiveDir, o.SquashImg, o.LiveDir, o.SquashImg, err)
-			}
-		case Squashfs, EROFS:
-			// dracut's livenet layout: the squashfs holds an ext4 image.
-			for _, n := range []string{"rootfs.img", "ext3fs.img"} {
-				p := filepath.Join(mp, o.LiveDir, n)
-				if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-					next = p
-					break
-				}
-			}
+		next, err := Next(mp, kind, layout)
+		if err != nil {
+			return nil, fmt.Errorf("ISO %s has no %s/%s (rd.live.dir=%s rd.live.squashimg=%s): %w",
+				image, o.LiveDir, o.SquashImg, o.LiveDir, o.SquashImg, err)
 		}
 		if next == "" {
 			r.Lower = mp
@@ -91,13 +86,34 @@ func Assemble(image string, o Options, log *slog.Logger) (*Root, error) {
 	return r, nil
 }
 
+// Next is the file a boot mounts next inside the layer of the given kind
+// mounted at dir, by the layout rules of imgfmt.Layout.Inner, or "" when
+// that layer is the root. An ISO without its live image is an error
+// (os.Stat's: it names the path).
+func Next(dir string, kind imgfmt.Kind, layout imgfmt.Layout) (string, error) {
+	inner := layout.Inner(kind, func(p string) bool {
+		st, err := os.Stat(filepath.Join(dir, p))
+		return err == nil && st.Mode().IsRegular()
+	})
+	if inner == "" {
+		return "", nil
+	}
+	p := filepath.Join(dir, inner)
+	if kind == imgfmt.ISO9660 {
+		if _, err := os.Stat(p); err != nil {
+			return "", err
+		}
+	}
+	return p, nil
+}
+
 // mountLoop attaches file read-only to a free loop device and mounts it.
-func mountLoop(file, mp string, kind Kind) (string, error) {
+func mountLoop(file, mp string, kind imgfmt.Kind) (string, error) {
 	if err := os.MkdirAll(mp, 0o755); err != nil {
 		return "", err
 	}
 	data := ""
-	if kind == Ext4 {
+	if kind == imgfmt.Ext4 {
 		// A read-only lower must not replay a journal: that would write.
 		data = "noload"
 	}

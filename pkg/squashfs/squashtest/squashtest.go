@@ -1,67 +1,76 @@
-package main
+// Package squashtest writes tiny squashfs 4.0 images for tests of the
+// readers (pkg/squashfs, the CLI's inspect): gzip is declared but every
+// block is stored uncompressed (the on-disk flag says so), 4 KiB blocks,
+// one metadata block each for the inodes and the directories. It makes
+// small images (a few KiB) without mksquashfs, and images that lie: an
+// inode can declare any size.
+package squashtest
 
 import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"hash/crc32"
 	"slices"
 	"strings"
 )
 
-// A tiny squashfs 4.0 writer for tests of the reader: gzip is declared but
-// every block is stored uncompressed (the on-disk flag says so), 4 KiB
-// blocks, one metadata block each for the inodes and the directories. It
-// makes small images (a few KiB) without mksquashfs, and images that lie:
-// an inode can declare any size.
-
-// sqTestFile is one regular file; directories are implied by paths.
-type sqTestFile struct {
-	path string
-	data []byte
-	// ext writes an extended file inode (type 9) rather than a basic one.
-	ext bool
-	// size, when non-zero, is the size the inode declares instead of
-	// len(data) (the block list still describes data).
-	size uint64
-	// frag stores the file (under 4 KiB) in the fragment block.
-	frag bool
-	// sparse writes a zero first block size word (a hole).
-	sparse bool
+// File is one regular file; directories are implied by paths.
+type File struct {
+	Path string
+	Data []byte
+	// Ext writes an extended file inode (type 9) rather than a basic one.
+	Ext bool
+	// Size, when non-zero, is the size the inode declares instead of
+	// len(Data) (the block list still describes Data).
+	Size uint64
+	// Frag stores the file (under 4 KiB) in the fragment block.
+	Frag bool
+	// Sparse writes a zero first block size word (a hole).
+	Sparse bool
+	// Link, when set, makes the file a symlink to Link (Data unused).
+	Link string
+	// Mode is the permission bits (0: 0755).
+	Mode uint16
 }
 
-const sqTestBlock = 4096
+// Block is the images' block size.
+const Block = 4096
 
-type sqTestNode struct {
+const noFragment = 0xFFFFFFFF
+
+type node struct {
 	name     string
 	dir      bool
-	file     sqTestFile
-	children []*sqTestNode
+	file     File
+	children []*node
 	inum     uint32
 	inodeOff int // offset of the inode in the inode table's block
 	listOff  int // directory: offset of its listing in the directory table's block
 	listLen  int
-	parent   *sqTestNode
+	parent   *node
 }
 
-func buildSquash(files []sqTestFile) []byte { return buildSquashZ(files, false) }
+// Build is an image holding files, its tables stored uncompressed.
+func Build(files []File) []byte { return BuildZ(files, false) }
 
-// buildSquashZ is buildSquash with the inode and directory tables
+// BuildZ is Build with the inode and directory tables
 // zlib-compressed when compress is set, as mksquashfs writes them.
-func buildSquashZ(files []sqTestFile, compress bool) []byte {
+func BuildZ(files []File, compress bool) []byte {
 	le := binary.LittleEndian
-	root := &sqTestNode{dir: true}
+	root := &node{dir: true}
 	for _, f := range files {
-		parts := strings.Split(strings.Trim(f.path, "/"), "/")
+		parts := strings.Split(strings.Trim(f.Path, "/"), "/")
 		d := root
 		for i, p := range parts {
-			var c *sqTestNode
+			var c *node
 			for _, x := range d.children {
 				if x.name == p {
 					c = x
 				}
 			}
 			if c == nil {
-				c = &sqTestNode{name: p, dir: i < len(parts)-1, parent: d}
+				c = &node{name: p, dir: i < len(parts)-1, parent: d}
 				d.children = append(d.children, c)
 			}
 			if i == len(parts)-1 {
@@ -70,11 +79,11 @@ func buildSquashZ(files []sqTestFile, compress bool) []byte {
 			d = c
 		}
 	}
-	var nodes []*sqTestNode
-	var walk func(n *sqTestNode)
-	walk = func(n *sqTestNode) {
+	var nodes []*node
+	var walk func(n *node)
+	walk = func(n *node) {
 		nodes = append(nodes, n)
-		slices.SortFunc(n.children, func(a, b *sqTestNode) int { return strings.Compare(a.name, b.name) })
+		slices.SortFunc(n.children, func(a, b *node) int { return strings.Compare(a.name, b.name) })
 		for _, c := range n.children {
 			walk(c)
 		}
@@ -83,20 +92,23 @@ func buildSquashZ(files []sqTestFile, compress bool) []byte {
 
 	img := make([]byte, 96)
 	// Data: full blocks of each file, then one fragment block.
-	blocksAt := map[*sqTestNode]int{}
+	blocksAt := map[*node]int{}
 	var frag []byte
-	fragOff := map[*sqTestNode]int{}
+	fragOff := map[*node]int{}
 	for _, n := range nodes {
 		if n.dir {
 			continue
 		}
-		if n.file.frag {
+		if n.file.Link != "" {
+			continue
+		}
+		if n.file.Frag {
 			fragOff[n] = len(frag)
-			frag = append(frag, n.file.data...)
+			frag = append(frag, n.file.Data...)
 			continue
 		}
 		blocksAt[n] = len(img)
-		img = append(img, n.file.data...)
+		img = append(img, n.file.Data...)
 	}
 	fragAt := len(img)
 	img = append(img, frag...)
@@ -109,7 +121,9 @@ func buildSquashZ(files []sqTestFile, compress bool) []byte {
 		switch {
 		case n.dir:
 			inodes = append(inodes, make([]byte, 32)...)
-		case n.file.ext:
+		case n.file.Link != "":
+			inodes = append(inodes, make([]byte, 24+len(n.file.Link))...)
+		case n.file.Ext:
 			inodes = append(inodes, make([]byte, 56+4*nblocks(n))...)
 		default:
 			inodes = append(inodes, make([]byte, 32+4*nblocks(n))...)
@@ -134,6 +148,8 @@ func buildSquashZ(files []sqTestFile, compress bool) []byte {
 				typ := uint16(2)
 				if c.dir {
 					typ = 1
+				} else if c.file.Link != "" {
+					typ = 3
 				}
 				le.PutUint16(e[4:], typ)
 				le.PutUint16(e[6:], uint16(len(c.name)-1))
@@ -145,6 +161,9 @@ func buildSquashZ(files []sqTestFile, compress bool) []byte {
 	for _, n := range nodes {
 		b := inodes[n.inodeOff:]
 		le.PutUint16(b[2:], 0o755)
+		if n.file.Mode != 0 {
+			le.PutUint16(b[2:], n.file.Mode)
+		}
 		le.PutUint32(b[8:], 1767225600)
 		le.PutUint32(b[12:], n.inum)
 		switch {
@@ -159,17 +178,22 @@ func buildSquashZ(files []sqTestFile, compress bool) []byte {
 				parent = n.parent.inum
 			}
 			le.PutUint32(b[28:], parent)
+		case n.file.Link != "":
+			le.PutUint16(b, 3)
+			le.PutUint32(b[16:], 1) // nlink
+			le.PutUint32(b[20:], uint32(len(n.file.Link)))
+			copy(b[24:], n.file.Link)
 		default:
-			size := uint64(len(n.file.data))
-			if n.file.size != 0 {
-				size = n.file.size
+			size := uint64(len(n.file.Data))
+			if n.file.Size != 0 {
+				size = n.file.Size
 			}
-			fragment, offset := uint32(sqNoFragment), uint32(0)
-			if n.file.frag {
+			fragment, offset := uint32(noFragment), uint32(0)
+			if n.file.Frag {
 				fragment, offset = 0, uint32(fragOff[n])
 			}
 			list := b[32:]
-			if n.file.ext {
+			if n.file.Ext {
 				le.PutUint16(b, 9)
 				le.PutUint64(b[16:], uint64(blocksAt[n]))
 				le.PutUint64(b[24:], size)
@@ -186,10 +210,10 @@ func buildSquashZ(files []sqTestFile, compress bool) []byte {
 				le.PutUint32(b[28:], uint32(size))
 			}
 			for i := range nblocks(n) {
-				n := min(sqTestBlock, len(n.file.data)-i*sqTestBlock)
+				n := min(Block, len(n.file.Data)-i*Block)
 				le.PutUint32(list[4*i:], uint32(n)|1<<24)
 			}
-			if n.file.sparse {
+			if n.file.Sparse {
 				le.PutUint32(list, 0)
 			}
 		}
@@ -228,7 +252,7 @@ func buildSquashZ(files []sqTestFile, compress bool) []byte {
 	copy(sb, "hsqs")
 	le.PutUint32(sb[4:], uint32(len(nodes)))
 	le.PutUint32(sb[8:], 1767225600)
-	le.PutUint32(sb[12:], sqTestBlock)
+	le.PutUint32(sb[12:], Block)
 	le.PutUint32(sb[16:], fragments)
 	le.PutUint16(sb[20:], 1) // gzip
 	le.PutUint16(sb[22:], 12)
@@ -245,9 +269,56 @@ func buildSquashZ(files []sqTestFile, compress bool) []byte {
 	return img
 }
 
-func nblocks(n *sqTestNode) int {
-	if n.file.frag {
+func nblocks(n *node) int {
+	if n.file.Frag {
 		return 0
 	}
-	return (len(n.file.data) + sqTestBlock - 1) / sqTestBlock
+	return (len(n.file.Data) + Block - 1) / Block
+}
+
+// Superblock is a hand-made squashfs superblock at the start of size
+// bytes whose tables are garbage: enough for a superblock report, not for
+// the contents.
+func Superblock(size int, major uint16, comp uint16, bytesUsed uint64) []byte {
+	b := make([]byte, size)
+	copy(b, "hsqs")
+	le := binary.LittleEndian
+	le.PutUint32(b[4:], 7)            // inodes
+	le.PutUint32(b[8:], 1767225600)   // mtime
+	le.PutUint32(b[12:], 131072)      // block size
+	le.PutUint16(b[20:], comp)        // compression
+	le.PutUint16(b[22:], 17)          // block log
+	le.PutUint16(b[28:], major)       // version
+	le.PutUint64(b[40:], bytesUsed)   // bytes used
+	le.PutUint64(b[64:], bytesUsed-2) // inode table: a bad metadata header
+	return b
+}
+
+// OneBlock is an 8 KiB squashfs of the given compression whose inode table
+// is one compressed metadata block holding block.
+func OneBlock(comp uint16, block []byte) []byte {
+	img := Superblock(8192, 4, comp, 8192)
+	binary.LittleEndian.PutUint64(img[32:], 0)  // root inode: block 0, offset 0
+	binary.LittleEndian.PutUint64(img[64:], 96) // inode table
+	binary.LittleEndian.PutUint16(img[96:], uint16(len(block)))
+	copy(img[98:], block)
+	return img
+}
+
+// XZBomb is an xz stream whose only block asks for an LZMA2 dictionary of
+// 2^(code/2+12) bytes, followed by an empty LZMA2 stream.
+func XZBomb(code byte) []byte {
+	le := binary.LittleEndian
+	s := []byte("\xfd7zXZ\x00\x00\x01")
+	s = le.AppendUint32(s, crc32.ChecksumIEEE(s[6:8]))
+	h := []byte{2, 0, 0x21, 1, code, 0, 0, 0}
+	s = append(s, le.AppendUint32(h, crc32.ChecksumIEEE(h))...)
+	return append(s, 0, 0, 0, 0)
+}
+
+// LZMABomb is a legacy .lzma header asking for a dictionary of dict bytes,
+// of unknown size, then nothing.
+func LZMABomb(dict uint32) []byte {
+	b := binary.LittleEndian.AppendUint32([]byte{0x5d}, dict)
+	return append(binary.LittleEndian.AppendUint64(b, 1<<64-1), 0, 0, 0, 0, 0)
 }

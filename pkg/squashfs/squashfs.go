@@ -1,4 +1,14 @@
-package main
+// Package squashfs reads squashfs 4.0 metadata through an io.ReaderAt:
+// enough to look a path up, list a directory and read the first bytes of a
+// file, so the CLI's inspect can see inside an image on an HTTP server with
+// a handful of Range requests. Layout: squashfs-tools' squashfs_fs.h and
+// the kernel's Documentation/filesystems/squashfs.rst.
+//
+// Every size and position in the image is the image's claim, not a fact:
+// positions are checked against bytes_used without overflowing (base and
+// length as uint64, never base+length compared), sizes against what the
+// image could hold, and no input makes the reader panic (FuzzSquashfs).
+package squashfs
 
 import (
 	"bytes"
@@ -7,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -16,36 +28,35 @@ import (
 	"github.com/ulikunitz/xz/lzma"
 )
 
-// A read-only walker for squashfs 4.0 metadata: enough to look a path up,
-// list a directory and read the first bytes of a file, through an
-// io.ReaderAt, so inspect can see inside an image on an HTTP server with a
-// handful of Range requests. Layout: squashfs-tools' squashfs_fs.h and the
-// kernel's Documentation/filesystems/squashfs.rst.
-//
-// Every size and position in the image is the image's claim, not a fact:
-// positions are checked against bytes_used without overflowing (base and
-// length as uint64, never base+length compared), sizes against what the
-// image could hold, and no input makes the walker panic (FuzzSquashfs).
-
 const (
 	sqMetaSize   = 8192
 	sqNoFragment = 0xFFFFFFFF
 	sqFlagCompOp = 0x0400 // compressor options follow the superblock
 	sqNameMax    = 256    // SQUASHFS_NAME_LEN: the kernel refuses longer names
+	sqLinkMax    = 4096   // PATH_MAX: the longest symlink target a lookup follows
+	sqMaxHops    = 40     // symlinks one lookup follows, as Linux does
+	sqMaxSteps   = 256    // components one lookup walks (real paths take a few)
 )
 
-// squashSuper is the 96-byte squashfs superblock, in disk order.
-type squashSuper struct {
+// Super is the 96-byte squashfs superblock, in disk order.
+type Super struct {
 	Magic, Inodes, ModTime, BlockSize, Fragments          uint32
 	Compression, BlockLog, Flags, IDs, Major, Minor       uint16
 	RootInode, BytesUsed, IDTable, XattrTable, InodeTable uint64
 	DirTable, FragTable, ExportTable                      uint64
 }
 
-var squashCompression = map[uint16]string{1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
+var compressionNames = map[uint16]string{1: "gzip", 2: "lzma", 3: "lzo", 4: "xz", 5: "lz4", 6: "zstd"}
 
-func parseSquashSuper(head []byte) (squashSuper, error) {
-	var sb squashSuper
+// CompressionName names a superblock's compression id ("" for an id
+// squashfs does not define).
+func CompressionName(id uint16) string { return compressionNames[id] }
+
+// ParseSuper reads the superblock at the start of head and checks what
+// Linux checks before it mounts: the magic, version 4 and a block size that
+// is a power of two from 4 KiB to 1 MiB matching its logarithm.
+func ParseSuper(head []byte) (Super, error) {
+	var sb Super
 	if len(head) < 96 || string(head[:4]) != "hsqs" {
 		return sb, errors.New("no squashfs magic")
 	}
@@ -59,10 +70,11 @@ func parseSquashSuper(head []byte) (squashSuper, error) {
 	return sb, nil
 }
 
-// squashFS reads metadata of one squashfs image.
-type squashFS struct {
+// FS reads the metadata of one squashfs image. It caches the metadata
+// blocks it has read and is not safe for concurrent use.
+type FS struct {
 	r      io.ReaderAt
-	sb     squashSuper
+	sb     Super
 	decomp func(src []byte, max int) ([]byte, error)
 	meta   map[int64]metaBlock
 }
@@ -72,19 +84,21 @@ type metaBlock struct {
 	next int64 // position of the following metadata block
 }
 
-func newSquashFS(r io.ReaderAt, sb squashSuper) (*squashFS, error) {
-	d, err := squashDecompressor(sb.Compression, max(int64(sb.BlockSize), sqMetaSize))
+// New reads the image in r, whose superblock is sb, with the decompressor
+// sb names; gzip, lzma, xz and zstd are readable, lzo and lz4 are not.
+func New(r io.ReaderAt, sb Super) (*FS, error) {
+	d, err := decompressor(sb.Compression, max(int64(sb.BlockSize), sqMetaSize))
 	if err != nil {
 		return nil, err
 	}
-	return &squashFS{r: r, sb: sb, decomp: d, meta: map[int64]metaBlock{}}, nil
+	return &FS{r: r, sb: sb, decomp: d, meta: map[int64]metaBlock{}}, nil
 }
 
-// squashDecompressor returns the decompressor for a compression id. dict
+// decompressor returns the decompressor for a compression id. dict
 // bounds the LZMA dictionary a block may ask for: mksquashfs uses the block
 // size, and the kernel refuses more, while a crafted header could make the
 // decoder allocate up to 4 GiB for an 8 KiB metadata block.
-func squashDecompressor(id uint16, dict int64) (func([]byte, int) ([]byte, error), error) {
+func decompressor(id uint16, dict int64) (func([]byte, int) ([]byte, error), error) {
 	stream := func(open func(io.Reader) (io.Reader, error)) func([]byte, int) ([]byte, error) {
 		return func(src []byte, max int) ([]byte, error) {
 			rd, err := open(bytes.NewReader(src))
@@ -133,14 +147,14 @@ func squashDecompressor(id uint16, dict int64) (func([]byte, int) ([]byte, error
 			return out, nil
 		}, nil
 	}
-	name := squashCompression[id]
+	name := compressionNames[id]
 	if name == "" {
 		name = fmt.Sprintf("id %d", id)
 	}
 	return nil, fmt.Errorf("%s compression is not readable by this tool in pure Go", name)
 }
 
-func (s *squashFS) readFull(p []byte, off int64) error {
+func (s *FS) readFull(p []byte, off int64) error {
 	if off < 0 {
 		return fmt.Errorf("read %d bytes at %d: outside the %d bytes the superblock declares", len(p), uint64(off), s.sb.BytesUsed)
 	}
@@ -149,7 +163,7 @@ func (s *squashFS) readFull(p []byte, off int64) error {
 
 // readFullAt is readFull at a position read from the image (a uint64 that
 // may be anything).
-func (s *squashFS) readFullAt(p []byte, at uint64) error {
+func (s *FS) readFullAt(p []byte, at uint64) error {
 	used := s.sb.BytesUsed
 	if at > used || uint64(len(p)) > used-at {
 		return fmt.Errorf("read %d bytes at %d: outside the %d bytes the superblock declares", len(p), at, s.sb.BytesUsed)
@@ -170,7 +184,7 @@ func (s *squashFS) readFullAt(p []byte, at uint64) error {
 
 // at is the absolute position of rel bytes into a table starting at base,
 // both read from the image, or an error when it lies outside bytes_used.
-func (s *squashFS) at(what string, base, rel uint64) (int64, error) {
+func (s *FS) at(what string, base, rel uint64) (int64, error) {
 	used := s.sb.BytesUsed
 	if base > used || rel > used-base || base+rel > math.MaxInt64 {
 		return 0, fmt.Errorf("%s at %d+%d: outside the %d bytes the superblock declares", what, base, rel, used)
@@ -179,7 +193,7 @@ func (s *squashFS) at(what string, base, rel uint64) (int64, error) {
 }
 
 // metaBlock reads the metadata block at absolute position pos.
-func (s *squashFS) metaBlock(pos int64) (metaBlock, error) {
+func (s *FS) metaBlock(pos int64) (metaBlock, error) {
 	if b, ok := s.meta[pos]; ok {
 		return b, nil
 	}
@@ -210,7 +224,7 @@ func (s *squashFS) metaBlock(pos int64) (metaBlock, error) {
 
 // metaCursor reads a byte stream that runs across metadata blocks.
 type metaCursor struct {
-	s   *squashFS
+	s   *FS
 	pos int64 // absolute position of the current block
 	off int   // offset in its decompressed data
 }
@@ -233,10 +247,12 @@ func (c *metaCursor) read(n int) ([]byte, error) {
 	return out, nil
 }
 
-// squashInode is the part of an inode inspect needs.
-type squashInode struct {
+// Inode is the part of an inode a lookup, a listing and Head need.
+type Inode struct {
 	typ        uint16
+	mode       uint16 // permission bits
 	dir        bool
+	target     string // symlink: where it points
 	size       uint64 // file size, or directory listing size
 	dirBlock   uint32 // directory: start of its listing, relative to the directory table
 	dirOffset  uint16
@@ -247,19 +263,47 @@ type squashInode struct {
 	blocks     int    // number of full data blocks
 }
 
-func (s *squashFS) inode(ref uint64) (squashInode, error) {
+// IsDir says whether the inode is a directory.
+func (in Inode) IsDir() bool { return in.dir }
+
+// IsRegular says whether the inode is a regular file (basic or extended).
+func (in Inode) IsRegular() bool { return in.typ == 2 || in.typ == 9 }
+
+// Perm is the inode's permission bits.
+func (in Inode) Perm() fs.FileMode { return fs.FileMode(in.mode) & fs.ModePerm }
+
+// Size is a file's size as its inode declares it (checked against what the
+// image can describe), or a directory listing's size.
+func (in Inode) Size() uint64 { return in.size }
+
+func (s *FS) inode(ref uint64) (Inode, error) {
 	pos, err := s.at("inode", s.sb.InodeTable, ref>>16)
 	if err != nil {
-		return squashInode{}, err
+		return Inode{}, err
 	}
 	c := &metaCursor{s: s, pos: pos, off: int(ref & 0xffff)}
 	hdr, err := c.read(16)
 	if err != nil {
-		return squashInode{}, err
+		return Inode{}, err
 	}
 	le := binary.LittleEndian
-	in := squashInode{typ: le.Uint16(hdr)}
+	in := Inode{typ: le.Uint16(hdr), mode: le.Uint16(hdr[2:])}
 	switch in.typ {
+	case 3, 10: // basic or extended symlink: nlink, target size, target
+		b, err := c.read(8)
+		if err != nil {
+			return in, err
+		}
+		n := le.Uint32(b[4:])
+		if n == 0 || n > sqLinkMax {
+			return in, fmt.Errorf("symlink target of %d bytes (1 to %d)", n, sqLinkMax)
+		}
+		t, err := c.read(int(n))
+		if err != nil {
+			return in, err
+		}
+		in.target = string(t)
+		return in, nil
 	case 1: // basic directory
 		b, err := c.read(16)
 		if err != nil {
@@ -314,13 +358,15 @@ func (s *squashFS) inode(ref uint64) (squashInode, error) {
 	return in, nil
 }
 
-type squashEntry struct {
-	name string
+// Entry is one name in a directory listing.
+type Entry struct {
+	Name string
 	ref  uint64
 	typ  uint16
 }
 
-func (s *squashFS) readDir(in squashInode) ([]squashEntry, error) {
+// ReadDir lists a directory inode, in the image's order.
+func (s *FS) ReadDir(in Inode) ([]Entry, error) {
 	if !in.dir {
 		return nil, errors.New("not a directory")
 	}
@@ -334,7 +380,7 @@ func (s *squashFS) readDir(in squashInode) ([]squashEntry, error) {
 	}
 	c := &metaCursor{s: s, pos: pos, off: int(in.dirOffset)}
 	le := binary.LittleEndian
-	var out []squashEntry
+	var out []Entry
 	for left > 0 {
 		h, err := c.read(12)
 		if err != nil {
@@ -359,7 +405,7 @@ func (s *squashFS) readDir(in squashInode) ([]squashEntry, error) {
 				return nil, err
 			}
 			left -= 8 + nameLen
-			out = append(out, squashEntry{name: string(name), ref: start<<16 | uint64(le.Uint16(e)), typ: le.Uint16(e[4:])})
+			out = append(out, Entry{Name: string(name), ref: start<<16 | uint64(le.Uint16(e)), typ: le.Uint16(e[4:])})
 		}
 		if len(out) > 1<<20 {
 			return nil, errors.New("directory too large")
@@ -368,46 +414,83 @@ func (s *squashFS) readDir(in squashInode) ([]squashEntry, error) {
 	return out, nil
 }
 
-func (s *squashFS) root() (squashInode, error) { return s.inode(s.sb.RootInode) }
+// Root is the root directory's inode.
+func (s *FS) Root() (Inode, error) { return s.inode(s.sb.RootInode) }
 
-// lookup finds a path (case-sensitive, as the kernel does).
-func (s *squashFS) lookup(p string) (squashInode, error) {
-	in, err := s.root()
+// Lookup finds a path as the image's own root would see it (stat(2),
+// case-sensitive): symlinks are followed in every component, an absolute
+// target from the image's root, at most 40 of them as in Linux, and ".."
+// at the root stays there. One lookup walks at most 256 components, so a
+// crafted image (a directory that holds itself, long symlink chains)
+// bounds the work.
+func (s *FS) Lookup(p string) (Inode, error) {
+	root, err := s.Root()
 	if err != nil {
-		return in, err
+		return root, err
 	}
-	walked := ""
-	for part := range strings.SplitSeq(strings.Trim(path.Clean("/"+p), "/"), "/") {
-		if part == "" {
+	stack := []Inode{root} // the directories from the root to where the walk is
+	var names []string     // their names, for messages
+	parts := splitPath(path.Clean("/" + p))
+	for steps, hops := 0, 0; len(parts) > 0; {
+		if steps++; steps > sqMaxSteps {
+			return root, fmt.Errorf("%s: resolving it walks more than %d components", p, sqMaxSteps)
+		}
+		name := parts[0]
+		parts = parts[1:]
+		switch name {
+		case ".":
+			continue
+		case "..":
+			if len(stack) > 1 {
+				stack, names = stack[:len(stack)-1], names[:len(names)-1]
+			}
 			continue
 		}
-		walked = path.Join(walked, part)
-		ents, err := s.readDir(in)
+		walked := path.Join(append(slices.Clone(names), name)...)
+		ents, err := s.ReadDir(stack[len(stack)-1])
 		if err != nil {
-			return in, err
+			return root, err
 		}
-		found := false
-		for _, e := range ents {
-			if e.name == part {
-				if in, err = s.inode(e.ref); err != nil {
-					return in, fmt.Errorf("%s: %w", walked, err)
-				}
-				found = true
-				break
-			}
+		i := slices.IndexFunc(ents, func(e Entry) bool { return e.Name == name })
+		if i < 0 {
+			return root, fmt.Errorf("%s: %w", p, ErrNotFound)
 		}
-		if !found {
-			return in, fmt.Errorf("%s: %w", p, errNotFound)
+		in, err := s.inode(ents[i].ref)
+		if err != nil {
+			return in, fmt.Errorf("%s: %w", walked, err)
 		}
+		if in.typ != 3 && in.typ != 10 {
+			stack, names = append(stack, in), append(names, name)
+			continue
+		}
+		if hops++; hops > sqMaxHops {
+			return in, fmt.Errorf("%s: more than %d symlinks", p, sqMaxHops)
+		}
+		if path.IsAbs(in.target) {
+			stack, names = stack[:1], nil
+		}
+		parts = append(splitPath(in.target), parts...)
 	}
-	return in, nil
+	return stack[len(stack)-1], nil
 }
 
-var errNotFound = errors.New("not found")
+// splitPath is p's non-empty components, ".." and "." kept.
+func splitPath(p string) []string {
+	var out []string
+	for part := range strings.SplitSeq(p, "/") {
+		if part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
 
-// head returns the first bytes of a file: its first data block, or its
+// ErrNotFound means a path Lookup walked does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Head returns the first bytes of a file: its first data block, or its
 // fragment when the whole file is one.
-func (s *squashFS) head(in squashInode) ([]byte, error) {
+func (s *FS) Head(in Inode) ([]byte, error) {
 	bs := int(s.sb.BlockSize)
 	if in.blocks > 0 {
 		size := int(in.firstBlock & 0xFFFFFF)

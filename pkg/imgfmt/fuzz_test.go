@@ -1,4 +1,4 @@
-package liveroot
+package imgfmt
 
 import (
 	"bytes"
@@ -11,13 +11,7 @@ import (
 // claimed image size. Besides not panicking, a layout it accepts never
 // declares more bytes than the image has.
 func FuzzDetect(f *testing.F) {
-	iso := make([]byte, 32774)
-	copy(iso[32769:], "CD001")
-	erofs := make([]byte, 2048)
-	binary.LittleEndian.PutUint32(erofs[1024:], 0xE0F5E1E2)
-	erofs[1024+12] = 12
-	binary.LittleEndian.PutUint32(erofs[1024+36:], 1)
-	for _, seed := range [][]byte{squashSB(4096, 4), ext4SB(4, 0), ext4SB64(4, 1, 2), erofs, iso} {
+	for _, seed := range [][]byte{squashSB(4096, 4), ext4SB(4, 0), ext4SB64(4, 1, 2), erofsSB(2048), isoSB(32774)} {
 		f.Add(seed, int64(len(seed)))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, size int64) {
