@@ -463,7 +463,7 @@ func (b *boot) switchRoot(context.Context) error {
 		"TERM=" + envOr("TERM", "linux"),
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	}
-	b.log.Info(fmt.Sprintf("starting %s (boot took %s: %s)", init, time.Since(b.started).Round(time.Millisecond), b.summary()))
+	b.log.Info(bootlog.Switch{Init: init, Took: time.Since(b.started), Stages: b.stageTimes()}.Message())
 	if err := b.writeReport(); err != nil {
 		b.log.Warn("cannot write boot report", "err", err)
 	}
