@@ -325,12 +325,7 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 		fo.Verify = func(off int64, data []byte) error { return m.VerifyChunk(int(off/m.Chunk), data) }
 	}
 	fo.Progress = func(p httpsrc.Progress) {
-		rate := float64(p.Done) / max(p.Elapsed.Seconds(), 0.001)
-		eta := "?"
-		if rate > 0 {
-			eta = time.Duration(float64(p.Total-p.Done) / rate * float64(time.Second)).Round(time.Second).String()
-		}
-		b.log.Info(fmt.Sprintf("%s / %s (%d%%) %s/s ETA %s", mib(p.Done), mib(p.Total), p.Done*100/max(p.Total, 1), mib(int64(rate)), eta))
+		b.log.Info(bootlog.Download{Done: p.Done, Total: p.Total, Rate: float64(p.Done) / max(p.Elapsed.Seconds(), 0.001)}.Message())
 	}
 	err = src.Fetch(ctx, f, fo)
 	if cerr := f.Close(); err == nil && cerr != nil {
