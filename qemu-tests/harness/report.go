@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootlog"
 )
 
 // ReportInit is the fixture roots' /sbin/init (busybox sh). It runs as PID 1
@@ -264,61 +266,21 @@ func (r *Report) IPv4On(macOrIfname string) []string {
 	return out
 }
 
-// FailureBlock is the init's fatal error block on the console:
-//
-//	streamroot: ==================== BOOT FAILED ====================
-//	streamroot: stage:   fetch
-//	streamroot: problem: GET http://10.77.0.1/missing.squashfs: 404 Not Found
-//	streamroot: hint:    ...
-//	streamroot: =======================================================
+// FailureBlock is the init's fatal error block on the console (its format
+// is bootlog.Failure's).
 type FailureBlock struct {
-	Stage, Problem, Hint string
-	Text                 string // the whole block
+	bootlog.Failure
+	Text string // the whole block
 }
-
-var (
-	failOpen  = regexp.MustCompile(`streamroot: =+ BOOT FAILED =+`)
-	failClose = regexp.MustCompile(`streamroot: =+\s*$`)
-	failField = regexp.MustCompile(`streamroot: (stage|problem|hint):\s*(.*?)\s*$`)
-)
 
 // ParseFailure returns the first complete failure block of console. Lines
 // may carry a prefix (a kmsg timestamp).
 func ParseFailure(console string) (*FailureBlock, bool) {
-	loc := failOpen.FindStringIndex(console)
-	if loc == nil {
+	f, text, ok := bootlog.FindFailure(console)
+	if !ok {
 		return nil, false
 	}
-	start := strings.LastIndexByte(console[:loc[0]], '\n') + 1
-	rest := console[loc[1]:]
-	nl := strings.IndexByte(rest, '\n')
-	if nl < 0 {
-		return nil, false
-	}
-	offset := loc[1] + nl + 1
-	fb := &FailureBlock{}
-	for {
-		nl := strings.IndexByte(console[offset:], '\n')
-		if nl < 0 {
-			return nil, false // block not complete yet
-		}
-		line := console[offset : offset+nl]
-		offset += nl + 1
-		if failClose.MatchString(line) {
-			fb.Text = console[start:offset]
-			return fb, true
-		}
-		if m := failField.FindStringSubmatch(line); m != nil {
-			switch m[1] {
-			case "stage":
-				fb.Stage = m[2]
-			case "problem":
-				fb.Problem = m[2]
-			case "hint":
-				fb.Hint = m[2]
-			}
-		}
-	}
+	return &FailureBlock{Failure: f, Text: text}, true
 }
 
 // ExpectReport waits for the booted root's report line (bounded by the boot
