@@ -78,13 +78,8 @@ func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 	}
 	args = append(args, opts.Extra...)
 	cmd := ns.Command("dnsmasq", args...)
-	stderr, err := os.Create(filepath.Join(d.Dir, "dnsmasq.stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	d.proc, err = startProcess("dnsmasq", cmd)
+	var err error
+	d.proc, err = startPeer("dnsmasq", cmd, filepath.Join(d.Dir, "dnsmasq.stderr"), 10*time.Second, logShows(d.LogFile, "DHCP, IP range"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +88,6 @@ func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 			t.Error(err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(d.Log(), "DHCP, IP range") {
-		if d.proc.Exited() || time.Now().After(deadline) {
-			se, _ := os.ReadFile(filepath.Join(d.Dir, "dnsmasq.stderr"))
-			t.Fatalf("dnsmasq did not start (exited=%v, err=%v): %s\n%s", d.proc.Exited(), d.proc.err, se, d.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	t.Logf("dnsmasq: pid %d in %s serving %s on %s", cmd.Process.Pid, ns.Name, opts.Range, opts.Interface)
 	return d
 }

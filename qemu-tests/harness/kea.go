@@ -143,13 +143,7 @@ func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 	}
 	cmd := ns.Command("kea-dhcp4", "-c", k.ConfigPath)
 	cmd.Env = keaEnv(k.Dir)
-	stderr, err := os.Create(filepath.Join(k.Dir, "kea.stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	k.proc, err = startProcess("kea-dhcp4", cmd)
+	k.proc, err = startPeer("kea-dhcp4", cmd, filepath.Join(k.Dir, "kea.stderr"), 15*time.Second, logShows(k.LogFile, "DHCP4_STARTED"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,14 +152,6 @@ func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 			t.Error(err)
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(k.Log(), "DHCP4_STARTED") {
-		if k.proc.Exited() || time.Now().After(deadline) {
-			se, _ := os.ReadFile(filepath.Join(k.Dir, "kea.stderr"))
-			t.Fatalf("kea-dhcp4 did not start (exited=%v, err=%v): %s\n%s", k.proc.Exited(), k.proc.err, se, k.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	t.Logf("kea-dhcp4: pid %d in %s on %s, leases in %s", cmd.Process.Pid, ns.Name, Bridge0, k.LeaseFile)
 	return k
 }
