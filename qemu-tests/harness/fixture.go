@@ -29,12 +29,15 @@ type Fixtures struct {
 	BigDataSHA256 string
 }
 
+// HostBusybox is Debian busybox-static's binary: the one program of the
+// busybox roots (BusyboxRoot).
+const HostBusybox = "/bin/busybox"
+
 // Fixture parameters. Changing any of them (or ReportInit, the host's
 // busybox or the host tools' versions) changes the recipe hash: the fixture
 // is rebuilt under a new cache key.
 const (
 	recipeVersion = "streamroot-fixtures-1"
-	hostBusybox   = "/bin/busybox"
 	bigDataSize   = 48 << 20
 	bigDataSeed   = "streamroot big.squashfs /data/random.bin"
 	notSquashSize = 8 << 20
@@ -232,7 +235,7 @@ func (f fixture) ensure(dir string, logf func(string, ...any)) (string, map[stri
 	if err != nil {
 		return "", nil, err
 	}
-	fileSum, err := sha256File(filepath.Join(tmpFinal, f.name))
+	fileSum, err := SHA256File(filepath.Join(tmpFinal, f.name))
 	if err != nil {
 		return "", nil, err
 	}
@@ -278,7 +281,7 @@ func readMeta(entry string) (map[string]string, error) {
 // baseRecipe is what every root fixture depends on: the REPORT INIT, the
 // host busybox and the tools' versions.
 func baseRecipe() (string, error) {
-	bb, err := sha256File(hostBusybox)
+	bb, err := SHA256File(HostBusybox)
 	if err != nil {
 		return "", err
 	}
@@ -298,10 +301,29 @@ func baseRecipe() (string, error) {
 	}, "\n"), nil
 }
 
-// makeBusyboxRoot lays out the busybox root at dir: the static host busybox,
-// its applet links, the REPORT INIT as /sbin/init and /etc/fixture-id.
+// makeBusyboxRoot lays out the fixture root at dir: BusyboxRoot with the
+// REPORT INIT as /sbin/init and /etc/fixture-id.
 func makeBusyboxRoot(dir, id string) error {
-	if err := checkStatic(hostBusybox); err != nil {
+	return BusyboxRoot(dir, []RootFile{
+		{"sbin/init", ReportInit, 0o755},
+		{"etc/fixture-id", id + "\n", 0o644},
+		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644},
+		{"etc/group", "root:x:0:\n", 0o644},
+	})
+}
+
+// RootFile is a file BusyboxRoot writes into the tree.
+type RootFile struct {
+	Path, Data string // Path relative to the root
+	Mode       os.FileMode
+}
+
+// BusyboxRoot lays out a busybox root at dir (the demo's and the fixtures'
+// roots): the usual top directories, the host's static busybox as
+// /bin/busybox with a link for each applet but init, and files, which
+// should include the root's /sbin/init.
+func BusyboxRoot(dir string, files []RootFile) error {
+	if err := CheckStatic(HostBusybox); err != nil {
 		return err
 	}
 	for _, d := range rootDirs {
@@ -309,15 +331,17 @@ func makeBusyboxRoot(dir, id string) error {
 			return err
 		}
 	}
-	os.Chmod(filepath.Join(dir, "tmp"), 0o1777)
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return err
+	}
 	bb := filepath.Join(dir, "bin", "busybox")
-	if err := copyFile(hostBusybox, bb); err != nil {
+	if err := copyFile(HostBusybox, bb); err != nil {
 		return err
 	}
 	if err := os.Chmod(bb, 0o755); err != nil {
 		return err
 	}
-	list, err := runCmd(time.Minute, hostBusybox, "--list-full")
+	list, err := runCmd(time.Minute, HostBusybox, "--list-full")
 	if err != nil {
 		return err
 	}
@@ -335,33 +359,25 @@ func makeBusyboxRoot(dir, id string) error {
 			return err
 		}
 	}
-	files := []struct {
-		path, data string
-		mode       os.FileMode
-	}{
-		{"sbin/init", ReportInit, 0o755},
-		{"etc/fixture-id", id + "\n", 0o644},
-		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644},
-		{"etc/group", "root:x:0:\n", 0o644},
-	}
 	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f.path), []byte(f.data), f.mode); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, f.Path), []byte(f.Data), f.Mode); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkStatic fails unless path is an ELF without an interpreter.
-func checkStatic(path string) error {
+// CheckStatic fails unless path is an ELF without an interpreter (a static
+// or static-pie binary, which runs in a root without libc).
+func CheckStatic(path string) error {
 	f, err := elf.Open(path)
 	if err != nil {
-		return fmt.Errorf("%s: %w (install busybox-static)", path, err)
+		return fmt.Errorf("%s: %w (install Debian's busybox-static; builder/deps.sh does, as root)", path, err)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s is dynamically linked; the fixture root needs busybox-static", path)
+			return fmt.Errorf("%s is dynamically linked; a busybox root needs busybox-static (apt-get install busybox-static)", path)
 		}
 	}
 	return nil
@@ -394,7 +410,8 @@ func writeRandom(path, seed string, size int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func sha256File(path string) (string, error) {
+// SHA256File returns the SHA-256 (hex) of a file's contents.
+func SHA256File(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

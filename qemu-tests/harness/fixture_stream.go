@@ -162,7 +162,7 @@ func buildStreamFixtures(cache string, logf func(string, ...any)) (*StreamFixtur
 				if err != nil {
 					return nil, err
 				}
-				tree, err := runCmd(time.Minute, hostBusybox, "sh", "-c", "cd "+r+" && "+treeDigest)
+				tree, err := runCmd(time.Minute, HostBusybox, "sh", "-c", "cd "+r+" && "+treeDigest)
 				if err != nil {
 					return nil, err
 				}

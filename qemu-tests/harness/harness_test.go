@@ -156,7 +156,7 @@ func TestReportInitSyntax(t *testing.T) {
 	if err := os.WriteFile(script, []byte(ReportInit), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	shells := [][]string{{hostBusybox, "sh", "-n", script}, {"sh", "-n", script}}
+	shells := [][]string{{HostBusybox, "sh", "-n", script}, {"sh", "-n", script}}
 	ran := 0
 	for _, sh := range shells {
 		if _, err := exec.LookPath(sh[0]); err != nil {
@@ -230,7 +230,7 @@ func TestFixtures(t *testing.T) {
 		t.Errorf("/bin/sh -> %q, %v", target, err)
 	}
 	extract(fx.Big, filepath.Join(tmp, "big"), "data/random.bin")
-	if sum, err := sha256File(filepath.Join(tmp, "big", "data", "random.bin")); err != nil || sum != fx.BigDataSHA256 {
+	if sum, err := SHA256File(filepath.Join(tmp, "big", "data", "random.bin")); err != nil || sum != fx.BigDataSHA256 {
 		t.Errorf("random.bin sha256 %s, %v; harness says %s", sum, err, fx.BigDataSHA256)
 	}
 	extract(fx.LiveOS, filepath.Join(tmp, "liveos"))
@@ -361,7 +361,7 @@ func TestPeers(t *testing.T) {
 	if err := client2.IP("link", "set", "vc0", "address", mac, "up"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runCmd(30*time.Second, "ip", "netns", "exec", client2.Name, hostBusybox, "udhcpc", "-i", "vc0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true")
+	out, err := runCmd(30*time.Second, "ip", "netns", "exec", client2.Name, HostBusybox, "udhcpc", "-i", "vc0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true")
 	if err != nil {
 		t.Fatalf("udhcpc: %v\n%s", err, out)
 	}

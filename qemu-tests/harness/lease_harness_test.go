@@ -62,7 +62,7 @@ func TestParseLeaseReport(t *testing.T) {
 }
 
 func TestLeaseScriptsSyntax(t *testing.T) {
-	if _, err := os.Stat(hostBusybox); err != nil {
+	if _, err := os.Stat(HostBusybox); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()
@@ -72,7 +72,7 @@ func TestLeaseScriptsSyntax(t *testing.T) {
 			t.Fatal(err)
 		}
 		// -n: parse only. Both shells that run it: busybox ash and dash.
-		for _, sh := range [][]string{{hostBusybox, "sh"}, {"dash"}} {
+		for _, sh := range [][]string{{HostBusybox, "sh"}, {"dash"}} {
 			if _, err := exec.LookPath(sh[0]); err != nil {
 				continue
 			}
@@ -131,7 +131,7 @@ func TestKea(t *testing.T) {
 	}
 	udhcpc := func(id string) {
 		t.Helper()
-		out, err := runCmd(30*time.Second, "ip", "netns", "exec", client.Name, hostBusybox, "udhcpc",
+		out, err := runCmd(30*time.Second, "ip", "netns", "exec", client.Name, HostBusybox, "udhcpc",
 			"-i", "vc0", "-C", "-x", "0x3d:"+id, "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true")
 		if err != nil {
 			t.Fatalf("udhcpc: %v\n%s\nkea log:\n%s", err, out, kea.Log())
