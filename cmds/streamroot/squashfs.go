@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/streamroot/streamroot/pkg/readat"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -158,14 +159,7 @@ func (s *squashFS) readFullAt(p []byte, at uint64) error {
 	if off < 0 {
 		return fmt.Errorf("read %d bytes at %d: outside the image", len(p), at)
 	}
-	n, err := s.r.ReadAt(p, off)
-	if n == len(p) {
-		return nil
-	}
-	if err == nil || errors.Is(err, io.EOF) {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("read %d bytes at %d: %w", len(p), off, err)
+	return readat.Full(s.r, p, off)
 }
 
 // at is the absolute position of rel bytes into a table starting at base,
