@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,21 +145,4 @@ func demoRootFiles() []harness.RootFile {
 		{Path: "etc/hostname", Data: "streamroot-demo\n", Mode: 0o644},
 		{Path: "etc/os-release", Data: "NAME=\"streamroot demo root\"\nID=streamroot-demo\nPRETTY_NAME=\"streamroot demo root (busybox)\"\n", Mode: 0o644},
 	}
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -83,11 +83,7 @@ func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := d.proc.Kill(); err != nil {
-			t.Error(err)
-		}
-	})
+	killOnCleanup(t, d.proc)
 	t.Logf("dnsmasq: pid %d in %s serving %s on %s", cmd.Process.Pid, ns.Name, opts.Range, opts.Interface)
 	return d
 }
@@ -103,10 +99,7 @@ func (d *Dnsmasq) Stop() error { return d.proc.Kill() }
 
 // Leases parses the lease file; no file yet means no leases.
 func (d *Dnsmasq) Leases() ([]Lease, error) {
-	b, err := os.ReadFile(d.LeaseFile)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
+	b, err := readOptional(d.LeaseFile)
 	if err != nil {
 		return nil, err
 	}

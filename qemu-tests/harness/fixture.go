@@ -83,11 +83,7 @@ type fixture struct {
 // missing. Builds go to a temporary directory renamed into place, under a
 // lock file, so concurrent test processes share the work.
 func BuildFixtures(cache string, logf func(string, ...any)) (*Fixtures, error) {
-	dir := filepath.Join(cache, "fixtures")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	base, err := baseRecipe()
+	dir, base, err := fixtureBase(cache)
 	if err != nil {
 		return nil, err
 	}
@@ -276,6 +272,17 @@ func readMeta(entry string) (map[string]string, error) {
 		return nil, err
 	}
 	return meta, nil
+}
+
+// fixtureBase makes the fixtures' directory under cache and returns it
+// with the recipe every fixture starts from.
+func fixtureBase(cache string) (dir, recipe string, err error) {
+	dir = filepath.Join(cache, "fixtures")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	recipe, err = baseRecipe()
+	return dir, recipe, err
 }
 
 // baseRecipe is what every root fixture depends on: the REPORT INIT, the

@@ -130,11 +130,7 @@ func (e *Env) StreamFixtures(t testing.TB) *StreamFixtures {
 }
 
 func buildStreamFixtures(cache string, logf func(string, ...any)) (*StreamFixtures, error) {
-	dir := filepath.Join(cache, "fixtures")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	base, err := baseRecipe()
+	dir, base, err := fixtureBase(cache)
 	if err != nil {
 		return nil, err
 	}

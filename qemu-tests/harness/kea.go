@@ -147,11 +147,7 @@ func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := k.proc.Kill(); err != nil {
-			t.Error(err)
-		}
-	})
+	killOnCleanup(t, k.proc)
 	t.Logf("kea-dhcp4: pid %d in %s on %s, leases in %s", cmd.Process.Pid, ns.Name, Bridge0, k.LeaseFile)
 	return k
 }
@@ -169,10 +165,7 @@ func (k *Kea) Stop() error { return k.proc.Kill() }
 // Kea appends a row for each allocation, renewal, release and expiry, so
 // one lease may have several rows.
 func (k *Kea) Rows() ([]KeaLease, error) {
-	b, err := os.ReadFile(k.LeaseFile)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
+	b, err := readOptional(k.LeaseFile)
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,12 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -77,4 +79,23 @@ func (n *Netns) portAnswers(addr string) func() error {
 		}
 		return c.Close()
 	}
+}
+
+// killOnCleanup kills a peer when the test ends.
+func killOnCleanup(t testing.TB, p *process) {
+	t.Cleanup(func() {
+		if err := p.Kill(); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// readOptional reads a file a peer writes once it has something to say
+// (a lease file): none yet reads as empty.
+func readOptional(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
 }

@@ -139,11 +139,7 @@ func ParseReport(js string) (*Report, error) {
 		Premounted: strings.Fields(raw.Premounted), DataSHA256: raw.DataSHA256, Raw: js,
 	}
 	r.Uptime, _ = strconv.ParseFloat(raw.Uptime, 64)
-	for _, f := range []struct {
-		name string
-		in   string
-		out  *string
-	}{
+	err := decodeBase64("report", []base64Field{
 		{"mounts_b64", raw.Mounts, &r.Mounts},
 		{"cmdline_b64", raw.Cmdline, &r.Cmdline},
 		{"addrs_b64", raw.Addrs, &r.Addrs},
@@ -151,14 +147,31 @@ func ParseReport(js string) (*Report, error) {
 		{"run_initramfs_b64", raw.RunInitramfs, &r.RunInitramfs},
 		{"resolv_b64", raw.ResolvConf, &r.ResolvConf},
 		{"hostname_b64", raw.Hostname, &r.Hostname},
-	} {
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// base64Field is a report field the guest sent base64-encoded (free text
+// needs no JSON escaping in a shell script that way).
+type base64Field struct {
+	name string  // its JSON key, for the error
+	in   string  // as sent
+	out  *string // where the decoded text goes
+}
+
+// decodeBase64 decodes each field of a report (what names it in errors).
+func decodeBase64(what string, fields []base64Field) error {
+	for _, f := range fields {
 		b, err := base64.StdEncoding.DecodeString(f.in)
 		if err != nil {
-			return nil, fmt.Errorf("report: %s: %w", f.name, err)
+			return fmt.Errorf("%s: %s: %w", what, f.name, err)
 		}
 		*f.out = string(b)
 	}
-	return r, nil
+	return nil
 }
 
 // Mount is one /proc/mounts line.
