@@ -130,63 +130,51 @@ func TestFindFailure(t *testing.T) {
 	}
 }
 
-func TestDownload(t *testing.T) {
+// TestProgress checks both progress lines: each formats to the line the
+// init prints and reads back from it, with the stage's prefix and a kmsg
+// timestamp in front; lines of the other kind or cut short are refused.
+func TestProgress(t *testing.T) {
+	download := func(s string) (any, bool) { return ParseDownload(s) }
+	fill := func(s string) (any, bool) { return ParseFill(s) }
 	for _, tc := range []struct {
-		d    Download
-		line string
+		value   interface{ Message() string }
+		message string
+		prefix  string
+		parse   func(string) (any, bool)
 	}{
-		{Download{4 << 20, 8 << 20, 2 << 20}, "4.0 MiB / 8.0 MiB (50%) 2.0 MiB/s ETA 2s"},
-		{Download{0, 8 << 20, 0}, "0.0 MiB / 8.0 MiB (0%) 0.0 MiB/s ETA ?"},
-		{Download{0, 0, 0}, "0.0 MiB / 0.0 MiB (0%) 0.0 MiB/s ETA ?"},
+		{Download{4 << 20, 8 << 20, 2 << 20}, "4.0 MiB / 8.0 MiB (50%) 2.0 MiB/s ETA 2s", "fetch: ", download},
+		{Download{0, 8 << 20, 0}, "0.0 MiB / 8.0 MiB (0%) 0.0 MiB/s ETA ?", "fetch: ", download},
+		{Download{0, 0, 0}, "0.0 MiB / 0.0 MiB (0%) 0.0 MiB/s ETA ?", "fetch: ", download},
+		{Fill{512 << 20, 1 << 30, 50, 0}, "fill: 512.0 MiB / 1024.0 MiB (50%)", "blockd: ", fill},
+		{Fill{600 << 20, 1 << 30, 58, 8 << 20}, "fill: 600.0 MiB / 1024.0 MiB (58%) (held to 8.0 MiB/s while the system is busy)", "blockd: ", fill},
 	} {
-		if got := tc.d.Message(); got != tc.line {
-			t.Errorf("Message = %q, want %q", got, tc.line)
+		if got := tc.value.Message(); got != tc.message {
+			t.Errorf("Message = %q, want %q", got, tc.message)
 		}
-		got, ok := ParseDownload("[ 5.1] streamroot: fetch: " + tc.line + "\r")
-		if !ok || got != tc.d {
-			t.Errorf("ParseDownload(%q) = %+v, %v", tc.line, got, ok)
+		got, ok := tc.parse("[ 5.1] " + Prefix + tc.prefix + tc.message + "\r")
+		if !ok || got != tc.value {
+			t.Errorf("parse(%q) = %+v, %v; want %+v", tc.message, got, ok, tc.value)
 		}
 	}
-	for _, bad := range []string{
-		"streamroot: fetch: image url=http://x size=8.0 MiB",
-		"streamroot: fetch: 4.0 MiB / 8.0 MiB",
-		"streamroot: fetch: 4.0 MiB / 8.0 MiB (50%)",
-		"streamroot: fetch: NaN MiB / 8.0 MiB (50%) 2.0 MiB/s ETA 2s",
-		"streamroot: fetch: -1.0 MiB / 8.0 MiB (50%) 2.0 MiB/s ETA 2s",
-		"streamroot: fetch: 4.0 MiB / 8.0 MiB (x%) 2.0 MiB/s ETA 2s",
-		"streamroot: blockd: fill: 4.0 MiB / 8.0 MiB (50%)",
-	} {
-		if d, ok := ParseDownload(bad); ok {
-			t.Errorf("ParseDownload(%q) = %+v", bad, d)
-		}
-	}
-}
-
-func TestFill(t *testing.T) {
 	for _, tc := range []struct {
-		f    Fill
-		line string
+		line  string
+		parse func(string) (any, bool)
 	}{
-		{Fill{512 << 20, 1 << 30, 50, 0}, "fill: 512.0 MiB / 1024.0 MiB (50%)"},
-		{Fill{600 << 20, 1 << 30, 58, 8 << 20}, "fill: 600.0 MiB / 1024.0 MiB (58%) (held to 8.0 MiB/s while the system is busy)"},
+		{"streamroot: fetch: image url=http://x size=8.0 MiB", download},
+		{"streamroot: fetch: 4.0 MiB / 8.0 MiB", download},
+		{"streamroot: fetch: 4.0 MiB / 8.0 MiB (50%)", download},
+		{"streamroot: fetch: NaN MiB / 8.0 MiB (50%) 2.0 MiB/s ETA 2s", download},
+		{"streamroot: fetch: -1.0 MiB / 8.0 MiB (50%) 2.0 MiB/s ETA 2s", download},
+		{"streamroot: fetch: 4.0 MiB / 8.0 MiB (x%) 2.0 MiB/s ETA 2s", download},
+		{"streamroot: blockd: fill: 4.0 MiB / 8.0 MiB (50%)", download},
+		{"streamroot: blockd: fill complete: 0.9 MiB in 1ms; the server is no longer needed", fill},
+		{"streamroot: blockd: fill: 50.0 MiB", fill},
+		{"streamroot: blockd: fill: 1.0 MiB / 2.0 MiB (50%) and more", fill},
+		{"streamroot: blockd: fill: 1.0 MiB / 2.0 MiB (50%) (held to fast/s while the system is busy)", fill},
+		{"fill: 1.0 MiB / 2.0 MiB (50%)", fill},
 	} {
-		if got := tc.f.Message(); got != tc.line {
-			t.Errorf("Message = %q, want %q", got, tc.line)
-		}
-		got, ok := ParseFill("streamroot: blockd: " + tc.line + "\n")
-		if !ok || got != tc.f {
-			t.Errorf("ParseFill(%q) = %+v, %v", tc.line, got, ok)
-		}
-	}
-	for _, bad := range []string{
-		"streamroot: blockd: fill complete: 0.9 MiB in 1ms; the server is no longer needed",
-		"streamroot: blockd: fill: 50.0 MiB",
-		"streamroot: blockd: fill: 1.0 MiB / 2.0 MiB (50%) and more",
-		"streamroot: blockd: fill: 1.0 MiB / 2.0 MiB (50%) (held to fast/s while the system is busy)",
-		"fill: 1.0 MiB / 2.0 MiB (50%)",
-	} {
-		if f, ok := ParseFill(bad); ok {
-			t.Errorf("ParseFill(%q) = %+v", bad, f)
+		if v, ok := tc.parse(tc.line); ok {
+			t.Errorf("%q parsed as %+v", tc.line, v)
 		}
 	}
 }
