@@ -3,6 +3,7 @@ package harness
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,15 +45,9 @@ type Lease struct {
 // killed by t.Cleanup.
 func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 	t.Helper()
-	if opts.Interface == "" {
-		opts.Interface = Bridge0
-	}
-	if opts.Range == "" {
-		opts.Range = "10.77.0.50,10.77.0.150,255.255.255.0,1h"
-	}
-	if opts.Router == "" {
-		opts.Router = ServerIP
-	}
+	opts.Interface = cmp.Or(opts.Interface, Bridge0)
+	opts.Range = cmp.Or(opts.Range, "10.77.0.50,10.77.0.150,255.255.255.0,1h")
+	opts.Router = cmp.Or(opts.Router, ServerIP)
 	d := &Dnsmasq{Dir: filepath.Join(ns.Dir, "dnsmasq")}
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		t.Fatal(err)

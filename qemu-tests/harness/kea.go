@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -72,27 +73,13 @@ func keaEnv(dir string) []string {
 // KeaConfig returns the kea-dhcp4 JSON configuration for opts, with the
 // lease file and log under dir.
 func KeaConfig(opts KeaOptions, dir string) ([]byte, error) {
-	if opts.Interface == "" {
-		opts.Interface = Bridge0
-	}
-	if opts.Subnet == "" {
-		opts.Subnet = "10.77.0.0/24"
-	}
-	if opts.Pool == "" {
-		opts.Pool = "10.77.0.50 - 10.77.0.150"
-	}
-	if opts.Router == "" {
-		opts.Router = ServerIP
-	}
-	if opts.ValidLifetime == 0 {
-		opts.ValidLifetime = 3600
-	}
-	if opts.RenewTimer == 0 {
-		opts.RenewTimer = 900
-	}
-	if opts.RebindTimer == 0 {
-		opts.RebindTimer = 1800
-	}
+	opts.Interface = cmp.Or(opts.Interface, Bridge0)
+	opts.Subnet = cmp.Or(opts.Subnet, "10.77.0.0/24")
+	opts.Pool = cmp.Or(opts.Pool, "10.77.0.50 - 10.77.0.150")
+	opts.Router = cmp.Or(opts.Router, ServerIP)
+	opts.ValidLifetime = cmp.Or(opts.ValidLifetime, 3600)
+	opts.RenewTimer = cmp.Or(opts.RenewTimer, 900)
+	opts.RebindTimer = cmp.Or(opts.RebindTimer, 1800)
 	type m = map[string]any
 	conf := m{"Dhcp4": m{
 		"interfaces-config": m{"interfaces": []string{opts.Interface}, "dhcp-socket-type": "raw"},

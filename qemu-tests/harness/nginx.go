@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -65,9 +66,7 @@ var accessLine = regexp.MustCompile(`^(\d+)\.(\d+) (\S+) (\S+) (\d+) (\d+) (\d+)
 // accepts connections and registers its kill with t.Cleanup.
 func StartNginx(t testing.TB, ns *Netns, opts NginxOptions) *Nginx {
 	t.Helper()
-	if opts.Listen == "" {
-		opts.Listen = ServerIP + ":80"
-	}
+	opts.Listen = cmp.Or(opts.Listen, ServerIP+":80")
 	n := &Nginx{Dir: filepath.Join(ns.Dir, "nginx"), Addr: opts.Listen, ns: ns}
 	n.Docroot = opts.Docroot
 	if n.Docroot == "" {

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -199,18 +200,10 @@ func (e *Env) BootPXE(t testing.TB, opts PXEBootOptions) *VM {
 	if err := CheckPXEHost(); err != nil {
 		t.Fatal(err)
 	}
-	if opts.Name == "" {
-		opts.Name = "pxe"
-	}
-	if opts.MAC == "" {
-		opts.MAC = BootMAC
-	}
-	if opts.MemoryMiB == 0 {
-		opts.MemoryMiB = 1024
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = DefaultPXEBootTimeout
-	}
+	opts.Name = cmp.Or(opts.Name, "pxe")
+	opts.MAC = cmp.Or(opts.MAC, BootMAC)
+	opts.MemoryMiB = cmp.Or(opts.MemoryMiB, 1024)
+	opts.Timeout = cmp.Or(opts.Timeout, DefaultPXEBootTimeout)
 	tap, err := opts.Netns.AddTap(Bridge0)
 	if err != nil {
 		t.Fatalf("pxe: %v", err)

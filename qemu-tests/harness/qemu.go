@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -67,21 +68,11 @@ type VM struct {
 // console tail is logged if t failed.
 func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 	t.Helper()
-	if opts.Name == "" {
-		opts.Name = "vm"
-	}
-	if opts.Kernel == "" {
-		opts.Kernel = e.Kernel
-	}
-	if opts.Initramfs == "" {
-		opts.Initramfs = e.Initramfs
-	}
-	if opts.MemoryMiB == 0 {
-		opts.MemoryMiB = 1024
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = DefaultBootTimeout
-	}
+	opts.Name = cmp.Or(opts.Name, "vm")
+	opts.Kernel = cmp.Or(opts.Kernel, e.Kernel)
+	opts.Initramfs = cmp.Or(opts.Initramfs, e.Initramfs)
+	opts.MemoryMiB = cmp.Or(opts.MemoryMiB, 1024)
+	opts.Timeout = cmp.Or(opts.Timeout, DefaultBootTimeout)
 	if opts.Netns != nil && opts.NICs == nil {
 		opts.NICs = []NIC{{MAC: BootMAC, Bridge: Bridge0}}
 	}
