@@ -73,12 +73,7 @@ func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 	}
 	args = append(args, opts.Extra...)
 	cmd := ns.Command("dnsmasq", args...)
-	var err error
-	d.proc, err = startPeer("dnsmasq", cmd, filepath.Join(d.Dir, "dnsmasq.stderr"), 10*time.Second, logShows(d.LogFile, "DHCP, IP range"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	killOnCleanup(t, d.proc)
+	d.proc = startTestPeer(t, "dnsmasq", cmd, filepath.Join(d.Dir, "dnsmasq.stderr"), 10*time.Second, logShows(d.LogFile, "DHCP, IP range"))
 	t.Logf("dnsmasq: pid %d in %s serving %s on %s", cmd.Process.Pid, ns.Name, opts.Range, opts.Interface)
 	return d
 }

@@ -130,11 +130,7 @@ func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 	}
 	cmd := ns.Command("kea-dhcp4", "-c", k.ConfigPath)
 	cmd.Env = keaEnv(k.Dir)
-	k.proc, err = startPeer("kea-dhcp4", cmd, filepath.Join(k.Dir, "kea.stderr"), 15*time.Second, logShows(k.LogFile, "DHCP4_STARTED"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	killOnCleanup(t, k.proc)
+	k.proc = startTestPeer(t, "kea-dhcp4", cmd, filepath.Join(k.Dir, "kea.stderr"), 15*time.Second, logShows(k.LogFile, "DHCP4_STARTED"))
 	t.Logf("kea-dhcp4: pid %d in %s on %s, leases in %s", cmd.Process.Pid, ns.Name, Bridge0, k.LeaseFile)
 	return k
 }

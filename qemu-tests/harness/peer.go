@@ -81,13 +81,20 @@ func (n *Netns) portAnswers(addr string) func() error {
 	}
 }
 
-// killOnCleanup kills a peer when the test ends.
-func killOnCleanup(t testing.TB, p *process) {
+// startTestPeer is startPeer for a peer that lives as long as the test:
+// one that does not start fails t, and t.Cleanup kills it.
+func startTestPeer(t testing.TB, name string, cmd *exec.Cmd, outPath string, within time.Duration, ready func() error) *process {
+	t.Helper()
+	p, err := startPeer(name, cmd, outPath, within, ready)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := p.Kill(); err != nil {
 			t.Error(err)
 		}
 	})
+	return p
 }
 
 // readOptional reads a file a peer writes once it has something to say
