@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootlog"
 )
 
 // These tests check the harness itself, without the init under test. The
@@ -107,11 +109,13 @@ func TestParseReport(t *testing.T) {
 }
 
 func TestParseFailure(t *testing.T) {
-	block := "streamroot: ==================== BOOT FAILED ====================\n" +
-		"streamroot: stage:   fetch\n" +
-		"streamroot: problem: GET http://10.77.0.1/missing.squashfs: 404 Not Found\n" +
-		"streamroot: hint:    check the URL in root=\n" +
-		"streamroot: =======================================================\n"
+	// The block as the init prints it (bootlog pins its bytes).
+	block := bootlog.Failure{
+		Stage:   "fetch",
+		Problem: "GET http://10.77.0.1/missing.squashfs: 404 Not Found",
+		Hint:    "check the URL in root=",
+		Log:     "/run/initramfs/streamroot.log",
+	}.Format()
 	if _, ok := ParseFailure("boot...\n" + block[:150]); ok {
 		t.Error("incomplete block accepted")
 	}
