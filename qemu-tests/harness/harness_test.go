@@ -350,21 +350,8 @@ func TestPeers(t *testing.T) {
 
 	// A real DHCP client (busybox udhcpc) in a second namespace, linked to
 	// br0 by a veth pair, gets a lease with the 01+MAC client id.
-	client2 := NewNetns(t, t.TempDir())
 	mac := "52:54:00:77:00:01"
-	for _, args := range [][]string{
-		{"link", "add", "vc0", "type", "veth", "peer", "name", "vs0"},
-		{"link", "set", "vc0", "netns", client2.Name},
-		{"link", "set", "vs0", "master", Bridge0},
-		{"link", "set", "vs0", "up"},
-	} {
-		if err := ns.IP(args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := client2.IP("link", "set", "vc0", "address", mac, "up"); err != nil {
-		t.Fatal(err)
-	}
+	client2 := vethClient(t, ns, mac)
 	out, err := runCmd(30*time.Second, "ip", "netns", "exec", client2.Name, HostBusybox, "udhcpc", "-i", "vc0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true")
 	if err != nil {
 		t.Fatalf("udhcpc: %v\n%s", err, out)

@@ -114,21 +114,8 @@ func TestKea(t *testing.T) {
 	dir := t.TempDir()
 	ns := NewNetns(t, dir)
 	kea := StartKea(t, ns, KeaOptions{})
-	client := NewNetns(t, t.TempDir())
 	mac := "52:54:00:77:00:02"
-	for _, args := range [][]string{
-		{"link", "add", "vc0", "type", "veth", "peer", "name", "vs0"},
-		{"link", "set", "vc0", "netns", client.Name},
-		{"link", "set", "vs0", "master", Bridge0},
-		{"link", "set", "vs0", "up"},
-	} {
-		if err := ns.IP(args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := client.IP("link", "set", "vc0", "address", mac, "up"); err != nil {
-		t.Fatal(err)
-	}
+	client := vethClient(t, ns, mac)
 	udhcpc := func(id string) {
 		t.Helper()
 		out, err := runCmd(30*time.Second, "ip", "netns", "exec", client.Name, HostBusybox, "udhcpc",
@@ -165,4 +152,25 @@ func TestKea(t *testing.T) {
 		t.Errorf("after a second client id: %d leases, want 2: %+v", len(leases), leases)
 	}
 	t.Logf("kea leases: %+v", leases)
+}
+
+// vethClient is a second namespace for a DHCP client: its vc0 is a veth
+// linked to ns's br0, up, with mac.
+func vethClient(t *testing.T, ns *Netns, mac string) *Netns {
+	t.Helper()
+	client := NewNetns(t, t.TempDir())
+	for _, args := range [][]string{
+		{"link", "add", "vc0", "type", "veth", "peer", "name", "vs0"},
+		{"link", "set", "vc0", "netns", client.Name},
+		{"link", "set", "vs0", "master", Bridge0},
+		{"link", "set", "vs0", "up"},
+	} {
+		if err := ns.IP(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := client.IP("link", "set", "vc0", "address", mac, "up"); err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
