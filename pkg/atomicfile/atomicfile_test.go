@@ -9,8 +9,8 @@ import (
 )
 
 func TestWrite(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "out.img")
+	p := filepath.Join(t.TempDir(), "out.img")
+	dir := filepath.Dir(p)
 	if err := os.WriteFile(p, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
