@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,11 +124,7 @@ func BuildFixtures(cache string, logf func(string, ...any)) (*Fixtures, error) {
 					return nil, err
 				}
 				layout := filepath.Join(work, "layout")
-				if err := os.MkdirAll(filepath.Join(layout, "LiveOS"), 0o755); err != nil {
-					return nil, err
-				}
-				img := filepath.Join(layout, "LiveOS", "rootfs.img")
-				if _, err := runCmd(buildTimeout, "mkfs.ext4", "-q", "-F", "-d", r, "-L", "rootfs", img, liveOSImgSize); err != nil {
+				if err := liveOSRootfs(layout, r, liveOSImgSize); err != nil {
 					return nil, err
 				}
 				return nil, mksquashfs(layout, out, "-comp", "xz")
@@ -388,6 +385,19 @@ func CheckStatic(path string) error {
 		}
 	}
 	return nil
+}
+
+// liveOSRootfs lays out dracut's live layout in dir: LiveOS/rootfs.img,
+// an ext4 of size (mkfs.ext4's notation) holding the tree root, made with
+// mkfs.ext4's extra options opts.
+func liveOSRootfs(dir, root, size string, opts ...string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "LiveOS"), 0o755); err != nil {
+		return err
+	}
+	img := filepath.Join(dir, "LiveOS", "rootfs.img")
+	args := slices.Concat([]string{"-q", "-F"}, opts, []string{"-d", root, "-L", "rootfs", img, size})
+	_, err := runCmd(buildTimeout, "mkfs.ext4", args...)
+	return err
 }
 
 // mksquashfs makes a reproducible squashfs of dir, owned by root.

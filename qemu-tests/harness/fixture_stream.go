@@ -188,11 +188,7 @@ func buildStreamFixtures(cache string, logf func(string, ...any)) (*StreamFixtur
 					return nil, err
 				}
 				inner := filepath.Join(work, "squash")
-				if err := os.MkdirAll(filepath.Join(inner, "LiveOS"), 0o755); err != nil {
-					return nil, err
-				}
-				img := filepath.Join(inner, "LiveOS", "rootfs.img")
-				if _, err := runCmd(buildTimeout, "mkfs.ext4", "-q", "-F", "-m", "0", "-d", r, "-L", "rootfs", img, isoRootfsSize); err != nil {
+				if err := liveOSRootfs(inner, r, isoRootfsSize, "-m", "0"); err != nil {
 					return nil, err
 				}
 				os.RemoveAll(r) // the disk space goes to the next layer
