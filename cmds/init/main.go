@@ -133,7 +133,8 @@ func (b *boot) run(ctx context.Context) error {
 	return &stageError{stage: "switch", err: fmt.Errorf("the real init returned")}
 }
 
-// summary is one line of stage durations for the console.
+// stageTimes are the stages run so far and their durations, for the
+// console protocol (bootlog.FormatStages).
 func (b *boot) stageTimes() []bootlog.StageTime {
 	st := make([]bootlog.StageTime, len(b.timings))
 	for i, t := range b.timings {
