@@ -24,12 +24,10 @@ type DnsmasqOptions struct {
 }
 
 // Dnsmasq is a DHCP-only dnsmasq (DNS disabled: --port=0) in a namespace.
+// Its Dir holds leases, dnsmasq.log (--log-dhcp: every DHCP packet) and
+// dnsmasq.stderr.
 type Dnsmasq struct {
-	Dir       string // its files: leases, dnsmasq.log, dnsmasq.stderr
-	LeaseFile string
-	LogFile   string
-
-	proc *process
+	PeerFiles
 }
 
 // Lease is one line of dnsmasq's lease file.
@@ -48,7 +46,7 @@ func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 	opts.Interface = cmp.Or(opts.Interface, Bridge0)
 	opts.Range = cmp.Or(opts.Range, "10.77.0.50,10.77.0.150,255.255.255.0,1h")
 	opts.Router = cmp.Or(opts.Router, ServerIP)
-	d := &Dnsmasq{Dir: filepath.Join(ns.Dir, "dnsmasq")}
+	d := &Dnsmasq{PeerFiles{Dir: filepath.Join(ns.Dir, "dnsmasq")}}
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -78,22 +76,9 @@ func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 	return d
 }
 
-// Log returns dnsmasq's log so far (--log-dhcp: every DHCP packet).
-func (d *Dnsmasq) Log() string {
-	b, _ := os.ReadFile(d.LogFile)
-	return string(b)
-}
-
-// Stop kills dnsmasq (the lease file stays readable).
-func (d *Dnsmasq) Stop() error { return d.proc.Kill() }
-
 // Leases parses the lease file; no file yet means no leases.
 func (d *Dnsmasq) Leases() ([]Lease, error) {
-	b, err := readOptional(d.LeaseFile)
-	if err != nil {
-		return nil, err
-	}
-	return ParseLeases(b)
+	return parseOptional(d.LeaseFile, ParseLeases)
 }
 
 // LeaseFor returns the lease of mac, if any.

@@ -29,14 +29,12 @@ type KeaOptions struct {
 
 // Kea is a kea-dhcp4 in a namespace, with a memfile lease database (CSV)
 // and a log file in its directory. It needs no control agent and writes
-// nothing outside Dir (pid and lock files go there too).
+// nothing outside Dir: kea-dhcp4.json, leases4.csv (the LeaseFile: one
+// row per lease change; persist, no LFC), kea.log, kea.stderr, and the pid
+// and lock files.
 type Kea struct {
-	Dir        string // kea-dhcp4.json, leases4.csv, kea.log, kea.stderr, pid/lock files
+	PeerFiles
 	ConfigPath string
-	LeaseFile  string // memfile CSV: one row per lease change (persist, no LFC)
-	LogFile    string
-
-	proc *process
 }
 
 // KeaLease is one row of Kea's memfile CSV.
@@ -109,7 +107,7 @@ func KeaConfig(opts KeaOptions, dir string) ([]byte, error) {
 // kea-dhcp4 in ns and waits until it serves. It is killed by t.Cleanup.
 func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 	t.Helper()
-	k := &Kea{Dir: filepath.Join(ns.Dir, "kea")}
+	k := &Kea{PeerFiles: PeerFiles{Dir: filepath.Join(ns.Dir, "kea")}}
 	if err := os.MkdirAll(k.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -135,24 +133,11 @@ func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 	return k
 }
 
-// Log returns kea-dhcp4's log so far.
-func (k *Kea) Log() string {
-	b, _ := os.ReadFile(k.LogFile)
-	return string(b)
-}
-
-// Stop kills kea-dhcp4 (the lease file stays readable).
-func (k *Kea) Stop() error { return k.proc.Kill() }
-
 // Rows returns every row of the lease file, in the order Kea wrote them:
 // Kea appends a row for each allocation, renewal, release and expiry, so
 // one lease may have several rows.
 func (k *Kea) Rows() ([]KeaLease, error) {
-	b, err := readOptional(k.LeaseFile)
-	if err != nil {
-		return nil, err
-	}
-	return ParseKeaLeases(b)
+	return parseOptional(k.LeaseFile, ParseKeaLeases)
 }
 
 // Leases returns the leases live now: the latest row per address, if it is

@@ -11,6 +11,25 @@ import (
 	"time"
 )
 
+// PeerFiles are a server's files in a test's namespace (a DHCP server's
+// log and lease database) and its process.
+type PeerFiles struct {
+	Dir       string // the server's files
+	LeaseFile string
+	LogFile   string
+
+	proc *process
+}
+
+// Log returns the server's log so far.
+func (p *PeerFiles) Log() string {
+	b, _ := os.ReadFile(p.LogFile)
+	return string(b)
+}
+
+// Stop kills the server (its files stay readable).
+func (p *PeerFiles) Stop() error { return p.proc.Kill() }
+
 // readyPoll is how often a peer's readiness is checked.
 const readyPoll = 50 * time.Millisecond
 
@@ -97,12 +116,15 @@ func startTestPeer(t testing.TB, name string, cmd *exec.Cmd, outPath string, wit
 	return p
 }
 
-// readOptional reads a file a peer writes once it has something to say
-// (a lease file): none yet reads as empty.
-func readOptional(path string) ([]byte, error) {
+// parseOptional parses a file a peer writes once it has something to say
+// (a lease file): none yet means nothing to parse.
+func parseOptional[T any](path string, parse func([]byte) ([]T, error)) ([]T, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	return b, err
+	if err != nil {
+		return nil, err
+	}
+	return parse(b)
 }
