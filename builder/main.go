@@ -25,7 +25,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/streamroot/streamroot/builder/internal/kmodtree"
+	"github.com/streamroot/streamroot/pkg/kmod"
 )
 
 const (
@@ -177,7 +177,7 @@ func splitNames(s string) []string {
 	var out []string
 	seen := make(map[string]bool)
 	for _, n := range splitList(s) {
-		k := kmodtree.Normalize(n)
+		k := kmod.Normalize(n)
 		if !seen[k] {
 			seen[k] = true
 			out = append(out, n)

@@ -6,6 +6,7 @@ import (
 	"path"
 
 	"github.com/streamroot/streamroot/builder/internal/kmodtree"
+	"github.com/streamroot/streamroot/pkg/kmod"
 )
 
 // moduleReport is what the module step found, for build.json and the
@@ -43,9 +44,9 @@ func addModules(im *image, opts options, log *slog.Logger) (moduleReport, error)
 		}
 		if len(l.Modules) == 0 {
 			log.Info("NIC driver is built into the kernel", "driver", n)
-			rep.builtin = append(rep.builtin, kmodtree.Normalize(n))
+			rep.builtin = append(rep.builtin, kmod.Normalize(n))
 		}
-		rep.nics = append(rep.nics, kmodtree.Normalize(n))
+		rep.nics = append(rep.nics, kmod.Normalize(n))
 	}
 	if len(opts.nic) > 0 && len(rep.nics) == 0 {
 		return rep, fmt.Errorf("-nic: none of %v exists in kernel %s (%s)", opts.nic, opts.kver, opts.moddir)
@@ -61,7 +62,7 @@ func addModules(im *image, opts options, log *slog.Logger) (moduleReport, error)
 		}
 		if len(l.Modules) == 0 {
 			log.Info("module is built into the kernel", "module", n)
-			rep.builtin = append(rep.builtin, kmodtree.Normalize(n))
+			rep.builtin = append(rep.builtin, kmod.Normalize(n))
 		}
 	}
 	for _, w := range set.Warnings() {

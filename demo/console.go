@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootlog"
 )
 
 // watcher follows the serial console line by line and records the moments
@@ -46,9 +48,6 @@ var (
 	ansiEscape  = regexp.MustCompile(`\x1b(\[[0-9;?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[@-Z\\-_]|c)`)
 	kernelMsg   = regexp.MustCompile(`^\[\s*\d+\.\d+\] `)
 	pid1Kmsg    = regexp.MustCompile(`^\[\s*\d+\.\d+\] \S+\[1\]: `) // systemd[1]: ... through kmsg
-	failOpen    = regexp.MustCompile(`streamroot: =+ BOOT FAILED =+`)
-	failClose   = regexp.MustCompile(`^streamroot: =+\s*$`)
-	progressRe  = regexp.MustCompile(`streamroot: fetch: .* / .*`)
 	kernelPanic = regexp.MustCompile(`Kernel panic - not syncing.*`)
 )
 
@@ -84,23 +83,25 @@ func (w *watcher) feed(line string, t time.Time) {
 	switch {
 	case w.inFailure:
 		w.failure = append(w.failure, trimmed)
-		if failClose.MatchString(trimmed) {
+		if bootlog.IsFailureEnd(trimmed) {
 			w.inFailure, w.failureDone, w.failureAt = false, true, t
 		}
 		return
-	case failOpen.MatchString(trimmed) && !w.failureDone:
+	case bootlog.IsFailureStart(trimmed) && !w.failureDone:
 		w.inFailure = true
 		w.failure = []string{trimmed}
 		return
 	}
 	if isStreamroot {
 		switch {
-		case strings.HasPrefix(trimmed, "streamroot: switch: starting ") && w.switchAt.IsZero():
+		case bootlog.IsSwitch(trimmed) && w.switchAt.IsZero():
 			w.switchAt, w.switchLine = t, trimmed
 		case strings.HasPrefix(trimmed, "streamroot: network: bound "):
 			w.boundLine = trimmed
-		case progressRe.MatchString(trimmed):
-			w.lastProgress = trimmed
+		default:
+			if _, ok := bootlog.ParseDownload(trimmed); ok {
+				w.lastProgress = trimmed
+			}
 		}
 		return
 	}
@@ -125,16 +126,10 @@ func (w *watcher) feed(line string, t time.Time) {
 	}
 }
 
-// failureField returns a field ("stage", "problem", "hint") of the failure
-// block.
-func (w *watcher) failureField(name string) string {
-	for _, l := range w.failure {
-		rest, ok := strings.CutPrefix(l, "streamroot: "+name+":")
-		if ok {
-			return strings.TrimSpace(rest)
-		}
-	}
-	return ""
+// failureBlock is the failure block seen (zero if none).
+func (w *watcher) failureBlock() bootlog.Failure {
+	f, _, _ := bootlog.FindFailure(strings.Join(w.failure, "\n") + "\n")
+	return f
 }
 
 // bootReport is the part of /run/initramfs/streamroot.json the summary uses.
@@ -172,59 +167,6 @@ func (w *watcher) report() *bootReport {
 		return nil
 	}
 	return &r
-}
-
-// stageTiming is one stage's duration from the switch line.
-type stageTiming struct {
-	Stage string
-	Took  time.Duration
-}
-
-var switchRe = regexp.MustCompile(`streamroot: switch: starting (\S+) \(boot took ([^:]+): (.*)\)\s*$`)
-
-// parseSwitchLine reads "streamroot: switch: starting /sbin/init (boot took
-// 5.612s: early 75ms, config 28ms, ...)".
-func parseSwitchLine(line string) (init string, total time.Duration, stages []stageTiming, ok bool) {
-	m := switchRe.FindStringSubmatch(line)
-	if m == nil {
-		return "", 0, nil, false
-	}
-	total, err := time.ParseDuration(m[2])
-	if err != nil {
-		return "", 0, nil, false
-	}
-	stages = parseStageList(m[3])
-	return m[1], total, stages, true
-}
-
-// parseStageList reads "early 75ms, config 28ms, ..." (also the failure
-// block's "(stages: ...)").
-func parseStageList(s string) []stageTiming {
-	var out []stageTiming
-	for _, part := range strings.Split(s, ", ") {
-		name, dur, ok := strings.Cut(strings.TrimSpace(part), " ")
-		if !ok {
-			continue
-		}
-		d, err := time.ParseDuration(dur)
-		if err != nil {
-			continue
-		}
-		out = append(out, stageTiming{name, d})
-	}
-	return out
-}
-
-var failStagesRe = regexp.MustCompile(`\(stages: (.*)\)\s*$`)
-
-// failureStages reads the stage timings from the failure block's log line.
-func (w *watcher) failureStages() []stageTiming {
-	for _, l := range w.failure {
-		if m := failStagesRe.FindStringSubmatch(l); m != nil && strings.HasPrefix(l, "streamroot: log:") {
-			return parseStageList(m[1])
-		}
-	}
-	return nil
 }
 
 // parseKV reads "a=1 b=two" (values without spaces).

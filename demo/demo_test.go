@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootlog"
 )
 
 // A console as `make demo` shows it (trimmed), with SeaBIOS's escape
@@ -73,16 +75,17 @@ func TestWatcherDemo(t *testing.T) {
 }
 
 func TestParseSwitchLine(t *testing.T) {
-	init, total, stages, ok := parseSwitchLine("streamroot: switch: starting /sbin/init (boot took 2.877s: early 52ms, config 26ms, modules 1.677s, network 219ms, fetch 586ms, layers 242ms, handover 34ms)")
-	if !ok || init != "/sbin/init" || total != 2877*time.Millisecond {
-		t.Fatalf("got %q %v %v", init, total, ok)
+	sw, ok := bootlog.ParseSwitch("streamroot: switch: starting /sbin/init (boot took 2.877s: early 52ms, config 26ms, modules 1.677s, network 219ms, fetch 586ms, layers 242ms, handover 34ms)")
+	if !ok || sw.Init != "/sbin/init" || sw.Took != 2877*time.Millisecond {
+		t.Fatalf("got %q %v %v", sw.Init, sw.Took, ok)
 	}
-	want := []stageTiming{{"early", 52 * time.Millisecond}, {"config", 26 * time.Millisecond}, {"modules", 1677 * time.Millisecond},
-		{"network", 219 * time.Millisecond}, {"fetch", 586 * time.Millisecond}, {"layers", 242 * time.Millisecond}, {"handover", 34 * time.Millisecond}}
+	stages := sw.Stages
+	want := []bootlog.StageTime{{Stage: "early", Took: 52 * time.Millisecond}, {Stage: "config", Took: 26 * time.Millisecond}, {Stage: "modules", Took: 1677 * time.Millisecond},
+		{Stage: "network", Took: 219 * time.Millisecond}, {Stage: "fetch", Took: 586 * time.Millisecond}, {Stage: "layers", Took: 242 * time.Millisecond}, {Stage: "handover", Took: 34 * time.Millisecond}}
 	if !reflect.DeepEqual(stages, want) {
 		t.Errorf("stages = %v, want %v", stages, want)
 	}
-	if _, _, _, ok := parseSwitchLine("streamroot: switch: starting /sbin/init"); ok {
+	if _, ok := bootlog.ParseSwitch("streamroot: switch: starting /sbin/init"); ok {
 		t.Error("a line without timings parsed")
 	}
 }
@@ -98,10 +101,10 @@ func TestWatcherFailure(t *testing.T) {
 		"streamroot: rebooting in 30 s (streamroot.onfail=reboot; rd.shell gives a shell instead)\n"
 	w := newWatcher(time.Unix(0, 0))
 	feedAll(w, con)
-	if !w.failureDone || w.failureField("stage") != "fetch" || !strings.Contains(w.failureField("problem"), "404") {
+	if fb := w.failureBlock(); !w.failureDone || fb.Stage != "fetch" || !strings.Contains(fb.Problem, "404") {
 		t.Fatalf("failure not parsed: done=%v %q", w.failureDone, w.failure)
 	}
-	if st := w.failureStages(); len(st) != 5 || st[2] != (stageTiming{"modules", 1200 * time.Millisecond}) {
+	if st := w.failureBlock().Stages; len(st) != 5 || st[2] != (bootlog.StageTime{Stage: "modules", Took: 1200 * time.Millisecond}) {
 		t.Errorf("failure stages = %v", st)
 	}
 	if !w.initUpAt.IsZero() || !w.switchAt.IsZero() {

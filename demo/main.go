@@ -58,31 +58,32 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	var ue *usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "streamroot-demo: %s\n", ue.msg)
-		return 2
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "streamroot-demo: %v\n", err)
-		return 2
+		return fail(stderr, err, 2)
 	}
 	cfg.out = stdout
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ok, err := run(ctx, cfg)
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "streamroot-demo: %s\n", ue.msg)
-		return 2
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "streamroot-demo: %v\n", err)
-		return 1
+		return fail(stderr, err, 1)
 	}
 	if !ok {
 		return 1
 	}
 	return 0
+}
+
+// fail prints err as one line and returns the exit code: 2 for a usage
+// error, else code.
+func fail(stderr io.Writer, err error, code int) int {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "streamroot-demo: %s\n", ue.msg)
+		return 2
+	}
+	fmt.Fprintf(stderr, "streamroot-demo: %v\n", err)
+	return code
 }
 
 // config is one run.

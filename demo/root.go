@@ -1,23 +1,19 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
-	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
-)
 
-// hostBusybox is Debian busybox-static's binary: the demo root's only program.
-const hostBusybox = "/bin/busybox"
+	"github.com/streamroot/streamroot/qemu-tests/harness"
+)
 
 // Markers the hello init prints and the host reads.
 const (
@@ -94,13 +90,13 @@ func demoInitScript() string {
 // buildDemoRoot makes dir/demo.squashfs (a busybox-static root with the
 // hello init), unless one from the same recipe is there already.
 func buildDemoRoot(ctx context.Context, dir string) (string, error) {
-	if err := checkStatic(hostBusybox); err != nil {
+	if err := harness.CheckStatic(harness.HostBusybox); err != nil {
 		return "", err
 	}
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
 		return "", errors.New("mksquashfs not found: install squashfs-tools (make demo does, as root)")
 	}
-	bb, err := sha256File(hostBusybox)
+	bb, err := harness.SHA256File(harness.HostBusybox)
 	if err != nil {
 		return "", err
 	}
@@ -121,7 +117,7 @@ func buildDemoRoot(ctx context.Context, dir string) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tree)
-	if err := layoutRoot(ctx, tree); err != nil {
+	if err := harness.BusyboxRoot(tree, demoRootFiles()); err != nil {
 		return "", err
 	}
 	tmp := out + ".tmp"
@@ -139,100 +135,14 @@ func buildDemoRoot(ctx context.Context, dir string) (string, error) {
 	return out, os.WriteFile(recipeFile, []byte(recipe+"\n"), 0o644)
 }
 
-// layoutRoot writes the demo root's tree: busybox and its applet links, the
-// hello init and a few files in /etc.
-func layoutRoot(ctx context.Context, dir string) error {
-	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "tmp", "var", "root"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return err
-		}
+// demoRootFiles are the demo root's files beside busybox: the hello init
+// and a few files in /etc.
+func demoRootFiles() []harness.RootFile {
+	return []harness.RootFile{
+		{Path: "sbin/init", Data: demoInitScript(), Mode: 0o755},
+		{Path: "etc/passwd", Data: "root:x:0:0:root:/root:/bin/sh\n", Mode: 0o644},
+		{Path: "etc/group", Data: "root:x:0:\n", Mode: 0o644},
+		{Path: "etc/hostname", Data: "streamroot-demo\n", Mode: 0o644},
+		{Path: "etc/os-release", Data: "NAME=\"streamroot demo root\"\nID=streamroot-demo\nPRETTY_NAME=\"streamroot demo root (busybox)\"\n", Mode: 0o644},
 	}
-	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
-		return err
-	}
-	if err := copyFile(hostBusybox, filepath.Join(dir, "bin", "busybox"), 0o755); err != nil {
-		return err
-	}
-	lctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	list, err := exec.CommandContext(lctx, hostBusybox, "--list-full").Output()
-	if err != nil {
-		return fmt.Errorf("%s --list-full: %w", hostBusybox, err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(string(list)))
-	for sc.Scan() {
-		applet := strings.TrimSpace(sc.Text())
-		switch applet {
-		case "", "bin/busybox", "sbin/init", "linuxrc":
-			continue
-		}
-		p := filepath.Join(dir, applet)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.Symlink("/bin/busybox", p); err != nil && !errors.Is(err, os.ErrExist) {
-			return err
-		}
-	}
-	files := []struct {
-		path, data string
-		mode       os.FileMode
-	}{
-		{"sbin/init", demoInitScript(), 0o755},
-		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644},
-		{"etc/group", "root:x:0:\n", 0o644},
-		{"etc/hostname", "streamroot-demo\n", 0o644},
-		{"etc/os-release", "NAME=\"streamroot demo root\"\nID=streamroot-demo\nPRETTY_NAME=\"streamroot demo root (busybox)\"\n", 0o644},
-	}
-	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f.path), []byte(f.data), f.mode); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkStatic fails unless path is an ELF without an interpreter.
-func checkStatic(path string) error {
-	f, err := elf.Open(path)
-	if err != nil {
-		return fmt.Errorf("%s: %w (install busybox-static; make demo does, as root)", path, err)
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s is dynamically linked; the demo root needs busybox-static (apt-get install busybox-static)", path)
-		}
-	}
-	return nil
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func sha256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

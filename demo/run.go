@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/atomicfile"
 )
 
 // Bounds of the parts around the QEMU run.
@@ -94,10 +96,16 @@ func run(ctx context.Context, cfg *config) (ok bool, err error) {
 
 	// A private copy of the initramfs: others may rebuild it meanwhile.
 	initrd := filepath.Join(work, "initramfs.img")
-	if err := copyFile(cfg.initramfs, initrd+".tmp", 0o644); err != nil {
-		return false, err
-	}
-	if err := os.Rename(initrd+".tmp", initrd); err != nil {
+	err = atomicfile.Write(initrd, 0o644, func(w io.Writer) error {
+		in, err := os.Open(cfg.initramfs)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		_, err = io.Copy(w, in)
+		return err
+	})
+	if err != nil {
 		return false, err
 	}
 

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootlog"
 )
 
 // summarize prints the end-of-run summary and says whether the run
@@ -39,9 +41,11 @@ func summarize(out io.Writer, cfg *config, res *bootResult, src *source, acc *ac
 		row("result", "OK: the image's init came up %s after QEMU started", secs(w.initUpAt.Sub(w.start)))
 		row("", "its first console line: %q", truncate(w.initUpLine, 100))
 	case w.failureDone:
-		row("result", "BOOT FAILED in stage %s", w.failureField("stage"))
-		row("problem", "%s", w.failureField("problem"))
-		row("hint", "%s", w.failureField("hint"))
+		fb := w.failureBlock()
+		problem, _, _ := strings.Cut(fb.Problem, "\n")
+		row("result", "BOOT FAILED in stage %s", fb.Stage)
+		row("problem", "%s", problem)
+		row("hint", "%s", fb.Hint)
 	case w.panicLine != "":
 		row("result", "FAILED: %s", w.panicLine)
 	case !w.switchAt.IsZero():
@@ -88,11 +92,11 @@ func summarize(out io.Writer, cfg *config, res *bootResult, src *source, acc *ac
 	}
 
 	// Stage timings, from the initramfs' own clock.
-	if init, total, stages, okLine := parseSwitchLine(w.switchLine); okLine {
-		row("initramfs", "%s from its start to exec'ing %s:", total, init)
-		row("", "%s", stageTable(stages))
-	} else if st := w.failureStages(); len(st) > 0 {
-		row("initramfs", "stages before the failure: %s", stageTable(st))
+	if sw, okLine := bootlog.ParseSwitch(w.switchLine); okLine {
+		row("initramfs", "%s from its start to exec'ing %s:", sw.Took, sw.Init)
+		row("", "%s", bootlog.FormatStages(sw.Stages))
+	} else if st := w.failureBlock().Stages; len(st) > 0 {
+		row("initramfs", "stages before the failure: %s", bootlog.FormatStages(st))
 	}
 
 	// Bytes fetched.
@@ -171,18 +175,10 @@ func howItEnded(res *bootResult) string {
 }
 
 func switchTarget(line string) string {
-	if init, _, _, ok := parseSwitchLine(line); ok {
-		return "the image's init " + init
+	if sw, ok := bootlog.ParseSwitch(line); ok {
+		return "the image's init " + sw.Init
 	}
 	return "the image's init"
-}
-
-func stageTable(stages []stageTiming) string {
-	var parts []string
-	for _, s := range stages {
-		parts = append(parts, fmt.Sprintf("%s %s", s.Stage, s.Took))
-	}
-	return strings.Join(parts, ", ")
 }
 
 func statusList(m map[int]int) string {

@@ -80,14 +80,7 @@ func TestManifestCorruptChunkStream(t *testing.T) {
 	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " " + arg + " streamroot.io.timeout=10 fixture.mode=afterfill", Timeout: 240 * time.Second})
 	// The fill stops at the bad chunk; the root sees that, the server goes
 	// away, and the root hashes what it can read.
-	if err := vm.WaitForString("STREAMROOT-FILL-DONE", 200*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.web.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "stream")
+	reportAfterFill(t, n, vm, 200*time.Second)
 	m := rawReport(t, vm)
 	checkCorruptChunkRefused(t, vm, m)
 }

@@ -260,7 +260,7 @@ func TestPXEHarnessPieces(t *testing.T) {
 	os.WriteFile(logf, []byte("Nov 25 12:40:06 dnsmasq-tftp[11672]: sent "+tftp+"/pxelinux.0 to 10.77.0.107\n"+
 		"Nov 25 12:40:06 dnsmasq-tftp[11672]: error 0 TFTP Aborted received from 10.77.0.107\n"+
 		"Nov 25 12:40:10 dnsmasq-tftp[11672]: sent "+tftp+"/boot/vmlinuz to 10.77.0.107\n"), 0o644)
-	d := &harness.Dnsmasq{LogFile: logf}
+	d := &harness.Dnsmasq{PeerFiles: harness.PeerFiles{LogFile: logf}}
 	if got := d.TFTPSent(tftp); !slices.Equal(got, []string{"pxelinux.0", "boot/vmlinuz"}) {
 		t.Errorf("TFTPSent = %q", got)
 	}

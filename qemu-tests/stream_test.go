@@ -28,6 +28,23 @@ func rawReport(t *testing.T, vm *harness.VM) map[string]any {
 	return m
 }
 
+// reportAfterFill waits (at most wait) for a stream root booted with
+// fixture.mode=afterfill to say the block daemon's fill is done, stops the
+// web server, and returns the root's report, checked as the stream
+// fixture's.
+func reportAfterFill(t *testing.T, n *testNet, vm *harness.VM, wait time.Duration) *harness.Report {
+	t.Helper()
+	if err := vm.WaitForString("STREAMROOT-FILL-DONE", wait); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.web.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	return r
+}
+
 // serveAlive gives the stream init something to poll: when it stops
 // answering, the server is gone.
 func serveAlive(t *testing.T, n *testNet) {
@@ -64,14 +81,7 @@ func TestStreamFillThenServerGone(t *testing.T) {
 		MemoryMiB: 1024,
 		Timeout:   300 * time.Second,
 	})
-	if err := vm.WaitForString("STREAMROOT-FILL-DONE", 240*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := n.web.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "stream")
+	r := reportAfterFill(t, n, vm, 240*time.Second)
 	if !r.HasMount("squashfs", "/run/initramfs/squashfs") || !strings.Contains(r.Mounts, "/dev/nbd0 /run/initramfs/squashfs") {
 		t.Errorf("the squashfs is not mounted from the block daemon's nbd device:\n%s", r.Mounts)
 	}

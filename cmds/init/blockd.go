@@ -466,12 +466,11 @@ func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, pacer *
 			return
 		}
 		last = time.Now()
-		done := int64(s.Present) * c.ImageSize() / int64(max(s.Chunks, 1))
-		note := ""
+		p := bootlog.Fill{Done: int64(s.Present) * c.ImageSize() / int64(max(s.Chunks, 1)), Total: c.ImageSize(), Percent: int64(s.Present * 100 / max(s.Chunks, 1))}
 		if pacer != nil && pacer.Busy() {
-			note = fmt.Sprintf(" (held to %s/s while the system is busy)", mib(fillBusyRate))
+			p.HeldTo = fillBusyRate
 		}
-		log.Info(fmt.Sprintf("fill: %s / %s (%d%%)%s", mib(done), mib(c.ImageSize()), s.Present*100/max(s.Chunks, 1), note))
+		log.Info(p.Message())
 	})
 	if err != nil {
 		return err

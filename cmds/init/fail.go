@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/bootlog"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,18 +47,7 @@ func (b *boot) failBoot(err error) {
 		hint = h.Hint()
 	}
 	w := b.handler.Console()
-	fmt.Fprintln(w, "streamroot: ==================== BOOT FAILED ====================")
-	fmt.Fprintf(w, "streamroot: stage:   %s\n", stage)
-	for i, line := range strings.Split(err.Error(), "\n") {
-		label := "problem:"
-		if i > 0 {
-			label = "        "
-		}
-		fmt.Fprintf(w, "streamroot: %s %s\n", label, line)
-	}
-	fmt.Fprintf(w, "streamroot: hint:    %s\n", hint)
-	fmt.Fprintf(w, "streamroot: log:     %s (stages: %s)\n", logFile, b.summary())
-	fmt.Fprintln(w, "streamroot: =======================================================")
+	fmt.Fprint(w, bootlog.Failure{Stage: stage, Problem: err.Error(), Hint: hint, Log: logFile, Stages: b.stageTimes()}.Format())
 
 	policy := bootcfg.OnFailReboot
 	delay := 30 * time.Second

@@ -133,13 +133,14 @@ func (b *boot) run(ctx context.Context) error {
 	return &stageError{stage: "switch", err: fmt.Errorf("the real init returned")}
 }
 
-// summary is one line of stage durations for the console.
-func (b *boot) summary() string {
-	var parts []string
-	for _, t := range b.timings {
-		parts = append(parts, fmt.Sprintf("%s %s", t.Stage, t.Took.Round(time.Millisecond)))
+// stageTimes are the stages run so far and their durations, for the
+// console protocol (bootlog.FormatStages).
+func (b *boot) stageTimes() []bootlog.StageTime {
+	st := make([]bootlog.StageTime, len(b.timings))
+	for i, t := range b.timings {
+		st[i] = bootlog.StageTime(t)
 	}
-	return strings.Join(parts, ", ")
+	return st
 }
 
 // dracutBreaks maps dracut's rd.break hook names onto our stages, so break

@@ -12,10 +12,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/syncbuf"
 	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/nbd"
@@ -211,24 +211,6 @@ func (k *kernel) read(t *testing.T, off int64, n uint32) (uint32, []byte) {
 	return 0, data
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The stream daemon's fill checks the whole image; a mismatch revokes the
 // device: every later kernel read fails with EIO, the cause is recorded
 // (blockd.fault) and logged as an error. A matching image keeps serving.
@@ -249,7 +231,7 @@ func TestBackgroundFillRevokesOnHashMismatch(t *testing.T) {
 		{"mismatch", hex.EncodeToString(other[:]), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
 			cache, err := blockd.New(img, blockd.Options{Mode: blockd.Stream, Log: log})
 			if err != nil {

@@ -286,12 +286,7 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 		fo.Verify = func(off int64, data []byte) error { return m.VerifyChunk(int(off/m.Chunk), data) }
 	}
 	fo.Progress = func(p httpsrc.Progress) {
-		rate := float64(p.Done) / max(p.Elapsed.Seconds(), 0.001)
-		eta := "?"
-		if rate > 0 {
-			eta = time.Duration(float64(p.Total-p.Done) / rate * float64(time.Second)).Round(time.Second).String()
-		}
-		b.log.Info(fmt.Sprintf("%s / %s (%d%%) %s/s ETA %s", mib(p.Done), mib(p.Total), p.Done*100/max(p.Total, 1), mib(int64(rate)), eta))
+		b.log.Info(bootlog.Download{Done: p.Done, Total: p.Total, Rate: float64(p.Done) / max(p.Elapsed.Seconds(), 0.001)}.Message())
 	}
 	err = src.Fetch(ctx, f, fo)
 	if cerr := f.Close(); err == nil && cerr != nil {
@@ -424,7 +419,7 @@ func (b *boot) switchRoot(context.Context) error {
 		"TERM=" + envOr("TERM", "linux"),
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	}
-	b.log.Info(fmt.Sprintf("starting %s (boot took %s: %s)", init, time.Since(b.started).Round(time.Millisecond), b.summary()))
+	b.log.Info(bootlog.Switch{Init: init, Took: time.Since(b.started), Stages: b.stageTimes()}.Message())
 	if err := b.writeReport(); err != nil {
 		b.log.Warn("cannot write boot report", "err", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 
+	"github.com/streamroot/streamroot/pkg/atomicfile"
 	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/isoread"
 	"github.com/streamroot/streamroot/pkg/textesc"
@@ -66,7 +67,7 @@ func runExtract(ctx context.Context, e *env, args []string) error {
 	name := path.Base(path.Clean("/" + *inner))
 	dst := filepath.Join(*outDir, name)
 	h := sha256.New()
-	err = writeAtomic(dst, 0o644, func(w io.Writer) error {
+	err = atomicfile.Write(dst, 0o644, func(w io.Writer) error {
 		n, err := io.Copy(io.MultiWriter(w, h), &ctxReader{ctx, src.SectionReader()})
 		if err != nil {
 			return fmt.Errorf("%s: copy %s: %w", isoPath, src.Path, err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/streamroot/streamroot/pkg/atomicfile"
 	"github.com/streamroot/streamroot/pkg/manifest"
 )
 
@@ -98,7 +99,7 @@ func runManifest(_ context.Context, e *env, args []string) error {
 		return fmt.Errorf("%s: changed while it was being hashed; run again", img)
 	}
 	data := m.Marshal()
-	if err := writeAtomic(*out, 0o644, func(w io.Writer) error {
+	if err := atomicfile.Write(*out, 0o644, func(w io.Writer) error {
 		_, err := io.Copy(w, bytes.NewReader(data))
 		return err
 	}); err != nil {

@@ -16,18 +16,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/internal/syncbuf"
 )
 
 // newTestServer serves dir with the serve handler and returns its URL and
 // access log.
-func newTestServer(t *testing.T, dir string) (string, *syncBuffer) {
+func newTestServer(t *testing.T, dir string) (string, *syncbuf.Buffer) {
 	t.Helper()
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { root.Close() })
-	var log syncBuffer
+	var log syncbuf.Buffer
 	srv := httptest.NewServer(&fileServer{root: root, log: slog.New(slog.NewTextHandler(&log, nil))})
 	t.Cleanup(srv.Close)
 	return srv.URL, &log
@@ -229,7 +231,7 @@ func TestServeCommand(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "img"), []byte("hello"), 0o644)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", dir}, &env{stdout: &out, stderr: &errb})

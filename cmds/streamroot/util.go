@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -60,41 +57,4 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%d %s", int64(v), units[u])
 	}
 	return fmt.Sprintf("%.1f %s", v, units[u])
-}
-
-// writeAtomic writes a file by writing a temporary file in the same
-// directory, syncing it and renaming it over path, so readers see the old
-// file or the whole new one, never a partial one. fill writes the content.
-func writeAtomic(path string, perm os.FileMode, fill func(w io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = fill(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync() // make the rename durable; best effort
-		d.Close()
-	}
-	return nil
 }

@@ -6,6 +6,11 @@
 // is read by people: the stage goes in front, not in a key=value pair, and the
 // time is left out on the console (the kernel's own lines carry it) but kept
 // in the file.
+//
+// The lines other programs read back (the failure block, the switch line,
+// the stage summary, download and fill progress) are defined in console.go,
+// each with its formatter and its parser, so that the init, the QEMU test
+// harness and the demo share one definition.
 package bootlog
 
 import (

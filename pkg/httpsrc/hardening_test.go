@@ -18,25 +18,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/internal/syncbuf"
 )
-
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // counted serves img (ServeContent: ranges, If-Range) and counts requests.
 func counted(n *atomic.Int32, img []byte, etag string) http.HandlerFunc {
@@ -485,7 +469,7 @@ func TestNoCredentialsInErrorsOrLogs(t *testing.T) {
 	pool.AddCert(tlsSrv.Certificate())
 
 	withCreds := func(base string) string { return strings.Replace(base, "://", "://u:"+secret+"@", 1) }
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	o := Options{Stall: time.Second, Log: log, RootCAs: pool}
 	var errs []error

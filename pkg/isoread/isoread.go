@@ -31,6 +31,7 @@ import (
 	"strings"
 	"unicode/utf16"
 
+	"github.com/streamroot/streamroot/pkg/readat"
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
@@ -137,14 +138,7 @@ func (im *Image) readFull(p []byte, off int64) error {
 	if off < 0 || off > im.size || int64(len(p)) > im.size-off {
 		return fmt.Errorf("read %d bytes at %d: past the end of the %d-byte image (truncated ISO?)", len(p), off, im.size)
 	}
-	n, err := im.r.ReadAt(p, off)
-	if n == len(p) {
-		return nil
-	}
-	if err == nil || errors.Is(err, io.EOF) {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("read %d bytes at %d: %w", len(p), off, err)
+	return readat.Full(im.r, p, off)
 }
 
 // record is a parsed directory record.

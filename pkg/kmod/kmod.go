@@ -9,12 +9,10 @@
 package kmod
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -28,15 +26,11 @@ import (
 type Loader struct {
 	dir      string
 	prober   *kmodule.Prober
-	aliases  []alias
-	softdeps map[string]softdep
+	aliases  []Alias
+	softdeps map[string]Softdep
 	loaded   map[string]bool
 	log      *slog.Logger
 }
-
-type alias struct{ pattern, module string }
-
-type softdep struct{ pre, post []string }
 
 // Release returns the running kernel's release (uname -r).
 func Release() (string, error) {
@@ -62,87 +56,35 @@ func Open(root, release string, log *slog.Logger) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s/modules.dep: %w", dir, err)
 	}
-	l := &Loader{dir: dir, prober: p, softdeps: map[string]softdep{}, loaded: map[string]bool{}, log: log}
-	if err := l.readAliases(filepath.Join(dir, "modules.alias")); err != nil {
+	l := &Loader{dir: dir, prober: p, loaded: map[string]bool{}, log: log}
+	text, err := readIndex(filepath.Join(dir, "modules.alias"))
+	if err != nil {
 		return nil, err
 	}
-	if err := l.readSoftdeps(filepath.Join(dir, "modules.softdep")); err != nil {
+	l.aliases = ParseAliases(text)
+	if text, err = readIndex(filepath.Join(dir, "modules.softdep")); err != nil {
 		return nil, err
 	}
+	l.softdeps = ParseSoftdeps(text)
 	return l, nil
 }
 
-func (l *Loader) readAliases(p string) error {
-	return eachLine(p, func(f []string) {
-		if len(f) == 3 && f[0] == "alias" {
-			l.aliases = append(l.aliases, alias{f[1], normalize(f[2])})
-		}
-	})
-}
-
-// readSoftdeps parses "softdep <mod> pre: a b post: c" lines.
-func (l *Loader) readSoftdeps(p string) error {
-	return eachLine(p, func(f []string) {
-		if len(f) < 3 || f[0] != "softdep" {
-			return
-		}
-		var sd softdep
-		var dst *[]string
-		for _, w := range f[2:] {
-			switch w {
-			case "pre:":
-				dst = &sd.pre
-			case "post:":
-				dst = &sd.post
-			default:
-				if dst != nil {
-					*dst = append(*dst, w)
-				}
-			}
-		}
-		// Several lines may name the same module: they add up.
-		cur := l.softdeps[normalize(f[1])]
-		cur.pre = append(cur.pre, sd.pre...)
-		cur.post = append(cur.post, sd.post...)
-		l.softdeps[normalize(f[1])] = cur
-	})
-}
-
-func eachLine(p string, fn func([]string)) error {
-	f, err := os.Open(p)
+// readIndex reads an optional index file: none is an empty one.
+func readIndex(p string) ([]byte, error) {
+	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 64*1024), 1024*1024)
-	for s.Scan() {
-		line := strings.TrimSpace(s.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		fn(strings.Fields(line))
-	}
-	return s.Err()
+	return b, err
 }
-
-func normalize(name string) string { return strings.ReplaceAll(name, "-", "_") }
 
 // Resolve maps a module name or an alias to module names. Matching uses the
 // shell patterns of modules.alias; path.Match suffices because the buses we
 // probe (pci, virtio, usb, acpi ids) have no '/' in their modaliases.
 func (l *Loader) Resolve(nameOrAlias string) []string {
-	var mods []string
-	for _, a := range l.aliases {
-		if (matches(a.pattern, nameOrAlias) || matches(a.pattern, strings.ReplaceAll(nameOrAlias, "_", "-"))) && !slices.Contains(mods, a.module) {
-			mods = append(mods, a.module)
-		}
-	}
+	mods := MatchAliases(l.aliases, nameOrAlias)
 	if len(mods) == 0 && !strings.Contains(nameOrAlias, ":") {
-		mods = []string{normalize(nameOrAlias)}
+		mods = []string{Normalize(nameOrAlias)}
 	}
 	return mods
 }
@@ -172,7 +114,7 @@ func (l *Loader) load(mod string, depth int) error {
 	}
 	l.loaded[mod] = true
 	sd := l.softdeps[mod]
-	for _, pre := range sd.pre {
+	for _, pre := range sd.Pre {
 		for _, m := range l.Resolve(pre) {
 			// A softdep is a preference, not a requirement (the kernel may
 			// have the crypto builtin): log and go on.
@@ -186,7 +128,7 @@ func (l *Loader) load(mod string, depth int) error {
 		return fmt.Errorf("load module %s: %w", mod, err)
 	}
 	l.log.Debug("module loaded", "module", mod, "took", time.Since(start).Round(time.Millisecond))
-	for _, post := range sd.post {
+	for _, post := range sd.Post {
 		for _, m := range l.Resolve(post) {
 			if err := l.load(m, depth+1); err != nil {
 				l.log.Debug("softdep not loaded", "module", mod, "softdep", m, "err", err)
@@ -215,9 +157,9 @@ func (l *Loader) LoadForDevices(sysfs string) ([]string, error) {
 				continue
 			}
 			seen[a] = true
-			for _, a2 := range l.aliases {
-				if ok, _ := path.Match(a2.pattern, a); ok && !l.loaded[a2.module] && !slices.Contains(fresh, a2.module) {
-					fresh = append(fresh, a2.module)
+			for _, m := range MatchAliases(l.aliases, a) {
+				if !l.loaded[m] && !slices.Contains(fresh, m) {
+					fresh = append(fresh, m)
 				}
 			}
 		}
@@ -233,11 +175,6 @@ func (l *Loader) LoadForDevices(sysfs string) ([]string, error) {
 		}
 	}
 	return loaded, errors.Join(errs...)
-}
-
-func matches(pattern, s string) bool {
-	ok, _ := path.Match(pattern, s)
-	return ok
 }
 
 func modaliases(sysfs string) ([]string, error) {

@@ -50,7 +50,7 @@ func TestResolve(t *testing.T) {
 			t.Errorf("Resolve(%q) = %v, want %v", tc.in, got, tc.want)
 		}
 	}
-	if got := l.softdeps["ext4"].pre; !slices.Equal(got, []string{"crypto-crc32c"}) {
+	if got := l.softdeps["ext4"].Pre; !slices.Equal(got, []string{"crypto-crc32c"}) {
 		t.Errorf("softdep ext4 pre = %v", got)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/streamroot/streamroot/pkg/readat"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
 )
@@ -172,14 +173,7 @@ func (s *FS) readFullAt(p []byte, at uint64) error {
 	if off < 0 {
 		return fmt.Errorf("read %d bytes at %d: outside the image", len(p), at)
 	}
-	n, err := s.r.ReadAt(p, off)
-	if n == len(p) {
-		return nil
-	}
-	if err == nil || errors.Is(err, io.EOF) {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("read %d bytes at %d: %w", len(p), off, err)
+	return readat.Full(s.r, p, off)
 }
 
 // at is the absolute position of rel bytes into a table starting at base,

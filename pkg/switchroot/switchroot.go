@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Moved are the mounts carried into the new root.
-var Moved = []string{"/dev", "/proc", "/sys", "/run"}
+// movedMounts are the mounts carried into the new root.
+func movedMounts() []string { return []string{"/dev", "/proc", "/sys", "/run"} }
 
 // Switch makes newRoot "/" and executes init there with argv and env. It
 // does not return on success.
@@ -49,7 +49,7 @@ func Switch(newRoot, init string, argv, env []string) error {
 		return fmt.Errorf("switch_root: init %s in %s: %w", init, newRoot, err)
 	}
 
-	for _, m := range Moved {
+	for _, m := range movedMounts() {
 		dst := filepath.Join(newRoot, m)
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return fmt.Errorf("switch_root: %w", err)

@@ -3,6 +3,7 @@ package harness
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,12 +24,10 @@ type DnsmasqOptions struct {
 }
 
 // Dnsmasq is a DHCP-only dnsmasq (DNS disabled: --port=0) in a namespace.
+// Its Dir holds leases, dnsmasq.log (--log-dhcp: every DHCP packet) and
+// dnsmasq.stderr.
 type Dnsmasq struct {
-	Dir       string // its files: leases, dnsmasq.log, dnsmasq.stderr
-	LeaseFile string
-	LogFile   string
-
-	proc *process
+	PeerFiles
 }
 
 // Lease is one line of dnsmasq's lease file.
@@ -44,16 +43,10 @@ type Lease struct {
 // killed by t.Cleanup.
 func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 	t.Helper()
-	if opts.Interface == "" {
-		opts.Interface = Bridge0
-	}
-	if opts.Range == "" {
-		opts.Range = "10.77.0.50,10.77.0.150,255.255.255.0,1h"
-	}
-	if opts.Router == "" {
-		opts.Router = ServerIP
-	}
-	d := &Dnsmasq{Dir: filepath.Join(ns.Dir, "dnsmasq")}
+	opts.Interface = cmp.Or(opts.Interface, Bridge0)
+	opts.Range = cmp.Or(opts.Range, "10.77.0.50,10.77.0.150,255.255.255.0,1h")
+	opts.Router = cmp.Or(opts.Router, ServerIP)
+	d := &Dnsmasq{PeerFiles{Dir: filepath.Join(ns.Dir, "dnsmasq")}}
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -78,52 +71,14 @@ func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 	}
 	args = append(args, opts.Extra...)
 	cmd := ns.Command("dnsmasq", args...)
-	stderr, err := os.Create(filepath.Join(d.Dir, "dnsmasq.stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	d.proc, err = startProcess("dnsmasq", cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := d.proc.Kill(); err != nil {
-			t.Error(err)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(d.Log(), "DHCP, IP range") {
-		if d.proc.Exited() || time.Now().After(deadline) {
-			se, _ := os.ReadFile(filepath.Join(d.Dir, "dnsmasq.stderr"))
-			t.Fatalf("dnsmasq did not start (exited=%v, err=%v): %s\n%s", d.proc.Exited(), d.proc.err, se, d.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	d.proc = startTestPeer(t, "dnsmasq", cmd, filepath.Join(d.Dir, "dnsmasq.stderr"), 10*time.Second, logShows(d.LogFile, "DHCP, IP range"))
 	t.Logf("dnsmasq: pid %d in %s serving %s on %s", cmd.Process.Pid, ns.Name, opts.Range, opts.Interface)
 	return d
 }
 
-// Log returns dnsmasq's log so far (--log-dhcp: every DHCP packet).
-func (d *Dnsmasq) Log() string {
-	b, _ := os.ReadFile(d.LogFile)
-	return string(b)
-}
-
-// Stop kills dnsmasq (the lease file stays readable).
-func (d *Dnsmasq) Stop() error { return d.proc.Kill() }
-
 // Leases parses the lease file; no file yet means no leases.
 func (d *Dnsmasq) Leases() ([]Lease, error) {
-	b, err := os.ReadFile(d.LeaseFile)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return ParseLeases(b)
+	return parseOptional(d.LeaseFile, ParseLeases)
 }
 
 // LeaseFor returns the lease of mac, if any.

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,12 +30,15 @@ type Fixtures struct {
 	BigDataSHA256 string
 }
 
+// HostBusybox is Debian busybox-static's binary: the one program of the
+// busybox roots (BusyboxRoot).
+const HostBusybox = "/bin/busybox"
+
 // Fixture parameters. Changing any of them (or ReportInit, the host's
 // busybox or the host tools' versions) changes the recipe hash: the fixture
 // is rebuilt under a new cache key.
 const (
 	recipeVersion = "streamroot-fixtures-1"
-	hostBusybox   = "/bin/busybox"
 	bigDataSize   = 48 << 20
 	bigDataSeed   = "streamroot big.squashfs /data/random.bin"
 	notSquashSize = 8 << 20
@@ -80,11 +84,7 @@ type fixture struct {
 // missing. Builds go to a temporary directory renamed into place, under a
 // lock file, so concurrent test processes share the work.
 func BuildFixtures(cache string, logf func(string, ...any)) (*Fixtures, error) {
-	dir := filepath.Join(cache, "fixtures")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	base, err := baseRecipe()
+	dir, base, err := fixtureBase(cache)
 	if err != nil {
 		return nil, err
 	}
@@ -124,11 +124,7 @@ func BuildFixtures(cache string, logf func(string, ...any)) (*Fixtures, error) {
 					return nil, err
 				}
 				layout := filepath.Join(work, "layout")
-				if err := os.MkdirAll(filepath.Join(layout, "LiveOS"), 0o755); err != nil {
-					return nil, err
-				}
-				img := filepath.Join(layout, "LiveOS", "rootfs.img")
-				if _, err := runCmd(buildTimeout, "mkfs.ext4", "-q", "-F", "-d", r, "-L", "rootfs", img, liveOSImgSize); err != nil {
+				if err := liveOSRootfs(layout, r, liveOSImgSize); err != nil {
 					return nil, err
 				}
 				return nil, mksquashfs(layout, out, "-comp", "xz")
@@ -232,7 +228,7 @@ func (f fixture) ensure(dir string, logf func(string, ...any)) (string, map[stri
 	if err != nil {
 		return "", nil, err
 	}
-	fileSum, err := sha256File(filepath.Join(tmpFinal, f.name))
+	fileSum, err := SHA256File(filepath.Join(tmpFinal, f.name))
 	if err != nil {
 		return "", nil, err
 	}
@@ -275,10 +271,21 @@ func readMeta(entry string) (map[string]string, error) {
 	return meta, nil
 }
 
+// fixtureBase makes the fixtures' directory under cache and returns it
+// with the recipe every fixture starts from.
+func fixtureBase(cache string) (dir, recipe string, err error) {
+	dir = filepath.Join(cache, "fixtures")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	recipe, err = baseRecipe()
+	return dir, recipe, err
+}
+
 // baseRecipe is what every root fixture depends on: the REPORT INIT, the
 // host busybox and the tools' versions.
 func baseRecipe() (string, error) {
-	bb, err := sha256File(hostBusybox)
+	bb, err := SHA256File(HostBusybox)
 	if err != nil {
 		return "", err
 	}
@@ -298,10 +305,29 @@ func baseRecipe() (string, error) {
 	}, "\n"), nil
 }
 
-// makeBusyboxRoot lays out the busybox root at dir: the static host busybox,
-// its applet links, the REPORT INIT as /sbin/init and /etc/fixture-id.
+// makeBusyboxRoot lays out the fixture root at dir: BusyboxRoot with the
+// REPORT INIT as /sbin/init and /etc/fixture-id.
 func makeBusyboxRoot(dir, id string) error {
-	if err := checkStatic(hostBusybox); err != nil {
+	return BusyboxRoot(dir, []RootFile{
+		{"sbin/init", ReportInit, 0o755},
+		{"etc/fixture-id", id + "\n", 0o644},
+		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644},
+		{"etc/group", "root:x:0:\n", 0o644},
+	})
+}
+
+// RootFile is a file BusyboxRoot writes into the tree.
+type RootFile struct {
+	Path, Data string // Path relative to the root
+	Mode       os.FileMode
+}
+
+// BusyboxRoot lays out a busybox root at dir (the demo's and the fixtures'
+// roots): the usual top directories, the host's static busybox as
+// /bin/busybox with a link for each applet but init, and files, which
+// should include the root's /sbin/init.
+func BusyboxRoot(dir string, files []RootFile) error {
+	if err := CheckStatic(HostBusybox); err != nil {
 		return err
 	}
 	for _, d := range rootDirs {
@@ -309,15 +335,17 @@ func makeBusyboxRoot(dir, id string) error {
 			return err
 		}
 	}
-	os.Chmod(filepath.Join(dir, "tmp"), 0o1777)
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return err
+	}
 	bb := filepath.Join(dir, "bin", "busybox")
-	if err := copyFile(hostBusybox, bb); err != nil {
+	if err := copyFile(HostBusybox, bb); err != nil {
 		return err
 	}
 	if err := os.Chmod(bb, 0o755); err != nil {
 		return err
 	}
-	list, err := runCmd(time.Minute, hostBusybox, "--list-full")
+	list, err := runCmd(time.Minute, HostBusybox, "--list-full")
 	if err != nil {
 		return err
 	}
@@ -335,36 +363,41 @@ func makeBusyboxRoot(dir, id string) error {
 			return err
 		}
 	}
-	files := []struct {
-		path, data string
-		mode       os.FileMode
-	}{
-		{"sbin/init", ReportInit, 0o755},
-		{"etc/fixture-id", id + "\n", 0o644},
-		{"etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644},
-		{"etc/group", "root:x:0:\n", 0o644},
-	}
 	for _, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f.path), []byte(f.data), f.mode); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, f.Path), []byte(f.Data), f.Mode); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkStatic fails unless path is an ELF without an interpreter.
-func checkStatic(path string) error {
+// CheckStatic fails unless path is an ELF without an interpreter (a static
+// or static-pie binary, which runs in a root without libc).
+func CheckStatic(path string) error {
 	f, err := elf.Open(path)
 	if err != nil {
-		return fmt.Errorf("%s: %w (install busybox-static)", path, err)
+		return fmt.Errorf("%s: %w (install Debian's busybox-static; builder/deps.sh does, as root)", path, err)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s is dynamically linked; the fixture root needs busybox-static", path)
+			return fmt.Errorf("%s is dynamically linked; a busybox root needs busybox-static (apt-get install busybox-static)", path)
 		}
 	}
 	return nil
+}
+
+// liveOSRootfs lays out dracut's live layout in dir: LiveOS/rootfs.img,
+// an ext4 of size (mkfs.ext4's notation) holding the tree root, made with
+// mkfs.ext4's extra options opts.
+func liveOSRootfs(dir, root, size string, opts ...string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "LiveOS"), 0o755); err != nil {
+		return err
+	}
+	img := filepath.Join(dir, "LiveOS", "rootfs.img")
+	args := slices.Concat([]string{"-q", "-F"}, opts, []string{"-d", root, "-L", "rootfs", img, size})
+	_, err := runCmd(buildTimeout, "mkfs.ext4", args...)
+	return err
 }
 
 // mksquashfs makes a reproducible squashfs of dir, owned by root.
@@ -394,7 +427,8 @@ func writeRandom(path, seed string, size int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func sha256File(path string) (string, error) {
+// SHA256File returns the SHA-256 (hex) of a file's contents.
+func SHA256File(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

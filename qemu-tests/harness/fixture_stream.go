@@ -130,11 +130,7 @@ func (e *Env) StreamFixtures(t testing.TB) *StreamFixtures {
 }
 
 func buildStreamFixtures(cache string, logf func(string, ...any)) (*StreamFixtures, error) {
-	dir := filepath.Join(cache, "fixtures")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	base, err := baseRecipe()
+	dir, base, err := fixtureBase(cache)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +158,7 @@ func buildStreamFixtures(cache string, logf func(string, ...any)) (*StreamFixtur
 				if err != nil {
 					return nil, err
 				}
-				tree, err := runCmd(time.Minute, hostBusybox, "sh", "-c", "cd "+r+" && "+treeDigest)
+				tree, err := runCmd(time.Minute, HostBusybox, "sh", "-c", "cd "+r+" && "+treeDigest)
 				if err != nil {
 					return nil, err
 				}
@@ -192,11 +188,7 @@ func buildStreamFixtures(cache string, logf func(string, ...any)) (*StreamFixtur
 					return nil, err
 				}
 				inner := filepath.Join(work, "squash")
-				if err := os.MkdirAll(filepath.Join(inner, "LiveOS"), 0o755); err != nil {
-					return nil, err
-				}
-				img := filepath.Join(inner, "LiveOS", "rootfs.img")
-				if _, err := runCmd(buildTimeout, "mkfs.ext4", "-q", "-F", "-m", "0", "-d", r, "-L", "rootfs", img, isoRootfsSize); err != nil {
+				if err := liveOSRootfs(inner, r, isoRootfsSize, "-m", "0"); err != nil {
 					return nil, err
 				}
 				os.RemoveAll(r) // the disk space goes to the next layer

@@ -167,8 +167,8 @@ func CheckHost() error {
 			problems = append(problems, "missing host tool "+tool)
 		}
 	}
-	if _, err := os.Stat(hostBusybox); err != nil {
-		problems = append(problems, "missing "+hostBusybox+" (Debian package busybox-static)")
+	if _, err := os.Stat(HostBusybox); err != nil {
+		problems = append(problems, "missing "+HostBusybox+" (Debian package busybox-static)")
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; ") +

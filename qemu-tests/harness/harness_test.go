@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootlog"
 )
 
 // These tests check the harness itself, without the init under test. The
@@ -107,11 +109,13 @@ func TestParseReport(t *testing.T) {
 }
 
 func TestParseFailure(t *testing.T) {
-	block := "streamroot: ==================== BOOT FAILED ====================\n" +
-		"streamroot: stage:   fetch\n" +
-		"streamroot: problem: GET http://10.77.0.1/missing.squashfs: 404 Not Found\n" +
-		"streamroot: hint:    check the URL in root=\n" +
-		"streamroot: =======================================================\n"
+	// The block as the init prints it (bootlog pins its bytes).
+	block := bootlog.Failure{
+		Stage:   "fetch",
+		Problem: "GET http://10.77.0.1/missing.squashfs: 404 Not Found",
+		Hint:    "check the URL in root=",
+		Log:     "/run/initramfs/streamroot.log",
+	}.Format()
 	if _, ok := ParseFailure("boot...\n" + block[:150]); ok {
 		t.Error("incomplete block accepted")
 	}
@@ -156,7 +160,7 @@ func TestReportInitSyntax(t *testing.T) {
 	if err := os.WriteFile(script, []byte(ReportInit), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	shells := [][]string{{hostBusybox, "sh", "-n", script}, {"sh", "-n", script}}
+	shells := [][]string{{HostBusybox, "sh", "-n", script}, {"sh", "-n", script}}
 	ran := 0
 	for _, sh := range shells {
 		if _, err := exec.LookPath(sh[0]); err != nil {
@@ -230,7 +234,7 @@ func TestFixtures(t *testing.T) {
 		t.Errorf("/bin/sh -> %q, %v", target, err)
 	}
 	extract(fx.Big, filepath.Join(tmp, "big"), "data/random.bin")
-	if sum, err := sha256File(filepath.Join(tmp, "big", "data", "random.bin")); err != nil || sum != fx.BigDataSHA256 {
+	if sum, err := SHA256File(filepath.Join(tmp, "big", "data", "random.bin")); err != nil || sum != fx.BigDataSHA256 {
 		t.Errorf("random.bin sha256 %s, %v; harness says %s", sum, err, fx.BigDataSHA256)
 	}
 	extract(fx.LiveOS, filepath.Join(tmp, "liveos"))
@@ -346,22 +350,9 @@ func TestPeers(t *testing.T) {
 
 	// A real DHCP client (busybox udhcpc) in a second namespace, linked to
 	// br0 by a veth pair, gets a lease with the 01+MAC client id.
-	client2 := NewNetns(t, t.TempDir())
 	mac := "52:54:00:77:00:01"
-	for _, args := range [][]string{
-		{"link", "add", "vc0", "type", "veth", "peer", "name", "vs0"},
-		{"link", "set", "vc0", "netns", client2.Name},
-		{"link", "set", "vs0", "master", Bridge0},
-		{"link", "set", "vs0", "up"},
-	} {
-		if err := ns.IP(args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := client2.IP("link", "set", "vc0", "address", mac, "up"); err != nil {
-		t.Fatal(err)
-	}
-	out, err := runCmd(30*time.Second, "ip", "netns", "exec", client2.Name, hostBusybox, "udhcpc", "-i", "vc0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true")
+	client2 := vethClient(t, ns, mac)
+	out, err := runCmd(30*time.Second, "ip", "netns", "exec", client2.Name, HostBusybox, "udhcpc", "-i", "vc0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true")
 	if err != nil {
 		t.Fatalf("udhcpc: %v\n%s", err, out)
 	}

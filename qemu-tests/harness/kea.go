@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -28,14 +29,12 @@ type KeaOptions struct {
 
 // Kea is a kea-dhcp4 in a namespace, with a memfile lease database (CSV)
 // and a log file in its directory. It needs no control agent and writes
-// nothing outside Dir (pid and lock files go there too).
+// nothing outside Dir: kea-dhcp4.json, leases4.csv (the LeaseFile: one
+// row per lease change; persist, no LFC), kea.log, kea.stderr, and the pid
+// and lock files.
 type Kea struct {
-	Dir        string // kea-dhcp4.json, leases4.csv, kea.log, kea.stderr, pid/lock files
+	PeerFiles
 	ConfigPath string
-	LeaseFile  string // memfile CSV: one row per lease change (persist, no LFC)
-	LogFile    string
-
-	proc *process
 }
 
 // KeaLease is one row of Kea's memfile CSV.
@@ -72,27 +71,13 @@ func keaEnv(dir string) []string {
 // KeaConfig returns the kea-dhcp4 JSON configuration for opts, with the
 // lease file and log under dir.
 func KeaConfig(opts KeaOptions, dir string) ([]byte, error) {
-	if opts.Interface == "" {
-		opts.Interface = Bridge0
-	}
-	if opts.Subnet == "" {
-		opts.Subnet = "10.77.0.0/24"
-	}
-	if opts.Pool == "" {
-		opts.Pool = "10.77.0.50 - 10.77.0.150"
-	}
-	if opts.Router == "" {
-		opts.Router = ServerIP
-	}
-	if opts.ValidLifetime == 0 {
-		opts.ValidLifetime = 3600
-	}
-	if opts.RenewTimer == 0 {
-		opts.RenewTimer = 900
-	}
-	if opts.RebindTimer == 0 {
-		opts.RebindTimer = 1800
-	}
+	opts.Interface = cmp.Or(opts.Interface, Bridge0)
+	opts.Subnet = cmp.Or(opts.Subnet, "10.77.0.0/24")
+	opts.Pool = cmp.Or(opts.Pool, "10.77.0.50 - 10.77.0.150")
+	opts.Router = cmp.Or(opts.Router, ServerIP)
+	opts.ValidLifetime = cmp.Or(opts.ValidLifetime, 3600)
+	opts.RenewTimer = cmp.Or(opts.RenewTimer, 900)
+	opts.RebindTimer = cmp.Or(opts.RebindTimer, 1800)
 	type m = map[string]any
 	conf := m{"Dhcp4": m{
 		"interfaces-config": m{"interfaces": []string{opts.Interface}, "dhcp-socket-type": "raw"},
@@ -122,7 +107,7 @@ func KeaConfig(opts KeaOptions, dir string) ([]byte, error) {
 // kea-dhcp4 in ns and waits until it serves. It is killed by t.Cleanup.
 func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 	t.Helper()
-	k := &Kea{Dir: filepath.Join(ns.Dir, "kea")}
+	k := &Kea{PeerFiles: PeerFiles{Dir: filepath.Join(ns.Dir, "kea")}}
 	if err := os.MkdirAll(k.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -143,54 +128,16 @@ func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 	}
 	cmd := ns.Command("kea-dhcp4", "-c", k.ConfigPath)
 	cmd.Env = keaEnv(k.Dir)
-	stderr, err := os.Create(filepath.Join(k.Dir, "kea.stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	k.proc, err = startProcess("kea-dhcp4", cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := k.proc.Kill(); err != nil {
-			t.Error(err)
-		}
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(k.Log(), "DHCP4_STARTED") {
-		if k.proc.Exited() || time.Now().After(deadline) {
-			se, _ := os.ReadFile(filepath.Join(k.Dir, "kea.stderr"))
-			t.Fatalf("kea-dhcp4 did not start (exited=%v, err=%v): %s\n%s", k.proc.Exited(), k.proc.err, se, k.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	k.proc = startTestPeer(t, "kea-dhcp4", cmd, filepath.Join(k.Dir, "kea.stderr"), 15*time.Second, logShows(k.LogFile, "DHCP4_STARTED"))
 	t.Logf("kea-dhcp4: pid %d in %s on %s, leases in %s", cmd.Process.Pid, ns.Name, Bridge0, k.LeaseFile)
 	return k
 }
-
-// Log returns kea-dhcp4's log so far.
-func (k *Kea) Log() string {
-	b, _ := os.ReadFile(k.LogFile)
-	return string(b)
-}
-
-// Stop kills kea-dhcp4 (the lease file stays readable).
-func (k *Kea) Stop() error { return k.proc.Kill() }
 
 // Rows returns every row of the lease file, in the order Kea wrote them:
 // Kea appends a row for each allocation, renewal, release and expiry, so
 // one lease may have several rows.
 func (k *Kea) Rows() ([]KeaLease, error) {
-	b, err := os.ReadFile(k.LeaseFile)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return ParseKeaLeases(b)
+	return parseOptional(k.LeaseFile, ParseKeaLeases)
 }
 
 // Leases returns the leases live now: the latest row per address, if it is

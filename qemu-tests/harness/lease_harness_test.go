@@ -62,7 +62,7 @@ func TestParseLeaseReport(t *testing.T) {
 }
 
 func TestLeaseScriptsSyntax(t *testing.T) {
-	if _, err := os.Stat(hostBusybox); err != nil {
+	if _, err := os.Stat(HostBusybox); err != nil {
 		t.Skip(err)
 	}
 	dir := t.TempDir()
@@ -72,7 +72,7 @@ func TestLeaseScriptsSyntax(t *testing.T) {
 			t.Fatal(err)
 		}
 		// -n: parse only. Both shells that run it: busybox ash and dash.
-		for _, sh := range [][]string{{hostBusybox, "sh"}, {"dash"}} {
+		for _, sh := range [][]string{{HostBusybox, "sh"}, {"dash"}} {
 			if _, err := exec.LookPath(sh[0]); err != nil {
 				continue
 			}
@@ -114,24 +114,11 @@ func TestKea(t *testing.T) {
 	dir := t.TempDir()
 	ns := NewNetns(t, dir)
 	kea := StartKea(t, ns, KeaOptions{})
-	client := NewNetns(t, t.TempDir())
 	mac := "52:54:00:77:00:02"
-	for _, args := range [][]string{
-		{"link", "add", "vc0", "type", "veth", "peer", "name", "vs0"},
-		{"link", "set", "vc0", "netns", client.Name},
-		{"link", "set", "vs0", "master", Bridge0},
-		{"link", "set", "vs0", "up"},
-	} {
-		if err := ns.IP(args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := client.IP("link", "set", "vc0", "address", mac, "up"); err != nil {
-		t.Fatal(err)
-	}
+	client := vethClient(t, ns, mac)
 	udhcpc := func(id string) {
 		t.Helper()
-		out, err := runCmd(30*time.Second, "ip", "netns", "exec", client.Name, hostBusybox, "udhcpc",
+		out, err := runCmd(30*time.Second, "ip", "netns", "exec", client.Name, HostBusybox, "udhcpc",
 			"-i", "vc0", "-C", "-x", "0x3d:"+id, "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", "/bin/true")
 		if err != nil {
 			t.Fatalf("udhcpc: %v\n%s\nkea log:\n%s", err, out, kea.Log())
@@ -165,4 +152,25 @@ func TestKea(t *testing.T) {
 		t.Errorf("after a second client id: %d leases, want 2: %+v", len(leases), leases)
 	}
 	t.Logf("kea leases: %+v", leases)
+}
+
+// vethClient is a second namespace for a DHCP client: its vc0 is a veth
+// linked to ns's br0, up, with mac.
+func vethClient(t *testing.T, ns *Netns, mac string) *Netns {
+	t.Helper()
+	client := NewNetns(t, t.TempDir())
+	for _, args := range [][]string{
+		{"link", "add", "vc0", "type", "veth", "peer", "name", "vs0"},
+		{"link", "set", "vc0", "netns", client.Name},
+		{"link", "set", "vs0", "master", Bridge0},
+		{"link", "set", "vs0", "up"},
+	} {
+		if err := ns.IP(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := client.IP("link", "set", "vc0", "address", mac, "up"); err != nil {
+		t.Fatal(err)
+	}
+	return client
 }

@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -258,21 +257,14 @@ func ParseLeaseReport(js string) (*LeaseReport, error) {
 		return nil, fmt.Errorf("lease report: no os_dhcp/os_bound: not a LEASE REPORT line: %.200q", js)
 	}
 	lr := &LeaseReport{Report: r, Init: raw.Init, OSDHCP: raw.OSDHCP, OSBound: *raw.OSBound, OSLink: raw.OSLink, OSWait: raw.OSWait}
-	for _, f := range []struct {
-		name string
-		in   string
-		out  *string
-	}{
+	err = decodeBase64("lease report", []base64Field{
 		{"env_b64", raw.Env, &lr.Env},
 		{"handover_b64", raw.Handover, &lr.Handover},
 		{"os_state_b64", raw.OSState, &lr.OSState},
 		{"os_log_b64", raw.OSLog, &lr.OSLog},
-	} {
-		b, err := base64.StdEncoding.DecodeString(f.in)
-		if err != nil {
-			return nil, fmt.Errorf("lease report: %s: %w", f.name, err)
-		}
-		*f.out = string(b)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return lr, nil
 }

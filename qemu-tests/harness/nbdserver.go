@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,22 +56,22 @@ func (s *NBDServer) Start() error {
 	if err != nil {
 		return fmt.Errorf("nbd-server: %w: %s", err, out)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// It forks into the background: the one ready line is its pid file,
+	// then its port.
+	err = waitReady(10*time.Second, nil, func() error {
 		b, err := os.ReadFile(s.pidfile)
-		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && pid > 0 {
-			s.pid = pid
-			break
+		pid, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || perr != nil || pid <= 0 {
+			return fmt.Errorf("no pid in %s: %s", s.pidfile, out)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nbd-server wrote no pid file: %s", out)
-		}
-		time.Sleep(50 * time.Millisecond)
+		s.pid = pid
+		return nil
+	})
+	if err == nil {
+		err = waitReady(10*time.Second, nil, s.ns.portAnswers(s.Addr))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.ns.WaitPort(ctx, s.Addr); err != nil {
-		return fmt.Errorf("nbd-server did not listen on %s: %w", s.Addr, err)
+	if err != nil {
+		return fmt.Errorf("nbd-server: %w", err)
 	}
 	return nil
 }

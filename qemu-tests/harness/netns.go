@@ -22,11 +22,10 @@ import (
 )
 
 const (
-	netnsDir   = "/var/run/netns"
-	ownerDir   = "/run/streamroot-tests/netns" // <ns> -> "<pid> <starttime>" of the test binary
-	nsPrefix   = "sr-"
-	ipTimeout  = 20 * time.Second
-	dialPeriod = 100 * time.Millisecond
+	netnsDir  = "/var/run/netns"
+	ownerDir  = "/run/streamroot-tests/netns" // <ns> -> "<pid> <starttime>" of the test binary
+	nsPrefix  = "sr-"
+	ipTimeout = 20 * time.Second
 )
 
 // Netns is one test's network namespace: lo up, bridge br0 (10.77.0.1/24)
@@ -177,24 +176,6 @@ func (n *Netns) HTTPClient() *http.Client {
 			DisableCompression:  true,
 			MaxIdleConnsPerHost: 2,
 		},
-	}
-}
-
-// WaitPort waits until addr accepts TCP connections inside the namespace.
-func (n *Netns) WaitPort(ctx context.Context, addr string) error {
-	for {
-		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		c, err := n.DialContext(dctx, "tcp", addr)
-		cancel()
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s never accepted a connection in netns %s: %w", addr, n.Name, err)
-		case <-time.After(dialPeriod):
-		}
 	}
 }
 

@@ -2,7 +2,7 @@ package harness
 
 import (
 	"bufio"
-	"context"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -66,9 +66,7 @@ var accessLine = regexp.MustCompile(`^(\d+)\.(\d+) (\S+) (\S+) (\d+) (\d+) (\d+)
 // accepts connections and registers its kill with t.Cleanup.
 func StartNginx(t testing.TB, ns *Netns, opts NginxOptions) *Nginx {
 	t.Helper()
-	if opts.Listen == "" {
-		opts.Listen = ServerIP + ":80"
-	}
+	opts.Listen = cmp.Or(opts.Listen, ServerIP+":80")
 	n := &Nginx{Dir: filepath.Join(ns.Dir, "nginx"), Addr: opts.Listen, ns: ns}
 	n.Docroot = opts.Docroot
 	if n.Docroot == "" {
@@ -142,24 +140,12 @@ func (n *Nginx) Start() error {
 		return errors.New("nginx: already running")
 	}
 	cmd := n.ns.Command("nginx", "-p", n.Dir, "-e", n.ErrorLogPath, "-c", n.conf)
-	out, err := os.OpenFile(filepath.Join(n.Dir, "nginx.stderr"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := startPeer("nginx", cmd, filepath.Join(n.Dir, "nginx.stderr"), 15*time.Second, n.ns.portAnswers(n.Addr))
 	if err != nil {
-		return err
-	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	p, err := startProcess("nginx", cmd)
-	if err != nil {
-		return err
+		el, _ := os.ReadFile(n.ErrorLogPath)
+		return fmt.Errorf("%w\nerror.log:\n%s", err, Tail(string(el), 20))
 	}
 	n.proc = p
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := n.ns.WaitPort(ctx, n.Addr); err != nil {
-		p.Kill()
-		el, _ := os.ReadFile(n.ErrorLogPath)
-		return fmt.Errorf("nginx: %w\nerror.log:\n%s", err, Tail(string(el), 20))
-	}
 	return nil
 }
 
@@ -191,15 +177,7 @@ func (n *Nginx) URL(name string) string {
 // (fixtures are large), else a copy. Replace served files, never modify them
 // in place: a hard link shares the cached fixture.
 func (n *Nginx) AddFile(src, name string) error {
-	dst := filepath.Join(n.Docroot, name)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	os.Remove(dst)
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
-	return copyFile(src, dst)
+	return linkOrCopy(src, filepath.Join(n.Docroot, name))
 }
 
 func copyFile(src, dst string) error {

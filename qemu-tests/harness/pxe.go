@@ -1,15 +1,12 @@
 package harness
 
 import (
-	"context"
+	"cmp"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -121,62 +118,6 @@ func linkOrCopy(src, dst string) error {
 	return copyFile(src, dst)
 }
 
-var (
-	cliOnce sync.Once
-	cliPath string
-	cliErr  error
-)
-
-// StreamrootCLI builds the host CLI (cmds/streamroot) once per test
-// process and returns its path.
-func StreamrootCLI(t testing.TB) string {
-	t.Helper()
-	cliOnce.Do(func() {
-		root := resolvePath("go.mod")
-		if _, err := os.Stat(root); err != nil {
-			cliErr = fmt.Errorf("cannot find the module root (go.mod) from %s", root)
-			return
-		}
-		goBin, err := exec.LookPath("go")
-		if err != nil && os.Getenv("GOROOT") != "" {
-			goBin, err = filepath.Join(os.Getenv("GOROOT"), "bin", "go"), nil
-		}
-		if err != nil {
-			cliErr = fmt.Errorf("the PXE tests build cmds/streamroot and need go on PATH (or GOROOT set): %w", err)
-			return
-		}
-		dir, err := os.MkdirTemp("", "streamroot-cli-")
-		if err != nil {
-			cliErr = err
-			return
-		}
-		out := filepath.Join(dir, "streamroot")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./cmds/streamroot")
-		cmd.Dir = filepath.Dir(root)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			cliErr = fmt.Errorf("go build ./cmds/streamroot: %v: %s", err, b)
-			return
-		}
-		cliPath = out
-	})
-	if cliErr != nil {
-		t.Fatal(cliErr)
-	}
-	return cliPath
-}
-
-// StreamrootPXE runs `streamroot pxe args...` and returns its output.
-func StreamrootPXE(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := runCmd(time.Minute, StreamrootCLI(t), append([]string{"pxe"}, args...)...)
-	if err != nil {
-		t.Fatalf("streamroot pxe: %v", err)
-	}
-	return out
-}
-
 // PXEBootOptions describe one network boot.
 type PXEBootOptions struct {
 	Name      string // label for logs and files, default "pxe"
@@ -200,90 +141,24 @@ func (e *Env) BootPXE(t testing.TB, opts PXEBootOptions) *VM {
 	if err := CheckPXEHost(); err != nil {
 		t.Fatal(err)
 	}
-	if opts.Name == "" {
-		opts.Name = "pxe"
-	}
-	if opts.MAC == "" {
-		opts.MAC = BootMAC
-	}
-	if opts.MemoryMiB == 0 {
-		opts.MemoryMiB = 1024
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = DefaultPXEBootTimeout
-	}
-	dir := e.ArtifactDir(t)
-	vm := &VM{Name: opts.Name, t: t, timeout: opts.Timeout,
-		ConsolePath: filepath.Join(dir, opts.Name+".console.log"),
-		StderrPath:  filepath.Join(dir, opts.Name+".qemu-stderr.log")}
-	conFile, err := os.OpenFile(vm.ConsolePath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatalf("pxe: %v (one BootPXE per name and test)", err)
-	}
-	vm.con = newConsole(conFile)
-	stderr, err := os.Create(vm.StderrPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
+	opts.Name = cmp.Or(opts.Name, "pxe")
+	opts.MAC = cmp.Or(opts.MAC, BootMAC)
+	opts.MemoryMiB = cmp.Or(opts.MemoryMiB, 1024)
+	opts.Timeout = cmp.Or(opts.Timeout, DefaultPXEBootTimeout)
 	tap, err := opts.Netns.AddTap(Bridge0)
 	if err != nil {
 		t.Fatalf("pxe: %v", err)
 	}
-	args := []string{
-		"-accel", "tcg", "-cpu", "max",
-		"-m", strconv.Itoa(opts.MemoryMiB), "-smp", "1",
-		"-nographic", "-no-reboot",
-		"-boot", "n",
-		"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
-		// No romfile=: QEMU loads efi-virtio.rom (iPXE) for the NIC.
-		"-device", "virtio-net-pci,netdev=n0,mac=" + opts.MAC,
-	}
-	args = append(args, opts.QEMUArgs...)
-	cmd := opts.Netns.Command("qemu-system-x86_64", args...)
-	vm.Cmdline = cmd.Args
-	cmd.Stdout = vm.con
-	cmd.Stderr = stderr
-
-	slotCtx, cancel := context.WithTimeout(context.Background(), slotWait(t))
-	defer cancel()
-	waitStart := time.Now()
-	release, err := e.acquireVMSlot(slotCtx)
-	if err != nil {
-		t.Fatalf("pxe: %v", err)
-	}
-	waited := time.Since(waitStart)
-	vm.proc, err = startProcess("qemu", cmd)
-	if err != nil {
-		release()
-		t.Fatalf("pxe: %v", err)
-	}
-	vm.Started = vm.proc.start
-	t.Logf("%s: QEMU pid %d network-booting (-boot n) %s on %s/%s (waited %s for a VM slot), console %s",
-		opts.Name, cmd.Process.Pid, opts.MAC, tap, Bridge0, waited.Round(time.Millisecond), vm.ConsolePath)
-	go func() {
-		select {
-		case <-vm.proc.done:
-		case <-time.After(opts.Timeout):
-			vm.timedOut.Store(true)
-			vm.proc.Kill()
-		}
-		release()
-	}()
-	t.Cleanup(func() {
-		if err := vm.proc.Kill(); err != nil {
-			t.Error(err)
-		}
-		vm.logExit()
-		conFile.Close()
-		if t.Failed() {
-			t.Logf("%s: console, last 100 lines (full: %s):\n%s", vm.Name, vm.ConsolePath, Tail(vm.Console(), 100))
-			if se, _ := os.ReadFile(vm.StderrPath); len(se) > 0 {
-				t.Logf("%s: QEMU stderr:\n%s", vm.Name, Tail(string(se), 30))
-			}
-		}
+	return e.startVM(t, vmSpec{
+		name: opts.Name, netns: opts.Netns, memoryMiB: opts.MemoryMiB, timeout: opts.Timeout,
+		args: append([]string{
+			"-boot", "n",
+			"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no",
+			// No romfile=: QEMU loads efi-virtio.rom (iPXE) for the NIC.
+			"-device", "virtio-net-pci,netdev=n0,mac=" + opts.MAC,
+		}, opts.QEMUArgs...),
+		doing: fmt.Sprintf("network-booting (-boot n) %s on %s/%s", opts.MAC, tap, Bridge0),
 	})
-	return vm
 }
 
 // terminalEscape matches the escape sequences SeaBIOS's serial console

@@ -1,12 +1,14 @@
 package harness
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,62 +68,18 @@ type VM struct {
 // console tail is logged if t failed.
 func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 	t.Helper()
-	if opts.Name == "" {
-		opts.Name = "vm"
-	}
-	if opts.Kernel == "" {
-		opts.Kernel = e.Kernel
-	}
-	if opts.Initramfs == "" {
-		opts.Initramfs = e.Initramfs
-	}
-	if opts.MemoryMiB == 0 {
-		opts.MemoryMiB = 1024
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = DefaultBootTimeout
-	}
+	opts.Name = cmp.Or(opts.Name, "vm")
+	opts.Kernel = cmp.Or(opts.Kernel, e.Kernel)
+	opts.Initramfs = cmp.Or(opts.Initramfs, e.Initramfs)
+	opts.MemoryMiB = cmp.Or(opts.MemoryMiB, 1024)
+	opts.Timeout = cmp.Or(opts.Timeout, DefaultBootTimeout)
 	if opts.Netns != nil && opts.NICs == nil {
 		opts.NICs = []NIC{{MAC: BootMAC, Bridge: Bridge0}}
 	}
 	if opts.Netns == nil && len(opts.NICs) > 0 {
 		t.Fatal("vm: NICs need a Netns")
 	}
-	dir := e.ArtifactDir(t)
-	vm := &VM{Name: opts.Name, t: t, timeout: opts.Timeout}
-
-	// Unique file names when a test boots more than once.
-	var conFile *os.File
-	for i := 1; ; i++ {
-		base := opts.Name
-		if i > 1 {
-			base += "-" + strconv.Itoa(i)
-		}
-		vm.ConsolePath = filepath.Join(dir, base+".console.log")
-		vm.StderrPath = filepath.Join(dir, base+".qemu-stderr.log")
-		f, err := os.OpenFile(vm.ConsolePath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if err == nil {
-			conFile = f
-			break
-		}
-		if !os.IsExist(err) {
-			t.Fatal(err)
-		}
-	}
-	vm.con = newConsole(conFile)
-	stderr, err := os.Create(vm.StderrPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-
-	args := []string{
-		"-accel", "tcg", "-cpu", "max",
-		"-m", strconv.Itoa(opts.MemoryMiB), "-smp", "1",
-		"-nographic", "-no-reboot",
-		"-kernel", opts.Kernel, "-initrd", opts.Initramfs,
-		"-append", "console=ttyS0 panic=-1 " + opts.Append,
-	}
+	var args []string
 	if len(opts.NICs) == 0 {
 		args = append(args, "-nic", "none") // else QEMU adds a user-mode NIC
 	}
@@ -148,11 +106,67 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 	if opts.RNG {
 		args = append(args, "-device", "virtio-rng-pci")
 	}
-	args = append(args, opts.QEMUArgs...)
+	kernelArgs := "console=ttyS0 panic=-1 " + opts.Append
+	return e.startVM(t, vmSpec{
+		name: opts.Name, netns: opts.Netns, memoryMiB: opts.MemoryMiB, timeout: opts.Timeout,
+		args:  slices.Concat([]string{"-kernel", opts.Kernel, "-initrd", opts.Initramfs, "-append", kernelArgs}, args, opts.QEMUArgs),
+		doing: "started", detail: "\n  append: " + kernelArgs,
+	})
+}
 
+// vmSpec is one QEMU run as Boot and BootPXE hand it to startVM.
+type vmSpec struct {
+	name      string
+	netns     *Netns // nil: QEMU runs in the host's namespace
+	memoryMiB int
+	timeout   time.Duration
+	args      []string // after the options every run has
+	// doing and detail describe the start in the log: "<name>: QEMU pid N
+	// <doing> (waited …), console <path><detail>".
+	doing, detail string
+}
+
+// startVM runs QEMU under TCG with the serial console on stdout and
+// -no-reboot, once a VM slot is free; the guest is killed at its timeout
+// and by t.Cleanup, which also logs its console tail if t failed.
+func (e *Env) startVM(t testing.TB, s vmSpec) *VM {
+	t.Helper()
+	dir := e.ArtifactDir(t)
+	vm := &VM{Name: s.name, t: t, timeout: s.timeout}
+
+	// Unique file names when a test boots more than once.
+	var conFile *os.File
+	for i := 1; ; i++ {
+		base := s.name
+		if i > 1 {
+			base += "-" + strconv.Itoa(i)
+		}
+		vm.ConsolePath = filepath.Join(dir, base+".console.log")
+		vm.StderrPath = filepath.Join(dir, base+".qemu-stderr.log")
+		f, err := os.OpenFile(vm.ConsolePath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			conFile = f
+			break
+		}
+		if !os.IsExist(err) {
+			t.Fatal(err)
+		}
+	}
+	vm.con = newConsole(conFile)
+	stderr, err := os.Create(vm.StderrPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+
+	args := append([]string{
+		"-accel", "tcg", "-cpu", "max",
+		"-m", strconv.Itoa(s.memoryMiB), "-smp", "1",
+		"-nographic", "-no-reboot",
+	}, s.args...)
 	var cmd *exec.Cmd
-	if opts.Netns != nil {
-		cmd = opts.Netns.Command("qemu-system-x86_64", args...)
+	if s.netns != nil {
+		cmd = s.netns.Command("qemu-system-x86_64", args...)
 	} else {
 		cmd = exec.Command("qemu-system-x86_64", args...)
 	}
@@ -174,13 +188,13 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 		t.Fatalf("vm: %v", err)
 	}
 	vm.Started = vm.proc.start
-	t.Logf("%s: QEMU pid %d started (waited %s for a VM slot), console %s\n  append: %s",
-		opts.Name, cmd.Process.Pid, waited.Round(time.Millisecond), vm.ConsolePath, "console=ttyS0 panic=-1 "+opts.Append)
+	t.Logf("%s: QEMU pid %d %s (waited %s for a VM slot), console %s%s",
+		s.name, cmd.Process.Pid, s.doing, waited.Round(time.Millisecond), vm.ConsolePath, s.detail)
 
 	go func() {
 		select {
 		case <-vm.proc.done:
-		case <-time.After(opts.Timeout):
+		case <-time.After(s.timeout):
 			vm.timedOut.Store(true)
 			vm.proc.Kill()
 		}

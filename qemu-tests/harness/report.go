@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/bootlog"
 )
 
 // ReportInit is the fixture roots' /sbin/init (busybox sh). It runs as PID 1
@@ -137,11 +139,7 @@ func ParseReport(js string) (*Report, error) {
 		Premounted: strings.Fields(raw.Premounted), DataSHA256: raw.DataSHA256, Raw: js,
 	}
 	r.Uptime, _ = strconv.ParseFloat(raw.Uptime, 64)
-	for _, f := range []struct {
-		name string
-		in   string
-		out  *string
-	}{
+	err := decodeBase64("report", []base64Field{
 		{"mounts_b64", raw.Mounts, &r.Mounts},
 		{"cmdline_b64", raw.Cmdline, &r.Cmdline},
 		{"addrs_b64", raw.Addrs, &r.Addrs},
@@ -149,14 +147,31 @@ func ParseReport(js string) (*Report, error) {
 		{"run_initramfs_b64", raw.RunInitramfs, &r.RunInitramfs},
 		{"resolv_b64", raw.ResolvConf, &r.ResolvConf},
 		{"hostname_b64", raw.Hostname, &r.Hostname},
-	} {
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// base64Field is a report field the guest sent base64-encoded (free text
+// needs no JSON escaping in a shell script that way).
+type base64Field struct {
+	name string  // its JSON key, for the error
+	in   string  // as sent
+	out  *string // where the decoded text goes
+}
+
+// decodeBase64 decodes each field of a report (what names it in errors).
+func decodeBase64(what string, fields []base64Field) error {
+	for _, f := range fields {
 		b, err := base64.StdEncoding.DecodeString(f.in)
 		if err != nil {
-			return nil, fmt.Errorf("report: %s: %w", f.name, err)
+			return fmt.Errorf("%s: %s: %w", what, f.name, err)
 		}
 		*f.out = string(b)
 	}
-	return r, nil
+	return nil
 }
 
 // Mount is one /proc/mounts line.
@@ -264,61 +279,21 @@ func (r *Report) IPv4On(macOrIfname string) []string {
 	return out
 }
 
-// FailureBlock is the init's fatal error block on the console:
-//
-//	streamroot: ==================== BOOT FAILED ====================
-//	streamroot: stage:   fetch
-//	streamroot: problem: GET http://10.77.0.1/missing.squashfs: 404 Not Found
-//	streamroot: hint:    ...
-//	streamroot: =======================================================
+// FailureBlock is the init's fatal error block on the console (its format
+// is bootlog.Failure's).
 type FailureBlock struct {
-	Stage, Problem, Hint string
-	Text                 string // the whole block
+	bootlog.Failure
+	Text string // the whole block
 }
-
-var (
-	failOpen  = regexp.MustCompile(`streamroot: =+ BOOT FAILED =+`)
-	failClose = regexp.MustCompile(`streamroot: =+\s*$`)
-	failField = regexp.MustCompile(`streamroot: (stage|problem|hint):\s*(.*?)\s*$`)
-)
 
 // ParseFailure returns the first complete failure block of console. Lines
 // may carry a prefix (a kmsg timestamp).
 func ParseFailure(console string) (*FailureBlock, bool) {
-	loc := failOpen.FindStringIndex(console)
-	if loc == nil {
+	f, text, ok := bootlog.FindFailure(console)
+	if !ok {
 		return nil, false
 	}
-	start := strings.LastIndexByte(console[:loc[0]], '\n') + 1
-	rest := console[loc[1]:]
-	nl := strings.IndexByte(rest, '\n')
-	if nl < 0 {
-		return nil, false
-	}
-	offset := loc[1] + nl + 1
-	fb := &FailureBlock{}
-	for {
-		nl := strings.IndexByte(console[offset:], '\n')
-		if nl < 0 {
-			return nil, false // block not complete yet
-		}
-		line := console[offset : offset+nl]
-		offset += nl + 1
-		if failClose.MatchString(line) {
-			fb.Text = console[start:offset]
-			return fb, true
-		}
-		if m := failField.FindStringSubmatch(line); m != nil {
-			switch m[1] {
-			case "stage":
-				fb.Stage = m[2]
-			case "problem":
-				fb.Problem = m[2]
-			case "hint":
-				fb.Hint = m[2]
-			}
-		}
-	}
+	return &FailureBlock{Failure: f, Text: text}, true
 }
 
 // ExpectReport waits for the booted root's report line (bounded by the boot

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/streamroot/streamroot/pkg/kmod"
 )
 
 // Set is a set of modules closed under dependencies: adding a module adds
@@ -83,7 +85,7 @@ func (s *Set) Warnings() []string { return s.warnings }
 
 // Contains reports whether the module called name is in the set.
 func (s *Set) Contains(name string) bool {
-	_, ok := s.mods[Normalize(name)]
+	_, ok := s.mods[kmod.Normalize(name)]
 	return ok
 }
 

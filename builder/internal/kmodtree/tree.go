@@ -20,6 +20,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/streamroot/streamroot/pkg/kmod"
 )
 
 // Module is one loadable module listed in modules.dep.
@@ -39,21 +41,6 @@ type Module struct {
 // decompressed so that the runtime can finit_module them directly.
 func (m *Module) StoredPath() string { return StoredPath(m.Path) }
 
-// Softdep holds the soft dependencies of one module. Entries are names or
-// aliases exactly as modules.softdep spells them.
-type Softdep struct {
-	Pre, Post []string
-}
-
-// alias is one "alias PATTERN MODULE" line, both sides normalized.
-type alias struct {
-	pattern string
-	module  string
-	// glob is true when pattern holds fnmatch metacharacters; exact
-	// patterns are compared with == instead of path.Match.
-	glob bool
-}
-
 // Tree is a parsed module tree.
 type Tree struct {
 	// Dir is the lib/modules/<kver> directory on the host.
@@ -62,14 +49,14 @@ type Tree struct {
 	mods     map[string]*Module // by normalized name
 	byPath   map[string]*Module // by Path as in modules.dep
 	depOrder []string           // module names in modules.dep order
-	aliases  []alias
+	aliases  []kmod.Alias
 	builtin  map[string]bool // normalized names from modules.builtin
 	// builtinAliases come from the "<mod>.alias=" lines of
 	// modules.builtin.modinfo: modules.alias only covers loadable modules,
 	// so without these an alias such as crypto-crc32c would look unknown
 	// on a kernel that builds crc32c in.
-	builtinAliases []alias
-	softdeps       map[string]Softdep
+	builtinAliases []kmod.Alias
+	softdeps       map[string]kmod.Softdep
 }
 
 // ErrNoDepmod reports a module tree without modules.dep.
@@ -79,11 +66,10 @@ var ErrNoDepmod = errors.New("no modules.dep")
 // modules.dep is required; the other indexes are optional.
 func Load(dir string) (*Tree, error) {
 	t := &Tree{
-		Dir:      dir,
-		mods:     make(map[string]*Module),
-		byPath:   make(map[string]*Module),
-		builtin:  make(map[string]bool),
-		softdeps: make(map[string]Softdep),
+		Dir:     dir,
+		mods:    make(map[string]*Module),
+		byPath:  make(map[string]*Module),
+		builtin: make(map[string]bool),
 	}
 	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -98,10 +84,11 @@ func Load(dir string) (*Tree, error) {
 	if err := t.parseDep(dep); err != nil {
 		return nil, fmt.Errorf("%s/modules.dep: %w", dir, err)
 	}
-	if err := t.parseOptional("modules.alias", t.parseAlias); err != nil {
+	if err := t.parseOptional("modules.alias", func(b []byte) error { t.aliases = kmod.ParseAliases(b); return nil }); err != nil {
 		return nil, err
 	}
-	if err := t.parseOptional("modules.softdep", t.parseSoftdep); err != nil {
+	t.softdeps = map[string]kmod.Softdep{}
+	if err := t.parseOptional("modules.softdep", func(b []byte) error { t.softdeps = kmod.ParseSoftdeps(b); return nil }); err != nil {
 		return nil, err
 	}
 	if err := t.parseOptional("modules.builtin", t.parseBuiltin); err != nil {
@@ -142,28 +129,6 @@ func (t *Tree) parseOptional(name string, parse func([]byte) error) error {
 	return nil
 }
 
-// Normalize returns the canonical form of a module name or alias: kmod
-// treats '-' and '_' as the same character outside bracket expressions,
-// so both spellings are accepted everywhere.
-func Normalize(name string) string {
-	if !strings.ContainsRune(name, '-') {
-		return name
-	}
-	b := []byte(name)
-	inBracket := false
-	for i, c := range b {
-		switch {
-		case c == '[':
-			inBracket = true
-		case c == ']':
-			inBracket = false
-		case c == '-' && !inBracket:
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
 // compressedSuffixes are the module compressions kmod understands.
 var compressedSuffixes = []string{".xz", ".zst", ".gz"}
 
@@ -182,7 +147,7 @@ func StoredPath(p string) string {
 // the base name without .ko and compression suffix, normalized.
 func NameFromPath(p string) string {
 	base := path.Base(StoredPath(p))
-	return Normalize(strings.TrimSuffix(base, ".ko"))
+	return kmod.Normalize(strings.TrimSuffix(base, ".ko"))
 }
 
 // relPath turns a modules.dep path into a tree-relative one. Old depmods
@@ -231,51 +196,6 @@ func (t *Tree) parseDep(b []byte) error {
 	return sc.Err()
 }
 
-func (t *Tree) parseAlias(b []byte) error {
-	for _, line := range lines(b) {
-		f := strings.Fields(line)
-		if len(f) != 3 || f[0] != "alias" {
-			continue
-		}
-		t.aliases = append(t.aliases, newAlias(f[1], f[2]))
-	}
-	return nil
-}
-
-func newAlias(pattern, module string) alias {
-	p := Normalize(pattern)
-	return alias{pattern: p, module: Normalize(module), glob: strings.ContainsAny(p, `*?[\`)}
-}
-
-// parseSoftdep reads "softdep MOD pre: A B post: C" lines. Like kmod,
-// names before the first pre:/post: are ignored (the kernel emits such
-// lines for modules whose MODULE_SOFTDEP lacks the keyword).
-func (t *Tree) parseSoftdep(b []byte) error {
-	for _, line := range lines(b) {
-		f := strings.Fields(line)
-		if len(f) < 3 || f[0] != "softdep" {
-			continue
-		}
-		mod := Normalize(f[1])
-		sd := t.softdeps[mod]
-		var cur *[]string
-		for _, tok := range f[2:] {
-			switch tok {
-			case "pre:":
-				cur = &sd.Pre
-			case "post:":
-				cur = &sd.Post
-			default:
-				if cur != nil {
-					*cur = append(*cur, tok)
-				}
-			}
-		}
-		t.softdeps[mod] = sd
-	}
-	return nil
-}
-
 func (t *Tree) parseBuiltin(b []byte) error {
 	for _, line := range lines(b) {
 		t.builtin[NameFromPath(line)] = true
@@ -291,8 +211,8 @@ func (t *Tree) parseBuiltinModinfo(b []byte) error {
 		if !ok || mod == "" || val == "" || strings.ContainsAny(mod, "=") {
 			continue
 		}
-		t.builtin[Normalize(mod)] = true
-		t.builtinAliases = append(t.builtinAliases, newAlias(val, mod))
+		t.builtin[kmod.Normalize(mod)] = true
+		t.builtinAliases = append(t.builtinAliases, kmod.NewAlias(val, mod))
 	}
 	return nil
 }
@@ -312,29 +232,8 @@ func lines(b []byte) []string {
 
 // Module returns the loadable module called name (either spelling).
 func (t *Tree) Module(name string) (*Module, bool) {
-	m, ok := t.mods[Normalize(name)]
+	m, ok := t.mods[kmod.Normalize(name)]
 	return m, ok
-}
-
-// matchAliases returns the module names whose alias pattern matches name,
-// in file order without duplicates. Patterns are fnmatch globs as
-// modprobe uses them; path.Match implements the same syntax except that
-// '*' does not cross '/', which alias strings do not contain in practice.
-func matchAliases(list []alias, name string) []string {
-	name = Normalize(name)
-	var out []string
-	seen := make(map[string]bool)
-	for _, a := range list {
-		ok := a.pattern == name
-		if !ok && a.glob {
-			ok, _ = path.Match(a.pattern, name)
-		}
-		if ok && !seen[a.module] {
-			seen[a.module] = true
-			out = append(out, a.module)
-		}
-	}
-	return out
 }
 
 // Lookup is what a name resolves to.
@@ -358,7 +257,7 @@ func (l Lookup) Found() bool { return len(l.Modules) > 0 || l.Builtin }
 // skipped, so a half-copied tree does not resolve to nothing silently
 // later.
 func (t *Tree) Lookup(name string) Lookup {
-	n := Normalize(name)
+	n := kmod.Normalize(name)
 	if m, ok := t.mods[n]; ok {
 		return Lookup{Modules: []*Module{m}}
 	}
@@ -366,7 +265,7 @@ func (t *Tree) Lookup(name string) Lookup {
 		return Lookup{Builtin: true}
 	}
 	l := Lookup{Alias: true}
-	for _, mod := range matchAliases(t.aliases, n) {
+	for _, mod := range kmod.MatchAliases(t.aliases, n) {
 		if t.builtin[mod] {
 			l.Builtin = true
 			continue
@@ -380,7 +279,7 @@ func (t *Tree) Lookup(name string) Lookup {
 		}
 		l.Modules = append(l.Modules, m)
 	}
-	if len(matchAliases(t.builtinAliases, n)) > 0 {
+	if len(kmod.MatchAliases(t.builtinAliases, n)) > 0 {
 		l.Builtin = true
 	}
 	return l

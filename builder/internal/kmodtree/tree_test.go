@@ -324,19 +324,3 @@ func TestLoadErrors(t *testing.T) {
 		}
 	})
 }
-
-func TestNormalize(t *testing.T) {
-	for in, want := range map[string]string{
-		"virtio-net":       "virtio_net",
-		"crypto-crc32c":    "crypto_crc32c",
-		"pci:v*d[0-9]*":    "pci:v*d[0-9]*",
-		"a-b[x-y]c-d":      "a_b[x-y]c_d",
-		"already_normal":   "already_normal",
-		"block-major-7-*":  "block_major_7_*",
-		"snd-hda-codec-hd": "snd_hda_codec_hd",
-	} {
-		if got := Normalize(in); got != want {
-			t.Errorf("Normalize(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
