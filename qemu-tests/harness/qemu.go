@@ -30,7 +30,7 @@ type BootOptions struct {
 	Netns *Netns
 	// NICs default to one NIC with BootMAC on br0 when Netns is set.
 	NICs []NIC
-	// Append follows "console=ttyS0 panic=-1 " on the kernel command line.
+	// Append follows GuestConsoleArgs on the kernel command line.
 	Append    string
 	Kernel    string // default Env.Kernel
 	Initramfs string // default Env.Initramfs
@@ -120,7 +120,7 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 		"-m", strconv.Itoa(opts.MemoryMiB), "-smp", "1",
 		"-nographic", "-no-reboot",
 		"-kernel", opts.Kernel, "-initrd", opts.Initramfs,
-		"-append", "console=ttyS0 panic=-1 " + opts.Append,
+		"-append", GuestConsoleArgs + opts.Append,
 	}
 	if len(opts.NICs) == 0 {
 		args = append(args, "-nic", "none") // else QEMU adds a user-mode NIC
@@ -175,7 +175,7 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 	}
 	vm.Started = vm.proc.start
 	t.Logf("%s: QEMU pid %d started (waited %s for a VM slot), console %s\n  append: %s",
-		opts.Name, cmd.Process.Pid, waited.Round(time.Millisecond), vm.ConsolePath, "console=ttyS0 panic=-1 "+opts.Append)
+		opts.Name, cmd.Process.Pid, waited.Round(time.Millisecond), vm.ConsolePath, GuestConsoleArgs+opts.Append)
 
 	go func() {
 		select {
@@ -205,6 +205,13 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 	})
 	return vm
 }
+
+// GuestConsoleArgs lead every test guest's kernel command line: the serial
+// console, a reboot (which -no-reboot turns into QEMU's exit) on panic, and
+// no_timer_check: under TCG on a loaded host the kernel's boot-time check
+// that the IO-APIC timer ticks can miss its window and panic ("IO-APIC +
+// timer doesn't work!") before any of our code runs.
+const GuestConsoleArgs = "console=ttyS0 panic=-1 no_timer_check "
 
 // kernelTrouble matches the kernel's reports of a CPU held too long.
 var kernelTrouble = regexp.MustCompile(`(?m)^.*(BUG: soft lockup|Watchdog detected hard LOCKUP).*$`)
@@ -253,6 +260,9 @@ func (vm *VM) Console() string {
 
 // Exited reports whether QEMU has exited.
 func (vm *VM) Exited() bool { return vm.proc.Exited() }
+
+// Done is closed when QEMU has exited.
+func (vm *VM) Done() <-chan struct{} { return vm.proc.done }
 
 // Kill kills QEMU (and waits for it).
 func (vm *VM) Kill() error {
