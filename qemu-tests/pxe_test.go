@@ -111,7 +111,7 @@ func TestPXEChainPXELinux(t *testing.T) {
 
 	entry := harness.StreamrootPXE(t, "--format", "pxelinux", "--foreman", "--foreman-url", pxeForemanURL,
 		"--server", "http://"+harness.ServerIP, "--image", pxeImage,
-		"--kernel", pxeKernelName, "--initrd", pxeInitrdName, "--append", "console=ttyS0 panic=-1")
+		"--kernel", pxeKernelName, "--initrd", pxeInitrdName, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
 	t.Logf("streamroot pxe --format pxelinux:\n%s", entry)
 	for _, want := range []string{"LABEL discovery_http\n", "\nIPAPPEND 2\n", "APPEND initrd=" + pxeInitrdName + " ip=dhcp root=live:http://10.77.0.1/" + pxeImage + " rd.shell ro acpi=force"} {
 		if !strings.Contains(entry, want) {
@@ -173,7 +173,7 @@ func TestPXEChainIPXEScript(t *testing.T) {
 	ns := env.NewNetns(t)
 	script := harness.StreamrootPXE(t, "--format", "ipxe", "--foreman", "--foreman-url", pxeForemanURL,
 		"--server", "http://"+harness.ServerIP, "--image", pxeImage,
-		"--kernel", pxeKernelName, "--initrd", pxeInitrdName, "--append", "console=ttyS0 panic=-1")
+		"--kernel", pxeKernelName, "--initrd", pxeInitrdName, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
 	t.Logf("streamroot pxe --format ipxe:\n%s", script)
 	if !strings.HasPrefix(script, "#!ipxe\n") || !strings.Contains(script, "BOOTIF=01-${net0/mac:hexhyp}") {
 		t.Errorf("not an iPXE script with BOOTIF=01-${net0/mac:hexhyp}:\n%s", script)

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// The text module indexes depmod writes, modules.alias and
+// The text module indexes depmod writes, modules.dep, modules.alias and
 // modules.softdep, parsed once for both sides: the builder reads the host's
 // tree with them (builder/internal/kmodtree) and the initramfs's Loader
 // reads the filtered copies the builder wrote.
@@ -122,6 +122,32 @@ func ParseSoftdeps(text []byte) map[string]Softdep {
 		out[mod] = sd
 	}
 	return out
+}
+
+// ParseDeps reads modules.dep's "path: dep dep…" lines into module names
+// (kernel/fs/ext4/ext4.ko.xz is ext4), by normalized module name.
+func ParseDeps(text []byte) map[string][]string {
+	out := make(map[string][]string)
+	for _, f := range indexLines(text) {
+		if !strings.HasSuffix(f[0], ":") {
+			continue
+		}
+		var deps []string
+		for _, d := range f[1:] {
+			deps = append(deps, moduleName(d))
+		}
+		out[moduleName(strings.TrimSuffix(f[0], ":"))] = deps
+	}
+	return out
+}
+
+// moduleName is the module of a path in the module tree.
+func moduleName(p string) string {
+	b := path.Base(p)
+	if i := strings.Index(b, ".ko"); i > 0 {
+		b = b[:i]
+	}
+	return Normalize(b)
 }
 
 // indexLines splits an index file into the fields of each line that is

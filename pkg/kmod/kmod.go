@@ -28,6 +28,9 @@ type Loader struct {
 	prober   *kmodule.Prober
 	aliases  []Alias
 	softdeps map[string]Softdep
+	deps     map[string][]string     // modules.dep, by module name
+	params   map[string]string       // from the command line and workarounds
+	applied  map[string][]Workaround // workarounds in params, for the log
 	loaded   map[string]bool
 	log      *slog.Logger
 }
@@ -41,7 +44,8 @@ func Release() (string, error) {
 	return unix.ByteSliceToString(u.Release[:]), nil
 }
 
-// Open reads the module indexes of release under root ("/" at boot).
+// Open reads the module indexes of release under root ("/" at boot), and
+// the module parameters on root's proc/cmdline.
 func Open(root, release string, log *slog.Logger) (*Loader, error) {
 	dir := filepath.Join(root, "lib/modules", release)
 	if _, err := os.Stat(filepath.Join(dir, "modules.dep")); err != nil {
@@ -56,9 +60,18 @@ func Open(root, release string, log *slog.Logger) (*Loader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s/modules.dep: %w", dir, err)
 	}
-	l := &Loader{dir: dir, prober: p, loaded: map[string]bool{}, log: log}
-	text, err := readIndex(filepath.Join(dir, "modules.alias"))
+	l := &Loader{dir: dir, prober: p, deps: map[string][]string{}, loaded: map[string]bool{}, log: log}
+	cmdline, err := os.ReadFile(filepath.Join(root, "proc/cmdline"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("module parameters: %w", err)
+	}
+	l.params, l.applied = moduleParams(string(cmdline))
+	text, err := readIndex(filepath.Join(dir, "modules.dep"))
 	if err != nil {
+		return nil, err
+	}
+	l.deps = ParseDeps(text)
+	if text, err = readIndex(filepath.Join(dir, "modules.alias")); err != nil {
 		return nil, err
 	}
 	l.aliases = ParseAliases(text)
@@ -123,11 +136,23 @@ func (l *Loader) load(mod string, depth int) error {
 			}
 		}
 	}
-	start := time.Now()
-	if err := l.prober.Probe(mod, ""); err != nil {
-		return fmt.Errorf("load module %s: %w", mod, err)
+	for _, d := range l.deps[mod] {
+		if l.params[d] != "" {
+			if err := l.load(d, depth+1); err != nil {
+				return err
+			}
+		}
 	}
-	l.log.Debug("module loaded", "module", mod, "took", time.Since(start).Round(time.Millisecond))
+	params := l.params[mod]
+	start := time.Now()
+	if err := l.prober.Probe(mod, params); err != nil {
+		return fmt.Errorf("load module %s (parameters %q): %w", mod, params, err)
+	}
+	for _, w := range l.applied[mod] {
+		l.log.Info("module parameter set to work around a kernel bug", "module", mod, "param", w.String(),
+			"why", w.Why, "override", fmt.Sprintf("%s.%s= on the kernel command line", w.Module, w.Param))
+	}
+	l.log.Debug("module loaded", "module", mod, "params", params, "took", time.Since(start).Round(time.Millisecond))
 	for _, post := range sd.Post {
 		for _, m := range l.Resolve(post) {
 			if err := l.load(m, depth+1); err != nil {

@@ -48,7 +48,7 @@ const (
 
 // SeedCmdline is the kernel command line of the seed deployment (a Foreman
 // discovery node PXE-booting a live image), with root=live:<rootURL>. Boot
-// puts "console=ttyS0 panic=-1 " in front of it.
+// puts GuestConsoleArgs in front of it.
 func SeedCmdline(rootURL string) string {
 	return "ip=dhcp root=live:" + rootURL + " rd.shell ro acpi=force rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.shell rd.debug=1 nomodeset proxy.url=https://FOREMAN proxy.type=foreman BOOTIF=01-52-54-00-12-34-56"
 }

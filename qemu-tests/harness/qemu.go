@@ -32,7 +32,7 @@ type BootOptions struct {
 	Netns *Netns
 	// NICs default to one NIC with BootMAC on br0 when Netns is set.
 	NICs []NIC
-	// Append follows "console=ttyS0 panic=-1 " on the kernel command line.
+	// Append follows GuestConsoleArgs on the kernel command line.
 	Append    string
 	Kernel    string // default Env.Kernel
 	Initramfs string // default Env.Initramfs
@@ -106,7 +106,7 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 	if opts.RNG {
 		args = append(args, "-device", "virtio-rng-pci")
 	}
-	kernelArgs := "console=ttyS0 panic=-1 " + opts.Append
+	kernelArgs := GuestConsoleArgs + opts.Append
 	return e.startVM(t, vmSpec{
 		name: opts.Name, netns: opts.Netns, memoryMiB: opts.MemoryMiB, timeout: opts.Timeout,
 		args:  slices.Concat([]string{"-kernel", opts.Kernel, "-initrd", opts.Initramfs, "-append", kernelArgs}, args, opts.QEMUArgs),
@@ -220,6 +220,13 @@ func (e *Env) startVM(t testing.TB, s vmSpec) *VM {
 	return vm
 }
 
+// GuestConsoleArgs lead every test guest's kernel command line: the serial
+// console, a reboot (which -no-reboot turns into QEMU's exit) on panic, and
+// no_timer_check: under TCG on a loaded host the kernel's boot-time check
+// that the IO-APIC timer ticks can miss its window and panic ("IO-APIC +
+// timer doesn't work!") before any of our code runs.
+const GuestConsoleArgs = "console=ttyS0 panic=-1 no_timer_check "
+
 // kernelTrouble matches the kernel's reports of a CPU held too long.
 var kernelTrouble = regexp.MustCompile(`(?m)^.*(BUG: soft lockup|Watchdog detected hard LOCKUP).*$`)
 
@@ -267,6 +274,9 @@ func (vm *VM) Console() string {
 
 // Exited reports whether QEMU has exited.
 func (vm *VM) Exited() bool { return vm.proc.Exited() }
+
+// Done is closed when QEMU has exited.
+func (vm *VM) Done() <-chan struct{} { return vm.proc.done }
 
 // Kill kills QEMU (and waits for it).
 func (vm *VM) Kill() error {
