@@ -31,6 +31,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
+	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/nbd"
@@ -57,9 +58,9 @@ func daemonFault() error {
 	if err != nil {
 		return nil
 	}
-	return &hinted{fmt.Errorf("the block daemon stopped reading the image: %s", strings.TrimSpace(string(msg))),
-		"the image on the server was replaced or removed while this node booted; reboot to boot the new image " +
-			"(replace images under a new name, then point the boot config at it, so booting nodes keep theirs)"}
+	return hint.New(fmt.Errorf("the block daemon stopped reading the image: %s", strings.TrimSpace(string(msg))),
+		"the image on the server was replaced or removed while this node booted; reboot to boot the new image "+
+			"(replace images under a new name, then point the boot config at it, so booting nodes keep theirs)")
 }
 
 // noValidatorWarning says what a server without ETag and Last-Modified
@@ -123,7 +124,7 @@ func readFault() error {
 	if json.Unmarshal(b, &r) != nil || r.Error == "" {
 		return nil
 	}
-	return &hinted{fmt.Errorf("the block daemon could not read the image for the kernel: %s", r.Error), r.Hint}
+	return hint.New(fmt.Errorf("the block daemon could not read the image for the kernel: %s", r.Error), r.Hint)
 }
 
 // daemonConfig is what PID 1 hands the daemon (as JSON on fd 3).
@@ -213,7 +214,7 @@ func (b *boot) startBlockd(dc daemonConfig) (*daemonReady, error) {
 		}
 		if a.r.Error != "" {
 			if a.r.Hint != "" {
-				return nil, &hinted{errors.New(a.r.Error), a.r.Hint}
+				return nil, hint.New(errors.New(a.r.Error), a.r.Hint)
 			}
 			return nil, errors.New(a.r.Error)
 		}
@@ -391,14 +392,14 @@ func runDaemon() {
 	}
 	cache, err := blockd.New(src, bo)
 	if err != nil {
-		fail(&hinted{fmt.Errorf("%s: %w", server, err),
-			"the server reports a size no image has: check the server (an NBD export's size, an HTTP Content-Range) and anything between it and this node"})
+		fail(hint.New(fmt.Errorf("%s: %w", server, err),
+			"the server reports a size no image has: check the server (an NBD export's size, an HTTP Content-Range) and anything between it and this node"))
 	}
 	if dc.Mode == blockd.RAM {
 		if err := fillAndCheck(ctx, cache, dc, nil, log); err != nil {
 			var bad *hashMismatchError
 			if errors.As(err, &bad) {
-				err = &hinted{err, sha256Hint}
+				err = hint.New(err, sha256Hint)
 			}
 			fail(err)
 		}
@@ -588,9 +589,9 @@ func pinAddrWith(ctx context.Context, lookup func(context.Context, string) ([]st
 		}
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return "", "", &hinted{fmt.Errorf("%s: resolve %s: %w", u.Redacted(), host, err),
-				"the DNS server says the name does not exist: check the host name in root= and the DNS servers " +
-					"the DHCP lease (or nameserver=) gives"}
+			return "", "", hint.New(fmt.Errorf("%s: resolve %s: %w", u.Redacted(), host, err),
+				"the DNS server says the name does not exist: check the host name in root= and the DNS servers "+
+					"the DHCP lease (or nameserver=) gives")
 		}
 		// Full jitter, as httpsrc's backoff: a rack booting at once spreads
 		// its queries.
@@ -601,9 +602,9 @@ func pinAddrWith(ctx context.Context, lookup func(context.Context, string) ([]st
 		}
 		select {
 		case <-ctx.Done():
-			return "", "", &hinted{fmt.Errorf("%s: resolve %s: no answer within %s (rd.retry): last error: %w", u.Redacted(), host, retry, err),
-				"check that the DNS server the DHCP lease (or nameserver=) names is up, reachable from the node's network " +
-					"and knows the name, or use the server's address in root=; rd.retry=<s> sets how long to keep trying"}
+			return "", "", hint.New(fmt.Errorf("%s: resolve %s: no answer within %s (rd.retry): last error: %w", u.Redacted(), host, retry, err),
+				"check that the DNS server the DHCP lease (or nameserver=) names is up, reachable from the node's network "+
+					"and knows the name, or use the server's address in root=; rd.retry=<s> sets how long to keep trying")
 		case <-time.After(wait):
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/hint"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,14 +38,9 @@ func (b *boot) failBoot(err error) {
 		stage = se.stage
 		err = se.err
 	}
-	hint := stageHints[stage]
-	var h interface{ Hint() string }
-	var ae *bootcfg.ArgError
-	switch {
-	case errors.As(err, &ae) && ae.Hint != "":
-		hint = ae.Hint
-	case errors.As(err, &h) && h.Hint() != "":
-		hint = h.Hint()
+	advice := stageHints[stage]
+	if h := hint.Of(err); h != "" {
+		advice = h
 	}
 	w := b.handler.Console()
 	fmt.Fprintln(w, "streamroot: ==================== BOOT FAILED ====================")
@@ -56,7 +52,7 @@ func (b *boot) failBoot(err error) {
 		}
 		fmt.Fprintf(w, "streamroot: %s %s\n", label, line)
 	}
-	fmt.Fprintf(w, "streamroot: hint:    %s\n", hint)
+	fmt.Fprintf(w, "streamroot: hint:    %s\n", advice)
 	fmt.Fprintf(w, "streamroot: log:     %s (stages: %s)\n", logFile, b.summary())
 	fmt.Fprintln(w, "streamroot: =======================================================")
 

@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/netup"
 )
 
@@ -36,15 +37,15 @@ func netConfig(cfg *bootcfg.Config) (netup.Config, error) {
 		}
 		switch ip.Method {
 		case bootcfg.IPOff:
-			return netup.Config{}, &hinted{fmt.Errorf("%s: the network is switched off, but root=%s needs it", ip.Arg, cfg.Root.Arg),
-				"use ip=dhcp or a static ip=<ip>::<gw>:<mask>:<host>:<iface>:none"}
+			return netup.Config{}, hint.New(fmt.Errorf("%s: the network is switched off, but root=%s needs it", ip.Arg, cfg.Root.Arg),
+				"use ip=dhcp or a static ip=<ip>::<gw>:<mask>:<host>:<iface>:none")
 		case bootcfg.IPDHCP6, bootcfg.IPAuto6:
-			return netup.Config{}, &hinted{fmt.Errorf("%s: IPv6 boot networking is not supported by this build", ip.Arg), "use ip=dhcp"}
+			return netup.Config{}, hint.New(fmt.Errorf("%s: IPv6 boot networking is not supported by this build", ip.Arg), "use ip=dhcp")
 		}
 		if ip.Addr != nil {
 			ones, bits := ip.Mask.Size()
 			if bits == 0 {
-				return netup.Config{}, &hinted{fmt.Errorf("%s: no netmask", ip.Arg), "give the netmask field, e.g. 255.255.255.0"}
+				return netup.Config{}, hint.New(fmt.Errorf("%s: no netmask", ip.Arg), "give the netmask field, e.g. 255.255.255.0")
 			}
 			nc.Static = &netup.Static{
 				Addr:     net.IPNet{IP: ip.Addr, Mask: net.CIDRMask(ones, bits)},

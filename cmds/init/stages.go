@@ -23,6 +23,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/handover"
+	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/kmod"
 	"github.com/streamroot/streamroot/pkg/liveroot"
@@ -92,8 +93,8 @@ func (b *boot) config(context.Context) error {
 	}
 	switch cfg.Root.Kind {
 	case bootcfg.RootNone:
-		return &hinted{errors.New("no root= on the kernel command line"),
-			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments"}
+		return hint.New(errors.New("no root= on the kernel command line"),
+			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments")
 	}
 	if len(cfg.Manifest) == 0 {
 		// make initramfs IMAGE_MANIFEST=… pins the image even when the
@@ -272,8 +273,8 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 		if m.Size != src.Size {
 			f.Close()
 			os.Remove(dst)
-			return &hinted{fmt.Errorf("%s: the manifest is for an image of %d bytes, the server has %d", url, m.Size, src.Size),
-				"the image on the server is not the one the manifest describes: copy the right image or regenerate the manifest"}
+			return hint.New(fmt.Errorf("%s: the manifest is for an image of %d bytes, the server has %d", url, m.Size, src.Size),
+				"the image on the server is not the one the manifest describes: copy the right image or regenerate the manifest")
 		}
 		fo.Chunk = m.Chunk
 		fo.Verify = func(off int64, data []byte) error { return m.VerifyChunk(int(off/m.Chunk), data) }
@@ -298,7 +299,7 @@ func (b *boot) fetchRAM(ctx context.Context) error {
 	if len(b.cfg.SHA256) > 0 {
 		if err := checkSHA256(dst, b.cfg.SHA256); err != nil {
 			os.Remove(dst)
-			return &hinted{fmt.Errorf("%s: %w", b.cfg.Root.URL.Redacted(), err), sha256Hint}
+			return hint.New(fmt.Errorf("%s: %w", b.cfg.Root.URL.Redacted(), err), sha256Hint)
 		}
 		b.log.Info("whole-image sha256 verified")
 	}
@@ -318,7 +319,7 @@ func caPool() (*x509.CertPool, error) {
 	const bundle = "/etc/ssl/certs/ca-certificates.crt"
 	pem, err := os.ReadFile(bundle)
 	if err != nil {
-		return nil, &hinted{fmt.Errorf("HTTPS root but no CA bundle: %w", err), "rebuild the initramfs with a CA bundle (CA=…)"}
+		return nil, hint.New(fmt.Errorf("HTTPS root but no CA bundle: %w", err), "rebuild the initramfs with a CA bundle (CA=…)")
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
@@ -409,7 +410,7 @@ func (b *boot) writeReport() error {
 func (b *boot) switchRoot(context.Context) error {
 	init, err := liveroot.FindInit(sysroot, b.cfg.Init, "/sbin/init", "/usr/sbin/init", "/lib/systemd/systemd", "/usr/lib/systemd/systemd")
 	if err != nil {
-		return &hinted{err, "the image must contain its own init (e.g. /sbin/init); set init=<path> if it lives elsewhere"}
+		return hint.New(err, "the image must contain its own init (e.g. /sbin/init); set init=<path> if it lives elsewhere")
 	}
 	argv := append([]string{init}, initArgs(os.Args[1:])...)
 	env := []string{
@@ -443,16 +444,6 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-
-// hinted is an error with advice for the operator.
-type hinted struct {
-	err  error
-	hint string
-}
-
-func (h *hinted) Error() string { return h.err.Error() }
-func (h *hinted) Unwrap() error { return h.err }
-func (h *hinted) Hint() string  { return h.hint }
 
 // memAvailable is the kernel's estimate of memory available for new work.
 func memAvailable() int64 {
@@ -506,8 +497,8 @@ func (b *boot) loadManifest(ctx context.Context) error {
 	u := b.cfg.ManifestURL
 	if u == "" {
 		if b.cfg.Root.Kind != bootcfg.RootLive {
-			return &hinted{errors.New("streamroot.manifest= needs streamroot.manifest.url= for an NBD root"),
-				"serve the manifest over HTTP and name it with streamroot.manifest.url="}
+			return hint.New(errors.New("streamroot.manifest= needs streamroot.manifest.url= for an NBD root"),
+				"serve the manifest over HTTP and name it with streamroot.manifest.url=")
 		}
 		u = b.cfg.Root.URL.String() + ".manifest"
 	}
@@ -521,7 +512,7 @@ func (b *boot) loadManifest(ctx context.Context) error {
 	}
 	data, err := httpsrc.GetSmall(ctx, u, 64<<20, opts)
 	if err != nil {
-		return &hinted{fmt.Errorf("manifest: %w", err), "publish the manifest next to the image (streamroot manifest IMAGE writes IMAGE.manifest) or name it with streamroot.manifest.url="}
+		return hint.New(fmt.Errorf("manifest: %w", err), "publish the manifest next to the image (streamroot manifest IMAGE writes IMAGE.manifest) or name it with streamroot.manifest.url=")
 	}
 	shown := u // for the console: never the URL's password
 	if pu, err := url.Parse(u); err == nil {
@@ -529,8 +520,8 @@ func (b *boot) loadManifest(ctx context.Context) error {
 	}
 	m, err := manifest.ParsePinned(data, [32]byte(b.cfg.Manifest))
 	if err != nil {
-		return &hinted{fmt.Errorf("manifest %s: %w", shown, err),
-			"the manifest on the server is not the one the kernel line pins: regenerate it with streamroot manifest and update streamroot.manifest=sha256:…"}
+		return hint.New(fmt.Errorf("manifest %s: %w", shown, err),
+			"the manifest on the server is not the one the kernel line pins: regenerate it with streamroot manifest and update streamroot.manifest=sha256:…")
 	}
 	b.manifest, b.manifestRaw = m, data
 	b.log.Info("manifest verified", "url", shown, "chunks", m.NumChunks(), "chunk", mib(m.Chunk))

@@ -20,7 +20,7 @@ type parser struct {
 }
 
 func (p *parser) fail(t token, reason, hint string) {
-	p.errs = append(p.errs, &ArgError{Arg: t.raw, Reason: reason, Hint: hint})
+	p.errs = append(p.errs, &ArgError{Arg: t.raw, Reason: reason, hint: hint})
 }
 
 func (p *parser) ignore(t token) {
