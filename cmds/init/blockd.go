@@ -28,9 +28,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
+	"github.com/streamroot/streamroot/pkg/chunkcache"
 	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/manifest"
@@ -80,13 +80,13 @@ const readFaultFile = "blockd.readfault"
 // otherwise report only "input/output error" for a corrupt chunk or a
 // server that stopped answering.
 type readFaults struct {
-	*blockd.Cache
+	*chunkcache.Cache
 	run  *os.Root // nil: nowhere to record
 	log  *slog.Logger
 	once sync.Once
 }
 
-func newReadFaults(c *blockd.Cache, run *os.Root, log *slog.Logger) *readFaults {
+func newReadFaults(c *chunkcache.Cache, run *os.Root, log *slog.Logger) *readFaults {
 	return &readFaults{Cache: c, run: run, log: log}
 }
 
@@ -97,7 +97,7 @@ func (r *readFaults) ReadAt(ctx context.Context, p []byte, off int64) error {
 		r.once.Do(func() {
 			hint := "the block daemon could not fetch part of the image: see its lines above (blockd:) and the server's error log"
 			switch {
-			case errors.Is(err, blockd.ErrCorrupt):
+			case errors.Is(err, chunkcache.ErrCorrupt):
 				hint = "the image on the server is not the one the manifest pins (a damaged copy, or something on the path alters it): " +
 					"copy the image again, or regenerate the manifest (streamroot manifest) and update streamroot.manifest=sha256:…"
 			case errors.Is(err, context.DeadlineExceeded):
@@ -129,13 +129,13 @@ func readFault() error {
 
 // daemonConfig is what PID 1 hands the daemon (as JSON on fd 3).
 type daemonConfig struct {
-	Mode        blockd.Mode   `json:"mode"`
-	URL         string        `json:"url,omitempty"`      // HTTP(S) source
-	NBDAddr     string        `json:"nbd_addr,omitempty"` // remote NBD source
-	NBDExport   string        `json:"nbd_export,omitempty"`
-	Insecure    bool          `json:"insecure,omitempty"`
-	Retry       time.Duration `json:"retry"`
-	ReadTimeout time.Duration `json:"read_timeout"`
+	Mode        bootcfg.FetchMode `json:"mode"`
+	URL         string            `json:"url,omitempty"`      // HTTP(S) source
+	NBDAddr     string            `json:"nbd_addr,omitempty"` // remote NBD source
+	NBDExport   string            `json:"nbd_export,omitempty"`
+	Insecure    bool              `json:"insecure,omitempty"`
+	Retry       time.Duration     `json:"retry"`
+	ReadTimeout time.Duration     `json:"read_timeout"`
 	// CacheMiB is streamroot.cache=: lazy mode's memory bound; 0 means
 	// the default, lazyCacheBytes.
 	CacheMiB int64  `json:"cache_mib,omitempty"`
@@ -204,7 +204,7 @@ func (b *boot) startBlockd(dc daemonConfig) (*daemonReady, error) {
 		ch <- answer{r, err}
 	}()
 	wait := dc.Retry + 2*time.Minute
-	if dc.Mode == blockd.RAM {
+	if dc.Mode == bootcfg.FetchRAM {
 		wait += time.Hour // the whole image arrives first; progress is logged
 	}
 	select {
@@ -256,7 +256,7 @@ func runDaemon() {
 	}
 	ctx := context.Background()
 
-	var src blockd.Source
+	var src chunkcache.Source
 	var hs *httpsrc.Source
 	var etag, server string // server names the source in errors
 	switch {
@@ -316,31 +316,31 @@ func runDaemon() {
 	// known only now. The same rules decide again (this process trusts
 	// no pipe), with the RAM shortage if there is one.
 	var short *ramShortage
-	if dc.Mode != blockd.Lazy && !fitsInRAM(src.Size()) {
+	if dc.Mode != bootcfg.FetchLazy && !fitsInRAM(src.Size()) {
 		short = &ramShortage{Size: src.Size(), Avail: memAvailable()}
 	}
-	plan, err := planFetch(bootcfg.FetchMode(dc.Mode), dc.SHA256 != "", dc.ManifestDigest != "", short)
+	plan, err := planFetch(dc.Mode, dc.SHA256 != "", dc.ManifestDigest != "", short)
 	if err != nil {
 		fail(err)
 	}
 	if short != nil {
 		log.Warn(plan.Note)
 	}
-	dc.Mode = blockd.Mode(plan.Mode)
+	dc.Mode = plan.Mode
 	// In ram mode the whole-image hash is checked before the kernel sees a
 	// byte; otherwise only a manifest or a validator keeps two versions apart.
-	if hs != nil && !hs.HasValidator() && dc.ManifestDigest == "" && (dc.Mode != blockd.RAM || dc.SHA256 == "") {
+	if hs != nil && !hs.HasValidator() && dc.ManifestDigest == "" && (dc.Mode != bootcfg.FetchRAM || dc.SHA256 == "") {
 		log.Warn(noValidatorWarning(hs.URL))
 	}
-	bo := blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log, Permanent: permanentSourceError}
+	bo := chunkcache.Options{Bounded: dc.Mode == bootcfg.FetchLazy, ReadTimeout: dc.ReadTimeout, Log: log, Permanent: permanentSourceError}
 	var pacer *fillPacer
-	if dc.Mode == blockd.Stream {
+	if dc.Mode == bootcfg.FetchStream {
 		// The fill runs beside the booted system (ram mode's runs before
 		// it, while PID 1 waits: at full speed).
 		pacer = newFillPacer()
 		bo.FillThread, bo.FillPace = fillThread, pacer.Pace
 	}
-	if dc.Mode == blockd.Lazy {
+	if dc.Mode == bootcfg.FetchLazy {
 		bo.CacheBytes = lazyCacheBytes(dc.CacheMiB, memTotal())
 		how := "default: RAM/16, at most 256 MiB; set with streamroot.cache=<MiB>"
 		if dc.CacheMiB > 0 {
@@ -390,12 +390,12 @@ func runDaemon() {
 		}
 		log.Info("every chunk is verified against the manifest", "chunks", m.NumChunks())
 	}
-	cache, err := blockd.New(src, bo)
+	cache, err := chunkcache.New(src, bo)
 	if err != nil {
 		fail(hint.New(fmt.Errorf("%s: %w", server, err),
 			"the server reports a size no image has: check the server (an NBD export's size, an HTTP Content-Range) and anything between it and this node"))
 	}
-	if dc.Mode == blockd.RAM {
+	if dc.Mode == bootcfg.FetchRAM {
 		if err := fillAndCheck(ctx, cache, dc, nil, log); err != nil {
 			var bad *hashMismatchError
 			if errors.As(err, &bad) {
@@ -422,7 +422,7 @@ func runDaemon() {
 	_ = json.NewEncoder(ready).Encode(daemonReady{Device: dev.Path, Size: cache.ImageSize(), ETag: etag})
 	ready.Close()
 
-	if dc.Mode == blockd.Stream {
+	if dc.Mode == bootcfg.FetchStream {
 		// Boot reads go first: the fill starts when the real init runs
 		// (PID 1's end of the pipe closes on exec) or PID 1 gave up.
 		_, _ = io.Copy(io.Discard, os.NewFile(5, "boot"))
@@ -436,7 +436,7 @@ func runDaemon() {
 // backgroundFill is stream mode's fill after the boot. A whole image that
 // fails streamroot.sha256= is revoked: the pinned image is not the one
 // being served, so nothing more of it may reach the kernel.
-func backgroundFill(ctx context.Context, cache *blockd.Cache, rev *revocable, dc daemonConfig, pacer *fillPacer, recordFault func(error), log *slog.Logger) {
+func backgroundFill(ctx context.Context, cache *chunkcache.Cache, rev *revocable, dc daemonConfig, pacer *fillPacer, recordFault func(error), log *slog.Logger) {
 	// The whole-image hash after the fill is CPU work for the background
 	// too: on this goroutine's own thread, at the fill's priority.
 	if pacer != nil {
@@ -459,10 +459,10 @@ func backgroundFill(ctx context.Context, cache *blockd.Cache, rev *revocable, dc
 
 // fillAndCheck fetches every chunk, logging progress every few seconds, and
 // checks the whole-image hash when one was pinned.
-func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, pacer *fillPacer, log *slog.Logger) error {
+func fillAndCheck(ctx context.Context, c *chunkcache.Cache, dc daemonConfig, pacer *fillPacer, log *slog.Logger) error {
 	start := time.Now()
 	last := time.Now()
-	err := c.Fill(ctx, func(s blockd.Stats) {
+	err := c.Fill(ctx, func(s chunkcache.Stats) {
 		if time.Since(last) < 2*time.Second {
 			return
 		}

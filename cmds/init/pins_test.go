@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/chunkcache"
 	"github.com/streamroot/streamroot/pkg/nbd"
 )
 
@@ -251,7 +251,7 @@ func TestBackgroundFillRevokesOnHashMismatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs syncBuffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
-			cache, err := blockd.New(img, blockd.Options{Mode: blockd.Stream, Log: log})
+			cache, err := chunkcache.New(img, chunkcache.Options{Log: log})
 			if err != nil {
 				t.Fatal(err)
 			}

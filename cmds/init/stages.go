@@ -19,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/handover"
@@ -196,7 +195,7 @@ func (b *boot) fetch(ctx context.Context) error {
 	if b.cfg.Root.Kind == bootcfg.RootLive && b.mode == bootcfg.FetchRAM {
 		return b.fetchRAM(ctx)
 	}
-	dc := daemonConfig{Mode: blockd.Mode(b.mode), Insecure: b.cfg.NoVerifySSL, Retry: b.cfg.Retry,
+	dc := daemonConfig{Mode: b.mode, Insecure: b.cfg.NoVerifySSL, Retry: b.cfg.Retry,
 		ReadTimeout: b.cfg.IOTimeout, CacheMiB: b.cfg.CacheMiB, Debug: b.cfg.Debug}
 	if len(b.cfg.SHA256) > 0 {
 		dc.SHA256 = hex.EncodeToString(b.cfg.SHA256)
