@@ -18,19 +18,17 @@ import (
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
-	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/liveroot"
-	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/netup"
+	"github.com/streamroot/streamroot/pkg/rootdev"
 )
 
 // Paths of the boot; /run survives switch_root, so what lands there stays
 // visible to the booted system.
 const (
-	runDir   = "/run/initramfs"
-	logFile  = runDir + "/streamroot.log"
-	imageDir = runDir + "/image"
-	sysroot  = "/sysroot"
+	runDir  = "/run/initramfs"
+	logFile = runDir + "/streamroot.log"
+	sysroot = "/sysroot"
 )
 
 // boot carries each stage's typed output to the stages after it.
@@ -41,18 +39,12 @@ type boot struct {
 	started time.Time
 	timings []timing
 
-	cfg   *bootcfg.Config // config
-	lease *netup.Lease    // network
-	src   *httpsrc.Source // fetch
-	image string          // fetch: the image file in RAM
-	root  *liveroot.Root  // layers
-
-	mode     bootcfg.FetchMode // config: the fetch mode in effect
-	device   *daemonReady      // fetch: the block daemon's device (stream, lazy, NBD)
-	bootPipe *os.File          // closes when the real init is exec'd
-
-	manifest    *manifest.Manifest // fetch: the verified chunk manifest, if pinned
-	manifestRaw []byte
+	cfg   *bootcfg.Config   // config
+	mode  bootcfg.FetchMode // config: the fetch mode in effect (fetch: the one used)
+	lease *netup.Lease      // network
+	spec  *rootdev.Spec     // fetch: the root device, as decided
+	dev   *rootdev.Device   // fetch: the RAM file or the daemon's nbd device
+	root  *liveroot.Root    // layers
 }
 
 type timing struct {
@@ -85,7 +77,7 @@ func main() {
 		}
 	}()
 	if strings.HasPrefix(os.Args[0], "@") {
-		runDaemon()
+		rootdev.RunDaemon()
 		return
 	}
 	if os.Getpid() != 1 {

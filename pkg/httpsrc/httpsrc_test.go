@@ -127,6 +127,33 @@ func TestFetch(t *testing.T) {
 	}
 }
 
+// A panic on a fetch worker (here in the caller's Verify) is the fetch's
+// error, not a crash: in PID 1 an unrecovered one panics the kernel.
+func TestFetchWorkerPanicIsAnError(t *testing.T) {
+	img := image(4 << 20)
+	var data atomic.Pointer[[]byte]
+	data.Store(&img)
+	var etag atomic.Value
+	etag.Store(`"v1"`)
+	srv := httptest.NewServer(serve(&data, &etag))
+	defer srv.Close()
+	src, err := Open(context.Background(), srv.URL+"/img", Options{Stall: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	err = src.Fetch(context.Background(), make(memFile, len(img)), FetchOptions{Chunk: 1 << 20, Parallel: 4, Verify: func(off int64, _ []byte) error {
+		if calls.Add(1) == 2 {
+			var chunks []int
+			_ = chunks[off] // out of range: a runtime panic, as a bug would be
+		}
+		return nil
+	}})
+	if err == nil || !strings.Contains(err.Error(), "panic: runtime error: index out of range") || !strings.Contains(err.Error(), "/img") {
+		t.Fatalf("Fetch with a panicking worker: %v", err)
+	}
+}
+
 // A server that cuts every response off after a few hundred KiB: the fetch
 // must resume each chunk mid-way and still deliver identical bytes.
 func TestFetchResumesBrokenBodies(t *testing.T) {

@@ -1,4 +1,4 @@
-package main
+package rootdev
 
 import (
 	"bytes"
@@ -268,8 +268,9 @@ func TestBackgroundFillRevokesOnHashMismatch(t *testing.T) {
 			if errno, data := k.read(t, 0, 4096); errno != 0 || !bytes.Equal(data, img[:4096]) {
 				t.Fatalf("read before the fill: errno %d", errno)
 			}
+			want, _ := hex.DecodeString(tc.sha256)
 			var faults []error
-			backgroundFill(ctx, cache, rev, daemonConfig{SHA256: tc.sha256}, nil, func(err error) { faults = append(faults, err) }, log)
+			backgroundFill(ctx, cache, rev, want, nil, func(err error) { faults = append(faults, err) }, log)
 
 			for _, off := range []int64{0, 1 << 20, 3 << 20} {
 				errno, data := k.read(t, off, 8192)

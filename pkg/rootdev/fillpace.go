@@ -1,4 +1,4 @@
-package main
+package rootdev
 
 // The background fill must never hold the booted system back: on a
 // one-CPU node the kernel's own work for it (receiving the stream,
