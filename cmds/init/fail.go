@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -29,32 +30,8 @@ var stageHints = map[string]string{
 // failBoot prints the failure block and applies the failure policy. It never
 // returns: PID 1 must not exit.
 func (b *boot) failBoot(err error) {
-	if err == nil {
-		err = errors.New("boot pipeline ended without switching root")
-	}
-	stage := "internal"
-	var se *stageError
-	if errors.As(err, &se) {
-		stage = se.stage
-		err = se.err
-	}
-	advice := stageHints[stage]
-	if h := hint.Of(err); h != "" {
-		advice = h
-	}
 	w := b.handler.Console()
-	fmt.Fprintln(w, "streamroot: ==================== BOOT FAILED ====================")
-	fmt.Fprintf(w, "streamroot: stage:   %s\n", stage)
-	for i, line := range strings.Split(err.Error(), "\n") {
-		label := "problem:"
-		if i > 0 {
-			label = "        "
-		}
-		fmt.Fprintf(w, "streamroot: %s %s\n", label, line)
-	}
-	fmt.Fprintf(w, "streamroot: hint:    %s\n", advice)
-	fmt.Fprintf(w, "streamroot: log:     %s (stages: %s)\n", logFile, b.summary())
-	fmt.Fprintln(w, "streamroot: =======================================================")
+	printFailure(w, err, b.summary())
 
 	policy := bootcfg.OnFailReboot
 	delay := 30 * time.Second
@@ -80,6 +57,44 @@ func (b *boot) failBoot(err error) {
 	for { // reboot(2) does not return; if it did, PID 1 still must not exit
 		time.Sleep(time.Hour)
 	}
+}
+
+// failure splits a boot's error into the block's fields: the stage it
+// failed in ("internal" outside any), the hint (the error's own, else the
+// stage's), and the error itself.
+func failure(err error) (stage, advice string, problem error) {
+	if err == nil {
+		err = errors.New("boot pipeline ended without switching root")
+	}
+	stage = "internal"
+	var se *stageError
+	if errors.As(err, &se) {
+		stage = se.stage
+		err = se.err
+	}
+	advice = stageHints[stage]
+	if h := hint.Of(err); h != "" {
+		advice = h
+	}
+	return stage, advice, err
+}
+
+// printFailure writes the failure block: what demo/ and the QEMU harness
+// parse (one problem line per line of the error).
+func printFailure(w io.Writer, err error, summary string) {
+	stage, advice, problem := failure(err)
+	fmt.Fprintln(w, "streamroot: ==================== BOOT FAILED ====================")
+	fmt.Fprintf(w, "streamroot: stage:   %s\n", stage)
+	for i, line := range strings.Split(problem.Error(), "\n") {
+		label := "problem:"
+		if i > 0 {
+			label = "        "
+		}
+		fmt.Fprintf(w, "streamroot: %s %s\n", label, line)
+	}
+	fmt.Fprintf(w, "streamroot: hint:    %s\n", advice)
+	fmt.Fprintf(w, "streamroot: log:     %s (stages: %s)\n", logFile, summary)
+	fmt.Fprintln(w, "streamroot: =======================================================")
 }
 
 // shell runs an interactive shell on the console and waits for it.

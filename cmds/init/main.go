@@ -84,7 +84,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "streamroot init: this is the initramfs /init and must run as PID 1")
 		os.Exit(2)
 	}
-	err := b.run(context.Background())
+	err := b.run(context.Background(), b.stages())
 	b.failBoot(err)
 }
 
@@ -103,8 +103,8 @@ func (b *boot) stages() []stage {
 
 // run executes the pipeline; it returns only on failure (the last stage
 // execs the real init).
-func (b *boot) run(ctx context.Context) error {
-	for _, s := range b.stages() {
+func (b *boot) run(ctx context.Context, stages []stage) error {
+	for _, s := range stages {
 		if b.cfg != nil && breakBefore(b.cfg.Break, s.name) {
 			b.log.Info(fmt.Sprintf("rd.break=%s: shell before stage %s; exit the shell to go on", s.name, s.name))
 			b.shell()
@@ -112,7 +112,7 @@ func (b *boot) run(ctx context.Context) error {
 		start := time.Now()
 		l := b.log
 		b.log = l.With(bootlog.StageKey, s.name)
-		err := s.run(ctx)
+		err := runStage(ctx, s)
 		took := time.Since(start)
 		b.timings = append(b.timings, timing{s.name, took})
 		if err != nil {
@@ -123,6 +123,17 @@ func (b *boot) run(ctx context.Context) error {
 		b.log = l
 	}
 	return &stageError{stage: "switch", err: fmt.Errorf("the real init returned")}
+}
+
+// runStage runs one stage, turning a panic into its error: the failure
+// block then names the stage, and PID 1 goes on to the failure policy.
+func runStage(ctx context.Context, s stage) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return s.run(ctx)
 }
 
 // summary is one line of stage durations for the console.

@@ -268,17 +268,30 @@ func (b *boot) switchRoot(context.Context) error {
 	if err != nil {
 		return hint.New(err, "the image must contain its own init (e.g. /sbin/init); set init=<path> if it lives elsewhere")
 	}
-	argv := append([]string{init}, initArgs(os.Args[1:])...)
-	env := []string{
-		"HOME=/",
-		"TERM=" + envOr("TERM", "linux"),
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	}
-	b.log.Info(fmt.Sprintf("starting %s (boot took %s: %s)", init, time.Since(b.started).Round(time.Millisecond), b.summary()))
+	argv, env := realInit(init, os.Args[1:], envOr("TERM", "linux"))
+	b.log.Info(switchLine(init, time.Since(b.started), b.summary()))
 	if err := b.writeReport(); err != nil {
 		b.log.Warn("cannot write boot report", "err", err)
 	}
 	return switchroot.Switch(sysroot, init, argv, env)
+}
+
+// realInit is the real init's argv and environment: what the kernel gave
+// us that is meant for it, and an explicit environment (never ours).
+func realInit(init string, args []string, term string) (argv, env []string) {
+	argv = append([]string{init}, initArgs(args)...)
+	env = []string{
+		"HOME=/",
+		"TERM=" + term,
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	}
+	return argv, env
+}
+
+// switchLine is the console line that says the real init starts, with how
+// long the boot took and each stage's part.
+func switchLine(init string, took time.Duration, summary string) string {
+	return fmt.Sprintf("starting %s (boot took %s: %s)", init, took.Round(time.Millisecond), summary)
 }
 
 // initArgs keeps the arguments the kernel gave us that are meant for the
