@@ -21,13 +21,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamroot/streamroot/pkg/blockd"
+	"github.com/streamroot/streamroot/pkg/chunkcache"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
 // The boot storm: N in-process clients, each with its own httpsrc.Source
-// and blockd.Cache (stream mode, the default), start at the same moment
+// and chunkcache.Cache (stream mode, the default), start at the same moment
 // against (a) the origin nginx directly and (b) an nginx slice cache in
 // front of it. Each client first reads its boot-critical blocks (what the
 // kernel reads before the real init can start), then fills the rest, as
@@ -421,7 +421,7 @@ func stormClientRun(ctx context.Context, url string, ranges [][2]int64) stormCli
 		c.Err = err.Error()
 		return c
 	}
-	cache, err := blockd.New(httpsrc.Device{Source: src}, blockd.Options{Mode: blockd.Stream, ReadTimeout: 3 * time.Minute})
+	cache, err := chunkcache.New(httpsrc.Device{Source: src}, chunkcache.Options{ReadTimeout: 3 * time.Minute})
 	if err != nil {
 		c.Err = err.Error()
 		return c

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
+	"github.com/streamroot/streamroot/pkg/hint"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,26 +30,8 @@ var stageHints = map[string]string{
 // failBoot prints the failure block and applies the failure policy. It never
 // returns: PID 1 must not exit.
 func (b *boot) failBoot(err error) {
-	if err == nil {
-		err = errors.New("boot pipeline ended without switching root")
-	}
-	stage := "internal"
-	var se *stageError
-	if errors.As(err, &se) {
-		stage = se.stage
-		err = se.err
-	}
-	hint := stageHints[stage]
-	var h interface{ Hint() string }
-	var ae *bootcfg.ArgError
-	switch {
-	case errors.As(err, &ae) && ae.Hint != "":
-		hint = ae.Hint
-	case errors.As(err, &h) && h.Hint() != "":
-		hint = h.Hint()
-	}
 	w := b.handler.Console()
-	fmt.Fprint(w, bootlog.Failure{Stage: stage, Problem: err.Error(), Hint: hint, Log: logFile, Stages: b.stageTimes()}.Format())
+	printFailure(w, err, b.stageTimes())
 
 	policy := bootcfg.OnFailReboot
 	delay := 30 * time.Second
@@ -73,6 +57,33 @@ func (b *boot) failBoot(err error) {
 	for { // reboot(2) does not return; if it did, PID 1 still must not exit
 		time.Sleep(time.Hour)
 	}
+}
+
+// failure splits a boot's error into the block's fields: the stage it
+// failed in ("internal" outside any), the hint (the error's own, else the
+// stage's), and the error itself.
+func failure(err error) (stage, advice string, problem error) {
+	if err == nil {
+		err = errors.New("boot pipeline ended without switching root")
+	}
+	stage = "internal"
+	var se *stageError
+	if errors.As(err, &se) {
+		stage = se.stage
+		err = se.err
+	}
+	advice = stageHints[stage]
+	if h := hint.Of(err); h != "" {
+		advice = h
+	}
+	return stage, advice, err
+}
+
+// printFailure writes the failure block (bootlog's definition, which demo/
+// and the QEMU harness parse).
+func printFailure(w io.Writer, err error, stages []bootlog.StageTime) {
+	stage, advice, problem := failure(err)
+	fmt.Fprint(w, bootlog.Failure{Stage: stage, Problem: problem.Error(), Hint: advice, Log: logFile, Stages: stages}.Format())
 }
 
 // shell runs an interactive shell on the console and waits for it.

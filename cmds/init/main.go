@@ -18,19 +18,17 @@ import (
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
-	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/liveroot"
-	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/netup"
+	"github.com/streamroot/streamroot/pkg/rootdev"
 )
 
 // Paths of the boot; /run survives switch_root, so what lands there stays
 // visible to the booted system.
 const (
-	runDir   = "/run/initramfs"
-	logFile  = runDir + "/streamroot.log"
-	imageDir = runDir + "/image"
-	sysroot  = "/sysroot"
+	runDir  = "/run/initramfs"
+	logFile = runDir + "/streamroot.log"
+	sysroot = "/sysroot"
 )
 
 // boot carries each stage's typed output to the stages after it.
@@ -41,18 +39,12 @@ type boot struct {
 	started time.Time
 	timings []timing
 
-	cfg   *bootcfg.Config // config
-	lease *netup.Lease    // network
-	src   *httpsrc.Source // fetch
-	image string          // fetch: the image file in RAM
-	root  *liveroot.Root  // layers
-
-	mode     bootcfg.FetchMode // config: the fetch mode in effect
-	device   *daemonReady      // fetch: the block daemon's device (stream, lazy, NBD)
-	bootPipe *os.File          // closes when the real init is exec'd
-
-	manifest    *manifest.Manifest // fetch: the verified chunk manifest, if pinned
-	manifestRaw []byte
+	cfg   *bootcfg.Config   // config
+	mode  bootcfg.FetchMode // config: the fetch mode in effect (fetch: the one used)
+	lease *netup.Lease      // network
+	spec  *rootdev.Spec     // fetch: the root device, as decided
+	dev   *rootdev.Device   // fetch: the RAM file or the daemon's nbd device
+	root  *liveroot.Root    // layers
 }
 
 type timing struct {
@@ -85,14 +77,14 @@ func main() {
 		}
 	}()
 	if strings.HasPrefix(os.Args[0], "@") {
-		runDaemon()
+		rootdev.RunDaemon()
 		return
 	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "streamroot init: this is the initramfs /init and must run as PID 1")
 		os.Exit(2)
 	}
-	err := b.run(context.Background())
+	err := b.run(context.Background(), b.stages())
 	b.failBoot(err)
 }
 
@@ -111,8 +103,8 @@ func (b *boot) stages() []stage {
 
 // run executes the pipeline; it returns only on failure (the last stage
 // execs the real init).
-func (b *boot) run(ctx context.Context) error {
-	for _, s := range b.stages() {
+func (b *boot) run(ctx context.Context, stages []stage) error {
+	for _, s := range stages {
 		if b.cfg != nil && breakBefore(b.cfg.Break, s.name) {
 			b.log.Info(fmt.Sprintf("rd.break=%s: shell before stage %s; exit the shell to go on", s.name, s.name))
 			b.shell()
@@ -120,7 +112,7 @@ func (b *boot) run(ctx context.Context) error {
 		start := time.Now()
 		l := b.log
 		b.log = l.With(bootlog.StageKey, s.name)
-		err := s.run(ctx)
+		err := runStage(ctx, s)
 		took := time.Since(start)
 		b.timings = append(b.timings, timing{s.name, took})
 		if err != nil {
@@ -131,6 +123,17 @@ func (b *boot) run(ctx context.Context) error {
 		b.log = l
 	}
 	return &stageError{stage: "switch", err: fmt.Errorf("the real init returned")}
+}
+
+// runStage runs one stage, turning a panic into its error: the failure
+// block then names the stage, and PID 1 goes on to the failure policy.
+func runStage(ctx context.Context, s stage) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return s.run(ctx)
 }
 
 // stageTimes are the stages run so far and their durations, for the

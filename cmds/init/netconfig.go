@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/netup"
 )
 
@@ -29,8 +30,8 @@ func netConfig(cfg *bootcfg.Config) (netup.Config, []string, error) {
 		Names:          map[string]string{},
 	}
 	var notes []string
-	refuse := func(arg, what, hint string) (netup.Config, []string, error) {
-		return netup.Config{}, nil, &hinted{fmt.Errorf("%s: %s", arg, what), hint}
+	refuse := func(arg, what, advice string) (netup.Config, []string, error) {
+		return netup.Config{}, nil, hint.New(fmt.Errorf("%s: %s", arg, what), advice)
 	}
 	// The first of each is named: one line to fix at a time, as for ip=.
 	if len(n.Links) > 0 {

@@ -1,34 +1,27 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/handover"
-	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/kmod"
 	"github.com/streamroot/streamroot/pkg/liveroot"
-	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/netup"
+	"github.com/streamroot/streamroot/pkg/rootdev"
 	"github.com/streamroot/streamroot/pkg/switchroot"
 	"golang.org/x/sys/unix"
 )
@@ -96,8 +89,8 @@ func (b *boot) config(context.Context) error {
 	}
 	switch cfg.Root.Kind {
 	case bootcfg.RootNone:
-		return &hinted{errors.New("no root= on the kernel command line"),
-			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments"}
+		return hint.New(errors.New("no root= on the kernel command line"),
+			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments")
 	}
 	if len(cfg.Manifest) == 0 {
 		// make initramfs IMAGE_MANIFEST=… pins the image even when the
@@ -111,13 +104,13 @@ func (b *boot) config(context.Context) error {
 			b.log.Info("image manifest pinned by the initramfs", "sha256", hex.EncodeToString(sum))
 		}
 	}
-	plan, err := planFetch(cfg.Fetch, len(cfg.SHA256) > 0, len(cfg.Manifest) > 0, nil)
+	mode, note, err := rootdev.PlanMode(cfg)
 	if err != nil {
 		return err
 	}
-	b.mode = plan.Mode
-	if plan.Note != "" {
-		b.log.Warn(plan.Note)
+	b.mode = mode
+	if note != "" {
+		b.log.Warn(note)
 	}
 	if cfg.NoVerifySSL {
 		b.log.Warn("rd.noverifyssl: HTTPS certificates are NOT checked; anyone on the path can replace the root image")
@@ -191,149 +184,22 @@ func (b *boot) rootDesc() string {
 // fetch makes the root image available: a block device served by the
 // block daemon (stream, lazy, NBD roots) or a file in RAM (ram mode).
 func (b *boot) fetch(ctx context.Context) error {
-	if len(b.cfg.Manifest) > 0 && b.manifest == nil {
-		if err := b.loadManifest(ctx); err != nil {
-			return err
-		}
-		if err := checkPins(b.cfg.SHA256, b.manifest.SHA256); err != nil {
-			return err
-		}
-	}
-	if b.cfg.Root.Kind == bootcfg.RootLive && b.mode == bootcfg.FetchRAM {
-		return b.fetchRAM(ctx)
-	}
-	dc := daemonConfig{Mode: blockd.Mode(b.mode), Insecure: b.cfg.NoVerifySSL, Retry: b.cfg.Retry,
-		ReadTimeout: b.cfg.IOTimeout, CacheMiB: b.cfg.CacheMiB, Debug: b.cfg.Debug}
-	if len(b.cfg.SHA256) > 0 {
-		dc.SHA256 = hex.EncodeToString(b.cfg.SHA256)
-	}
-	if b.manifest != nil {
-		dc.Manifest, dc.ManifestDigest = b.manifestRaw, hex.EncodeToString(b.cfg.Manifest)
-	}
-	if b.cfg.Root.Kind == bootcfg.RootNBD {
-		dc.NBDAddr = net.JoinHostPort(b.cfg.Root.NBDServer, fmt.Sprint(b.cfg.Root.NBDPort))
-		dc.NBDExport = b.cfg.Root.NBDExport
-	} else {
-		dc.URL = b.cfg.Root.URL.String()
-	}
-	r, err := b.startBlockd(dc)
+	spec, err := rootdev.NewSpec(ctx, b.cfg, b.mode, b.log)
 	if err != nil {
 		return err
 	}
-	b.device = r
-	b.image = r.Device
+	b.spec = spec
+	dev, err := rootdev.Open(ctx, spec, rootdev.Options{Log: b.log, RunDir: runDir})
+	if err != nil {
+		return err
+	}
+	b.dev, b.mode = dev, dev.Mode
 	return nil
 }
-
-// fetchRAM downloads the whole image into RAM (a file on /run's tmpfs, which
-// the booted system keeps: the loop device reads from it).
-func (b *boot) fetchRAM(ctx context.Context) error {
-	url := b.cfg.Root.URL.String()
-	opts := httpsrc.Options{Stall: b.cfg.Retry, Log: b.log, InsecureSkipVerify: b.cfg.NoVerifySSL}
-	if b.cfg.Root.URL.Scheme == "https" {
-		pool, err := caPool()
-		if err != nil {
-			return err
-		}
-		opts.RootCAs = pool
-	}
-	src, err := httpsrc.Open(ctx, url, opts)
-	if err != nil {
-		return err
-	}
-	b.src = src
-	b.log.Info("image", "url", b.cfg.Root.URL.Redacted(), "size", mib(src.Size), "etag", src.ETag)
-
-	var st unix.Statfs_t
-	if err := unix.Statfs("/run", &st); err != nil {
-		return fmt.Errorf("statfs /run: %w", err)
-	}
-	if free := int64(st.Bavail) * st.Bsize; !fitsInRAM(src.Size) || free < src.Size {
-		// An OOM in the middle of the boot helps nobody: read lazily
-		// instead, if the pins allow it.
-		plan, err := planFetch(b.mode, len(b.cfg.SHA256) > 0, b.manifest != nil, &ramShortage{Size: src.Size, Avail: min(memAvailable(), free)})
-		if err != nil {
-			return fmt.Errorf("%s: %w", b.cfg.Root.URL.Redacted(), err)
-		}
-		b.log.Warn(plan.Note)
-		b.mode = plan.Mode
-		return b.fetch(ctx)
-	}
-	if !src.HasValidator() && b.manifest == nil && len(b.cfg.SHA256) == 0 {
-		b.log.Warn(noValidatorWarning(src.URL))
-	}
-	if err := os.MkdirAll(imageDir, 0o755); err != nil {
-		return err
-	}
-	name := path.Base(b.cfg.Root.URL.Path)
-	if name == "/" || name == "." || name == "" {
-		name = "root.img"
-	}
-	dst := filepath.Join(imageDir, name)
-	f, err := os.OpenFile(dst, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o444)
-	if err != nil {
-		return err
-	}
-	fo := httpsrc.FetchOptions{}
-	if m := b.manifest; m != nil {
-		if m.Size != src.Size {
-			f.Close()
-			os.Remove(dst)
-			return &hinted{fmt.Errorf("%s: the manifest is for an image of %d bytes, the server has %d", url, m.Size, src.Size),
-				"the image on the server is not the one the manifest describes: copy the right image or regenerate the manifest"}
-		}
-		fo.Chunk = m.Chunk
-		fo.Verify = func(off int64, data []byte) error { return m.VerifyChunk(int(off/m.Chunk), data) }
-	}
-	fo.Progress = func(p httpsrc.Progress) {
-		b.log.Info(bootlog.Download{Done: p.Done, Total: p.Total, Rate: float64(p.Done) / max(p.Elapsed.Seconds(), 0.001)}.Message())
-	}
-	err = src.Fetch(ctx, f, fo)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close %s: %w", dst, cerr)
-	}
-	if err != nil {
-		// Never leave a partial image where a later step could mount it.
-		os.Remove(dst)
-		return err
-	}
-	if len(b.cfg.SHA256) > 0 {
-		if err := checkSHA256(dst, b.cfg.SHA256); err != nil {
-			os.Remove(dst)
-			return &hinted{fmt.Errorf("%s: %w", b.cfg.Root.URL.Redacted(), err), sha256Hint}
-		}
-		b.log.Info("whole-image sha256 verified")
-	}
-	if b.manifest != nil {
-		b.log.Info("every chunk verified against the manifest", "chunks", b.manifest.NumChunks())
-	}
-	b.image = dst
-	b.log.Info("image complete", "size", mib(src.Size), "received", mib(src.Received()), "file", dst)
-	return nil
-}
-
-// sha256Hint is the advice when the whole image fails streamroot.sha256=.
-const sha256Hint = "the file on the server is not the image the kernel line pins: copy the right image or update streamroot.sha256="
-
-// caPool loads the bundle the builder put in the initramfs.
-func caPool() (*x509.CertPool, error) {
-	const bundle = "/etc/ssl/certs/ca-certificates.crt"
-	pem, err := os.ReadFile(bundle)
-	if err != nil {
-		return nil, &hinted{fmt.Errorf("HTTPS root but no CA bundle: %w", err), "rebuild the initramfs with a CA bundle (CA=…)"}
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no certificates", bundle)
-	}
-	return pool, nil
-}
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // layers mounts the image's layers and the writable overlay at /sysroot.
 func (b *boot) layers(context.Context) error {
-	r, err := liveroot.Assemble(b.image, liveroot.Options{
+	r, err := liveroot.Assemble(b.dev.Path(), liveroot.Options{
 		Base:        runDir,
 		Target:      sysroot,
 		LiveDir:     b.cfg.LiveDir,
@@ -341,15 +207,10 @@ func (b *boot) layers(context.Context) error {
 		OverlaySize: b.cfg.OverlaySize,
 	}, b.log)
 	if err != nil {
-		if b.device != nil {
-			// An I/O error from the nbd device says little; the daemon
-			// records the cause when the source failed for good.
-			if f := daemonFault(); f != nil {
-				return fmt.Errorf("%s: %w", b.rootDesc(), f)
-			}
-			if f := readFault(); f != nil && errors.Is(err, unix.EIO) {
-				return fmt.Errorf("%s: %w", b.rootDesc(), f)
-			}
+		// An I/O error from the nbd device says little; the daemon
+		// records the cause.
+		if f := b.dev.Fault(err); f != nil {
+			return fmt.Errorf("%s: %w", b.rootDesc(), f)
 		}
 		return fmt.Errorf("%s: %w", b.rootDesc(), err)
 	}
@@ -388,13 +249,14 @@ func (b *boot) writeReport() error {
 	}
 	img := map[string]any{"root": b.rootDesc(), "mode": b.mode}
 	switch {
-	case b.src != nil: // ram mode: PID 1 fetched it
-		img["size"], img["etag"], img["received"], img["file"] = b.src.Size, b.src.ETag, b.src.Received(), b.image
-	case b.device != nil: // the block daemon serves it (its own counters are in blockd.log)
-		img["size"], img["etag"], img["device"] = b.device.Size, b.device.ETag, b.device.Device
+	case b.dev == nil:
+	case b.dev.File != "": // ram mode: PID 1 fetched it
+		img["size"], img["etag"], img["received"], img["file"] = b.dev.Size, b.dev.ETag, b.dev.Received, b.dev.File
+	default: // the block daemon serves it (its own counters are in blockd.log)
+		img["size"], img["etag"], img["device"] = b.dev.Size, b.dev.ETag, b.dev.Block
 	}
-	if b.manifest != nil {
-		img["manifest_chunks"] = b.manifest.NumChunks()
+	if m := b.spec.ParsedManifest(); m != nil {
+		img["manifest_chunks"] = m.NumChunks()
 	}
 	rep["image"] = img
 	if b.root != nil {
@@ -411,19 +273,26 @@ func (b *boot) writeReport() error {
 func (b *boot) switchRoot(context.Context) error {
 	init, err := liveroot.FindInit(sysroot, append([]string{b.cfg.Init}, imgfmt.InitCandidates()...)...)
 	if err != nil {
-		return &hinted{err, "the image must contain its own init (e.g. /sbin/init); set init=<path> if it lives elsewhere"}
+		return hint.New(err, "the image must contain its own init (e.g. /sbin/init); set init=<path> if it lives elsewhere")
 	}
-	argv := append([]string{init}, initArgs(os.Args[1:])...)
-	env := []string{
-		"HOME=/",
-		"TERM=" + envOr("TERM", "linux"),
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	}
+	argv, env := realInit(init, os.Args[1:], envOr("TERM", "linux"))
 	b.log.Info(bootlog.Switch{Init: init, Took: time.Since(b.started), Stages: b.stageTimes()}.Message())
 	if err := b.writeReport(); err != nil {
 		b.log.Warn("cannot write boot report", "err", err)
 	}
 	return switchroot.Switch(sysroot, init, argv, env)
+}
+
+// realInit is the real init's argv and environment: what the kernel gave
+// us that is meant for it, and an explicit environment (never ours).
+func realInit(init string, args []string, term string) (argv, env []string) {
+	argv = append([]string{init}, initArgs(args)...)
+	env = []string{
+		"HOME=/",
+		"TERM=" + term,
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	}
+	return argv, env
 }
 
 // initArgs keeps the arguments the kernel gave us that are meant for the
@@ -446,98 +315,9 @@ func envOr(k, def string) string {
 	return def
 }
 
-// hinted is an error with advice for the operator.
-type hinted struct {
-	err  error
-	hint string
-}
-
-func (h *hinted) Error() string { return h.err.Error() }
-func (h *hinted) Unwrap() error { return h.err }
-func (h *hinted) Hint() string  { return h.hint }
-
-// memAvailable is the kernel's estimate of memory available for new work.
-func memAvailable() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// fitsInRAM says whether an image of size bytes can be held in memory with
-// room left for the booted OS (a quarter of what is available, at least
-// 256 MiB).
-func fitsInRAM(size int64) bool {
-	avail := memAvailable()
-	return size <= avail-max(avail/4, 256<<20)
-}
-
-// checkSHA256 hashes the file at path and compares it with want.
-func checkSHA256(path string, want []byte) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("hash %s: %w", path, err)
-	}
-	if got := h.Sum(nil); !bytes.Equal(got, want) {
-		return fmt.Errorf("image sha256 is %x, streamroot.sha256 wants %x", got, want)
-	}
-	return nil
-}
-
 // bakedManifest holds the manifest digest `make initramfs IMAGE_MANIFEST=…`
 // puts in the initramfs.
 const bakedManifest = "/etc/streamroot/manifest.sha256"
-
-// loadManifest fetches the chunk manifest (streamroot.manifest.url=, or the
-// image URL + ".manifest") and checks it against the pinned digest, before
-// anything is mounted.
-func (b *boot) loadManifest(ctx context.Context) error {
-	u := b.cfg.ManifestURL
-	if u == "" {
-		if b.cfg.Root.Kind != bootcfg.RootLive {
-			return &hinted{errors.New("streamroot.manifest= needs streamroot.manifest.url= for an NBD root"),
-				"serve the manifest over HTTP and name it with streamroot.manifest.url="}
-		}
-		u = b.cfg.Root.URL.String() + ".manifest"
-	}
-	opts := httpsrc.Options{Stall: b.cfg.Retry, Log: b.log, InsecureSkipVerify: b.cfg.NoVerifySSL}
-	if strings.HasPrefix(u, "https:") {
-		pool, err := caPool()
-		if err != nil {
-			return err
-		}
-		opts.RootCAs = pool
-	}
-	data, err := httpsrc.GetSmall(ctx, u, 64<<20, opts)
-	if err != nil {
-		return &hinted{fmt.Errorf("manifest: %w", err), "publish the manifest next to the image (streamroot manifest IMAGE writes IMAGE.manifest) or name it with streamroot.manifest.url="}
-	}
-	shown := u // for the console: never the URL's password
-	if pu, err := url.Parse(u); err == nil {
-		shown = pu.Redacted()
-	}
-	m, err := manifest.ParsePinned(data, [32]byte(b.cfg.Manifest))
-	if err != nil {
-		return &hinted{fmt.Errorf("manifest %s: %w", shown, err),
-			"the manifest on the server is not the one the kernel line pins: regenerate it with streamroot manifest and update streamroot.manifest=sha256:…"}
-	}
-	b.manifest, b.manifestRaw = m, data
-	b.log.Info("manifest verified", "url", shown, "chunks", m.NumChunks(), "chunk", mib(m.Chunk))
-	return nil
-}
 
 // ipOrEmpty renders an optional address ("" when absent, not "<nil>").
 func ipOrEmpty(ip net.IP) string {

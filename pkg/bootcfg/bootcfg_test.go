@@ -428,7 +428,7 @@ func TestErrors(t *testing.T) {
 			if !strings.Contains(ae.Reason, tt.want) {
 				t.Errorf("ArgError.Reason = %q, want it to contain %q", ae.Reason, tt.want)
 			}
-			if ae.Hint == "" {
+			if ae.Hint() == "" {
 				t.Errorf("ArgError for %q has no hint", ae.Arg)
 			}
 			if !strings.HasPrefix(err.Error(), `kernel argument "`) {

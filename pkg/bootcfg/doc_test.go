@@ -118,7 +118,7 @@ func TestFormExamples(t *testing.T) {
 					t.Fatalf("Parse(%q): no error, but the form is refused", f.Example)
 				}
 				for _, ae := range ArgErrors(err) {
-					if !strings.Contains(f.Example, ae.Arg) || ae.Hint == "" {
+					if !strings.Contains(f.Example, ae.Arg) || ae.Hint() == "" {
 						t.Errorf("error %v does not name a token of %q or has no hint", ae, f.Example)
 					}
 				}

@@ -14,10 +14,13 @@ type ArgError struct {
 	Arg string
 	// Reason says what is wrong with it.
 	Reason string
-	// Hint, if not empty, says how to fix it. It is not part of Error()
-	// because the failure block prints it on its own line.
-	Hint string
+	// hint, if not empty, says how to fix it (Hint).
+	hint string
 }
+
+// Hint says how to fix the argument, or "". It is not part of Error()
+// because the failure block prints it on its own line (pkg/hint).
+func (e *ArgError) Hint() string { return e.hint }
 
 // Error implements error.
 func (e *ArgError) Error() string {

@@ -206,8 +206,8 @@ func TestGrammar(t *testing.T) {
 			if len(errs) != 1 {
 				t.Fatalf("Parse(%q): want one error naming %q, got %v", tt.in, tt.bad, err)
 			}
-			if errs[0].Arg != tt.bad || !strings.Contains(errs[0].Reason, tt.why) || errs[0].Hint == "" {
-				t.Errorf("Parse(%q): error %q (hint %q), want it to name %q and say %q", tt.in, errs[0], errs[0].Hint, tt.bad, tt.why)
+			if errs[0].Arg != tt.bad || !strings.Contains(errs[0].Reason, tt.why) || errs[0].Hint() == "" {
+				t.Errorf("Parse(%q): error %q (hint %q), want it to name %q and say %q", tt.in, errs[0], errs[0].Hint(), tt.bad, tt.why)
 			}
 		})
 	}

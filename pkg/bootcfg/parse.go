@@ -25,7 +25,7 @@ type parser struct {
 }
 
 func (p *parser) fail(t token, reason, hint string) {
-	p.errs = append(p.errs, &ArgError{Arg: t.raw, Reason: reason, Hint: hint})
+	p.errs = append(p.errs, &ArgError{Arg: t.raw, Reason: reason, hint: hint})
 }
 
 // warn records an accepted argument that does not do what it says.

@@ -68,6 +68,15 @@ func (s *Source) Fetch(ctx context.Context, dst io.WriterAt, o FetchOptions) err
 	var wg sync.WaitGroup
 	for range o.Parallel {
 		wg.Go(func() {
+			defer func() {
+				// In PID 1 a panic on this goroutine would panic the
+				// kernel: it becomes the fetch's error instead.
+				if r := recover(); r != nil {
+					err := fmt.Errorf("fetch %s: panic: %v", s.name, r)
+					errc <- err
+					cancel(err)
+				}
+			}()
 			buf := make([]byte, o.Chunk)
 			for off := range next {
 				n := min(o.Chunk, s.Size-off)

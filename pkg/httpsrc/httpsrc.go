@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/streamroot/streamroot/pkg/hint"
 )
 
 // Options tune a Source.
@@ -178,21 +179,11 @@ func CheckRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// hinted is an error with a hint for the operator.
-type hinted struct {
-	err  error
-	hint string
-}
-
-func (h *hinted) Error() string { return h.err.Error() }
-func (h *hinted) Unwrap() error { return h.err }
-func (h *hinted) Hint() string  { return h.hint }
-
 // checkSize refuses a size no image can have.
 func checkSize(name string, size int64, from string) error {
 	if size <= 0 || size > MaxImageSize {
-		return &hinted{fmt.Errorf("GET %s: the server claims an image of %d bytes (%s): refusing sizes outside 1 byte to %d bytes (16 TiB)", name, size, from, int64(MaxImageSize)),
-			"the server or a proxy on the way is broken: check what it answers to a Range request (curl -r 0-0 -I URL)"}
+		return hint.New(fmt.Errorf("GET %s: the server claims an image of %d bytes (%s): refusing sizes outside 1 byte to %d bytes (16 TiB)", name, size, from, int64(MaxImageSize)),
+			"the server or a proxy on the way is broken: check what it answers to a Range request (curl -r 0-0 -I URL)")
 	}
 	return nil
 }

@@ -104,25 +104,31 @@ func FuzzParseContentRange(f *testing.F) {
 	})
 }
 
-func TestFetch(t *testing.T) {
-	img := image(10<<20 + 12345)
+// openServed serves img (ETag "v1") and opens it.
+func openServed(t *testing.T, img []byte) *Source {
+	t.Helper()
 	var data atomic.Pointer[[]byte]
 	data.Store(&img)
 	var etag atomic.Value
 	etag.Store(`"v1"`)
 	srv := httptest.NewServer(serve(&data, &etag))
-	defer srv.Close()
-
+	t.Cleanup(srv.Close)
 	src, err := Open(context.Background(), srv.URL+"/img", Options{Stall: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return src
+}
+
+func TestFetch(t *testing.T) {
+	img := image(10<<20 + 12345)
+	src := openServed(t, img)
 	if src.Size != int64(len(img)) || src.ETag != `"v1"` {
 		t.Fatalf("pinned size %d etag %s", src.Size, src.ETag)
 	}
 	out := make(memFile, len(img))
 	var calls int
-	err = src.Fetch(context.Background(), out, FetchOptions{Chunk: 1 << 20, Parallel: 3, Every: time.Millisecond, Progress: func(Progress) { calls++ }})
+	err := src.Fetch(context.Background(), out, FetchOptions{Chunk: 1 << 20, Parallel: 3, Every: time.Millisecond, Progress: func(Progress) { calls++ }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +137,24 @@ func TestFetch(t *testing.T) {
 	}
 	if calls == 0 {
 		t.Error("no progress reported")
+	}
+}
+
+// A panic on a fetch worker (here in the caller's Verify) is the fetch's
+// error, not a crash: in PID 1 an unrecovered one panics the kernel.
+func TestFetchWorkerPanicIsAnError(t *testing.T) {
+	img := image(4 << 20)
+	src := openServed(t, img)
+	var calls atomic.Int32
+	err := src.Fetch(context.Background(), make(memFile, len(img)), FetchOptions{Chunk: 1 << 20, Parallel: 4, Verify: func(off int64, _ []byte) error {
+		if calls.Add(1) == 2 {
+			var chunks []int
+			_ = chunks[off] // out of range: a runtime panic, as a bug would be
+		}
+		return nil
+	}})
+	if err == nil || !strings.Contains(err.Error(), "panic: runtime error: index out of range") || !strings.Contains(err.Error(), "/img") {
+		t.Fatalf("Fetch with a panicking worker: %v", err)
 	}
 }
 

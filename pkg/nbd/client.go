@@ -39,6 +39,25 @@ const (
 // wrong.
 var ErrExportSize = errors.New("export size out of range")
 
+// ErrRefused matches (errors.Is) a server's refusal of the export by name
+// or by policy: the export name or the server's configuration is wrong,
+// and asking again will not help.
+var ErrRefused = errors.New("export refused")
+
+// RefusedError is a server's refusal of an export, with its message
+// (quoted: it is the server's text).
+type RefusedError struct {
+	Export string
+	Msg    string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("server refused export %q: %s (check the export name and nbd-server's config)", e.Export, e.Msg)
+}
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
 // errOutOfRange is a read the client refuses to send: a caller's bug, not
 // worth a reconnect.
 var errOutOfRange = errors.New("nbd: read outside the export")
@@ -175,7 +194,7 @@ func (c *Client) handshake(export string) error {
 			// drive the console.
 			msg := fmt.Sprintf("%q", payload)
 			if typ == repErr|6 || typ == repErr|2 { // UNKNOWN / POLICY
-				return fmt.Errorf("server refused export %q: %s (check the export name and nbd-server's config)", export, msg)
+				return &RefusedError{Export: export, Msg: msg}
 			}
 			return fmt.Errorf("server error %#x: %s", typ, msg)
 		}

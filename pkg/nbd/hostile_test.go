@@ -461,6 +461,9 @@ func TestDialHostileHandshake(t *testing.T) {
 			if strings.ContainsAny(err.Error(), "\x1b\n") {
 				t.Errorf("error %q carries control characters", err)
 			}
+			if refused := strings.Contains(tt.want, "refused export"); errors.Is(err, ErrRefused) != refused {
+				t.Errorf("error %q: errors.Is(ErrRefused) = %v, want %v", err, !refused, refused)
+			}
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package blockd
+package chunkcache
 
 import (
 	"bytes"
@@ -65,7 +65,7 @@ func TestLazyMemoryBound(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &slowSource{memSource: memSource{data: bigImage(48 * chunk)}, delay: 20 * time.Millisecond}
-			c, err := New(src, Options{Mode: Lazy, Chunk: chunk, CacheBytes: tc.bound, ReadTimeout: time.Minute})
+			c, err := New(src, Options{Bounded: true, Chunk: chunk, CacheBytes: tc.bound, ReadTimeout: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,9 +165,9 @@ func (s sizeSource) ReadAt(_ context.Context, p []byte, _ int64) error {
 func TestNewRefusesAbsurdSizes(t *testing.T) {
 	var nbdSize uint64 = 0xFFFFFF0000000000
 	for _, size := range []int64{-1, 0, int64(nbdSize), MaxImageSize + 1, math.MaxInt64} {
-		for _, mode := range []Mode{Lazy, Stream, RAM} {
-			t.Run(fmt.Sprintf("%s/%d", mode, size), func(t *testing.T) {
-				c, err := New(sizeSource{size}, Options{Mode: mode})
+		for _, bounded := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/%d", modeName(bounded), size), func(t *testing.T) {
+				c, err := New(sizeSource{size}, Options{Bounded: bounded})
 				if err == nil || c != nil {
 					t.Fatalf("New accepted an image of %d bytes", size)
 				}
@@ -184,7 +184,7 @@ func TestNewRefusesAbsurdSizes(t *testing.T) {
 func TestLazyHugeImageAllocatesLittle(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	c, err := New(sizeSource{MaxImageSize}, Options{Mode: Lazy})
+	c, err := New(sizeSource{MaxImageSize}, Options{Bounded: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,15 +202,15 @@ func TestLazyHugeImageAllocatesLittle(t *testing.T) {
 // A read the device cannot hold (nbd.Serve should refuse it first) is an
 // error, never a panic or a negative chunk index.
 func TestReadAtOutsideDevice(t *testing.T) {
-	for _, mode := range []Mode{Lazy, Stream} {
+	for _, bounded := range []bool{true, false} {
 		src := &memSource{data: image(3 << 20)}
-		c, err := New(src, Options{Mode: mode})
+		c, err := New(src, Options{Bounded: bounded})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, off := range []int64{-4096, c.Size(), c.Size() - 100, math.MaxInt64 - 10} {
 			if err := c.ReadAt(context.Background(), make([]byte, 4096), off); err == nil {
-				t.Errorf("%s: read at %d accepted", mode, off)
+				t.Errorf("%s: read at %d accepted", modeName(bounded), off)
 			}
 		}
 	}
@@ -307,11 +307,11 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 // gets the pinned image's bytes.
 func TestCorruptAnswerIsRefetched(t *testing.T) {
 	const chunk = 64 << 10
-	for _, mode := range []Mode{Stream, Lazy} {
-		t.Run(string(mode), func(t *testing.T) {
+	for _, bounded := range []bool{false, true} {
+		t.Run(modeName(bounded), func(t *testing.T) {
 			src := &corruptingSource{memSource: memSource{data: image(40 * chunk)}, every: 3}
 			var logs syncBuffer
-			c, err := New(src, Options{Mode: mode, Chunk: chunk, Verify: verifyAgainst(src.data, chunk),
+			c, err := New(src, Options{Bounded: bounded, Chunk: chunk, Verify: verifyAgainst(src.data, chunk),
 				Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 			if err != nil {
 				t.Fatal(err)
@@ -357,7 +357,7 @@ func TestChunkDeclaredBadAfterRefetches(t *testing.T) {
 	src := &corruptingSource{memSource: memSource{data: image(8 * chunk)}}
 	var logs syncBuffer
 	good := verifyAgainst(src.data, chunk)
-	c, err := New(src, Options{Mode: Stream, Chunk: chunk, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
+	c, err := New(src, Options{Chunk: chunk, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Verify: func(i int, b []byte) error {
 			if i == 5 {
 				return errors.New("sha256 mismatch")
@@ -401,7 +401,7 @@ func TestChunkDeclaredBadAfterRefetches(t *testing.T) {
 func TestFillLeavesNoGoroutine(t *testing.T) {
 	const chunk = 64 << 10
 	src := &memSource{data: image(16 * chunk)}
-	c, err := New(src, Options{Mode: Stream, Chunk: chunk, Parallel: 2, Verify: func(i int, _ []byte) error {
+	c, err := New(src, Options{Chunk: chunk, Parallel: 2, Verify: func(i int, _ []byte) error {
 		if i < 2 {
 			return errors.New("sha256 mismatch")
 		}
@@ -434,7 +434,7 @@ var _ Resetter = httpsrc.Device{}
 func TestLazyOneChunkBoundDoesNotThrash(t *testing.T) {
 	const chunk = 64 << 10
 	src := &memSource{data: image(6 * chunk)}
-	c, err := New(src, Options{Mode: Lazy, Chunk: chunk, CacheBytes: chunk})
+	c, err := New(src, Options{Bounded: true, Chunk: chunk, CacheBytes: chunk})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package blockd is the block daemon's cache: it sits between a remote
+// Package chunkcache is the block daemon's chunk cache: it sits between a remote
 // image (HTTP ranges, a remote NBD export) and the kernel's nbd device, and
 // decides what to fetch when.
 //
@@ -9,7 +9,7 @@
 // and what is kept, with the fetches in flight, stays within a byte bound.
 // Every chunk can be verified (a chunk manifest) before any byte of it is
 // served.
-package blockd
+package chunkcache
 
 import (
 	"container/list"
@@ -60,20 +60,14 @@ type Source interface {
 // again a chunk that failed verification.
 type Resetter interface{ Reset() }
 
-// Mode is how much of the image is kept locally.
-type Mode string
-
-// The fetch modes (kernel argument streamroot.fetch).
-const (
-	Stream Mode = "stream" // demand first, then fill everything in the background
-	RAM    Mode = "ram"    // fill everything before serving
-	Lazy   Mode = "lazy"   // demand only, bounded cache
-)
-
 // Options tune the cache.
 type Options struct {
-	Mode  Mode
-	Chunk int64 // power of two; default 1 MiB
+	// Bounded keeps only what is read, within CacheBytes (lazy mode: the
+	// image may be larger than the node's RAM; Fill is refused). Otherwise
+	// every chunk is kept, in an image-sized memfd, and Fill fetches the
+	// ones not read yet (stream and ram modes).
+	Bounded bool
+	Chunk   int64 // power of two; default 1 MiB
 	// Parallel is the number of background fill workers (default 4).
 	Parallel int
 	// CacheBytes bounds lazy mode's memory: the chunks kept plus the
@@ -222,15 +216,15 @@ func New(src Source, o Options) (*Cache, error) {
 	}
 	c := &Cache{src: src, o: o, size: size, flights: map[int]*flight{}, bad: map[int]error{}}
 	c.chunks = int((c.size + o.Chunk - 1) / o.Chunk)
-	switch o.Mode {
-	case Stream, RAM:
+	switch {
+	case !o.Bounded:
 		m, err := newMemfd("streamroot-image", c.size)
 		if err != nil {
 			return nil, err
 		}
 		c.mem = m
 		c.present = newBitmap(c.chunks)
-	case Lazy:
+	default:
 		// Nothing here grows with the image: lazy mode is for images
 		// larger than the node's RAM.
 		c.budget = o.CacheBytes
@@ -242,8 +236,6 @@ func New(src Source, o Options) (*Cache, error) {
 		c.lru = list.New()
 		c.lazyMem = map[int]*entry{}
 		c.room = make(chan struct{})
-	default:
-		return nil, fmt.Errorf("blockd: unknown mode %q", o.Mode)
 	}
 	return c, nil
 }
@@ -303,7 +295,7 @@ func (c *Cache) ReadAt(ctx context.Context, p []byte, off int64) error {
 		}
 		pos += n
 	}
-	if c.o.Mode == Lazy {
+	if c.o.Bounded {
 		// Readahead: a kernel reading chunk i sequentially will want i+1.
 		if next := int(end / c.o.Chunk); next < c.chunks {
 			c.prefetch(next)
@@ -327,7 +319,7 @@ func (c *Cache) chunk(ctx context.Context, i int, demand bool, raise func()) (da
 		c.mu.Unlock()
 		return nil, nil, err
 	}
-	if c.o.Mode == Lazy {
+	if c.o.Bounded {
 		if e, ok := c.lazyMem[i]; ok {
 			c.lru.MoveToFront(e.elem)
 			e.pins++
@@ -346,7 +338,7 @@ func (c *Cache) chunk(ctx context.Context, i int, demand bool, raise func()) (da
 	if !ok {
 		f = &flight{done: make(chan struct{}), raise: raise}
 		c.flights[i] = f
-		if raise != nil && c.o.Mode != Lazy {
+		if raise != nil && !c.o.Bounded {
 			c.mu.Unlock()
 			c.fetch(i, f)
 			return nil, noRelease, f.err
@@ -503,7 +495,7 @@ func (c *Cache) fetch(i int, f *flight) {
 	off := int64(i) * c.o.Chunk
 	n := min(c.o.Chunk, c.size-off)
 	var err error
-	if c.o.Mode == Lazy {
+	if c.o.Bounded {
 		rctx, cancel := context.WithTimeout(context.Background(), c.o.ReadTimeout)
 		defer cancel()
 		for {
@@ -559,7 +551,7 @@ func (c *Cache) fetch(i int, f *flight) {
 	f.finished = true
 	if err != nil {
 		f.err = err
-		if c.o.Mode == Lazy {
+		if c.o.Bounded {
 			c.used -= n
 			c.signalLocked()
 		}
@@ -576,7 +568,7 @@ func (c *Cache) fetch(i int, f *flight) {
 	} else {
 		c.fill.Add(1)
 	}
-	if c.o.Mode == Lazy {
+	if c.o.Bounded {
 		e := &entry{i: i, data: buf, pins: f.waiters}
 		e.elem = c.lru.PushFront(e)
 		c.lazyMem[i] = e
@@ -633,7 +625,7 @@ func (c *Cache) Err() error {
 // returns when all are local. Demand reads are not queued behind it: they
 // start their own fetches. progress, if set, is called after each chunk.
 func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
-	if c.o.Mode == Lazy {
+	if c.o.Bounded {
 		return errors.New("blockd: lazy mode does not fill")
 	}
 	// Cancelled on return: when every worker quit early (a corrupt chunk,

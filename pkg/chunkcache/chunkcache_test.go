@@ -1,4 +1,4 @@
-package blockd
+package chunkcache
 
 import (
 	"bytes"
@@ -33,6 +33,14 @@ func (m *memSource) ReadAt(ctx context.Context, p []byte, off int64) error {
 	return nil
 }
 
+// modeName names a cache configuration after the fetch mode that uses it.
+func modeName(bounded bool) string {
+	if bounded {
+		return "lazy"
+	}
+	return "stream"
+}
+
 func image(n int) []byte {
 	b := make([]byte, n)
 	r := rand.New(rand.NewPCG(5, 6))
@@ -44,7 +52,7 @@ func image(n int) []byte {
 
 func TestStreamReadThenFill(t *testing.T) {
 	src := &memSource{data: image(10<<20 + 1000)}
-	c, err := New(src, Options{Mode: Stream, Chunk: 1 << 20, Parallel: 3})
+	c, err := New(src, Options{Chunk: 1 << 20, Parallel: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +99,7 @@ func TestStreamReadThenFill(t *testing.T) {
 
 func TestLazyBoundedAndTimeout(t *testing.T) {
 	src := &memSource{data: image(32 << 20)}
-	c, err := New(src, Options{Mode: Lazy, Chunk: 1 << 20, CacheChunks: 4, ReadTimeout: 300 * time.Millisecond})
+	c, err := New(src, Options{Bounded: true, Chunk: 1 << 20, CacheChunks: 4, ReadTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +134,7 @@ func TestLazyBoundedAndTimeout(t *testing.T) {
 func TestVerifyRefusesBadChunk(t *testing.T) {
 	src := &memSource{data: image(4 << 20)}
 	bad := errors.New("sha256 mismatch")
-	c, err := New(src, Options{Mode: Stream, Chunk: 1 << 20, Verify: func(i int, _ []byte) error {
+	c, err := New(src, Options{Chunk: 1 << 20, Verify: func(i int, _ []byte) error {
 		if i == 2 {
 			return bad
 		}
@@ -174,11 +182,11 @@ func (s *changingSource) ReadAt(ctx context.Context, p []byte, off int64) error 
 // still served, every other read fails fast with that error, and the
 // caller hears of it once, before any reader does.
 func TestPermanentErrorStopsFetching(t *testing.T) {
-	for _, mode := range []Mode{Stream, Lazy} {
-		t.Run(string(mode), func(t *testing.T) {
+	for _, bounded := range []bool{false, true} {
+		t.Run(modeName(bounded), func(t *testing.T) {
 			src := &changingSource{memSource: memSource{data: image(8 << 20)}}
 			var reported atomic.Int32
-			c, err := New(src, Options{Mode: mode, Chunk: 1 << 20, Parallel: 2, ReadTimeout: time.Minute,
+			c, err := New(src, Options{Bounded: bounded, Chunk: 1 << 20, Parallel: 2, ReadTimeout: time.Minute,
 				Permanent:   func(err error) bool { return errors.Is(err, errChanged) },
 				OnPermanent: func(error) { reported.Add(1) },
 			})
@@ -213,7 +221,7 @@ func TestPermanentErrorStopsFetching(t *testing.T) {
 			if err := c.ReadAt(ctx, again, last); err != nil || !bytes.Equal(again, src.data[last:last+4096]) {
 				t.Errorf("the chunk fetched before the change: err %v, same data %v", err, bytes.Equal(again, src.data[last:last+4096]))
 			}
-			if mode == Stream {
+			if !bounded {
 				if err := c.Fill(ctx, nil); !errors.Is(err, errChanged) {
 					t.Errorf("fill: %v, want the permanent error", err)
 				}
@@ -284,7 +292,7 @@ func TestFillYieldsToDemand(t *testing.T) {
 	demandOff := int64(30 * chunk)
 	release := make(chan struct{})
 	src := &gateSource{memSource: memSource{data: image(40 * chunk)}, hold: map[int64]chan struct{}{demandOff: release}, delay: time.Millisecond}
-	c, err := New(src, Options{Mode: Stream, Chunk: chunk, Parallel: 1})
+	c, err := New(src, Options{Chunk: chunk, Parallel: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +334,7 @@ func TestFillThreadPriority(t *testing.T) {
 	workers := map[int]bool{}
 	var lowers, raises int
 	paced := int64(0)
-	c, err := New(src, Options{Mode: Stream, Chunk: chunk, Parallel: 1,
+	c, err := New(src, Options{Chunk: chunk, Parallel: 1,
 		FillThread: func() (func(), func()) {
 			tid := unix.Gettid()
 			mu.Lock()
@@ -388,7 +396,7 @@ func TestFillPaceErrorEndsFill(t *testing.T) {
 	src := &memSource{data: image(8 << 16)}
 	stop := errors.New("pace says stop")
 	n := 0
-	c, err := New(src, Options{Mode: Stream, Chunk: 1 << 16, Parallel: 1, FillPace: func(context.Context, int64) error {
+	c, err := New(src, Options{Chunk: 1 << 16, Parallel: 1, FillPace: func(context.Context, int64) error {
 		if n++; n > 3 {
 			return stop
 		}

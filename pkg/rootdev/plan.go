@@ -1,10 +1,11 @@
-package main
+package rootdev
 
 import (
 	"bytes"
 	"fmt"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/hint"
 )
 
 // The pins and what they protect before the kernel sees data:
@@ -50,18 +51,18 @@ func planFetch(req bootcfg.FetchMode, sha256, manifest bool, short *ramShortage)
 		}
 	}
 	if sha256 && !manifest && mode != bootcfg.FetchRAM {
-		return fetchPlan{}, &hinted{
+		return fetchPlan{}, hint.New(
 			fmt.Errorf("streamroot.fetch=%s with streamroot.sha256= and no streamroot.manifest=: a whole-image hash can only be checked on the whole image, "+
 				"so %s mode would hand the kernel unverified bytes", mode, mode),
-			"publish a chunk manifest (streamroot manifest IMAGE writes IMAGE.manifest next to the image) and add the streamroot.manifest=sha256:… it prints: " +
-				"every chunk is then verified in every mode; or drop streamroot.fetch= to download and verify the whole image first"}
+			"publish a chunk manifest (streamroot manifest IMAGE writes IMAGE.manifest next to the image) and add the streamroot.manifest=sha256:… it prints: "+
+				"every chunk is then verified in every mode; or drop streamroot.fetch= to download and verify the whole image first")
 	}
 	if short != nil && mode != bootcfg.FetchLazy {
 		if sha256 && !manifest {
-			return fetchPlan{}, &hinted{
+			return fetchPlan{}, hint.New(
 				fmt.Errorf("the image (%s) does not fit in RAM (%s available), and streamroot.sha256= without streamroot.manifest= can only be checked on a whole copy: "+
 					"refusing to boot it unverified", mib(short.Size), mib(short.Avail)),
-				"publish a chunk manifest (streamroot manifest IMAGE) and add streamroot.manifest=sha256:…: lazy mode then verifies every chunk; or give the node more memory"}
+				"publish a chunk manifest (streamroot manifest IMAGE) and add streamroot.manifest=sha256:…: lazy mode then verifies every chunk; or give the node more memory")
 		}
 		note = fmt.Sprintf("the image (%s) does not fit in RAM (%s available): falling back to streamroot.fetch=lazy", mib(short.Size), mib(short.Avail))
 		mode = bootcfg.FetchLazy
@@ -85,7 +86,7 @@ func checkPins(sha256 []byte, manifestSHA256 [32]byte) error {
 	if len(sha256) == 0 || bytes.Equal(sha256, manifestSHA256[:]) {
 		return nil
 	}
-	return &hinted{fmt.Errorf("streamroot.sha256=%x but the manifest pinned by streamroot.manifest= says the image's sha256 is %x: they pin different images",
+	return hint.New(fmt.Errorf("streamroot.sha256=%x but the manifest pinned by streamroot.manifest= says the image's sha256 is %x: they pin different images",
 		sha256, manifestSHA256),
-		"use the two arguments streamroot manifest IMAGE prints for the same image (or drop streamroot.sha256=: the manifest already pins the whole image)"}
+		"use the two arguments streamroot manifest IMAGE prints for the same image (or drop streamroot.sha256=: the manifest already pins the whole image)")
 }

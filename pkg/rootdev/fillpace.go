@@ -1,11 +1,11 @@
-package main
+package rootdev
 
 // The background fill must never hold the booted system back: on a
 // one-CPU node the kernel's own work for it (receiving the stream,
 // copying it into the memfd) competes with the real init, and under
 // emulation a fill at full speed was seen starving the guest. So each fill
 // worker runs on its own thread at the lowest CPU and I/O priority, kernel
-// reads go first (pkg/blockd), and while other work wants the CPU the fill
+// reads go first (pkg/chunkcache), and while other work wants the CPU the fill
 // is held to a small rate.
 
 import (
@@ -81,7 +81,7 @@ func newFillPacer() *fillPacer {
 	return p
 }
 
-// Pace is blockd.Options.FillPace.
+// Pace is chunkcache.Options.FillPace.
 func (p *fillPacer) Pace(ctx context.Context, n int64) error {
 	p.mu.Lock()
 	now := p.now()

@@ -1,4 +1,4 @@
-package main
+package rootdev
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/internal/syncbuf"
-	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/chunkcache"
 	"github.com/streamroot/streamroot/pkg/nbd"
 )
 
@@ -233,7 +233,7 @@ func TestBackgroundFillRevokesOnHashMismatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs syncbuf.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
-			cache, err := blockd.New(img, blockd.Options{Mode: blockd.Stream, Log: log})
+			cache, err := chunkcache.New(img, chunkcache.Options{Log: log})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -250,8 +250,9 @@ func TestBackgroundFillRevokesOnHashMismatch(t *testing.T) {
 			if errno, data := k.read(t, 0, 4096); errno != 0 || !bytes.Equal(data, img[:4096]) {
 				t.Fatalf("read before the fill: errno %d", errno)
 			}
+			want, _ := hex.DecodeString(tc.sha256)
 			var faults []error
-			backgroundFill(ctx, cache, rev, daemonConfig{SHA256: tc.sha256}, nil, func(err error) { faults = append(faults, err) }, log)
+			backgroundFill(ctx, cache, rev, want, nil, func(err error) { faults = append(faults, err) }, log)
 
 			for _, off := range []int64{0, 1 << 20, 3 << 20} {
 				errno, data := k.read(t, off, 8192)

@@ -1,13 +1,18 @@
-package main
+package rootdev
 
 // The block daemon: /init re-executed as "@streamroot-blockd". It owns the
 // nbd device the root is mounted from, so it must outlive the initramfs:
 // systemd spares processes whose argv[0] starts with '@' at switch_root and
 // shutdown (ROOT_STORAGE_DAEMONS), and everything it needs after the switch
 // (CA pool, resolved addresses, its log file) is loaded before it.
+//
+// PID 1 and the daemon talk over three pipes: the Spec (JSON, fd 3), the
+// answer (ready, JSON, fd 4) and the boot pipe (fd 5), whose close at exec
+// starts the background fill.
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -28,18 +34,29 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/streamroot/streamroot/pkg/blockd"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
+	"github.com/streamroot/streamroot/pkg/chunkcache"
+	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/nbd"
 )
 
-const daemonArgv0 = "@streamroot-blockd"
+// DaemonArgv0 is the daemon's argv[0]; init's main calls RunDaemon when
+// its argv[0] starts with '@'.
+const DaemonArgv0 = "@streamroot-blockd"
 
-// faultFile (in runDir) holds the error that stopped the daemon fetching.
-const faultFile = "blockd.fault"
+// Files in the run directory.
+const (
+	// faultFile holds the error that stopped the daemon fetching.
+	faultFile = "blockd.fault"
+	// readFaultFile holds the first read the daemon failed for the
+	// kernel, as JSON {"error", "hint"}.
+	readFaultFile = "blockd.readfault"
+	// daemonLog is the daemon's log, kept up to date after the switch.
+	daemonLog = "blockd.log"
+)
 
 // permanentSourceError says whether asking the server again is pointless:
 // the pinned image changed or is gone. Retrying would only fill the log,
@@ -50,16 +67,16 @@ func permanentSourceError(err error) bool {
 		errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusGone)
 }
 
-// daemonFault is the daemon's recorded fault as an error for the failure
-// block, or nil when it recorded none.
-func daemonFault() error {
-	msg, err := os.ReadFile(runDir + "/" + faultFile)
+// permanentFault is the daemon's recorded fault as an error for the
+// failure block, or nil when it recorded none.
+func permanentFault(runDir string) error {
+	msg, err := os.ReadFile(runFile(runDir, faultFile))
 	if err != nil {
 		return nil
 	}
-	return &hinted{fmt.Errorf("the block daemon stopped reading the image: %s", strings.TrimSpace(string(msg))),
-		"the image on the server was replaced or removed while this node booted; reboot to boot the new image " +
-			"(replace images under a new name, then point the boot config at it, so booting nodes keep theirs)"}
+	return hint.New(fmt.Errorf("the block daemon stopped reading the image: %s", strings.TrimSpace(string(msg))),
+		"the image on the server was replaced or removed while this node booted; reboot to boot the new image "+
+			"(replace images under a new name, then point the boot config at it, so booting nodes keep theirs)")
 }
 
 // noValidatorWarning says what a server without ETag and Last-Modified
@@ -70,22 +87,18 @@ func noValidatorWarning(url string) string {
 		"(streamroot manifest IMAGE) or serve it with nginx, Apache or `streamroot serve`"
 }
 
-// readFaultFile (in runDir) holds the first read the daemon failed for the
-// kernel, as JSON {"error", "hint"}.
-const readFaultFile = "blockd.readfault"
-
 // readFaults is the cache as the nbd server sees it, recording the first
 // failed read: the kernel turns it into EIO, and the layers stage would
 // otherwise report only "input/output error" for a corrupt chunk or a
 // server that stopped answering.
 type readFaults struct {
-	*blockd.Cache
+	*chunkcache.Cache
 	run  *os.Root // nil: nowhere to record
 	log  *slog.Logger
 	once sync.Once
 }
 
-func newReadFaults(c *blockd.Cache, run *os.Root, log *slog.Logger) *readFaults {
+func newReadFaults(c *chunkcache.Cache, run *os.Root, log *slog.Logger) *readFaults {
 	return &readFaults{Cache: c, run: run, log: log}
 }
 
@@ -94,18 +107,18 @@ func (r *readFaults) ReadAt(ctx context.Context, p []byte, off int64) error {
 	err := r.Cache.ReadAt(ctx, p, off)
 	if err != nil && r.run != nil {
 		r.once.Do(func() {
-			hint := "the block daemon could not fetch part of the image: see its lines above (blockd:) and the server's error log"
+			advice := "the block daemon could not fetch part of the image: see its lines above (blockd:) and the server's error log"
 			switch {
-			case errors.Is(err, blockd.ErrCorrupt):
-				hint = "the image on the server is not the one the manifest pins (a damaged copy, or something on the path alters it): " +
+			case errors.Is(err, chunkcache.ErrCorrupt):
+				advice = "the image on the server is not the one the manifest pins (a damaged copy, or something on the path alters it): " +
 					"copy the image again, or regenerate the manifest (streamroot manifest) and update streamroot.manifest=sha256:…"
 			case errors.Is(err, context.DeadlineExceeded):
-				hint = "the server stopped sending the image: check that it is up and reachable from the node's network; " +
+				advice = "the server stopped sending the image: check that it is up and reachable from the node's network; " +
 					"streamroot.io.timeout=<s> sets how long a read may wait"
 			}
-			b, _ := json.Marshal(daemonReady{Error: err.Error(), Hint: hint})
+			b, _ := json.Marshal(ready{Error: err.Error(), Hint: advice})
 			if werr := r.run.WriteFile(readFaultFile, append(b, '\n'), 0o644); werr != nil {
-				r.log.Warn("cannot record the failed read", "file", runDir+"/"+readFaultFile, "err", werr)
+				r.log.Warn("cannot record the failed read", "file", r.run.Name()+"/"+readFaultFile, "err", werr)
 			}
 		})
 	}
@@ -114,40 +127,20 @@ func (r *readFaults) ReadAt(ctx context.Context, p []byte, off int64) error {
 
 // readFault is the first read the daemon failed, as an error for the
 // failure block, or nil when none failed.
-func readFault() error {
-	b, err := os.ReadFile(runDir + "/" + readFaultFile)
+func readFault(runDir string) error {
+	b, err := os.ReadFile(runFile(runDir, readFaultFile))
 	if err != nil {
 		return nil
 	}
-	var r daemonReady
+	var r ready
 	if json.Unmarshal(b, &r) != nil || r.Error == "" {
 		return nil
 	}
-	return &hinted{fmt.Errorf("the block daemon could not read the image for the kernel: %s", r.Error), r.Hint}
+	return hint.New(fmt.Errorf("the block daemon could not read the image for the kernel: %s", r.Error), r.Hint)
 }
 
-// daemonConfig is what PID 1 hands the daemon (as JSON on fd 3).
-type daemonConfig struct {
-	Mode        blockd.Mode   `json:"mode"`
-	URL         string        `json:"url,omitempty"`      // HTTP(S) source
-	NBDAddr     string        `json:"nbd_addr,omitempty"` // remote NBD source
-	NBDExport   string        `json:"nbd_export,omitempty"`
-	Insecure    bool          `json:"insecure,omitempty"`
-	Retry       time.Duration `json:"retry"`
-	ReadTimeout time.Duration `json:"read_timeout"`
-	// CacheMiB is streamroot.cache=: lazy mode's memory bound; 0 means
-	// the default, lazyCacheBytes.
-	CacheMiB int64  `json:"cache_mib,omitempty"`
-	SHA256   string `json:"sha256,omitempty"`
-	// Manifest is the chunk manifest PID 1 fetched and checked against
-	// ManifestDigest; the daemon checks it again (it trusts no pipe).
-	Manifest       []byte `json:"manifest,omitempty"`
-	ManifestDigest string `json:"manifest_digest,omitempty"`
-	Debug          bool   `json:"debug,omitempty"`
-}
-
-// daemonReady is the daemon's answer on fd 4.
-type daemonReady struct {
+// ready is the daemon's answer on fd 4, and the form of blockd.readfault.
+type ready struct {
 	Device string `json:"device,omitempty"`
 	Size   int64  `json:"size,omitempty"`
 	ETag   string `json:"etag,omitempty"`
@@ -155,8 +148,19 @@ type daemonReady struct {
 	Hint   string `json:"hint,omitempty"`
 }
 
-// startBlockd starts the daemon and waits until its device is up.
-func (b *boot) startBlockd(dc daemonConfig) (*daemonReady, error) {
+// err is the answer's failure as an error (with its hint), or nil.
+func (r ready) err() error {
+	switch {
+	case r.Error == "":
+		return nil
+	case r.Hint != "":
+		return hint.New(errors.New(r.Error), r.Hint)
+	}
+	return errors.New(r.Error)
+}
+
+// startDaemon starts the daemon and waits until its device is up.
+func startDaemon(s *Spec, o Options) (*Device, error) {
 	cfgR, cfgW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -165,184 +169,224 @@ func (b *boot) startBlockd(dc daemonConfig) (*daemonReady, error) {
 	if err != nil {
 		return nil, err
 	}
-	// bootW stays open in PID 1 and closes (CLOEXEC) when the real init is
-	// exec'd: the daemon's cue to start the background fill.
 	bootR, bootW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	b.bootPipe = bootW
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{daemonArgv0}
+	cmd := exec.Command(o.Exe)
+	cmd.Args = []string{DaemonArgv0}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{cfgR, readyW, bootR}
-	cmd.Env = []string{"PATH=/bin:/sbin"}
+	cmd.Env = []string{"PATH=/bin:/sbin", "STREAMROOT_RUNDIR=" + o.RunDir}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start block daemon: %w", err)
 	}
 	cfgR.Close()
 	readyW.Close()
 	bootR.Close()
-	if err := json.NewEncoder(cfgW).Encode(dc); err != nil {
+	if err := json.NewEncoder(cfgW).Encode(s); err != nil {
 		return nil, err
 	}
 	cfgW.Close()
-	b.log.Info("block daemon started", "pid", cmd.Process.Pid, "mode", dc.Mode)
+	o.Log.Info("block daemon started", "pid", cmd.Process.Pid, "mode", s.Mode)
 
+	r, err := awaitReady(readyR, s.Retry+2*time.Minute+map[bool]time.Duration{true: time.Hour}[s.Mode == bootcfg.FetchRAM])
+	if err != nil {
+		return nil, err
+	}
+	return &Device{Mode: s.Mode, Block: r.Device, Size: r.Size, ETag: r.ETag, runDir: o.RunDir, bootPipe: bootW}, nil
+}
+
+// awaitReady reads the daemon's answer, for at most wait (in ram mode the
+// whole image arrives first; progress is logged meanwhile).
+func awaitReady(r io.Reader, wait time.Duration) (ready, error) {
 	type answer struct {
-		r   daemonReady
+		r   ready
 		err error
 	}
 	ch := make(chan answer, 1)
 	go func() {
-		var r daemonReady
-		err := json.NewDecoder(readyR).Decode(&r)
+		defer func() {
+			if p := recover(); p != nil {
+				ch <- answer{err: fmt.Errorf("reading the block daemon's answer: panic: %v", p)}
+			}
+		}()
+		var a ready
+		err := json.NewDecoder(r).Decode(&a)
 		if errors.Is(err, io.EOF) {
 			err = errors.New("block daemon exited before its device was ready")
 		}
-		ch <- answer{r, err}
+		ch <- answer{a, err}
 	}()
-	wait := dc.Retry + 2*time.Minute
-	if dc.Mode == blockd.RAM {
-		wait += time.Hour // the whole image arrives first; progress is logged
-	}
 	select {
 	case a := <-ch:
 		if a.err != nil {
-			return nil, a.err
+			return ready{}, a.err
 		}
-		if a.r.Error != "" {
-			if a.r.Hint != "" {
-				return nil, &hinted{errors.New(a.r.Error), a.r.Hint}
-			}
-			return nil, errors.New(a.r.Error)
-		}
-		return &a.r, nil
+		return a.r, a.r.err()
 	case <-time.After(wait):
-		return nil, fmt.Errorf("block daemon not ready after %s", wait)
+		return ready{}, fmt.Errorf("block daemon not ready after %s", wait)
 	}
 }
 
-// runDaemon is the daemon's main. It never returns while the device lives.
-func runDaemon() {
+// RunDaemon is the daemon's main. It never returns while the device
+// lives; it exits when the kernel closes the device or the daemon fails
+// (after telling PID 1 why on fd 4).
+func RunDaemon() {
 	level := new(slog.LevelVar)
 	h := bootlog.New(os.Stdout, level)
 	log := slog.New(h).With(bootlog.StageKey, "blockd")
-	ready := os.NewFile(4, "ready")
+	answer := os.NewFile(4, "ready")
 	fail := func(err error) {
 		log.Error(err.Error())
-		r := daemonReady{Error: err.Error()}
-		var h interface{ Hint() string }
-		if errors.As(err, &h) {
-			r.Hint = h.Hint()
-		}
-		_ = json.NewEncoder(ready).Encode(r)
+		_ = json.NewEncoder(answer).Encode(ready{Error: err.Error(), Hint: hint.Of(err)})
 		os.Exit(1)
 	}
-	var dc daemonConfig
-	if err := json.NewDecoder(os.NewFile(3, "config")).Decode(&dc); err != nil {
+	defer func() {
+		if r := recover(); r != nil {
+			fail(fmt.Errorf("block daemon: panic: %v", r))
+		}
+	}()
+	runDir := os.Getenv("STREAMROOT_RUNDIR")
+	if runDir == "" {
+		runDir = DefaultRunDir
+	}
+	s, err := decodeSpec(os.NewFile(3, "config"))
+	if err != nil {
 		fail(fmt.Errorf("read config: %w", err))
 	}
-	if dc.Debug {
+	if s.Debug {
 		level.Set(slog.LevelDebug)
 	}
-	if f, err := bootlog.OpenFile(runDir + "/blockd.log"); err == nil {
+	if f, err := bootlog.OpenFile(runFile(runDir, daemonLog)); err == nil {
 		_ = h.AttachFile(f) // stays valid after /run moves into the new root
 	}
 	// The kernel must not pick the process that serves the root to free memory.
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {
 		log.Warn("cannot protect the daemon from the OOM killer", "err", err)
 	}
-	ctx := context.Background()
+	if err := serve(context.Background(), s, runDir, answer, os.NewFile(5, "boot"), log); err != nil {
+		fail(err)
+	}
+	os.Exit(0)
+}
 
-	var src blockd.Source
-	var hs *httpsrc.Source
-	var etag, server string // server names the source in errors
-	switch {
-	case dc.URL != "":
-		u, err := url.Parse(dc.URL)
+// decodeSpec reads the Spec PID 1 sent. PID 1 checked the manifest against
+// its pin (NewSpec); here it is only decoded.
+func decodeSpec(r io.Reader) (*Spec, error) {
+	var s Spec
+	if err := json.NewDecoder(r).Decode(&s); err != nil {
+		return nil, err
+	}
+	if len(s.Manifest) > 0 {
+		m, err := manifest.Parse(s.Manifest)
 		if err != nil {
-			fail(err)
+			return nil, err
 		}
-		server = u.Redacted()
-		opts := httpsrc.Options{Stall: dc.Retry, Log: log, InsecureSkipVerify: dc.Insecure, Pin: map[string]string{}}
+		s.manifest = m
+	}
+	return &s, nil
+}
+
+// source is an opened image: what the cache reads from, the HTTP source
+// behind it (nil for NBD), and the server as errors name it.
+type source struct {
+	chunkcache.Source
+	http   *httpsrc.Source
+	etag   string
+	server string
+}
+
+// openSource opens the Spec's source, pinning the HTTP server's address
+// now (after switch_root there is no resolv.conf) or dialling the NBD
+// server until rd.retry.
+func openSource(ctx context.Context, s *Spec, log *slog.Logger) (*source, error) {
+	switch {
+	case s.URL != "":
+		u, err := url.Parse(s.URL)
+		if err != nil {
+			return nil, err
+		}
+		opts := httpsrc.Options{Stall: s.Retry, Log: log, InsecureSkipVerify: s.Insecure, Pin: map[string]string{}}
 		if u.Scheme == "https" {
-			pool, err := caPool()
+			pool, err := caPool(s.CABundle)
 			if err != nil {
-				fail(err)
+				return nil, err
 			}
 			opts.RootCAs = pool
 		}
-		addr, pinned, err := pinAddr(ctx, u, dc.Retry, log)
+		addr, pinned, err := pinAddr(ctx, u, s.Retry, log)
 		if err != nil {
-			fail(err)
+			return nil, err
 		}
 		opts.Pin[addr] = pinned
-		s, err := httpsrc.Open(ctx, dc.URL, opts)
+		hs, err := httpsrc.Open(ctx, s.URL, opts)
 		if err != nil {
-			fail(err)
+			return nil, err
 		}
-		src, hs, etag = httpsrc.Device{Source: s}, s, s.ETag
-	case dc.NBDAddr != "":
-		host, port, err := net.SplitHostPort(dc.NBDAddr)
+		return &source{Source: httpsrc.Device{Source: hs}, http: hs, etag: hs.ETag, server: u.Redacted()}, nil
+	case s.NBDAddr != "":
+		host, port, err := net.SplitHostPort(s.NBDAddr)
 		if err != nil {
-			fail(err)
+			return nil, err
 		}
-		server = fmt.Sprintf("NBD server %s, export %q", dc.NBDAddr, dc.NBDExport)
 		ips, err := net.DefaultResolver.LookupHost(ctx, host)
 		if err != nil {
-			fail(fmt.Errorf("resolve NBD server %s: %w", host, err))
+			return nil, fmt.Errorf("resolve NBD server %s: %w", host, err)
 		}
-		addr := net.JoinHostPort(ips[0], port)
-		dctx, cancel := context.WithTimeout(ctx, dc.Retry)
-		var r *nbd.Redialer
-		for {
-			r, err = nbd.NewRedialer(dctx, addr, dc.NBDExport, func(msg string, args ...any) { log.Info(msg, args...) })
-			if err == nil || dctx.Err() != nil || strings.Contains(err.Error(), "refused export") || errors.Is(err, nbd.ErrExportSize) {
-				break
-			}
-			time.Sleep(time.Second)
-		}
-		cancel()
+		r, err := redial(ctx, net.JoinHostPort(ips[0], port), s.NBDExport, s.Retry, log)
 		if err != nil {
-			fail(err)
+			return nil, err
 		}
-		src = r
-	default:
-		fail(errors.New("no source"))
+		return &source{Source: r, server: fmt.Sprintf("NBD server %s, export %q", s.NBDAddr, s.NBDExport)}, nil
 	}
+	return nil, errors.New("no source")
+}
+
+// redial connects to an NBD export, trying again every second for up to
+// retry: a server that is not up yet may come. A refused export or an
+// export size no image has fails at once: asking again will not help.
+func redial(ctx context.Context, addr, export string, retry time.Duration, log *slog.Logger) (*nbd.Redialer, error) {
+	ctx, cancel := context.WithTimeout(ctx, retry)
+	defer cancel()
+	for {
+		r, err := nbd.NewRedialer(ctx, addr, export, func(msg string, args ...any) { log.Info(msg, args...) })
+		if err == nil || ctx.Err() != nil || errors.Is(err, nbd.ErrRefused) || errors.Is(err, nbd.ErrExportSize) {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// newCache opens the chunk cache for the source in the Spec's mode: the
+// RAM check, manifest verification, the lazy bound, the fill's pacing, and
+// where faults are recorded (run; nil: on the console only).
+func newCache(s *Spec, src *source, run *os.Root, log *slog.Logger) (*chunkcache.Cache, *fillPacer, func(error), error) {
 	// PID 1 planned the mode from the kernel line; the image's size is
-	// known only now. The same rules decide again (this process trusts
-	// no pipe), with the RAM shortage if there is one.
-	var short *ramShortage
-	if dc.Mode != blockd.Lazy && !fitsInRAM(src.Size()) {
-		short = &ramShortage{Size: src.Size(), Avail: memAvailable()}
+	// known only now.
+	if err := s.fit(src.Size(), math.MaxInt64, log); err != nil {
+		return nil, nil, nil, err
 	}
-	plan, err := planFetch(bootcfg.FetchMode(dc.Mode), dc.SHA256 != "", dc.ManifestDigest != "", short)
-	if err != nil {
-		fail(err)
-	}
-	if short != nil {
-		log.Warn(plan.Note)
-	}
-	dc.Mode = blockd.Mode(plan.Mode)
 	// In ram mode the whole-image hash is checked before the kernel sees a
 	// byte; otherwise only a manifest or a validator keeps two versions apart.
-	if hs != nil && !hs.HasValidator() && dc.ManifestDigest == "" && (dc.Mode != blockd.RAM || dc.SHA256 == "") {
-		log.Warn(noValidatorWarning(hs.URL))
+	if src.http != nil && !src.http.HasValidator() && s.manifest == nil && (s.Mode != bootcfg.FetchRAM || len(s.SHA256) == 0) {
+		log.Warn(noValidatorWarning(src.http.URL))
 	}
-	bo := blockd.Options{Mode: dc.Mode, ReadTimeout: dc.ReadTimeout, Log: log, Permanent: permanentSourceError}
+	bo := chunkcache.Options{Bounded: s.Mode == bootcfg.FetchLazy, ReadTimeout: s.IOTimeout, Log: log, Permanent: permanentSourceError}
 	var pacer *fillPacer
-	if dc.Mode == blockd.Stream {
+	if s.Mode == bootcfg.FetchStream {
 		// The fill runs beside the booted system (ram mode's runs before
 		// it, while PID 1 waits: at full speed).
 		pacer = newFillPacer()
 		bo.FillThread, bo.FillPace = fillThread, pacer.Pace
 	}
-	if dc.Mode == blockd.Lazy {
-		bo.CacheBytes = lazyCacheBytes(dc.CacheMiB, memTotal())
+	if s.Mode == bootcfg.FetchLazy {
+		bo.CacheBytes = lazyCacheBytes(s.CacheMiB, memTotal())
 		how := "default: RAM/16, at most 256 MiB; set with streamroot.cache=<MiB>"
-		if dc.CacheMiB > 0 {
+		if s.CacheMiB > 0 {
 			how = "streamroot.cache"
 		}
 		log.Info("lazy cache bound", "size", mib(bo.CacheBytes), "from", how)
@@ -351,34 +395,15 @@ func runDaemon() {
 	// root, so the fault is recorded for the booted system too; before
 	// the switch PID 1 reads it to say why the root could not be read.
 	recordFault := func(error) {}
-	run, err := os.OpenRoot(runDir)
-	if err == nil {
+	if run != nil {
 		recordFault = func(err error) {
 			if werr := run.WriteFile(faultFile, []byte(err.Error()+"\n"), 0o644); werr != nil {
-				log.Warn("cannot record the fault", "file", runDir+"/"+faultFile, "err", werr)
+				log.Warn("cannot record the fault", "file", run.Name()+"/"+faultFile, "err", werr)
 			}
 		}
 		bo.OnPermanent = recordFault
-	} else {
-		log.Warn("a fault that stops the daemon will be on the console only", "err", err)
 	}
-	if dc.ManifestDigest != "" {
-		sum, err := hex.DecodeString(dc.ManifestDigest)
-		if err != nil || len(sum) != 32 {
-			fail(errors.New("bad manifest digest"))
-		}
-		m, err := manifest.ParsePinned(dc.Manifest, [32]byte(sum))
-		if err != nil {
-			fail(err)
-		}
-		if m.Size != src.Size() {
-			fail(fmt.Errorf("the manifest is for an image of %d bytes, the server has %d", m.Size, src.Size()))
-		}
-		if want, err := hex.DecodeString(dc.SHA256); err != nil {
-			fail(errors.New("bad image digest"))
-		} else if err := checkPins(want, m.SHA256); err != nil {
-			fail(err)
-		}
+	if m := s.manifest; m != nil {
 		bo.Chunk = m.Chunk
 		bo.Verify = func(i int, data []byte) error {
 			if err := m.VerifyChunk(i, data); err != nil {
@@ -389,23 +414,44 @@ func runDaemon() {
 		}
 		log.Info("every chunk is verified against the manifest", "chunks", m.NumChunks())
 	}
-	cache, err := blockd.New(src, bo)
+	cache, err := chunkcache.New(src, bo)
 	if err != nil {
-		fail(&hinted{fmt.Errorf("%s: %w", server, err),
-			"the server reports a size no image has: check the server (an NBD export's size, an HTTP Content-Range) and anything between it and this node"})
+		return nil, nil, nil, hint.New(fmt.Errorf("%s: %w", src.server, err),
+			"the server reports a size no image has: check the server (an NBD export's size, an HTTP Content-Range) and anything between it and this node")
 	}
-	if dc.Mode == blockd.RAM {
-		if err := fillAndCheck(ctx, cache, dc, nil, log); err != nil {
+	return cache, pacer, recordFault, nil
+}
+
+// serve opens the source, attaches the nbd device, answers PID 1 on
+// answer, and serves the kernel until it closes the device; in stream mode
+// the background fill starts when boot reaches EOF (PID 1 exec'd the real
+// init, or gave up).
+func serve(ctx context.Context, s *Spec, runDir string, answer io.WriteCloser, boot io.Reader, log *slog.Logger) error {
+	src, err := openSource(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	run, err := os.OpenRoot(runDir)
+	if err != nil {
+		log.Warn("a fault that stops the daemon will be on the console only", "err", err)
+		run = nil
+	}
+	cache, pacer, recordFault, err := newCache(s, src, run, log)
+	if err != nil {
+		return err
+	}
+	if s.Mode == bootcfg.FetchRAM {
+		if err := fillAndCheck(ctx, cache, s.SHA256, nil, log); err != nil {
 			var bad *hashMismatchError
 			if errors.As(err, &bad) {
-				err = &hinted{err, sha256Hint}
+				err = hint.New(err, sha256Hint)
 			}
-			fail(err)
+			return err
 		}
 	}
-	dev, err := nbd.Attach(nbd.AttachOptions{Size: cache.Size(), BlockSize: 512, ReadOnly: true, Timeout: dc.ReadTimeout + 30*time.Second})
+	dev, err := nbd.Attach(nbd.AttachOptions{Size: cache.Size(), BlockSize: 512, ReadOnly: true, Timeout: s.IOTimeout + 30*time.Second})
 	if err != nil {
-		fail(err)
+		return err
 	}
 	// The kernel reads through rev: a whole image that fails its hash
 	// after the fill is revoked, and no read is answered from it again.
@@ -415,27 +461,34 @@ func runDaemon() {
 	served := make(chan error, 1)
 	go func() { served <- nbd.Serve(ctx, dev.Conn, rev, 32, log) }()
 	if err := nbd.WaitReady(dev.Index, cache.Size(), 30*time.Second); err != nil {
-		fail(err)
+		return err
 	}
-	log.Info("serving the image", "device", dev.Path, "size", mib(cache.ImageSize()), "mode", dc.Mode)
-	_ = json.NewEncoder(ready).Encode(daemonReady{Device: dev.Path, Size: cache.ImageSize(), ETag: etag})
-	ready.Close()
+	log.Info("serving the image", "device", dev.Path, "size", mib(cache.ImageSize()), "mode", s.Mode)
+	_ = json.NewEncoder(answer).Encode(ready{Device: dev.Path, Size: cache.ImageSize(), ETag: src.etag})
+	answer.Close()
 
-	if dc.Mode == blockd.Stream {
+	if s.Mode == bootcfg.FetchStream {
 		// Boot reads go first: the fill starts when the real init runs
 		// (PID 1's end of the pipe closes on exec) or PID 1 gave up.
-		_, _ = io.Copy(io.Discard, os.NewFile(5, "boot"))
-		go backgroundFill(ctx, cache, rev, dc, pacer, recordFault, log)
+		_, _ = io.Copy(io.Discard, boot)
+		go backgroundFill(ctx, cache, rev, s.SHA256, pacer, recordFault, log)
 	}
 	err = <-served
 	log.Warn("the kernel closed the device", "err", err, "stats", fmt.Sprintf("%+v", cache.Stats()))
-	os.Exit(0)
+	return nil
 }
 
 // backgroundFill is stream mode's fill after the boot. A whole image that
 // fails streamroot.sha256= is revoked: the pinned image is not the one
 // being served, so nothing more of it may reach the kernel.
-func backgroundFill(ctx context.Context, cache *blockd.Cache, rev *revocable, dc daemonConfig, pacer *fillPacer, recordFault func(error), log *slog.Logger) {
+func backgroundFill(ctx context.Context, cache *chunkcache.Cache, rev *revocable, want []byte, pacer *fillPacer, recordFault func(error), log *slog.Logger) {
+	defer func() {
+		// The daemon serves the root: a bug in the fill must not take the
+		// device down with it. What is local keeps being served.
+		if r := recover(); r != nil {
+			log.Error(fmt.Sprintf("background fill failed: panic: %v; the root keeps reading from the server", r))
+		}
+	}()
 	// The whole-image hash after the fill is CPU work for the background
 	// too: on this goroutine's own thread, at the fill's priority.
 	if pacer != nil {
@@ -444,7 +497,7 @@ func backgroundFill(ctx context.Context, cache *blockd.Cache, rev *revocable, dc
 		lower()
 	}
 	var bad *hashMismatchError
-	switch err := fillAndCheck(ctx, cache, dc, pacer, log); {
+	switch err := fillAndCheck(ctx, cache, want, pacer, log); {
 	case err == nil:
 	case errors.As(err, &bad):
 		revokeImage(rev, recordFault, err, log)
@@ -458,10 +511,10 @@ func backgroundFill(ctx context.Context, cache *blockd.Cache, rev *revocable, dc
 
 // fillAndCheck fetches every chunk, logging progress every few seconds, and
 // checks the whole-image hash when one was pinned.
-func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, pacer *fillPacer, log *slog.Logger) error {
+func fillAndCheck(ctx context.Context, c *chunkcache.Cache, want []byte, pacer *fillPacer, log *slog.Logger) error {
 	start := time.Now()
 	last := time.Now()
-	err := c.Fill(ctx, func(s blockd.Stats) {
+	err := c.Fill(ctx, func(s chunkcache.Stats) {
 		if time.Since(last) < 2*time.Second {
 			return
 		}
@@ -477,13 +530,13 @@ func fillAndCheck(ctx context.Context, c *blockd.Cache, dc daemonConfig, pacer *
 	}
 	// The hash comes before "fill complete": that line tells the booted
 	// system the local copy is the pinned image and the server can go.
-	if dc.SHA256 != "" {
+	if len(want) > 0 {
 		h := sha256.New()
 		if _, err := io.Copy(h, bufio.NewReaderSize(c.Reader(), 1<<20)); err != nil {
 			return err
 		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != dc.SHA256 {
-			return &hashMismatchError{got: got, want: dc.SHA256}
+		if got := h.Sum(nil); !bytes.Equal(got, want) {
+			return &hashMismatchError{got: hex.EncodeToString(got), want: hex.EncodeToString(want)}
 		}
 		log.Info("whole-image sha256 verified")
 	}
@@ -587,9 +640,9 @@ func pinAddrWith(ctx context.Context, lookup func(context.Context, string) ([]st
 		}
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-			return "", "", &hinted{fmt.Errorf("%s: resolve %s: %w", u.Redacted(), host, err),
-				"the DNS server says the name does not exist: check the host name in root= and the DNS servers " +
-					"the DHCP lease (or nameserver=) gives"}
+			return "", "", hint.New(fmt.Errorf("%s: resolve %s: %w", u.Redacted(), host, err),
+				"the DNS server says the name does not exist: check the host name in root= and the DNS servers "+
+					"the DHCP lease (or nameserver=) gives")
 		}
 		// Full jitter, as httpsrc's backoff: a rack booting at once spreads
 		// its queries.
@@ -600,9 +653,9 @@ func pinAddrWith(ctx context.Context, lookup func(context.Context, string) ([]st
 		}
 		select {
 		case <-ctx.Done():
-			return "", "", &hinted{fmt.Errorf("%s: resolve %s: no answer within %s (rd.retry): last error: %w", u.Redacted(), host, retry, err),
-				"check that the DNS server the DHCP lease (or nameserver=) names is up, reachable from the node's network " +
-					"and knows the name, or use the server's address in root=; rd.retry=<s> sets how long to keep trying"}
+			return "", "", hint.New(fmt.Errorf("%s: resolve %s: no answer within %s (rd.retry): last error: %w", u.Redacted(), host, retry, err),
+				"check that the DNS server the DHCP lease (or nameserver=) names is up, reachable from the node's network "+
+					"and knows the name, or use the server's address in root=; rd.retry=<s> sets how long to keep trying")
 		case <-time.After(wait):
 		}
 	}
@@ -621,22 +674,4 @@ func lazyCacheBytes(argMiB, memTotal int64) int64 {
 		return 64 << 20
 	}
 	return min(memTotal/16, 256<<20)
-}
-
-// memTotal is the RAM the kernel manages, or 0 if unknown.
-func memTotal() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			var kb int64
-			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb); err != nil || kb < 0 || kb > 1<<42 {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
 }

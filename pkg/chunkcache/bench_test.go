@@ -1,4 +1,4 @@
-package blockd_test
+package chunkcache_test
 
 // The block daemon's cache over a loopback HTTP server (httpsrc.Device),
 // with and without added round-trip latency (a delaying proxy on loopback):
@@ -10,7 +10,7 @@ package blockd_test
 //   - fill: stream mode's background fill of the whole image, for several
 //     worker counts.
 //
-//	go test ./pkg/blockd -run '^$' -bench . -benchtime 1x
+//	go test ./pkg/chunkcache -run '^$' -bench . -benchtime 1x
 //
 // STREAMROOT_BENCH_RTTS (ms, default "0,50") and STREAMROOT_BENCH_MIB
 // (image size, default 64) change the grid. docs/benchmarks.md records a run.
@@ -23,13 +23,13 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/bench/benchimg"
-	"github.com/streamroot/streamroot/pkg/blockd"
+	"github.com/streamroot/streamroot/pkg/chunkcache"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
 
 // openCache opens the image (through a delay proxy when rtt > 0) and a
 // cache over it.
-func openCache(b *testing.B, rtt time.Duration, o blockd.Options) *blockd.Cache {
+func openCache(b *testing.B, rtt time.Duration, o chunkcache.Options) *chunkcache.Cache {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -38,7 +38,7 @@ func openCache(b *testing.B, rtt time.Duration, o blockd.Options) *blockd.Cache 
 		b.Fatal(err)
 	}
 	o.ReadTimeout = time.Minute
-	c, err := blockd.New(httpsrc.Device{Source: src}, o)
+	c, err := chunkcache.New(httpsrc.Device{Source: src}, o)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func BenchmarkDemandSequential(b *testing.B) {
 				buf := make([]byte, 128<<10)
 				for b.Loop() {
 					b.StopTimer()
-					c := openCache(b, rtt, blockd.Options{Mode: blockd.Lazy, Chunk: chunk, CacheChunks: 64})
+					c := openCache(b, rtt, chunkcache.Options{Bounded: true, Chunk: chunk, CacheChunks: 64})
 					b.StartTimer()
 					for off := int64(0); off < size; off += int64(len(buf)) {
 						if err := c.ReadAt(context.Background(), buf, off); err != nil {
@@ -81,7 +81,7 @@ func BenchmarkDemandRandom4K(b *testing.B) {
 				var total time.Duration
 				for b.Loop() {
 					b.StopTimer()
-					c := openCache(b, rtt, blockd.Options{Mode: blockd.Lazy, Chunk: chunk, CacheChunks: 4})
+					c := openCache(b, rtt, chunkcache.Options{Bounded: true, Chunk: chunk, CacheChunks: 4})
 					b.StartTimer()
 					for range reads {
 						off := r.Int64N(size/4096) * 4096
@@ -108,7 +108,7 @@ func BenchmarkFill(b *testing.B) {
 					b.SetBytes(size)
 					for b.Loop() {
 						b.StopTimer()
-						c := openCache(b, rtt, blockd.Options{Mode: blockd.Stream, Chunk: chunk, Parallel: par})
+						c := openCache(b, rtt, chunkcache.Options{Chunk: chunk, Parallel: par})
 						b.StartTimer()
 						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 						err := c.Fill(ctx, nil)

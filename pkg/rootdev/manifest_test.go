@@ -1,4 +1,4 @@
-package main
+package rootdev
 
 import (
 	"bytes"
@@ -26,11 +26,8 @@ func TestLoadManifestRedactsURL(t *testing.T) {
 	}
 	u.User = url.UserPassword("op", "s3cret")
 	var logs bytes.Buffer
-	b := &boot{
-		log: slog.New(slog.NewTextHandler(&logs, nil)),
-		cfg: &bootcfg.Config{Root: bootcfg.Root{Kind: bootcfg.RootLive, URL: u}, Manifest: make([]byte, 32), Retry: 5 * time.Second},
-	}
-	err = b.loadManifest(context.Background())
+	cfg := &bootcfg.Config{Root: bootcfg.Root{Kind: bootcfg.RootLive, URL: u}, Manifest: make([]byte, 32), Retry: 5 * time.Second}
+	_, err = NewSpec(context.Background(), cfg, bootcfg.FetchStream, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err == nil {
 		t.Fatal("a manifest that does not match the pin was accepted")
 	}

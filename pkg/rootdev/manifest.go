@@ -1,0 +1,38 @@
+package rootdev
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/streamroot/streamroot/pkg/hint"
+	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/pkg/manifest"
+)
+
+// loadManifest fetches the chunk manifest from u and checks it against the
+// pinned digest.
+func (s *Spec) loadManifest(ctx context.Context, u string, pin [32]byte, log *slog.Logger) error {
+	opts := httpsrc.Options{Stall: s.Retry, Log: log, InsecureSkipVerify: s.Insecure}
+	if strings.HasPrefix(u, "https:") {
+		pool, err := caPool(s.CABundle)
+		if err != nil {
+			return err
+		}
+		opts.RootCAs = pool
+	}
+	data, err := httpsrc.GetSmall(ctx, u, 64<<20, opts)
+	if err != nil {
+		return hint.New(fmt.Errorf("manifest: %w", err), "publish the manifest next to the image (streamroot manifest IMAGE writes IMAGE.manifest) or name it with streamroot.manifest.url=")
+	}
+	shown := redact(u) // for the console: never the URL's password
+	m, err := manifest.ParsePinned(data, pin)
+	if err != nil {
+		return hint.New(fmt.Errorf("manifest %s: %w", shown, err),
+			"the manifest on the server is not the one the kernel line pins: regenerate it with streamroot manifest and update streamroot.manifest=sha256:…")
+	}
+	s.manifest, s.Manifest = m, data
+	log.Info("manifest verified", "url", shown, "chunks", m.NumChunks(), "chunk", mib(m.Chunk))
+	return nil
+}
