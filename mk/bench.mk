@@ -83,10 +83,10 @@ bench: bench-images
 	echo; echo "bench: report in $(BENCH_DIR)/report.md ($$((elapsed / 60)) min $$((elapsed % 60)) s)"; \
 	exit $$status
 
-# go test -bench for pkg/httpsrc (full fetch vs curl) and pkg/blockd (demand
+# go test -bench for pkg/httpsrc (full fetch vs curl) and pkg/chunkcache (demand
 # reads, fill), one iteration per cell: each cell moves the whole image.
 bench-micro:
 	@mkdir -p $(BENCH_DIR)
 	@set -o pipefail; { echo '### Micro-benchmarks (go test -bench, loopback, 64 MiB image)'; echo; echo '```'; \
-	  STREAMROOT_BENCH_RTTS=$(BENCH_MICRO_RTTS) $(GO) test -p 1 ./pkg/httpsrc ./pkg/blockd -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m | grep -E '^(Benchmark|ok|FAIL|---)' ; \
+	  STREAMROOT_BENCH_RTTS=$(BENCH_MICRO_RTTS) $(GO) test -p 1 ./pkg/httpsrc ./pkg/chunkcache -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m | grep -E '^(Benchmark|ok|FAIL|---)' ; \
 	  echo '```'; } | tee $(BENCH_DIR)/report-micro.md

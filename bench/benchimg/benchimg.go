@@ -1,5 +1,5 @@
 // Package benchimg is the image server the fetch micro-benchmarks of
-// pkg/httpsrc and pkg/blockd share: one random image behind a loopback
+// pkg/httpsrc and pkg/chunkcache share: one random image behind a loopback
 // HTTP server that answers Range and If-Range with a strong ETag
 // (http.ServeContent), as nginx does, and the RTT grid to run at.
 package benchimg
