@@ -4,17 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math"
 	"math/bits"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,15 +64,20 @@ ISO without the live image).
 
 // report is what inspect prints; -json prints it as is.
 type report struct {
-	Source   string     `json:"source"`
-	Size     int64      `json:"size"`
-	Layout   string     `json:"layout"`
-	Boot     string     `json:"boot"`
-	Problem  string     `json:"problem,omitempty"`
+	Source  string `json:"source"`
+	Size    int64  `json:"size"`
+	Layout  string `json:"layout"`
+	Boot    string `json:"boot"`
+	Problem string `json:"problem,omitempty"`
+	// Error and Hint are set when the image cannot boot, as in every
+	// failed --json result.
+	Error    string     `json:"error,omitempty"`
+	Hint     string     `json:"hint,omitempty"`
 	Layers   []layer    `json:"layers"`
 	Notes    []string   `json:"notes,omitempty"`
 	HTTP     *httpStats `json:"http,omitempty"`
 	bootable bool
+	hint     string        // advice for the problem, if any
 	layout   imgfmt.Layout // the live layout the walk follows
 }
 
@@ -130,10 +137,13 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	liveDir := fs.String("live-dir", imgfmt.DefaultLiveDir, "`dir` of the live images, as rd.live.dir= (. is the top)")
 	squashImg := fs.String("squashimg", imgfmt.DefaultSquashImg, "`name` of the live image inside an ISO, as rd.live.squashimg=")
 	isoPath := fs.String("path", "", "`path` of the live image inside an ISO (default: <live-dir>/<squashimg>)")
+	cacert := fs.String("cacert", "", "PEM `file` of CA certificates to trust for an https:// URL (instead of the system's)")
+	insecure := fs.Bool("insecure", false, "do not verify an https:// server's certificate (as rd.noverifyssl)")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
 	}
+	e.json = *asJSON
 	if len(pos) != 1 {
 		return usagef("want exactly one IMAGE, ISO or URL, got %d arguments", len(pos))
 	}
@@ -147,7 +157,17 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	var hs *httpsrc.Source
 	var br *httpsrc.BlockReader
 	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		if hs, err = openURL(ctx, src, httpsrc.Options{Stall: inspectStall, Proxy: http.ProxyFromEnvironment}); err != nil {
+		stall := inspectStall
+		if e.stall > 0 {
+			stall = e.stall
+		}
+		o := httpsrc.Options{Stall: stall, Proxy: http.ProxyFromEnvironment, InsecureSkipVerify: *insecure}
+		if *cacert != "" {
+			if o.RootCAs, err = loadCAs(*cacert); err != nil {
+				return err
+			}
+		}
+		if hs, err = openURL(ctx, src, o); err != nil {
 			return err
 		}
 		br = hs.BlockReader(ctx, inspectBlock, inspectBudget)
@@ -161,6 +181,8 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 			in.rep.Notes = append(in.rep.Notes, "WARNING: the server sends neither ETag nor Last-Modified: a boot cannot tell "+
 				"the image from one replaced on the server mid-boot (only a size change is seen); pin it with a manifest (streamroot.manifest=)")
 		}
+	} else if *cacert != "" || *insecure {
+		return usagef("-cacert and -insecure apply to an https:// URL only")
 	} else if strings.Contains(src, "://") {
 		return usagef("%s: only http:// and https:// URLs can be inspected", src)
 	} else {
@@ -169,6 +191,12 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 		defer f.Close()
+		if st, err := f.Stat(); err != nil {
+			return err
+		} else if k := fileKind(st.Mode()); k != "" {
+			return withHint(fmt.Errorf("%s: %s, not an image file or block device", src, k),
+				"give an image file, a block device such as /dev/sdb, or an http(s):// URL")
+		}
 		size, err := f.Seek(0, io.SeekEnd) // works for block devices too
 		if err != nil {
 			return fmt.Errorf("%s: %w", src, err)
@@ -188,24 +216,20 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("%s: %w", src, err)
 	}
 	in.summarize()
+	var bootErr error
+	if !in.rep.bootable {
+		bootErr = withHint(fmt.Errorf("%s: cannot boot: %s", src, in.rep.Problem), "%s", in.rep.hint)
+		in.rep.Error, in.rep.Hint = bootErr.Error(), in.rep.hint
+	}
 	if *asJSON {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(in.rep); err != nil {
-			return err
-		}
-		if _, err := e.stdout.Write(jsonEscapeNonPrint(buf.Bytes())); err != nil {
+		e.json = false // the report is the JSON result, failure or not
+		if err := writeJSON(e.stdout, in.rep); err != nil {
 			return err
 		}
 	} else {
 		printReport(e.stdout, in.rep)
 	}
-	if !in.rep.bootable {
-		return fmt.Errorf("%s: cannot boot: %s", src, in.rep.Problem)
-	}
-	return nil
+	return bootErr
 }
 
 // What inspect URL reads: 64 KiB blocks (the first holds every
@@ -231,8 +255,63 @@ func openURL(ctx context.Context, rawURL string, o httpsrc.Options) (*httpsrc.So
 		return nil, fmt.Errorf("GET %s: the server ignored the Range request (answered 200 OK); refusing to download the whole file (streamroot needs Range support too)", u.Redacted())
 	case errors.As(err, &se) && se.Code == http.StatusRequestedRangeNotSatisfiable:
 		return nil, fmt.Errorf("%w (an empty file?)", err)
+	case errors.As(err, &se):
+		return nil, err
 	}
-	return nil, err
+	return nil, withHint(err, "%s", netHint(err))
+}
+
+// netHint is the advice for a failure to reach or trust a server.
+func netHint(err error) string {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var dns *net.DNSError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &ua):
+		return "the server's certificate is signed by a CA this host does not trust: -cacert FILE names the CA, -insecure skips the check (a node needs rd.noverifyssl or the CA in its initramfs too)"
+	case errors.As(err, &hn), errors.As(err, &ci):
+		return "the server's certificate does not fit (wrong name or expired): fix the certificate or use the name it carries; -insecure skips the check"
+	case errors.As(err, &dns):
+		return "the host name does not resolve here: check its spelling and this host's DNS, or give the server's IP address"
+	case errors.As(err, &op) && op.Op == "dial":
+		return "nothing answers at that address: is the server running, is the port right, does a firewall drop it? (streamroot serve DIR starts one)"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "the server stopped answering: check the network and the server's load, then try again"
+	}
+	return "check the URL and that the server answers it (curl -I URL)"
+}
+
+// fileKind names a file type inspect cannot read as an image ("" for a
+// regular file or a block device).
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsRegular(), m&os.ModeDevice != 0 && m&os.ModeCharDevice == 0:
+		return ""
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
+}
+
+// loadCAs reads a PEM bundle for -cacert.
+func loadCAs(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, withHint(fmt.Errorf("-cacert %s: no PEM certificate in it", file), "give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)")
+	}
+	return pool, nil
 }
 
 func (in *inspector) problem(format string, args ...any) {
@@ -261,6 +340,7 @@ func (in *inspector) layer(ra io.ReaderAt, size int64, offset *int64, inPath str
 	truncated := func(kind string) {
 		if !facts.Fits(size) {
 			in.problem("truncated: %s declares %d bytes, %s has %d", kind, facts.Declared, nameOr(inPath, "the image"), size)
+			in.rep.hint = "the copy is incomplete: copy or download it again, then 'streamroot manifest -verify' it against its manifest"
 		}
 	}
 	switch facts.Kind {
@@ -373,6 +453,8 @@ func (in *inspector) squashfs(ra io.ReaderAt, size int64, offset *int64, inPath 
 	in.rep.Layers = append(in.rep.Layers, layer{Kind: "squashfs", Path: inPath, Offset: offset, Size: size, Squashfs: info})
 	if !facts.Fits(size) {
 		in.problem("truncated: squashfs declares %d bytes, %s has %d", facts.Declared, nameOr(inPath, "the image"), size)
+		in.rep.hint = "the copy is incomplete: copy or download it again, then 'streamroot manifest -verify' it against its manifest"
+		info.Reason = fmt.Sprintf("not read: the squashfs is truncated (%d of %d bytes)", size, facts.Declared)
 		return nil
 	}
 	inner, innerHead, innerSize, goErr := in.squashGo(ra, sb, info)
@@ -540,8 +622,12 @@ func (in *inspector) summarize() {
 	}
 	switch {
 	case top.Kind == "iso9660":
-		r.Boot = fmt.Sprintf("a live ISO: root=live:<URL of the .iso> boots it (streamroot opens %s inside), "+
-			"or 'streamroot extract' that file and boot root=live:<its URL>", top.ISO.Image)
+		with := ""
+		if a := liveArgs(in.isoPath); a != "" {
+			with = " with " + a + " on the kernel line"
+		}
+		r.Boot = fmt.Sprintf("a live ISO: root=live:<URL of the .iso>%s boots it (streamroot opens %s inside), "+
+			"or 'streamroot extract -path %s' that file and boot root=live:<its URL>", with, top.ISO.Image, in.isoPath)
 	case sq != nil && sq.LiveImage != "":
 		r.Boot = "dracut's live layout: root=live:<URL> boots it; streamroot mounts " + sq.LiveImage + " from inside"
 	default:
@@ -551,6 +637,26 @@ func (in *inspector) summarize() {
 		r.Notes = append(r.Notes, fmt.Sprintf("the squashfs holds neither %s nor an init (%s): is it a root filesystem?",
 			in.rep.layout.LiveImages()[0], strings.Join(imgfmt.InitCandidates(), ", ")))
 	}
+}
+
+// liveArgs are the kernel arguments that make a boot open isoPath inside
+// an ISO instead of the default LiveOS/squashfs.img ("" for that).
+func liveArgs(isoPath string) string {
+	p := path.Clean(strings.TrimPrefix(isoPath, "/"))
+	dir, name := path.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		dir = "."
+	}
+	def := imgfmt.DefaultLayout()
+	var args []string
+	if !strings.EqualFold(dir, def.LiveDir) {
+		args = append(args, "rd.live.dir="+dir)
+	}
+	if !strings.EqualFold(name, def.SquashImg) {
+		args = append(args, "rd.live.squashimg="+name)
+	}
+	return strings.Join(args, " ")
 }
 
 // printReport prints the human report. Every string that came from the
@@ -584,6 +690,8 @@ func printReport(w io.Writer, r *report) {
 			switch {
 			case s.LiveImage != "":
 				fmt.Fprintf(w, "%sholds %s (dracut live layout)\n", ind, esc(s.LiveImage))
+			case s.Contents == "unknown" && s.Reason != "":
+				fmt.Fprintf(w, "%scontents unknown: %s\n", ind, esc(s.Reason))
 			case s.Contents == "unknown":
 				fmt.Fprintf(w, "%scontents unknown\n", ind)
 			case len(s.Root) > 0:
