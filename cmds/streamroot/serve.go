@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,17 +31,28 @@ Serves the regular files under DIR over HTTP, for labs and tests
     refused; names starting with "." (.git, .htpasswd) are never served
     (404); only regular files are opened, never a FIFO or a device
   - one access-log line per request on stderr: method, path, range,
-    status, bytes sent, duration
+    status, bytes sent, duration, client, user agent; a refused request
+    (4xx) is logged at WARN with the reason, a response the client cut
+    short gets note="client aborted ..."
 
-SIGINT or SIGTERM stops it gracefully (requests in flight get 10 s).
+SIGINT or SIGTERM stops it gracefully: requests in flight get -grace
+(10 s) to finish, then their connections are closed; the log says how
+many there were. Either way the exit code is 0.
 `
 
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("serve", serveUsage)
 	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on (0.0.0.0:8080 for every interface; port 0 picks a free one)")
+	grace := fs.Duration("grace", 10*time.Second, "how long requests in flight may finish after SIGINT/SIGTERM")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
+	}
+	if err := checkAddr(*addr); err != nil {
+		return err
+	}
+	if *grace < 0 {
+		return usagef("-grace %s: must not be negative", *grace)
 	}
 	if len(pos) != 1 {
 		return usagef("want exactly one DIR, got %d arguments", len(pos))
@@ -63,8 +76,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	fsrv := &fileServer{root: root, log: log}
 	srv := &http.Server{
-		Handler:           &fileServer{root: root, log: log},
+		Handler:           fsrv,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -78,12 +92,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "reason", context.Cause(ctx))
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info("shutting down", "reason", context.Cause(ctx), "requests_in_flight", fsrv.inFlight.Load(), "grace", *grace)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// Asked to stop, it stops: a slow client is the client's problem,
+		// not a failure of the server.
+		log.Warn("grace period over: closing the connections of requests still in flight", "requests", fsrv.inFlight.Load(), "grace", *grace)
 		srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -92,28 +108,51 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// checkAddr refuses a listen address that is not host:port with a
+// numeric port ("8080" alone, say), as a usage error.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("-addr %q: want host:port, e.g. 127.0.0.1:8080 or :8080 (every interface)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return usagef("-addr %q: the port must be a number from 0 to 65535", addr)
+	}
+	return nil
+}
+
 // fileServer serves the regular files of root.
 type fileServer struct {
-	root *os.Root
-	log  *slog.Logger
+	root     *os.Root
+	log      *slog.Logger
+	inFlight atomic.Int64 // requests being answered, for the shutdown log
 }
 
 func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
 	lw := &logWriter{ResponseWriter: w}
 	note := s.serve(lw, r)
 	if r.Method == http.MethodHead {
 		lw.bytes = 0 // net/http discards a HEAD response's body
 	}
+	if note == "" && lw.err != nil {
+		note = "client aborted: " + lw.err.Error()
+	}
 	attrs := []any{
 		"method", r.Method, "path", r.URL.Path, "range", r.Header.Get("Range"),
 		"status", lw.status(), "bytes", lw.bytes, "duration", time.Since(start).Round(time.Microsecond),
-		"remote", r.RemoteAddr,
+		"remote", r.RemoteAddr, "agent", r.UserAgent(),
 	}
 	if note != "" {
 		attrs = append(attrs, "note", note)
 	}
-	s.log.Info("request", attrs...)
+	level := slog.LevelInfo
+	if c := lw.status(); c >= 400 && c < 600 || lw.err != nil {
+		level = slog.LevelWarn
+	}
+	s.log.Log(r.Context(), level, "request", attrs...)
 }
 
 // serve answers one request and returns a note for the access log when the
@@ -246,6 +285,13 @@ type logWriter struct {
 	http.ResponseWriter
 	code  int
 	bytes int64
+	err   error // the first write error: the client went away
+}
+
+func (w *logWriter) noteErr(err error) {
+	if err != nil && w.err == nil {
+		w.err = err
+	}
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -261,6 +307,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
+	w.noteErr(err)
 	return n, err
 }
 
@@ -272,6 +319,7 @@ func (w *logWriter) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
 		n, err := rf.ReadFrom(r)
 		w.bytes += n
+		w.noteErr(err)
 		return n, err
 	}
 	return io.Copy(struct{ io.Writer }{w}, r)
