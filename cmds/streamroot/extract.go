@@ -15,7 +15,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
-const extractUsage = `Usage: streamroot extract ISO [-path LiveOS/squashfs.img] [-o DIR|-] [-f]
+const extractUsage = `Usage: streamroot extract ISO [-path LiveOS/squashfs.img] [-o DIR|-] [-f|--force]
 
 Copies one file out of an ISO 9660 image without mounting it (pure Go,
 no root needed): by default the live image LiveOS/squashfs.img, which is

@@ -31,7 +31,8 @@ import (
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
-const inspectUsage = `Usage: streamroot inspect [-json] [-live-dir LiveOS] [-squashimg squashfs.img] [-path P] IMAGE|ISO|URL
+const inspectUsage = `Usage: streamroot inspect [-json] [-live-dir LiveOS] [-squashimg squashfs.img] [-path P]
+                         [-cacert FILE] [-insecure] IMAGE|ISO|URL
 
 Tells what an image is and how streamroot would boot it, layer by layer,
 by the rules a boot follows (pkg/imgfmt):
@@ -48,6 +49,8 @@ by the rules a boot follows (pkg/imgfmt):
 A URL (http:// or https://) is read with Range requests: the first 64 KiB,
 then only the directory and metadata blocks needed, never the whole file
 (at most 32 MiB in all); the report says how much was fetched.
+An https:// server is checked against the system's CAs, or -cacert's;
+-insecure skips the check.
 
 squashfs contents are read in pure Go for gzip, xz, lzma and zstd images;
 for lzo and lz4 (or xz with a BCJ filter) inspect runs 'unsquashfs -lls'

@@ -3,11 +3,11 @@
 // tells what layout an image has, writes the chunk manifest that pins an
 // image, and prints ready PXELinux, iPXE and GRUB boot entries.
 //
-//	streamroot serve    [-addr 127.0.0.1:8080] DIR
-//	streamroot extract  ISO [-path LiveOS/squashfs.img] [-o DIR]
-//	streamroot inspect  [-json] IMAGE|ISO|URL
-//	streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-verify]
-//	streamroot pxe      --server URL --image PATH [--format pxelinux|ipxe|grub] [--foreman --foreman-url URL]
+//	streamroot serve    [-addr 127.0.0.1:8080] [-grace 10s] DIR
+//	streamroot extract  ISO [-path LiveOS/squashfs.img] [-o DIR|-] [-f]
+//	streamroot inspect  [-json] [-cacert FILE] [-insecure] IMAGE|ISO|URL
+//	streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-verify] [-json]
+//	streamroot pxe      --server URL --image PATH [--format pxelinux|ipxe|grub] [--foreman --foreman-url URL] [--json]
 //
 // Every subcommand has --help. Stdout carries only the result; errors are
 // one line on stderr naming the file or URL and the reason, ending in

@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-const serveUsage = `Usage: streamroot serve [-addr 127.0.0.1:8080] DIR
+const serveUsage = `Usage: streamroot serve [-addr 127.0.0.1:8080] [-grace 10s] DIR
 
 Serves the regular files under DIR over HTTP, for labs and tests
 (production can use nginx or any CDN that honours Range requests):
