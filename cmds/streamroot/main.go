@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -153,6 +154,16 @@ func run(ctx context.Context, args []string, e *env) int {
 			fmt.Fprintf(e.stderr, "streamroot %s: %s\n", name, oneLine(msg))
 		}
 		if e.json {
+			// A JSON failure always carries advice, if only where to look.
+			switch {
+			case hint != "":
+			case errors.Is(err, fs.ErrNotExist):
+				hint = "check the path: the file does not exist"
+			case errors.Is(err, fs.ErrPermission):
+				hint = "check the file's permissions, or run as a user that can read it"
+			default:
+				hint = fmt.Sprintf("see 'streamroot %s --help'", name)
+			}
 			writeJSON(e.stdout, struct {
 				Error string `json:"error"`
 				Hint  string `json:"hint,omitempty"`

@@ -100,6 +100,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		// not a failure of the server.
 		log.Warn("grace period over: closing the connections of requests still in flight", "requests", fsrv.inFlight.Load(), "grace", *grace)
 		srv.Close()
+		// Let the handlers whose connections were closed log their
+		// aborted responses before the exit (bounded: a handler stuck
+		// elsewhere does not hold the exit up).
+		for i := 0; i < 100 && fsrv.inFlight.Load() > 0; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
