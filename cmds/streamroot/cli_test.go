@@ -33,6 +33,8 @@ type cliCase struct {
 	jsonOut bool
 	// stdoutLines, when set, is the exact line count of stdout.
 	stdoutLines int
+	// tty runs the command as if stderr were a terminal.
+	tty bool
 }
 
 // cliFixtures writes the images the table uses and returns the directory
@@ -119,6 +121,13 @@ func TestCLI(t *testing.T) {
 		{name: "manifest", args: []string{"manifest", "{d}/sq.img"}, out: []string{"streamroot.manifest=sha256:", "\nstreamroot.sha256="}, stdoutLines: 2,
 			errs: []string{"wrote ", "sq.img.manifest: "}},
 		{name: "manifest changed", args: []string{"manifest", "{d}/changed.img"}, anyOut: true},
+		{name: "manifest progress on a terminal", args: []string{"manifest", "{d}/sq.img"}, tty: true, stdoutLines: 2, anyOut: true,
+			errs: []string{"\rhashing ", "sq.img: ", " (100%)", "/s\x1b[K\n", "wrote "}},
+		{name: "manifest -no-progress", args: []string{"manifest", "-no-progress", "-verify", "{d}/sq.img"}, tty: true, stdoutLines: 2, anyOut: true,
+			errs: []string{"matches"}, notIn: []string{"\r", "verifying"}},
+		{name: "extract progress on a terminal", args: []string{"extract", "{d}/fdi.iso", "-o", "-"}, tty: true, anyOut: true,
+			errs: []string{"\rextracting LiveOS/squashfs.img: ", " (100%)"}},
+		{name: "manifest no progress into a pipe", args: []string{"manifest", "-verify", "{d}/sq.img"}, stdoutLines: 2, anyOut: true, notIn: []string{"\r"}},
 		{name: "manifest -verify", args: []string{"manifest", "-verify", "{d}/sq.img"}, stdoutLines: 2, out: []string{"streamroot.manifest=sha256:"}, errs: []string{"matches"}},
 		{name: "manifest -json", args: []string{"manifest", "-json", "-verify", "{d}/sq.img"}, jsonOut: true, out: []string{`"kernel_args": [`}},
 		{name: "manifest -json missing", args: []string{"manifest", "-json", "{d}/nope"}, code: 1, jsonOut: true},
@@ -162,7 +171,7 @@ func TestCLI(t *testing.T) {
 				args[i] = strings.ReplaceAll(a, "{down}", down)
 			}
 			var out, errb syncBuffer
-			code := run(context.Background(), args, &env{stdout: &out, stderr: &errb, stall: 2 * time.Second})
+			code := run(context.Background(), args, &env{stdout: &out, stderr: &errb, stall: 2 * time.Second, tty: c.tty})
 			stdout, stderr := out.String(), errb.String()
 			checkCLI(t, c, code, stdout, stderr)
 		})
@@ -285,5 +294,22 @@ func TestServeStopsWithSlowClient(t *testing.T) {
 	}
 	if strings.Contains(log, "context deadline exceeded") {
 		t.Errorf("shutdown reported as a failure:\n%s", log)
+	}
+}
+
+// TestProgressLine: the text of the progress line, rate and ETA included.
+func TestProgressLine(t *testing.T) {
+	start := time.Unix(1000, 0)
+	p := &progress{label: "hashing img", total: 1 << 30, start: start}
+	if got, want := p.line(start), "hashing img: 0 bytes of 1 GiB (0%)"; got != want {
+		t.Errorf("at start %q, want %q", got, want)
+	}
+	p.done.Store(256 << 20)
+	if got, want := p.line(start.Add(2*time.Second)), "hashing img: 256 MiB of 1 GiB (25%), 128 MiB/s, ETA 6s"; got != want {
+		t.Errorf("midway %q, want %q", got, want)
+	}
+	p.done.Store(1 << 30)
+	if got, want := p.line(start.Add(8*time.Second)), "hashing img: 1 GiB of 1 GiB (100%), 128 MiB/s"; got != want {
+		t.Errorf("done %q, want %q", got, want)
 	}
 }

@@ -15,14 +15,15 @@ import (
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
-const extractUsage = `Usage: streamroot extract ISO [-path LiveOS/squashfs.img] [-o DIR|-] [-f|--force]
+const extractUsage = `Usage: streamroot extract ISO [-path LiveOS/squashfs.img] [-o DIR|-] [-f|--force] [-no-progress]
 
 Copies one file out of an ISO 9660 image without mounting it (pure Go,
 no root needed): by default the live image LiveOS/squashfs.img, which is
 what root=live:<URL> should point at when the ISO itself is not served.
 The file is written atomically to DIR/<its name> and its size and SHA-256
 are printed; an existing file is replaced only with -f. With -o - the
-file goes to stdout and the size and SHA-256 to stderr. Names are matched
+file goes to stdout and the size and SHA-256 to stderr. On a terminal,
+stderr shows the progress (bytes, rate, ETA) unless -no-progress. Names are matched
 through Rock Ridge or Joliet when the ISO has them, and case-insensitively
 otherwise.
 
@@ -37,6 +38,7 @@ func runExtract(ctx context.Context, e *env, args []string) error {
 	outDir := fs.String("o", ".", "`DIR` to write the file into, or - for stdout")
 	force := fs.Bool("f", false, "replace the file in DIR if it exists")
 	fs.BoolVar(force, "force", false, "the same as -f")
+	noProgress := fs.Bool("no-progress", false, "draw no progress line (there is none anyway when stderr is not a terminal)")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
@@ -82,7 +84,9 @@ func runExtract(ctx context.Context, e *env, args []string) error {
 	name := path.Base(path.Clean("/" + *inner))
 	h := sha256.New()
 	fill := func(w io.Writer) error {
-		n, err := io.Copy(io.MultiWriter(w, h), &ctxReader{ctx, src.SectionReader()})
+		p := startProgress(e, *noProgress, "extracting "+textesc.Escape(src.Path), src.Size)
+		n, err := io.Copy(progressWriter{io.MultiWriter(w, h), p}, &ctxReader{ctx, src.SectionReader()})
+		p.finish()
 		if err != nil {
 			return fmt.Errorf("%s: copy %s: %w", isoPath, src.Path, err)
 		}

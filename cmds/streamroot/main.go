@@ -52,6 +52,8 @@ type env struct {
 	// stall, when set, replaces how long an HTTP read may make no
 	// progress (tests shorten it).
 	stall time.Duration
+	// tty: stderr is a terminal, so long work may draw progress there.
+	tty bool
 }
 
 func commands() []command {
@@ -107,7 +109,7 @@ var errHelp = errors.New("help printed")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr})
+	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stderr)})
 	stop()
 	os.Exit(code)
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
-const manifestUsage = `Usage: streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-json]
-       streamroot manifest -verify IMAGE [-o IMAGE.manifest] [-json]
+const manifestUsage = `Usage: streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-json] [-no-progress]
+       streamroot manifest -verify IMAGE [-o IMAGE.manifest] [-json] [-no-progress]
 
 Writes the chunk manifest of IMAGE (its size, the chunk size and the SHA-256
 of the image and of every chunk; format in docs/cli.md) atomically to
@@ -33,7 +33,8 @@ naming the first chunk that differs and its byte offset.
 Stdout carries only the two kernel arguments (what was written or
 verified is said on stderr), so $(streamroot manifest IMAGE) is the pin;
 --json prints {"manifest", "size", "chunk", "chunks", "sha256",
-"kernel_args"} instead.
+"kernel_args"} instead. On a terminal, stderr shows the progress (bytes,
+rate, ETA) unless -no-progress.
 `
 
 func runManifest(_ context.Context, e *env, args []string) error {
@@ -43,6 +44,7 @@ func runManifest(_ context.Context, e *env, args []string) error {
 	out := fs.String("o", "", "manifest file to write (default IMAGE.manifest)")
 	verify := fs.Bool("verify", false, "check IMAGE against its existing manifest instead of writing one")
 	asJSON := fs.Bool("json", false, "print the result as a JSON object")
+	noProgress := fs.Bool("no-progress", false, "draw no progress line (there is none anyway when stderr is not a terminal)")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
@@ -88,7 +90,10 @@ func runManifest(_ context.Context, e *env, args []string) error {
 		if m.Size != st.Size() {
 			return fmt.Errorf("%s: %d bytes, but %s says %d", img, st.Size(), *out, m.Size)
 		}
-		if err := m.Verify(f); err != nil {
+		p := startProgress(e, *noProgress, "verifying "+textesc.Escape(img), st.Size())
+		err = m.Verify(progressReaderAt{f, p})
+		p.finish()
+		if err != nil {
 			var ce *manifest.ChunkError
 			if errors.As(err, &ce) {
 				return withHint(fmt.Errorf("%s does not match %s: %w", img, *out, err),
@@ -100,7 +105,9 @@ func runManifest(_ context.Context, e *env, args []string) error {
 		return printPins(e, *out, data, m)
 	}
 
-	m, err := manifest.Build(f, st.Size(), int64(chunk))
+	p := startProgress(e, *noProgress, "hashing "+textesc.Escape(img), st.Size())
+	m, err := manifest.Build(progressReaderAt{f, p}, st.Size(), int64(chunk))
+	p.finish()
 	if err != nil {
 		return fmt.Errorf("%s: %w", img, err)
 	}
