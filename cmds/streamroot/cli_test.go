@@ -313,3 +313,25 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("done %q, want %q", got, want)
 	}
 }
+
+// TestServeLogIfRange: the access log says whether If-Range matched, and
+// logs a refused request at WARN.
+func TestServeLogIfRange(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "img"), []byte("hello world"), 0o644)
+	base, log := newTestServer(t, dir)
+	resp, _ := do(t, "HEAD", base+"/img", nil)
+	etag := resp.Header.Get("ETag")
+	if r, _ := do(t, "GET", base+"/img", map[string]string{"Range": "bytes=0-1", "If-Range": etag}); r.StatusCode != 206 {
+		t.Fatalf("matching If-Range: %d", r.StatusCode)
+	}
+	if r, _ := do(t, "GET", base+"/img", map[string]string{"Range": "bytes=0-1", "If-Range": `"stale"`}); r.StatusCode != 200 {
+		t.Fatalf("stale If-Range: %d", r.StatusCode)
+	}
+	do(t, "GET", base+"/missing", nil)
+	for _, w := range []string{"status=206 bytes=2", "if_range=match", `if_range="changed: whole file sent"`, "level=WARN msg=request method=GET path=/missing", "note=\"not found\""} {
+		if !strings.Contains(log.String(), w) {
+			t.Errorf("log lacks %q:\n%s", w, log.String())
+		}
+	}
+}

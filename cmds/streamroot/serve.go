@@ -31,7 +31,8 @@ Serves the regular files under DIR over HTTP, for labs and tests
     refused; names starting with "." (.git, .htpasswd) are never served
     (404); only regular files are opened, never a FIFO or a device
   - one access-log line per request on stderr: method, path, range,
-    status, bytes sent, duration, client, user agent; a refused request
+    status, bytes sent, duration, client, user agent, the If-Range
+    outcome (match, or changed: whole file sent); a refused request
     (4xx) is logged at WARN with the reason, a response the client cut
     short gets note="client aborted ..."
 
@@ -150,6 +151,17 @@ func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"method", r.Method, "path", r.URL.Path, "range", r.Header.Get("Range"),
 		"status", lw.status(), "bytes", lw.bytes, "duration", time.Since(start).Round(time.Microsecond),
 		"remote", r.RemoteAddr, "agent", r.UserAgent(),
+	}
+	if r.Header.Get("If-Range") != "" && r.Header.Get("Range") != "" {
+		// Whether the client's copy was still current: a 200 means the
+		// file changed under a reader that resumes (a node mid-boot).
+		outcome := "match"
+		if lw.status() == http.StatusOK {
+			outcome = "changed: whole file sent"
+		} else if lw.status() != http.StatusPartialContent {
+			outcome = "n/a"
+		}
+		attrs = append(attrs, "if_range", outcome)
 	}
 	if note != "" {
 		attrs = append(attrs, "note", note)
