@@ -52,6 +52,7 @@ func cliFixtures(t *testing.T) (dir, url, down string) {
 	write("sq.img", sq)
 	write("short.img", sq[:4096])
 	write("changed.img", sq)
+	write("padded.img", append(sq[:len(sq):len(sq)], make([]byte, 4096)...)) // bootable, but not sq.img's size
 	write("fdi.iso", isotest.Build([]isotest.File{{Path: "LiveOS/squashfs.img", Data: sq}, {Path: "LiveOS/other.img", Data: sq}}, isotest.Options{RockRidge: true}))
 	os.Mkdir(filepath.Join(dir, "out"), 0o755)
 	base, _ := newTestServer(t, dir)
@@ -128,6 +129,12 @@ func TestCLI(t *testing.T) {
 		{name: "extract progress on a terminal", args: []string{"extract", "{d}/fdi.iso", "-o", "-"}, tty: true, anyOut: true,
 			errs: []string{"\rextracting LiveOS/squashfs.img: ", " (100%)"}},
 		{name: "manifest no progress into a pipe", args: []string{"manifest", "-verify", "{d}/sq.img"}, stdoutLines: 2, anyOut: true, notIn: []string{"\r"}},
+		{name: "inspect checks the manifest beside", args: []string{"inspect", "{d}/sq.img"}, anyOut: true,
+			out: []string{"manifest: " + "{d}/sq.img.manifest", "the image's size (streamroot.manifest=sha256:"}},
+		{name: "inspect truncated and a stale manifest", args: []string{"inspect", "-manifest", "{d}/sq.img.manifest", "{d}/short.img"}, code: 1, anyOut: true,
+			errs: []string{"cannot boot: truncated", "hint: the copy is incomplete"}},
+		{name: "inspect -manifest of another size", args: []string{"inspect", "-manifest", "{d}/sq.img.manifest", "{d}/padded.img"}, code: 1, anyOut: true,
+			errs: []string{"cannot boot: ", "sq.img.manifest is for a ", "hint: the image or the manifest is stale"}},
 		{name: "manifest -verify", args: []string{"manifest", "-verify", "{d}/sq.img"}, stdoutLines: 2, out: []string{"streamroot.manifest=sha256:"}, errs: []string{"matches"}},
 		{name: "manifest -json", args: []string{"manifest", "-json", "-verify", "{d}/sq.img"}, jsonOut: true, out: []string{`"kernel_args": [`}},
 		{name: "manifest -json missing", args: []string{"manifest", "-json", "{d}/nope"}, code: 1, jsonOut: true},
@@ -169,6 +176,9 @@ func TestCLI(t *testing.T) {
 				a = strings.ReplaceAll(a, "{d}", dir)
 				a = strings.ReplaceAll(a, "{url}", url)
 				args[i] = strings.ReplaceAll(a, "{down}", down)
+			}
+			for i, w := range c.out {
+				c.out[i] = strings.ReplaceAll(w, "{d}", dir)
 			}
 			var out, errb syncBuffer
 			code := run(context.Background(), args, &env{stdout: &out, stderr: &errb, stall: 2 * time.Second, tty: c.tty})

@@ -27,12 +27,13 @@ import (
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/isoread"
+	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/squashfs"
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
 const inspectUsage = `Usage: streamroot inspect [-json] [-live-dir LiveOS] [-squashimg squashfs.img] [-path P]
-                         [-cacert FILE] [-insecure] IMAGE|ISO|URL
+                         [-cacert FILE] [-insecure] [-manifest FILE] IMAGE|ISO|URL
 
 Tells what an image is and how streamroot would boot it, layer by layer,
 by the rules a boot follows (pkg/imgfmt):
@@ -61,6 +62,10 @@ rd.live.squashimg=: where the boot looks for the images (LiveOS and
 squashfs.img by default; -live-dir . is the top directory). -path names
 the live image inside an ISO outright.
 
+A local image's manifest (IMAGE.manifest beside it, or -manifest FILE)
+is read and checked against the image's size, and its kernel argument
+shown; 'streamroot manifest -verify' checks the content.
+
 The exit code is 1 when the image cannot boot (not an image, truncated, an
 ISO without the live image).
 `
@@ -74,11 +79,14 @@ type report struct {
 	Problem string `json:"problem,omitempty"`
 	// Error and Hint are set when the image cannot boot, as in every
 	// failed --json result.
-	Error    string     `json:"error,omitempty"`
-	Hint     string     `json:"hint,omitempty"`
-	Layers   []layer    `json:"layers"`
-	Notes    []string   `json:"notes,omitempty"`
-	HTTP     *httpStats `json:"http,omitempty"`
+	Error  string     `json:"error,omitempty"`
+	Hint   string     `json:"hint,omitempty"`
+	Layers []layer    `json:"layers"`
+	Notes  []string   `json:"notes,omitempty"`
+	HTTP   *httpStats `json:"http,omitempty"`
+	// Manifest is the check of the image's chunk manifest, when there is
+	// one (IMAGE.manifest beside a local image, or -manifest).
+	Manifest *manifestCheck `json:"manifest,omitempty"`
 	bootable bool
 	hint     string        // advice for the problem, if any
 	layout   imgfmt.Layout // the live layout the walk follows
@@ -142,6 +150,7 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	isoPath := fs.String("path", "", "`path` of the live image inside an ISO (default: <live-dir>/<squashimg>)")
 	cacert := fs.String("cacert", "", "PEM `file` of CA certificates to trust for an https:// URL (instead of the system's)")
 	insecure := fs.Bool("insecure", false, "do not verify an https:// server's certificate (as rd.noverifyssl)")
+	manifestFile := fs.String("manifest", "", "chunk manifest `file` to check the image against (default: IMAGE.manifest beside a local image, if there is one)")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
@@ -218,6 +227,9 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", src, err)
 	}
+	if err := in.checkManifest(*manifestFile); err != nil {
+		return err
+	}
 	in.summarize()
 	var bootErr error
 	if !in.rep.bootable {
@@ -234,6 +246,9 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	}
 	return bootErr
 }
+
+// truncatedHint is the advice for an image shorter than it declares.
+const truncatedHint = "the copy is incomplete: copy or download it again, then 'streamroot manifest -verify' it against its manifest"
 
 // What inspect URL reads: 64 KiB blocks (the first holds every
 // superblock and the ISO volume descriptors), at most 32 MiB in all, each
@@ -262,6 +277,48 @@ func openURL(ctx context.Context, rawURL string, o httpsrc.Options) (*httpsrc.So
 		return nil, err
 	}
 	return nil, withHint(err, "%s", netHint(err))
+}
+
+// manifestCheck is what inspect found of the image's manifest.
+type manifestCheck struct {
+	File      string `json:"file"`
+	KernelArg string `json:"kernel_arg"`
+	Chunks    int    `json:"chunks"`
+	Chunk     int64  `json:"chunk"`
+	SizeOK    bool   `json:"size_ok"`
+}
+
+// checkManifest reads the image's manifest (file, or IMAGE.manifest
+// beside a local image) and checks it fits the image: a manifest for
+// another size makes every boot that fetches it stop. The content is not
+// hashed here (that reads the whole image: 'manifest -verify' does it).
+func (in *inspector) checkManifest(file string) error {
+	if file == "" {
+		if in.local == "" {
+			return nil
+		}
+		file = in.local + ".manifest"
+		if _, err := os.Stat(file); err != nil {
+			return nil
+		}
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.Parse(data)
+	if err != nil {
+		in.problemHint("write it again with 'streamroot manifest IMAGE'", "%s: %v (a node fetching it stops)", file, err)
+		in.rep.Manifest = &manifestCheck{File: file}
+		return nil
+	}
+	c := &manifestCheck{File: file, KernelArg: manifest.KernelArg(data), Chunks: m.NumChunks(), Chunk: m.Chunk, SizeOK: m.Size == in.rep.Size}
+	in.rep.Manifest = c
+	if !c.SizeOK {
+		in.problemHint("the image or the manifest is stale: 'streamroot manifest IMAGE' writes the manifest for this image (and new kernel arguments)",
+			"%s is for a %d-byte image, this one has %d bytes (a node pinned to it refuses the image)", file, m.Size, in.rep.Size)
+	}
+	return nil
 }
 
 // netHint is the advice for a failure to reach or trust a server.
@@ -323,6 +380,14 @@ func (in *inspector) problem(format string, args ...any) {
 	}
 }
 
+// problemHint records a problem with its advice, unless an earlier
+// problem (and its advice) stands.
+func (in *inspector) problemHint(hint, format string, args ...any) {
+	if in.rep.Problem == "" {
+		in.rep.Problem, in.rep.hint = fmt.Sprintf(format, args...), hint
+	}
+}
+
 // layer identifies the layer in ra (size bytes, at offset in the source
 // when known) and descends into the next one.
 func (in *inspector) layer(ra io.ReaderAt, size int64, offset *int64, inPath string) error {
@@ -342,8 +407,7 @@ func (in *inspector) layer(ra io.ReaderAt, size int64, offset *int64, inPath str
 	}
 	truncated := func(kind string) {
 		if !facts.Fits(size) {
-			in.problem("truncated: %s declares %d bytes, %s has %d", kind, facts.Declared, nameOr(inPath, "the image"), size)
-			in.rep.hint = "the copy is incomplete: copy or download it again, then 'streamroot manifest -verify' it against its manifest"
+			in.problemHint(truncatedHint, "truncated: %s declares %d bytes, %s has %d", kind, facts.Declared, nameOr(inPath, "the image"), size)
 		}
 	}
 	switch facts.Kind {
@@ -455,8 +519,7 @@ func (in *inspector) squashfs(ra io.ReaderAt, size int64, offset *int64, inPath 
 	}
 	in.rep.Layers = append(in.rep.Layers, layer{Kind: "squashfs", Path: inPath, Offset: offset, Size: size, Squashfs: info})
 	if !facts.Fits(size) {
-		in.problem("truncated: squashfs declares %d bytes, %s has %d", facts.Declared, nameOr(inPath, "the image"), size)
-		in.rep.hint = "the copy is incomplete: copy or download it again, then 'streamroot manifest -verify' it against its manifest"
+		in.problemHint(truncatedHint, "truncated: squashfs declares %d bytes, %s has %d", facts.Declared, nameOr(inPath, "the image"), size)
 		info.Reason = fmt.Sprintf("not read: the squashfs is truncated (%d of %d bytes)", size, facts.Declared)
 		return nil
 	}
@@ -727,6 +790,10 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "boot: %s\n", esc(r.Boot))
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", esc(n))
+	}
+	if m := r.Manifest; m != nil && m.SizeOK {
+		fmt.Fprintf(w, "manifest: %s, %s of %s, the image's size (%s; 'streamroot manifest -verify' checks the content)\n",
+			esc(m.File), chunks(m.Chunks), humanBytes(m.Chunk), m.KernelArg)
 	}
 	if r.HTTP != nil {
 		fmt.Fprintf(w, "fetched: %d bytes in %d range requests\n", r.HTTP.Bytes, r.HTTP.Requests)
