@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -84,6 +86,7 @@ func TestCLI(t *testing.T) {
 		{name: "serve port only", args: []string{"serve", "-addr", "8080", "{d}"}, code: 2, errs: []string{`-addr "8080": want host:port`, "--help"}},
 		{name: "serve bad port", args: []string{"serve", "-addr", ":http-alt", "{d}"}, code: 2, errs: []string{"port must be a number"}},
 		{name: "serve negative grace", args: []string{"serve", "-grace", "-1s", "{d}"}, code: 2, errs: []string{"must not be negative"}},
+		{name: "serve bad log format", args: []string{"serve", "-log-format", "xml", "{d}"}, code: 2, errs: []string{`-log-format "xml": want text, json or combined`}},
 		{name: "serve a file", args: []string{"serve", "{d}/sq.img"}, code: 1, errs: []string{"not a directory"}},
 		{name: "serve two dirs", args: []string{"serve", "{d}", "{d}"}, code: 2, errs: []string{"want exactly one DIR"}},
 
@@ -343,5 +346,38 @@ func TestServeLogIfRange(t *testing.T) {
 		if !strings.Contains(log.String(), w) {
 			t.Errorf("log lacks %q:\n%s", w, log.String())
 		}
+	}
+}
+
+// TestServeCombinedLog: -log-format combined writes the access log as
+// log analysers read Apache's and nginx's, with client fields escaped.
+func TestServeCombinedLog(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "img"), []byte("hello world"), 0o644)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	var text, combined syncBuffer
+	srv := httptest.NewServer(&fileServer{root: root, log: slog.New(slog.NewTextHandler(&text, nil)), combined: &combined})
+	defer srv.Close()
+	do(t, "GET", srv.URL+"/img", map[string]string{"Range": "bytes=0-4", "User-Agent": `evil" agent\x`, "Referer": "http://r/"})
+	do(t, "GET", srv.URL+"/missing", map[string]string{"User-Agent": "streamroot-init"})
+	lines := strings.Split(strings.TrimSuffix(combined.String(), "\n"), "\n")
+	re := []*regexp.Regexp{
+		regexp.MustCompile(`^127\.0\.0\.1 - - \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET /img HTTP/1\.1" 206 5 "http://r/" "evil\\" agent\\\\x"$`),
+		regexp.MustCompile(`^127\.0\.0\.1 - - \[[^]]+\] "GET /missing HTTP/1\.1" 404 \d+ "-" "streamroot-init"$`),
+	}
+	if len(lines) != len(re) {
+		t.Fatalf("combined log %q, want %d lines", combined.String(), len(re))
+	}
+	for i, r := range re {
+		if !r.MatchString(lines[i]) {
+			t.Errorf("line %d %q does not match %s", i, lines[i], r)
+		}
+	}
+	if text.String() != "" {
+		t.Errorf("the access log went to slog too: %s", text.String())
 	}
 }

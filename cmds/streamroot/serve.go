@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-const serveUsage = `Usage: streamroot serve [-addr 127.0.0.1:8080] [-grace 10s] DIR
+const serveUsage = `Usage: streamroot serve [-addr 127.0.0.1:8080] [-grace 10s] [-log-format text|json|combined] DIR
 
 Serves the regular files under DIR over HTTP, for labs and tests
 (production can use nginx or any CDN that honours Range requests):
@@ -36,6 +36,9 @@ Serves the regular files under DIR over HTTP, for labs and tests
     (4xx) is logged at WARN with the reason, a response the client cut
     short gets note="client aborted ..."
 
+-log-format json writes every log line as a JSON object; combined writes
+the access log in Apache's/nginx's combined format for log analysers.
+
 SIGINT or SIGTERM stops it gracefully: requests in flight get -grace
 (10 s) to finish, then their connections are closed; the log says how
 many there were. Either way the exit code is 0.
@@ -45,6 +48,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("serve", serveUsage)
 	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on (0.0.0.0:8080 for every interface; port 0 picks a free one)")
 	grace := fs.Duration("grace", 10*time.Second, "how long requests in flight may finish after SIGINT/SIGTERM")
+	logFormat := fs.String("log-format", "text", "log `format`: text or json (log/slog), or combined (the access log in Apache/nginx combined format, other messages as text)")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
@@ -54,6 +58,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	if *grace < 0 {
 		return usagef("-grace %s: must not be negative", *grace)
+	}
+	var handler slog.Handler
+	switch *logFormat {
+	case "text", "combined":
+		handler = slog.NewTextHandler(e.stderr, nil)
+	case "json":
+		handler = slog.NewJSONHandler(e.stderr, nil)
+	default:
+		return usagef("-log-format %q: want text, json or combined", *logFormat)
 	}
 	if len(pos) != 1 {
 		return usagef("want exactly one DIR, got %d arguments", len(pos))
@@ -72,12 +85,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	defer root.Close()
 
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	log := slog.New(handler)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	fsrv := &fileServer{root: root, log: log}
+	if *logFormat == "combined" {
+		fsrv.combined = e.stderr
+	}
 	srv := &http.Server{
 		Handler:           fsrv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -133,6 +149,9 @@ type fileServer struct {
 	root     *os.Root
 	log      *slog.Logger
 	inFlight atomic.Int64 // requests being answered, for the shutdown log
+	// combined, when set, receives the access log in the combined log
+	// format instead of log.
+	combined io.Writer
 }
 
 func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -166,11 +185,59 @@ func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if note != "" {
 		attrs = append(attrs, "note", note)
 	}
+	if s.combined != nil {
+		s.logCombined(r, lw, start)
+		return
+	}
 	level := slog.LevelInfo
 	if c := lw.status(); c >= 400 && c < 600 || lw.err != nil {
 		level = slog.LevelWarn
 	}
 	s.log.Log(r.Context(), level, "request", attrs...)
+}
+
+// logCombined writes the access-log line in the combined log format
+// (Apache's and nginx's default), which log analysers read as is:
+//
+//	host - user [time] "request line" status bytes "referer" "user agent"
+func (s *fileServer) logCombined(r *http.Request, lw *logWriter, start time.Time) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	user := "-"
+	if u, _, ok := r.BasicAuth(); ok && u != "" {
+		user = clfEscape(u)
+	}
+	size := "-"
+	if lw.bytes > 0 {
+		size = strconv.FormatInt(lw.bytes, 10)
+	}
+	fmt.Fprintf(s.combined, "%s - %s [%s] \"%s %s %s\" %d %s \"%s\" \"%s\"\n",
+		host, user, start.Format("02/Jan/2006:15:04:05 -0700"), clfEscape(r.Method), clfEscape(r.RequestURI), clfEscape(r.Proto),
+		lw.status(), size, clfEscape(r.Referer()), clfEscape(r.UserAgent()))
+}
+
+// clfEscape escapes a request field for a combined-log line as Apache
+// does: quote and backslash with a backslash, other non-printing bytes as
+// \xhh, so a client cannot forge a line or drive a terminal; "" is "-".
+func clfEscape(v string) string {
+	if v == "" {
+		return "-"
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // serve answers one request and returns a note for the access log when the
