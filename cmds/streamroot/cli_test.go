@@ -141,7 +141,7 @@ func TestCLI(t *testing.T) {
 		{name: "manifest -verify", args: []string{"manifest", "-verify", "{d}/sq.img"}, stdoutLines: 2, out: []string{"streamroot.manifest=sha256:"}, errs: []string{"matches"}},
 		{name: "manifest -json", args: []string{"manifest", "-json", "-verify", "{d}/sq.img"}, jsonOut: true, out: []string{`"kernel_args": [`}},
 		{name: "manifest -json missing", args: []string{"manifest", "-json", "{d}/nope"}, code: 1, jsonOut: true},
-		{name: "manifest /dev/zero", args: []string{"manifest", "/dev/zero"}, code: 1, errs: []string{"not a regular file"}},
+		{name: "manifest /dev/zero", args: []string{"manifest", "/dev/zero"}, code: 1, errs: []string{"/dev/zero: not a regular file (a character device); hint: "}},
 		{name: "manifest -verify without one", args: []string{"manifest", "-verify", "{d}/short.img"}, code: 1, errs: []string{"hint: write one first"}},
 		{name: "manifest bad chunk", args: []string{"manifest", "-chunk", "3KiB", "{d}/sq.img"}, code: 2, errs: []string{"power of two"}},
 

@@ -70,7 +70,11 @@ func runManifest(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return withHint(fmt.Errorf("%s: not a regular file (%s)", img, st.Mode().Type()), "a manifest pins an image file: give the file the server publishes")
+		what := fileKind(st.Mode())
+		if what == "" {
+			what = "a block device"
+		}
+		return withHint(fmt.Errorf("%s: not a regular file (%s)", img, what), "a manifest pins an image file: give the file the server publishes")
 	}
 	if st.Size() == 0 {
 		return withHint(fmt.Errorf("%s: empty file", img), "an interrupted copy? copy the image again")
