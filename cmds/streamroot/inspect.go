@@ -189,6 +189,10 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 			src += " (redirected to " + hs.FinalURL + ")"
 		}
 		in.rep.Source = src
+		if strings.HasPrefix(hs.ETag, "W/") && hs.LastModified == "" {
+			in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: the server's only validator is a weak ETag (%s): it does not promise the same bytes, "+
+				"so a boot may not notice an image replaced mid-boot; serve a strong ETag or Last-Modified, or pin it with a manifest (streamroot.manifest=)", textesc.Escape(hs.ETag)))
+		}
 		if !hs.HasValidator() {
 			in.rep.Notes = append(in.rep.Notes, "WARNING: the server sends neither ETag nor Last-Modified: a boot cannot tell "+
 				"the image from one replaced on the server mid-boot (only a size change is seen); pin it with a manifest (streamroot.manifest=)")
