@@ -37,6 +37,11 @@ type cliCase struct {
 	stdoutLines int
 	// tty runs the command as if stderr were a terminal.
 	tty bool
+	// stderrLines, when set, is the line count of a failure's stderr
+	// (else 1, or 2 for a usage error).
+	stderrLines int
+	// jsonArray: stdout is one JSON array.
+	jsonArray bool
 }
 
 // cliFixtures writes the images the table uses and returns the directory
@@ -119,6 +124,11 @@ func TestCLI(t *testing.T) {
 		{name: "inspect -cacert local", args: []string{"inspect", "-cacert", "{d}/sq.img", "{d}/sq.img"}, code: 2, errs: []string{"https:// URL only"}},
 		{name: "inspect -cacert not PEM", args: []string{"inspect", "-cacert", "{d}/sq.img", "https://127.0.0.1:1/x"}, code: 1, errs: []string{"no PEM certificate"}},
 		{name: "inspect ftp", args: []string{"inspect", "ftp://u:pw@h/x"}, code: 2, errs: []string{"only http:// and https://"}},
+		{name: "inspect several", args: []string{"inspect", "{d}/sq.img", "{d}/fdi.iso"}, out: []string{"layout: squashfs", "\n\n{d}/fdi.iso: ", "layout: iso9660"}},
+		{name: "inspect several, some failing", args: []string{"inspect", "{d}/sq.img", "{d}/nope", "{d}/short.img"}, code: 1, anyOut: true,
+			out: []string{"layout: squashfs", "contents unknown"}, errs: []string{"nope: no such file", "short.img: cannot boot", "2 of 3 targets cannot boot or could not be read"}, stderrLines: 3},
+		{name: "inspect -json several", args: []string{"inspect", "-json", "{d}/sq.img", "{d}/nope"}, code: 1, stderrLines: 2, jsonArray: true, out: []string{"[\n  {", `"error": "open {d}/nope: no such file or directory"`}},
+		{name: "inspect -manifest several", args: []string{"inspect", "-manifest", "{d}/sq.img.manifest", "{d}/sq.img", "{d}/fdi.iso"}, code: 2, errs: []string{"give one target with it"}},
 		{name: "inspect missing", args: []string{"inspect", "{d}/nope"}, code: 1, errs: []string{"no such file"}},
 
 		// manifest
@@ -218,14 +228,23 @@ func checkCLI(t *testing.T, c cliCase, code int, stdout, stderr string) {
 		t.Errorf("stdout has %d lines, want %d: %q", strings.Count(stdout, "\n"), c.stdoutLines, stdout)
 	}
 	if c.code != 0 {
-		// One line, plus the pointer to --help for a usage error; the
-		// --manifest warning is the only other stderr line a case makes.
+		// One line, plus the pointer to --help for a usage error (or
+		// one per failed target and a summary for several targets).
 		want := 1
 		if c.code == 2 {
 			want = 2
 		}
+		if c.stderrLines != 0 {
+			want = c.stderrLines
+		}
 		if n := strings.Count(stderr, "\n"); n != want {
 			t.Errorf("stderr has %d lines, want %d: %q", n, want, stderr)
+		}
+	}
+	if c.jsonArray {
+		var arr []map[string]any
+		if err := json.Unmarshal([]byte(stdout), &arr); err != nil {
+			t.Errorf("stdout is not a JSON array: %v: %q", err, stdout)
 		}
 	}
 	if c.jsonOut {

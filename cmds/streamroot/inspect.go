@@ -33,7 +33,7 @@ import (
 )
 
 const inspectUsage = `Usage: streamroot inspect [-json] [-live-dir LiveOS] [-squashimg squashfs.img] [-path P]
-                         [-cacert FILE] [-insecure] [-manifest FILE] IMAGE|ISO|URL
+                         [-cacert FILE] [-insecure] [-manifest FILE] IMAGE|ISO|URL...
 
 Tells what an image is and how streamroot would boot it, layer by layer,
 by the rules a boot follows (pkg/imgfmt):
@@ -65,6 +65,9 @@ the live image inside an ISO outright.
 A local image's manifest (IMAGE.manifest beside it, or -manifest FILE)
 is read and checked against the image's size, and its kernel argument
 shown; 'streamroot manifest -verify' checks the content.
+
+Several targets are inspected in turn (a report each, -json an array);
+the exit code is then 1 if any of them failed.
 
 The exit code is 1 when the image cannot boot (not an image, truncated, an
 ISO without the live image).
@@ -156,31 +159,114 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	e.json = *asJSON
-	if len(pos) != 1 {
-		return usagef("want exactly one IMAGE, ISO or URL, got %d arguments", len(pos))
+	if len(pos) == 0 {
+		return usagef("want an IMAGE, ISO or URL")
 	}
-	src := pos[0]
-	layout := imgfmt.Layout{LiveDir: *liveDir, SquashImg: *squashImg}
-	if *isoPath == "" {
-		*isoPath = layout.ISOImage()
+	if len(pos) > 1 && *manifestFile != "" {
+		return usagef("-manifest names the manifest of one image; give one target with it")
 	}
-	in := &inspector{ctx: ctx, rep: &report{Source: src, layout: layout}, isoPath: *isoPath}
+	if (*cacert != "" || *insecure) && !slices.ContainsFunc(pos, isHTTP) {
+		return usagef("-cacert and -insecure apply to an https:// URL only")
+	}
+	o := inspectOptions{
+		layout:   imgfmt.Layout{LiveDir: *liveDir, SquashImg: *squashImg},
+		isoPath:  *isoPath,
+		cacert:   *cacert,
+		insecure: *insecure,
+		manifest: *manifestFile,
+	}
+	if o.isoPath == "" {
+		o.isoPath = o.layout.ISOImage()
+	}
+	if len(pos) == 1 {
+		rep, err := inspectOne(ctx, e, o, pos[0])
+		return inspectPrint(e, rep, err)
+	}
+	// Several targets: every report, the failures each on its own line,
+	// and exit 1 if any failed. -json prints one array.
+	e.json = false
+	var reps []*report
+	failed := 0
+	for i, src := range pos {
+		rep, err := inspectOne(ctx, e, o, src)
+		if err != nil {
+			failed++
+			printErr(e, "inspect", err)
+			if rep == nil {
+				rep = &report{Source: redactRaw(src), Error: err.Error(), Hint: hintOf(err)}
+			}
+		}
+		switch {
+		case *asJSON:
+			reps = append(reps, rep)
+		case rep.Layers != nil:
+			if i > 0 {
+				fmt.Fprintln(e.stdout)
+			}
+			printReport(e.stdout, rep)
+		}
+	}
+	if *asJSON {
+		if err := writeJSON(e.stdout, reps); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d targets cannot boot or could not be read", failed, len(pos))
+	}
+	return nil
+}
+
+// inspectOptions are inspect's flags, the same for every target.
+type inspectOptions struct {
+	layout           imgfmt.Layout
+	isoPath          string
+	cacert, manifest string
+	insecure         bool
+}
+
+func isHTTP(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// inspectPrint prints one target's report (as JSON with -json) and
+// returns its error.
+func inspectPrint(e *env, rep *report, err error) error {
+	if rep == nil {
+		return err
+	}
+	if e.json {
+		e.json = false // the report is the JSON result, failure or not
+		if werr := writeJSON(e.stdout, rep); werr != nil {
+			return werr
+		}
+	} else {
+		printReport(e.stdout, rep)
+	}
+	return err
+}
+
+// inspectOne inspects one target. The report is nil when there is none
+// to show (the file cannot be opened, the server does not answer).
+func inspectOne(ctx context.Context, e *env, o inspectOptions, src string) (*report, error) {
+	var err error
+	in := &inspector{ctx: ctx, rep: &report{Source: src, layout: o.layout}, isoPath: o.isoPath}
 	var ra io.ReaderAt
 	var hs *httpsrc.Source
 	var br *httpsrc.BlockReader
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
+	if isHTTP(src) {
 		stall := inspectStall
 		if e.stall > 0 {
 			stall = e.stall
 		}
-		o := httpsrc.Options{Stall: stall, Proxy: http.ProxyFromEnvironment, InsecureSkipVerify: *insecure}
-		if *cacert != "" {
-			if o.RootCAs, err = loadCAs(*cacert); err != nil {
-				return err
+		ho := httpsrc.Options{Stall: stall, Proxy: http.ProxyFromEnvironment, InsecureSkipVerify: o.insecure}
+		if o.cacert != "" {
+			if ho.RootCAs, err = loadCAs(o.cacert); err != nil {
+				return nil, err
 			}
 		}
-		if hs, err = openURL(ctx, src, o); err != nil {
-			return err
+		if hs, err = openURL(ctx, src, ho); err != nil {
+			return nil, err
 		}
 		br = hs.BlockReader(ctx, inspectBlock, inspectBudget)
 		ra, in.rep.Size = br, hs.Size
@@ -197,30 +283,28 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 			in.rep.Notes = append(in.rep.Notes, "WARNING: the server sends neither ETag nor Last-Modified: a boot cannot tell "+
 				"the image from one replaced on the server mid-boot (only a size change is seen); pin it with a manifest (streamroot.manifest=)")
 		}
-	} else if *cacert != "" || *insecure {
-		return usagef("-cacert and -insecure apply to an https:// URL only")
 	} else if strings.Contains(src, "://") {
-		return usagef("%s: only http:// and https:// URLs can be inspected", src)
+		return nil, usagef("%s: only http:// and https:// URLs can be inspected", src)
 	} else {
 		f, err := os.Open(src)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err != nil {
-			return err
+			return nil, err
 		} else if k := fileKind(st.Mode()); k != "" {
-			return withHint(fmt.Errorf("%s: %s, not an image file or block device", src, k),
+			return nil, withHint(fmt.Errorf("%s: %s, not an image file or block device", src, k),
 				"give an image file, a block device such as /dev/sdb, or an http(s):// URL")
 		}
 		size, err := f.Seek(0, io.SeekEnd) // works for block devices too
 		if err != nil {
-			return fmt.Errorf("%s: %w", src, err)
+			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 		ra, in.rep.Size, in.local = f, size, src
 	}
 	if in.rep.Size == 0 {
-		return fmt.Errorf("%s: empty file", src)
+		return nil, withHint(fmt.Errorf("%s: empty file", src), "an interrupted copy? copy the image again")
 	}
 	zero := int64(0)
 	err = in.layer(ra, in.rep.Size, &zero, "")
@@ -229,10 +313,10 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		in.rep.HTTP = &httpStats{Requests: 1 + br.Ranges(), Bytes: hs.Received()}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", src, err)
+		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	if err := in.checkManifest(*manifestFile); err != nil {
-		return err
+	if err := in.checkManifest(o.manifest); err != nil {
+		return nil, err
 	}
 	in.summarize()
 	var bootErr error
@@ -240,15 +324,7 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		bootErr = withHint(fmt.Errorf("%s: cannot boot: %s", src, in.rep.Problem), "%s", in.rep.hint)
 		in.rep.Error, in.rep.Hint = bootErr.Error(), in.rep.hint
 	}
-	if *asJSON {
-		e.json = false // the report is the JSON result, failure or not
-		if err := writeJSON(e.stdout, in.rep); err != nil {
-			return err
-		}
-	} else {
-		printReport(e.stdout, in.rep)
-	}
-	return bootErr
+	return in.rep, bootErr
 }
 
 // truncatedHint is the advice for an image shorter than it declares.

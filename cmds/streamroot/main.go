@@ -139,21 +139,9 @@ func run(ctx context.Context, args []string, e *env) int {
 		if err == nil || errors.Is(err, errHelp) {
 			return 0
 		}
-		code, hint := 1, hintOf(err)
-		msg := err.Error()
-		if hint != "" {
-			// On the same line: an error stays one line, for grep and logs.
-			msg += "; hint: " + hint
-		}
-		var ue *usageError
-		if errors.As(err, &ue) {
-			code = 2
-			if hint == "" {
-				hint = fmt.Sprintf("run 'streamroot %s --help' for usage", name)
-			}
-			fmt.Fprintf(e.stderr, "streamroot %s: %s\nRun 'streamroot %s --help' for usage.\n", name, oneLine(msg), name)
-		} else {
-			fmt.Fprintf(e.stderr, "streamroot %s: %s\n", name, oneLine(msg))
+		code, hint := printErr(e, name, err), hintOf(err)
+		if code == 2 && hint == "" {
+			hint = fmt.Sprintf("run 'streamroot %s --help' for usage", name)
 		}
 		if e.json {
 			// A JSON failure always carries advice, if only where to look.
@@ -177,6 +165,24 @@ func run(ctx context.Context, args []string, e *env) int {
 	fmt.Fprintf(e.stderr, "streamroot: unknown command %q\n", name)
 	topUsage(e.stderr)
 	return 2
+}
+
+// printErr prints err as the CLI promises (one line, the hint at its
+// end; a usage error adds the pointer to --help) and returns the exit
+// code it calls for.
+func printErr(e *env, name string, err error) int {
+	msg := err.Error()
+	if hint := hintOf(err); hint != "" {
+		// On the same line: an error stays one line, for grep and logs.
+		msg += "; hint: " + hint
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(e.stderr, "streamroot %s: %s\nRun 'streamroot %s --help' for usage.\n", name, oneLine(msg), name)
+		return 2
+	}
+	fmt.Fprintf(e.stderr, "streamroot %s: %s\n", name, oneLine(msg))
+	return 1
 }
 
 // oneLine keeps an error message on one line, as the CLI promises, with
