@@ -148,6 +148,11 @@ func TestCLI(t *testing.T) {
 			errs: []string{"cannot boot: truncated", "hint: the copy is incomplete"}},
 		{name: "inspect -manifest of another size", args: []string{"inspect", "-manifest", "{d}/sq.img.manifest", "{d}/padded.img"}, code: 1, anyOut: true,
 			errs: []string{"cannot boot: ", "sq.img.manifest is for a ", "hint: the image or the manifest is stale"}},
+		{name: "inspect URL and its manifest", args: []string{"inspect", "{url}/sq.img"}, notIn: []string{"s3cret"},
+			out: []string{"manifest: http://op:xxxxx@127.0.0.1:", "/sq.img.manifest, 1 chunk of 4 MiB, the image's size (streamroot.manifest=sha256:"}},
+		{name: "inspect URL without a manifest", args: []string{"inspect", "{url}/fdi.iso"}, out: []string{"note: no manifest at http://op:xxxxx@127.0.0.1:", "/fdi.iso.manifest: "}},
+		{name: "inspect URL, stale manifest", args: []string{"inspect", "{url}/padded.img"}, code: 1, anyOut: true, notIn: []string{"s3cret"},
+			errs: []string{"/padded.img.manifest is for a ", "hint: the image or the manifest on the server is stale"}},
 		{name: "manifest -verify", args: []string{"manifest", "-verify", "{d}/sq.img"}, stdoutLines: 2, out: []string{"streamroot.manifest=sha256:"}, errs: []string{"matches"}},
 		{name: "manifest -json", args: []string{"manifest", "-json", "-verify", "{d}/sq.img"}, jsonOut: true, out: []string{`"kernel_args": [`}},
 		{name: "manifest -json missing", args: []string{"manifest", "-json", "{d}/nope"}, code: 1, jsonOut: true},
@@ -178,6 +183,14 @@ func TestCLI(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if c.name == "inspect URL, stale manifest" {
+				// sq.img's manifest published as padded.img's.
+				m, err := os.ReadFile(filepath.Join(dir, "sq.img.manifest"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(filepath.Join(dir, "padded.img.manifest"), m, 0o644)
+			}
 			if c.name == "pxe --manifest stale" {
 				// The image changed after its manifest was written.
 				if err := os.Truncate(filepath.Join(dir, "changed.img"), 8192); err != nil {

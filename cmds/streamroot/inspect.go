@@ -62,9 +62,10 @@ rd.live.squashimg=: where the boot looks for the images (LiveOS and
 squashfs.img by default; -live-dir . is the top directory). -path names
 the live image inside an ISO outright.
 
-A local image's manifest (IMAGE.manifest beside it, or -manifest FILE)
-is read and checked against the image's size, and its kernel argument
-shown; 'streamroot manifest -verify' checks the content.
+The image's manifest (IMAGE.manifest beside a local image, or -manifest
+FILE; <URL>.manifest for a URL, where a pinned boot fetches it) is read
+and checked against the image's size, and its kernel argument shown;
+'streamroot manifest -verify' checks the content.
 
 Several targets are inspected in turn (a report each, -json an array);
 the exit code is then 1 if any of them failed.
@@ -250,6 +251,8 @@ func inspectPrint(e *env, rep *report, err error) error {
 // to show (the file cannot be opened, the server does not answer).
 func inspectOne(ctx context.Context, e *env, o inspectOptions, src string) (*report, error) {
 	var err error
+	src0 := src // as given, password and all: for requests only
+	var ho httpsrc.Options
 	in := &inspector{ctx: ctx, rep: &report{Source: src, layout: o.layout}, isoPath: o.isoPath}
 	var ra io.ReaderAt
 	var hs *httpsrc.Source
@@ -259,7 +262,7 @@ func inspectOne(ctx context.Context, e *env, o inspectOptions, src string) (*rep
 		if e.stall > 0 {
 			stall = e.stall
 		}
-		ho := httpsrc.Options{Stall: stall, Proxy: http.ProxyFromEnvironment, InsecureSkipVerify: o.insecure}
+		ho = httpsrc.Options{Stall: stall, Proxy: http.ProxyFromEnvironment, InsecureSkipVerify: o.insecure}
 		if o.cacert != "" {
 			if ho.RootCAs, err = loadCAs(o.cacert); err != nil {
 				return nil, err
@@ -317,6 +320,9 @@ func inspectOne(ctx context.Context, e *env, o inspectOptions, src string) (*rep
 	}
 	if err := in.checkManifest(o.manifest); err != nil {
 		return nil, err
+	}
+	if hs != nil && o.manifest == "" {
+		in.checkManifestURL(ctx, src0, ho)
 	}
 	in.summarize()
 	var bootErr error
@@ -399,6 +405,53 @@ func (in *inspector) checkManifest(file string) error {
 			"%s is for a %d-byte image, this one has %d bytes (a node pinned to it refuses the image)", file, m.Size, in.rep.Size)
 	}
 	return nil
+}
+
+// maxManifestFetch bounds what inspect downloads of a manifest URL: the
+// manifest of a 16 TiB image in 4 MiB chunks is 266 MB, of any image
+// served in practice well under this.
+const maxManifestFetch = 8 << 20
+
+// checkManifestURL fetches <image URL>.manifest, where a boot pinned with
+// streamroot.manifest= looks for it, and checks it fits the image. That
+// it is missing or unreadable is a note (the image may be pinned another
+// way, or not at all); a manifest for another size makes the image
+// unbootable for a pinned node, so that is a problem.
+func (in *inspector) checkManifestURL(ctx context.Context, imageURL string, ho httpsrc.Options) {
+	u, err := url.Parse(imageURL)
+	if err != nil || u.RawQuery != "" {
+		return // the boot appends to the URL as given; a query would hide where
+	}
+	ho.Stall = min(ho.Stall, 10*time.Second)
+	ms, err := httpsrc.Open(ctx, imageURL+".manifest", ho)
+	var se *httpsrc.StatusError
+	switch {
+	case errors.As(err, &se) && se.Code == http.StatusNotFound:
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("no manifest at %s.manifest: the image is pinned only if the kernel line or the initramfs names another one ('streamroot manifest IMAGE' writes it)", u.Redacted()))
+		return
+	case err != nil:
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: the manifest URL does not answer as it should: %v", err))
+		return
+	case ms.Size > maxManifestFetch:
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: %s is %d bytes, too big for a manifest: not read", ms.URL, ms.Size))
+		return
+	}
+	data := make([]byte, ms.Size)
+	if n, err := ms.BlockReader(ctx, 64<<10, maxManifestFetch+64<<10).ReadAt(data, 0); int64(n) != ms.Size {
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: %s: read %d of %d bytes: %v", ms.URL, n, ms.Size, err))
+		return
+	}
+	m, err := manifest.Parse(data)
+	if err != nil {
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: %s: %v (a node pinned with streamroot.manifest= stops on it)", ms.URL, err))
+		return
+	}
+	c := &manifestCheck{File: ms.URL, KernelArg: manifest.KernelArg(data), Chunks: m.NumChunks(), Chunk: m.Chunk, SizeOK: m.Size == in.rep.Size}
+	in.rep.Manifest = c
+	if !c.SizeOK {
+		in.problemHint("the image or the manifest on the server is stale: 'streamroot manifest IMAGE' writes the manifest for this image (and new kernel arguments); publish both",
+			"%s is for a %d-byte image, the image has %d bytes (a node pinned to it refuses the image)", ms.URL, m.Size, in.rep.Size)
+	}
 }
 
 // netHint is the advice for a failure to reach or trust a server.
