@@ -4,17 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math"
 	"math/bits"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,11 +27,13 @@ import (
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/isoread"
+	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/squashfs"
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
-const inspectUsage = `Usage: streamroot inspect [-json] [-live-dir LiveOS] [-squashimg squashfs.img] [-path P] IMAGE|ISO|URL
+const inspectUsage = `Usage: streamroot inspect [-json] [-live-dir LiveOS] [-squashimg squashfs.img] [-path P]
+                         [-cacert FILE] [-insecure] [-manifest FILE] IMAGE|ISO|URL...
 
 Tells what an image is and how streamroot would boot it, layer by layer,
 by the rules a boot follows (pkg/imgfmt):
@@ -46,6 +50,8 @@ by the rules a boot follows (pkg/imgfmt):
 A URL (http:// or https://) is read with Range requests: the first 64 KiB,
 then only the directory and metadata blocks needed, never the whole file
 (at most 32 MiB in all); the report says how much was fetched.
+An https:// server is checked against the system's CAs, or -cacert's;
+-insecure skips the check.
 
 squashfs contents are read in pure Go for gzip, xz, lzma and zstd images;
 for lzo and lz4 (or xz with a BCJ filter) inspect runs 'unsquashfs -lls'
@@ -56,21 +62,37 @@ rd.live.squashimg=: where the boot looks for the images (LiveOS and
 squashfs.img by default; -live-dir . is the top directory). -path names
 the live image inside an ISO outright.
 
+The image's manifest (IMAGE.manifest beside a local image, or -manifest
+FILE; <URL>.manifest for a URL, where a pinned boot fetches it) is read
+and checked against the image's size, and its kernel argument shown;
+'streamroot manifest -verify' checks the content.
+
+Several targets are inspected in turn (a report each, -json an array);
+the exit code is then 1 if any of them failed.
+
 The exit code is 1 when the image cannot boot (not an image, truncated, an
 ISO without the live image).
 `
 
 // report is what inspect prints; -json prints it as is.
 type report struct {
-	Source   string     `json:"source"`
-	Size     int64      `json:"size"`
-	Layout   string     `json:"layout"`
-	Boot     string     `json:"boot"`
-	Problem  string     `json:"problem,omitempty"`
-	Layers   []layer    `json:"layers"`
-	Notes    []string   `json:"notes,omitempty"`
-	HTTP     *httpStats `json:"http,omitempty"`
+	Source  string `json:"source"`
+	Size    int64  `json:"size"`
+	Layout  string `json:"layout"`
+	Boot    string `json:"boot"`
+	Problem string `json:"problem,omitempty"`
+	// Error and Hint are set when the image cannot boot, as in every
+	// failed --json result.
+	Error  string     `json:"error,omitempty"`
+	Hint   string     `json:"hint,omitempty"`
+	Layers []layer    `json:"layers"`
+	Notes  []string   `json:"notes,omitempty"`
+	HTTP   *httpStats `json:"http,omitempty"`
+	// Manifest is the check of the image's chunk manifest, when there is
+	// one (IMAGE.manifest beside a local image, or -manifest).
+	Manifest *manifestCheck `json:"manifest,omitempty"`
 	bootable bool
+	hint     string        // advice for the problem, if any
 	layout   imgfmt.Layout // the live layout the walk follows
 }
 
@@ -130,25 +152,124 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	liveDir := fs.String("live-dir", imgfmt.DefaultLiveDir, "`dir` of the live images, as rd.live.dir= (. is the top)")
 	squashImg := fs.String("squashimg", imgfmt.DefaultSquashImg, "`name` of the live image inside an ISO, as rd.live.squashimg=")
 	isoPath := fs.String("path", "", "`path` of the live image inside an ISO (default: <live-dir>/<squashimg>)")
+	cacert := fs.String("cacert", "", "PEM `file` of CA certificates to trust for an https:// URL (instead of the system's)")
+	insecure := fs.Bool("insecure", false, "do not verify an https:// server's certificate (as rd.noverifyssl)")
+	manifestFile := fs.String("manifest", "", "chunk manifest `file` to check the image against (default: IMAGE.manifest beside a local image, if there is one)")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("want exactly one IMAGE, ISO or URL, got %d arguments", len(pos))
+	e.json = *asJSON
+	if len(pos) == 0 {
+		return usagef("want an IMAGE, ISO or URL")
 	}
-	src := pos[0]
-	layout := imgfmt.Layout{LiveDir: *liveDir, SquashImg: *squashImg}
-	if *isoPath == "" {
-		*isoPath = layout.ISOImage()
+	if len(pos) > 1 && *manifestFile != "" {
+		return usagef("-manifest names the manifest of one image; give one target with it")
 	}
-	in := &inspector{ctx: ctx, rep: &report{Source: src, layout: layout}, isoPath: *isoPath}
+	if (*cacert != "" || *insecure) && !slices.ContainsFunc(pos, isHTTP) {
+		return usagef("-cacert and -insecure apply to an https:// URL only")
+	}
+	o := inspectOptions{
+		layout:   imgfmt.Layout{LiveDir: *liveDir, SquashImg: *squashImg},
+		isoPath:  *isoPath,
+		cacert:   *cacert,
+		insecure: *insecure,
+		manifest: *manifestFile,
+	}
+	if o.isoPath == "" {
+		o.isoPath = o.layout.ISOImage()
+	}
+	if len(pos) == 1 {
+		rep, err := inspectOne(ctx, e, o, pos[0])
+		return inspectPrint(e, rep, err)
+	}
+	// Several targets: every report, the failures each on its own line,
+	// and exit 1 if any failed. -json prints one array.
+	e.json = false
+	var reps []*report
+	failed := 0
+	for i, src := range pos {
+		rep, err := inspectOne(ctx, e, o, src)
+		if err != nil {
+			failed++
+			printErr(e, "inspect", err)
+			if rep == nil {
+				rep = &report{Source: redactRaw(src), Error: err.Error(), Hint: hintOf(err)}
+			}
+		}
+		switch {
+		case *asJSON:
+			reps = append(reps, rep)
+		case rep.Layers != nil:
+			if i > 0 {
+				fmt.Fprintln(e.stdout)
+			}
+			printReport(e.stdout, rep)
+		}
+	}
+	if *asJSON {
+		if err := writeJSON(e.stdout, reps); err != nil {
+			return err
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d targets cannot boot or could not be read", failed, len(pos))
+	}
+	return nil
+}
+
+// inspectOptions are inspect's flags, the same for every target.
+type inspectOptions struct {
+	layout           imgfmt.Layout
+	isoPath          string
+	cacert, manifest string
+	insecure         bool
+}
+
+func isHTTP(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// inspectPrint prints one target's report (as JSON with -json) and
+// returns its error.
+func inspectPrint(e *env, rep *report, err error) error {
+	if rep == nil {
+		return err
+	}
+	if e.json {
+		e.json = false // the report is the JSON result, failure or not
+		if werr := writeJSON(e.stdout, rep); werr != nil {
+			return werr
+		}
+	} else {
+		printReport(e.stdout, rep)
+	}
+	return err
+}
+
+// inspectOne inspects one target. The report is nil when there is none
+// to show (the file cannot be opened, the server does not answer).
+func inspectOne(ctx context.Context, e *env, o inspectOptions, src string) (*report, error) {
+	var err error
+	src0 := src // as given, password and all: for requests only
+	var ho httpsrc.Options
+	in := &inspector{ctx: ctx, rep: &report{Source: src, layout: o.layout}, isoPath: o.isoPath}
 	var ra io.ReaderAt
 	var hs *httpsrc.Source
 	var br *httpsrc.BlockReader
-	if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-		if hs, err = openURL(ctx, src, httpsrc.Options{Stall: inspectStall, Proxy: http.ProxyFromEnvironment}); err != nil {
-			return err
+	if isHTTP(src) {
+		stall := inspectStall
+		if e.stall > 0 {
+			stall = e.stall
+		}
+		ho = httpsrc.Options{Stall: stall, Proxy: http.ProxyFromEnvironment, InsecureSkipVerify: o.insecure}
+		if o.cacert != "" {
+			if ho.RootCAs, err = loadCAs(o.cacert); err != nil {
+				return nil, err
+			}
+		}
+		if hs, err = openURL(ctx, src, ho); err != nil {
+			return nil, err
 		}
 		br = hs.BlockReader(ctx, inspectBlock, inspectBudget)
 		ra, in.rep.Size = br, hs.Size
@@ -157,26 +278,36 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 			src += " (redirected to " + hs.FinalURL + ")"
 		}
 		in.rep.Source = src
+		if strings.HasPrefix(hs.ETag, "W/") && hs.LastModified == "" {
+			in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: the server's only validator is a weak ETag (%s): it does not promise the same bytes, "+
+				"so a boot may not notice an image replaced mid-boot; serve a strong ETag or Last-Modified, or pin it with a manifest (streamroot.manifest=)", textesc.Escape(hs.ETag)))
+		}
 		if !hs.HasValidator() {
 			in.rep.Notes = append(in.rep.Notes, "WARNING: the server sends neither ETag nor Last-Modified: a boot cannot tell "+
 				"the image from one replaced on the server mid-boot (only a size change is seen); pin it with a manifest (streamroot.manifest=)")
 		}
 	} else if strings.Contains(src, "://") {
-		return usagef("%s: only http:// and https:// URLs can be inspected", src)
+		return nil, usagef("%s: only http:// and https:// URLs can be inspected", src)
 	} else {
 		f, err := os.Open(src)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer f.Close()
+		if st, err := f.Stat(); err != nil {
+			return nil, err
+		} else if k := fileKind(st.Mode()); k != "" {
+			return nil, withHint(fmt.Errorf("%s: %s, not an image file or block device", src, k),
+				"give an image file, a block device such as /dev/sdb, or an http(s):// URL")
+		}
 		size, err := f.Seek(0, io.SeekEnd) // works for block devices too
 		if err != nil {
-			return fmt.Errorf("%s: %w", src, err)
+			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 		ra, in.rep.Size, in.local = f, size, src
 	}
 	if in.rep.Size == 0 {
-		return fmt.Errorf("%s: empty file", src)
+		return nil, withHint(fmt.Errorf("%s: empty file", src), "an interrupted copy? copy the image again")
 	}
 	zero := int64(0)
 	err = in.layer(ra, in.rep.Size, &zero, "")
@@ -185,28 +316,25 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 		in.rep.HTTP = &httpStats{Requests: 1 + br.Ranges(), Bytes: hs.Received()}
 	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", src, err)
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	if err := in.checkManifest(o.manifest); err != nil {
+		return nil, err
+	}
+	if hs != nil && o.manifest == "" {
+		in.checkManifestURL(ctx, src0, ho)
 	}
 	in.summarize()
-	if *asJSON {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(in.rep); err != nil {
-			return err
-		}
-		if _, err := e.stdout.Write(jsonEscapeNonPrint(buf.Bytes())); err != nil {
-			return err
-		}
-	} else {
-		printReport(e.stdout, in.rep)
-	}
+	var bootErr error
 	if !in.rep.bootable {
-		return fmt.Errorf("%s: cannot boot: %s", src, in.rep.Problem)
+		bootErr = withHint(fmt.Errorf("%s: cannot boot: %s", src, in.rep.Problem), "%s", in.rep.hint)
+		in.rep.Error, in.rep.Hint = bootErr.Error(), in.rep.hint
 	}
-	return nil
+	return in.rep, bootErr
 }
+
+// truncatedHint is the advice for an image shorter than it declares.
+const truncatedHint = "the copy is incomplete: copy or download it again, then 'streamroot manifest -verify' it against its manifest"
 
 // What inspect URL reads: 64 KiB blocks (the first holds every
 // superblock and the ISO volume descriptors), at most 32 MiB in all, each
@@ -231,13 +359,165 @@ func openURL(ctx context.Context, rawURL string, o httpsrc.Options) (*httpsrc.So
 		return nil, fmt.Errorf("GET %s: the server ignored the Range request (answered 200 OK); refusing to download the whole file (streamroot needs Range support too)", u.Redacted())
 	case errors.As(err, &se) && se.Code == http.StatusRequestedRangeNotSatisfiable:
 		return nil, fmt.Errorf("%w (an empty file?)", err)
+	case errors.As(err, &se):
+		return nil, err
 	}
-	return nil, err
+	return nil, withHint(err, "%s", netHint(err))
+}
+
+// manifestCheck is what inspect found of the image's manifest.
+type manifestCheck struct {
+	File      string `json:"file"`
+	KernelArg string `json:"kernel_arg"`
+	Chunks    int    `json:"chunks"`
+	Chunk     int64  `json:"chunk"`
+	SizeOK    bool   `json:"size_ok"`
+}
+
+// checkManifest reads the image's manifest (file, or IMAGE.manifest
+// beside a local image) and checks it fits the image: a manifest for
+// another size makes every boot that fetches it stop. The content is not
+// hashed here (that reads the whole image: 'manifest -verify' does it).
+func (in *inspector) checkManifest(file string) error {
+	if file == "" {
+		if in.local == "" {
+			return nil
+		}
+		file = in.local + ".manifest"
+		if _, err := os.Stat(file); err != nil {
+			return nil
+		}
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	m, err := manifest.Parse(data)
+	if err != nil {
+		in.problemHint("write it again with 'streamroot manifest IMAGE'", "%s: %v (a node fetching it stops)", file, err)
+		in.rep.Manifest = &manifestCheck{File: file}
+		return nil
+	}
+	c := &manifestCheck{File: file, KernelArg: manifest.KernelArg(data), Chunks: m.NumChunks(), Chunk: m.Chunk, SizeOK: m.Size == in.rep.Size}
+	in.rep.Manifest = c
+	if !c.SizeOK {
+		in.problemHint("the image or the manifest is stale: 'streamroot manifest IMAGE' writes the manifest for this image (and new kernel arguments)",
+			"%s is for a %d-byte image, this one has %d bytes (a node pinned to it refuses the image)", file, m.Size, in.rep.Size)
+	}
+	return nil
+}
+
+// maxManifestFetch bounds what inspect downloads of a manifest URL: the
+// manifest of a 16 TiB image in 4 MiB chunks is 266 MB, of any image
+// served in practice well under this.
+const maxManifestFetch = 8 << 20
+
+// checkManifestURL fetches <image URL>.manifest, where a boot pinned with
+// streamroot.manifest= looks for it, and checks it fits the image. That
+// it is missing or unreadable is a note (the image may be pinned another
+// way, or not at all); a manifest for another size makes the image
+// unbootable for a pinned node, so that is a problem.
+func (in *inspector) checkManifestURL(ctx context.Context, imageURL string, ho httpsrc.Options) {
+	u, err := url.Parse(imageURL)
+	if err != nil || u.RawQuery != "" {
+		return // the boot appends to the URL as given; a query would hide where
+	}
+	ho.Stall = min(ho.Stall, 10*time.Second)
+	ms, err := httpsrc.Open(ctx, imageURL+".manifest", ho)
+	var se *httpsrc.StatusError
+	switch {
+	case errors.As(err, &se) && se.Code == http.StatusNotFound:
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("no manifest at %s.manifest: the image is pinned only if the kernel line or the initramfs names another one ('streamroot manifest IMAGE' writes it)", u.Redacted()))
+		return
+	case err != nil:
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: the manifest URL does not answer as it should: %v", err))
+		return
+	case ms.Size > maxManifestFetch:
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: %s is %d bytes, too big for a manifest: not read", ms.URL, ms.Size))
+		return
+	}
+	data := make([]byte, ms.Size)
+	if n, err := ms.BlockReader(ctx, 64<<10, maxManifestFetch+64<<10).ReadAt(data, 0); int64(n) != ms.Size {
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: %s: read %d of %d bytes: %v", ms.URL, n, ms.Size, err))
+		return
+	}
+	m, err := manifest.Parse(data)
+	if err != nil {
+		in.rep.Notes = append(in.rep.Notes, fmt.Sprintf("WARNING: %s: %v (a node pinned with streamroot.manifest= stops on it)", ms.URL, err))
+		return
+	}
+	c := &manifestCheck{File: ms.URL, KernelArg: manifest.KernelArg(data), Chunks: m.NumChunks(), Chunk: m.Chunk, SizeOK: m.Size == in.rep.Size}
+	in.rep.Manifest = c
+	if !c.SizeOK {
+		in.problemHint("the image or the manifest on the server is stale: 'streamroot manifest IMAGE' writes the manifest for this image (and new kernel arguments); publish both",
+			"%s is for a %d-byte image, the image has %d bytes (a node pinned to it refuses the image)", ms.URL, m.Size, in.rep.Size)
+	}
+}
+
+// netHint is the advice for a failure to reach or trust a server.
+func netHint(err error) string {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var dns *net.DNSError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &ua):
+		return "the server's certificate is signed by a CA this host does not trust: -cacert FILE names the CA, -insecure skips the check (a node needs rd.noverifyssl or the CA in its initramfs too)"
+	case errors.As(err, &hn), errors.As(err, &ci):
+		return "the server's certificate does not fit (wrong name or expired): fix the certificate or use the name it carries; -insecure skips the check"
+	case errors.As(err, &dns):
+		return "the host name does not resolve here: check its spelling and this host's DNS, or give the server's IP address"
+	case errors.As(err, &op) && op.Op == "dial":
+		return "nothing answers at that address: is the server running, is the port right, does a firewall drop it? (streamroot serve DIR starts one)"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "the server stopped answering: check the network and the server's load, then try again"
+	}
+	return "check the URL and that the server answers it (curl -I URL)"
+}
+
+// fileKind names a file type inspect cannot read as an image ("" for a
+// regular file or a block device).
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsRegular(), m&os.ModeDevice != 0 && m&os.ModeCharDevice == 0:
+		return ""
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "not a regular file"
+}
+
+// loadCAs reads a PEM bundle for -cacert.
+func loadCAs(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, withHint(fmt.Errorf("-cacert %s: no PEM certificate in it", file), "give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)")
+	}
+	return pool, nil
 }
 
 func (in *inspector) problem(format string, args ...any) {
 	if in.rep.Problem == "" {
 		in.rep.Problem = fmt.Sprintf(format, args...)
+	}
+}
+
+// problemHint records a problem with its advice, unless an earlier
+// problem (and its advice) stands.
+func (in *inspector) problemHint(hint, format string, args ...any) {
+	if in.rep.Problem == "" {
+		in.rep.Problem, in.rep.hint = fmt.Sprintf(format, args...), hint
 	}
 }
 
@@ -260,7 +540,7 @@ func (in *inspector) layer(ra io.ReaderAt, size int64, offset *int64, inPath str
 	}
 	truncated := func(kind string) {
 		if !facts.Fits(size) {
-			in.problem("truncated: %s declares %d bytes, %s has %d", kind, facts.Declared, nameOr(inPath, "the image"), size)
+			in.problemHint(truncatedHint, "truncated: %s declares %d bytes, %s has %d", kind, facts.Declared, nameOr(inPath, "the image"), size)
 		}
 	}
 	switch facts.Kind {
@@ -372,7 +652,8 @@ func (in *inspector) squashfs(ra io.ReaderAt, size int64, offset *int64, inPath 
 	}
 	in.rep.Layers = append(in.rep.Layers, layer{Kind: "squashfs", Path: inPath, Offset: offset, Size: size, Squashfs: info})
 	if !facts.Fits(size) {
-		in.problem("truncated: squashfs declares %d bytes, %s has %d", facts.Declared, nameOr(inPath, "the image"), size)
+		in.problemHint(truncatedHint, "truncated: squashfs declares %d bytes, %s has %d", facts.Declared, nameOr(inPath, "the image"), size)
+		info.Reason = fmt.Sprintf("not read: the squashfs is truncated (%d of %d bytes)", size, facts.Declared)
 		return nil
 	}
 	inner, innerHead, innerSize, goErr := in.squashGo(ra, sb, info)
@@ -540,8 +821,12 @@ func (in *inspector) summarize() {
 	}
 	switch {
 	case top.Kind == "iso9660":
-		r.Boot = fmt.Sprintf("a live ISO: root=live:<URL of the .iso> boots it (streamroot opens %s inside), "+
-			"or 'streamroot extract' that file and boot root=live:<its URL>", top.ISO.Image)
+		with := ""
+		if a := liveArgs(in.isoPath); a != "" {
+			with = " with " + a + " on the kernel line"
+		}
+		r.Boot = fmt.Sprintf("a live ISO: root=live:<URL of the .iso>%s boots it (streamroot opens %s inside), "+
+			"or 'streamroot extract -path %s' that file and boot root=live:<its URL>", with, top.ISO.Image, in.isoPath)
 	case sq != nil && sq.LiveImage != "":
 		r.Boot = "dracut's live layout: root=live:<URL> boots it; streamroot mounts " + sq.LiveImage + " from inside"
 	default:
@@ -551,6 +836,26 @@ func (in *inspector) summarize() {
 		r.Notes = append(r.Notes, fmt.Sprintf("the squashfs holds neither %s nor an init (%s): is it a root filesystem?",
 			in.rep.layout.LiveImages()[0], strings.Join(imgfmt.InitCandidates(), ", ")))
 	}
+}
+
+// liveArgs are the kernel arguments that make a boot open isoPath inside
+// an ISO instead of the default LiveOS/squashfs.img ("" for that).
+func liveArgs(isoPath string) string {
+	p := path.Clean(strings.TrimPrefix(isoPath, "/"))
+	dir, name := path.Split(p)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		dir = "."
+	}
+	def := imgfmt.DefaultLayout()
+	var args []string
+	if !strings.EqualFold(dir, def.LiveDir) {
+		args = append(args, "rd.live.dir="+dir)
+	}
+	if !strings.EqualFold(name, def.SquashImg) {
+		args = append(args, "rd.live.squashimg="+name)
+	}
+	return strings.Join(args, " ")
 }
 
 // printReport prints the human report. Every string that came from the
@@ -584,6 +889,8 @@ func printReport(w io.Writer, r *report) {
 			switch {
 			case s.LiveImage != "":
 				fmt.Fprintf(w, "%sholds %s (dracut live layout)\n", ind, esc(s.LiveImage))
+			case s.Contents == "unknown" && s.Reason != "":
+				fmt.Fprintf(w, "%scontents unknown: %s\n", ind, esc(s.Reason))
 			case s.Contents == "unknown":
 				fmt.Fprintf(w, "%scontents unknown\n", ind)
 			case len(s.Root) > 0:
@@ -616,6 +923,10 @@ func printReport(w io.Writer, r *report) {
 	fmt.Fprintf(w, "boot: %s\n", esc(r.Boot))
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", esc(n))
+	}
+	if m := r.Manifest; m != nil && m.SizeOK {
+		fmt.Fprintf(w, "manifest: %s, %s of %s, the image's size (%s; 'streamroot manifest -verify' checks the content)\n",
+			esc(m.File), chunks(m.Chunks), humanBytes(m.Chunk), m.KernelArg)
 	}
 	if r.HTTP != nil {
 		fmt.Fprintf(w, "fetched: %d bytes in %d range requests\n", r.HTTP.Bytes, r.HTTP.Requests)

@@ -112,3 +112,32 @@ func TestInspectRedirects(t *testing.T) {
 		t.Errorf("the redirecting URL was asked %d times, want once", redirHits.Load())
 	}
 }
+
+// A weak ETag alone is a warning: it does not promise the same bytes.
+func TestInspectURLWeakValidator(t *testing.T) {
+	img := ext4Image(64<<10, 16, "w")
+	for _, tc := range []struct {
+		name, etag string
+		modified   time.Time
+		warn       bool
+	}{
+		{"weak ETag alone", `W/"1"`, time.Time{}, true},
+		{"weak ETag and Last-Modified", `W/"1"`, time.Unix(1e9, 0), false},
+		{"strong ETag", `"1"`, time.Time{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("ETag", tc.etag)
+				http.ServeContent(w, r, "img", tc.modified, bytes.NewReader(img))
+			}))
+			defer srv.Close()
+			code, out, errs := runCmd(t, "inspect", srv.URL+"/img")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			if got := strings.Contains(out, "WARNING: the server's only validator is a weak ETag"); got != tc.warn {
+				t.Errorf("warning shown %v, want %v:\n%s", got, tc.warn, out)
+			}
+		})
+	}
+}

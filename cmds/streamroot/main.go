@@ -3,27 +3,34 @@
 // tells what layout an image has, writes the chunk manifest that pins an
 // image, and prints ready PXELinux, iPXE and GRUB boot entries.
 //
-//	streamroot serve    [-addr 127.0.0.1:8080] DIR
-//	streamroot extract  ISO [-path LiveOS/squashfs.img] [-o DIR]
-//	streamroot inspect  [-json] IMAGE|ISO|URL
-//	streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-verify]
-//	streamroot pxe      --server URL --image PATH [--format pxelinux|ipxe|grub] [--foreman --foreman-url URL]
+//	streamroot serve    [-addr 127.0.0.1:8080] [-grace 10s] DIR
+//	streamroot extract  ISO [-path LiveOS/squashfs.img] [-o DIR|-] [-f]
+//	streamroot inspect  [-json] [-cacert FILE] [-insecure] IMAGE|ISO|URL
+//	streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-verify] [-json]
+//	streamroot pxe      --server URL --image PATH [--format pxelinux|ipxe|grub] [--foreman --foreman-url URL] [--json]
 //
-// Every subcommand has --help. Errors are one line on stderr naming the file
-// or URL and the reason; the exit code is 1, or 2 for a usage error.
+// Every subcommand has --help. Stdout carries only the result; errors are
+// one line on stderr naming the file or URL and the reason, ending in
+// "; hint: ..." when there is advice; with --json a failure is also printed
+// on stdout as {"error": ..., "hint": ...}. The exit code is 0, 1 for a
+// failure, or 2 for a usage error.
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
@@ -39,6 +46,14 @@ type command struct {
 // tests run commands in parallel.
 type env struct {
 	stdout, stderr io.Writer
+	// json is set by a subcommand that parsed --json: run then reports a
+	// failure on stdout as a JSON object too.
+	json bool
+	// stall, when set, replaces how long an HTTP read may make no
+	// progress (tests shorten it).
+	stall time.Duration
+	// tty: stderr is a terminal, so long work may draw progress there.
+	tty bool
 }
 
 func commands() []command {
@@ -57,6 +72,34 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
+// hintError is an error with advice for the operator: what to check, or
+// which flag fixes it.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+// withHint attaches advice to err (nil stays nil); run prints it after the
+// error as "; hint: ...".
+func withHint(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return &hintError{err, fmt.Sprintf(format, args...)}
+}
+
+// hintOf is the advice attached anywhere in err's chain, or "".
+func hintOf(err error) string {
+	var he *hintError
+	if errors.As(err, &he) {
+		return he.hint
+	}
+	return ""
+}
+
 func usagef(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
@@ -66,7 +109,7 @@ var errHelp = errors.New("help printed")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr})
+	code := run(ctx, os.Args[1:], &env{stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stderr)})
 	stop()
 	os.Exit(code)
 }
@@ -79,6 +122,8 @@ func run(ctx context.Context, args []string, e *env) int {
 	}
 	name := args[0]
 	switch name {
+	case "-version", "--version":
+		return run(ctx, []string{"version"}, e)
 	case "-h", "-help", "--help", "help":
 		if len(args) > 1 && name == "help" {
 			return run(ctx, []string{args[1], "--help"}, e)
@@ -91,21 +136,53 @@ func run(ctx context.Context, args []string, e *env) int {
 			continue
 		}
 		err := c.run(ctx, e, args[1:])
-		var ue *usageError
-		switch {
-		case err == nil, errors.Is(err, errHelp):
+		if err == nil || errors.Is(err, errHelp) {
 			return 0
-		case errors.As(err, &ue):
-			fmt.Fprintf(e.stderr, "streamroot %s: %s\nRun 'streamroot %s --help' for usage.\n", name, oneLine(ue.msg), name)
-			return 2
-		default:
-			fmt.Fprintf(e.stderr, "streamroot %s: %s\n", name, oneLine(err.Error()))
-			return 1
 		}
+		code, hint := printErr(e, name, err), hintOf(err)
+		if code == 2 && hint == "" {
+			hint = fmt.Sprintf("run 'streamroot %s --help' for usage", name)
+		}
+		if e.json {
+			// A JSON failure always carries advice, if only where to look.
+			switch {
+			case hint != "":
+			case errors.Is(err, fs.ErrNotExist):
+				hint = "check the path: the file does not exist"
+			case errors.Is(err, fs.ErrPermission):
+				hint = "check the file's permissions, or run as a user that can read it"
+			default:
+				hint = fmt.Sprintf("see 'streamroot %s --help'", name)
+			}
+			writeJSON(e.stdout, struct {
+				Error string `json:"error"`
+				Hint  string `json:"hint,omitempty"`
+				Exit  int    `json:"exit"`
+			}{err.Error(), hint, code})
+		}
+		return code
 	}
 	fmt.Fprintf(e.stderr, "streamroot: unknown command %q\n", name)
 	topUsage(e.stderr)
 	return 2
+}
+
+// printErr prints err as the CLI promises (one line, the hint at its
+// end; a usage error adds the pointer to --help) and returns the exit
+// code it calls for.
+func printErr(e *env, name string, err error) int {
+	msg := err.Error()
+	if hint := hintOf(err); hint != "" {
+		// On the same line: an error stays one line, for grep and logs.
+		msg += "; hint: " + hint
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(e.stderr, "streamroot %s: %s\nRun 'streamroot %s --help' for usage.\n", name, oneLine(msg), name)
+		return 2
+	}
+	fmt.Fprintf(e.stderr, "streamroot %s: %s\n", name, oneLine(msg))
+	return 1
 }
 
 // oneLine keeps an error message on one line, as the CLI promises, with
@@ -126,7 +203,9 @@ Commands:
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
-Run 'streamroot <command> --help' for the arguments of a command.
+Run 'streamroot <command> --help' for the arguments of a command;
+'streamroot --version' prints the version.
+Stdout carries only the result; messages go to stderr.
 Exit codes: 0 success, 1 failure (one line on stderr says why), 2 usage error.
 `)
 }
@@ -198,4 +277,18 @@ func runVersion(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "streamroot %s%s\n", v, rev)
 	return nil
+}
+
+// writeJSON prints v as indented JSON, with non-printing runes escaped so
+// names read from an image cannot drive a terminal.
+func writeJSON(w io.Writer, v any) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(jsonEscapeNonPrint(buf.Bytes()))
+	return err
 }

@@ -7,13 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/streamroot/streamroot/pkg/atomicfile"
 	"github.com/streamroot/streamroot/pkg/manifest"
+	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
-const manifestUsage = `Usage: streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest]
-       streamroot manifest -verify IMAGE [-o IMAGE.manifest]
+const manifestUsage = `Usage: streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-json] [-no-progress]
+       streamroot manifest -verify IMAGE [-o IMAGE.manifest] [-json] [-no-progress]
 
 Writes the chunk manifest of IMAGE (its size, the chunk size and the SHA-256
 of the image and of every chunk; format in docs/cli.md) atomically to
@@ -28,6 +30,12 @@ then verified before the kernel sees it.
 
 With -verify, reads the existing manifest and checks IMAGE against it,
 naming the first chunk that differs and its byte offset.
+
+Stdout carries only the two kernel arguments (what was written or
+verified is said on stderr), so $(streamroot manifest IMAGE) is the pin;
+--json prints {"manifest", "size", "chunk", "chunks", "sha256",
+"kernel_args"} instead. On a terminal, stderr shows the progress (bytes,
+rate, ETA) unless -no-progress.
 `
 
 func runManifest(_ context.Context, e *env, args []string) error {
@@ -36,10 +44,13 @@ func runManifest(_ context.Context, e *env, args []string) error {
 	fs.Var(&chunk, "chunk", "chunk size: a power of two from 64KiB to 64MiB")
 	out := fs.String("o", "", "manifest file to write (default IMAGE.manifest)")
 	verify := fs.Bool("verify", false, "check IMAGE against its existing manifest instead of writing one")
+	asJSON := fs.Bool("json", false, "print the result as a JSON object")
+	noProgress := fs.Bool("no-progress", false, "draw no progress line (there is none anyway when stderr is not a terminal)")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
 	}
+	e.json = *asJSON
 	if len(pos) != 1 {
 		return usagef("want exactly one IMAGE, got %d arguments", len(pos))
 	}
@@ -60,15 +71,21 @@ func runManifest(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: not a regular file", img)
+		what := fileKind(st.Mode())
+		if what == "" {
+			what = "a block device"
+		}
+		return withHint(fmt.Errorf("%s: not a regular file (%s)", img, what), "a manifest pins an image file: give the file the server publishes")
 	}
 	if st.Size() == 0 {
-		return fmt.Errorf("%s: empty file", img)
+		return withHint(fmt.Errorf("%s: empty file", img), "an interrupted copy? copy the image again")
 	}
 
 	if *verify {
 		data, err := os.ReadFile(*out)
-		if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return withHint(err, "write one first with 'streamroot manifest %s', or name it with -o", img)
+		} else if err != nil {
 			return err
 		}
 		m, err := manifest.Parse(data)
@@ -78,19 +95,24 @@ func runManifest(_ context.Context, e *env, args []string) error {
 		if m.Size != st.Size() {
 			return fmt.Errorf("%s: %d bytes, but %s says %d", img, st.Size(), *out, m.Size)
 		}
-		if err := m.Verify(f); err != nil {
+		p := startProgress(e, *noProgress, "verifying "+textesc.Escape(img), st.Size())
+		err = m.Verify(progressReaderAt{f, p})
+		p.finish()
+		if err != nil {
 			var ce *manifest.ChunkError
 			if errors.As(err, &ce) {
-				return fmt.Errorf("%s does not match %s: %w", img, *out, err)
+				return withHint(fmt.Errorf("%s does not match %s: %w", img, *out, err),
+					"the image is corrupt or was replaced: copy it again, or rewrite the manifest (and the kernel arguments) if the new image is the right one")
 			}
 			return fmt.Errorf("%s: %w", img, err)
 		}
-		fmt.Fprintf(e.stdout, "%s: matches %s (%s of %s)\n", img, *out, chunks(m.NumChunks()), humanBytes(m.Chunk))
-		printPins(e.stdout, data, m)
-		return nil
+		fmt.Fprintf(e.stderr, "%s: matches %s (%s of %s)\n", textesc.Escape(img), textesc.Escape(*out), chunks(m.NumChunks()), humanBytes(m.Chunk))
+		return printPins(e, *out, data, m)
 	}
 
-	m, err := manifest.Build(f, st.Size(), int64(chunk))
+	p := startProgress(e, *noProgress, "hashing "+textesc.Escape(img), st.Size())
+	m, err := manifest.Build(progressReaderAt{f, p}, st.Size(), int64(chunk))
+	p.finish()
 	if err != nil {
 		return fmt.Errorf("%s: %w", img, err)
 	}
@@ -105,14 +127,29 @@ func runManifest(_ context.Context, e *env, args []string) error {
 	}); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
-	fmt.Fprintf(e.stdout, "wrote %s: %d bytes in %s of %s (manifest format %d)\n",
-		*out, m.Size, chunks(m.NumChunks()), humanBytes(m.Chunk), manifest.Version)
-	printPins(e.stdout, data, m)
-	return nil
+	fmt.Fprintf(e.stderr, "wrote %s: %d bytes in %s of %s (manifest format %d)\n",
+		textesc.Escape(*out), m.Size, chunks(m.NumChunks()), humanBytes(m.Chunk), manifest.Version)
+	return printPins(e, *out, data, m)
 }
 
-func printPins(w io.Writer, data []byte, m *manifest.Manifest) {
-	fmt.Fprintf(w, "%s\nstreamroot.sha256=%x\n", manifest.KernelArg(data), m.SHA256)
+// manifestResult is what manifest --json prints.
+type manifestResult struct {
+	Manifest   string   `json:"manifest"`
+	Size       int64    `json:"size"`
+	Chunk      int64    `json:"chunk"`
+	Chunks     int      `json:"chunks"`
+	SHA256     string   `json:"sha256"`
+	KernelArgs []string `json:"kernel_args"`
+}
+
+// printPins prints the result: the kernel arguments that pin the image.
+func printPins(e *env, file string, data []byte, m *manifest.Manifest) error {
+	pins := []string{manifest.KernelArg(data), fmt.Sprintf("streamroot.sha256=%x", m.SHA256)}
+	if e.json {
+		return writeJSON(e.stdout, manifestResult{file, m.Size, m.Chunk, m.NumChunks(), fmt.Sprintf("%x", m.SHA256), pins})
+	}
+	_, err := fmt.Fprintf(e.stdout, "%s\n", strings.Join(pins, "\n"))
+	return err
 }
 
 func chunks(n int) string {

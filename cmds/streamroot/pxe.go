@@ -11,11 +11,13 @@ import (
 	"strings"
 
 	"github.com/streamroot/streamroot/pkg/manifest"
+	"github.com/streamroot/streamroot/pkg/textesc"
 )
 
 const pxeUsage = `Usage: streamroot pxe --server URL --image PATH [--format pxelinux|ipxe|grub]
                       [--kernel vmlinuz] [--initrd initramfs.img] [--append "extra args"]
-                      [--foreman --foreman-url URL] [--manifest IMAGE.manifest]
+                      [--label L] [--menu-label TEXT] [--ipxe-nic net0]
+                      [--foreman --foreman-url URL] [--manifest IMAGE.manifest] [--json]
 
 Prints a boot entry that boots the image at <server>/<image> with the
 streamroot initramfs: kernel, initrd, and a kernel line with ip=dhcp and
@@ -47,6 +49,11 @@ without the manifest would only be checked on a whole copy in RAM.
 
 Kernel and initrd paths are written as given: relative to the TFTP root
 for PXELinux, to the script's own URL for iPXE, to $root for GRUB.
+A password in --server is kept on the kernel line (the node needs it) but
+never shown in a menu title or a message.
+
+--json prints {"format", "entry", "image_url", "kernel_args"} instead of
+the entry alone (image_url with any password redacted).
 `
 
 // pxeOptions is everything that shapes a boot entry.
@@ -84,10 +91,12 @@ func runPXE(_ context.Context, e *env, args []string) error {
 	fs.StringVar(&o.foremanURL, "foreman-url", "", "Foreman or Smart Proxy `URL` for proxy.url= (with --foreman)")
 	fs.StringVar(&o.ipxeNIC, "ipxe-nic", "net0", "iPXE device whose MAC becomes BOOTIF (net0, net1, ... or netX for the last one opened)")
 	manifestPath := fs.String("manifest", "", "`file` written by 'streamroot manifest': pin the image with its digests")
+	asJSON := fs.Bool("json", false, "print the entry and its parts as a JSON object")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
 	}
+	e.json = *asJSON
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q (all pxe arguments are flags)", pos[0])
 	}
@@ -98,37 +107,84 @@ func runPXE(_ context.Context, e *env, args []string) error {
 		}
 		m, err := manifest.Parse(data)
 		if err != nil {
-			return fmt.Errorf("%s: %w", *manifestPath, err)
+			return withHint(fmt.Errorf("%s: %w", *manifestPath, err), "give the file 'streamroot manifest IMAGE' wrote (IMAGE.manifest)")
+		}
+		if err := checkManifestFor(e, *manifestPath, o.image, m); err != nil {
+			return err
 		}
 		o.pins = []string{manifest.KernelArg(data), fmt.Sprintf("streamroot.sha256=%x", m.SHA256)}
 	}
-	out, err := pxeEntry(o)
+	ent, err := pxeEntry(o)
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(e.stdout, out)
+	if *asJSON {
+		return writeJSON(e.stdout, ent)
+	}
+	_, err = io.WriteString(e.stdout, ent.Entry)
 	return err
+}
+
+// checkManifestFor checks a --manifest against the image it is to pin:
+// the image file beside it (IMAGE.manifest's IMAGE), when there is one,
+// must have the size the manifest says; and the node fetches
+// <image URL>.manifest, so a manifest named for another image is worth a
+// warning.
+func checkManifestFor(e *env, manifestPath, image string, m *manifest.Manifest) error {
+	local := strings.TrimSuffix(manifestPath, ".manifest")
+	if local != manifestPath {
+		if st, err := os.Stat(local); err == nil && st.Mode().IsRegular() && st.Size() != m.Size {
+			return withHint(fmt.Errorf("--manifest %s is not %s's: it says %d bytes, the image has %d", manifestPath, local, m.Size, st.Size()),
+				"the image changed since: run 'streamroot manifest %s' again and publish the new manifest", local)
+		}
+	}
+	if image != "" && path.Base(manifestPath) != path.Base(image)+".manifest" {
+		fmt.Fprintf(e.stderr, "streamroot pxe: warning: the node fetches <image URL>.manifest, i.e. %s.manifest, but --manifest is %s: publish it under that name or add streamroot.manifest.url= with --append\n",
+			textesc.Escape(path.Base(image)), textesc.Escape(manifestPath))
+	}
+	return nil
+}
+
+// pxeResult is a boot entry and its parts, as --json prints it.
+type pxeResult struct {
+	Format     string `json:"format"`
+	Entry      string `json:"entry"`
+	ImageURL   string `json:"image_url"`
+	KernelArgs string `json:"kernel_args"`
+}
+
+// redactRaw is s with any password replaced by "xxxxx", for messages.
+func redactRaw(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	if i, j := strings.Index(s, "://"), strings.LastIndex(s, "@"); i >= 0 && j > i {
+		return s[:i+3] + "xxxxx" + s[j:]
+	}
+	return s
 }
 
 // checkURL validates an http(s) URL that will be written into a boot
 // loader config, where whitespace, quotes and shell-like characters would
 // break or change the line.
-func checkURL(flagName, s string) (*url.URL, error) {
+// why says what the URL is for, in the message refusing another scheme.
+func checkURL(flagName, s, why string) (*url.URL, error) {
 	if s == "" {
 		return nil, usagef("--%s is required", flagName)
 	}
+	shown := redactRaw(s)
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, usagef("--%s %q: not a URL: %v", flagName, s, err)
+		return nil, usagef("--%s %q: not a URL", flagName, shown)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, usagef("--%s %q: want an http:// or https:// URL (the initramfs fetches the image over HTTP)", flagName, s)
+		return nil, usagef("--%s %q: want an http:// or https:// URL (%s)", flagName, shown, why)
 	}
 	if u.Host == "" {
-		return nil, usagef("--%s %q: no host name", flagName, s)
+		return nil, usagef("--%s %q: no host name", flagName, shown)
 	}
 	if u.Fragment != "" || strings.HasSuffix(s, "#") {
-		return nil, usagef("--%s %q: a #fragment is never sent to the server", flagName, s)
+		return nil, usagef("--%s %q: a #fragment is never sent to the server", flagName, shown)
 	}
 	if err := checkWord(flagName, s); err != nil {
 		return nil, err
@@ -140,48 +196,62 @@ func checkURL(flagName, s string) (*url.URL, error) {
 // would split on or interpret.
 func checkWord(flagName, s string) error {
 	if i := strings.IndexAny(s, " \t\r\n\"'\\$;{}&|<>`"); i >= 0 {
-		return usagef("--%s %q: contains %q, which a boot loader config would split or interpret", flagName, s, s[i])
+		return usagef("--%s %q: contains %q, which a boot loader config would split or interpret", flagName, redactRaw(s), s[i])
 	}
 	return nil
 }
 
-func pxeEntry(o pxeOptions) (string, error) {
-	srv, err := checkURL("server", o.server)
+func pxeEntry(o pxeOptions) (pxeResult, error) {
+	var none pxeResult
+	srv, err := checkURL("server", o.server, "the initramfs fetches the image over HTTP")
 	if err != nil {
-		return "", err
+		return none, err
+	}
+	if srv.RawQuery != "" || srv.ForceQuery {
+		return none, usagef("--server %q: a ?query would end up before the image's path; give the server's base URL", srv.Redacted())
 	}
 	if o.image == "" {
-		return "", usagef("--image is required (the image's path on --server, e.g. LiveOS/squashfs.img)")
+		return none, usagef("--image is required (the image's path on --server, e.g. LiveOS/squashfs.img)")
 	}
 	if strings.Contains(o.image, "://") {
-		return "", usagef("--image %q: give the path on --server, not a URL", o.image)
+		return none, usagef("--image %q: give the path on --server, not a URL", redactRaw(o.image))
+	}
+	if i := strings.IndexAny(o.image, "#?"); i >= 0 {
+		return none, usagef("--image %q: %q would end the URL's path (the node would fetch only what comes before it); rename the file or write it as %%%02X",
+			o.image, o.image[i], o.image[i])
+	}
+	if slices.Contains(strings.Split(o.image, "/"), "..") {
+		return none, usagef("--image %q: a .. segment leaves the server's directory (servers, streamroot serve among them, refuse it); give the path from --server's root", o.image)
 	}
 	for _, w := range []struct{ name, v string }{{"image", o.image}, {"kernel", o.kernel}, {"initrd", o.initrd}, {"label", o.label}} {
 		if err := checkWord(w.name, w.v); err != nil {
-			return "", err
+			return none, err
 		}
 	}
 	if o.kernel == "" || o.initrd == "" {
-		return "", usagef("--kernel and --initrd must not be empty")
+		return none, usagef("--kernel and --initrd must not be empty")
 	}
 	if strings.ContainsAny(o.extra, "\r\n") || strings.ContainsAny(o.menuLabel, "\r\n'") {
-		return "", usagef("--append and --menu-label must be one line (and --menu-label without ')")
+		return none, usagef("--append and --menu-label must be one line (and --menu-label without ')")
 	}
 	if o.ipxeNIC != "netX" && !(strings.HasPrefix(o.ipxeNIC, "net") && len(o.ipxeNIC) > 3 && strings.Trim(o.ipxeNIC[3:], "0123456789") == "") {
-		return "", usagef("--ipxe-nic %q: want net0, net1, ... or netX", o.ipxeNIC)
+		return none, usagef("--ipxe-nic %q: want net0, net1, ... or netX", o.ipxeNIC)
 	}
-	imageURL := strings.TrimRight(srv.String(), "/") + "/" + strings.TrimLeft(o.image, "/")
+	base := strings.TrimRight(srv.String(), "/")
+	imageURL := base + "/" + strings.TrimLeft(o.image, "/")
+	// The node needs the password; a menu title or a message shows none.
+	shownURL := strings.TrimRight(srv.Redacted(), "/") + "/" + strings.TrimLeft(o.image, "/")
 
 	args := []string{"ip=dhcp", "root=live:" + imageURL}
-	label, menu := "streamroot", "streamroot: "+imageURL
+	label, menu := "streamroot", "streamroot: "+shownURL
 	if o.foreman {
-		if _, err := checkURL("foreman-url", o.foremanURL); err != nil {
-			return "", err
+		if _, err := checkURL("foreman-url", o.foremanURL, "the Discovery Image reaches Foreman or its Smart Proxy over HTTP"); err != nil {
+			return none, err
 		}
 		args = append(args, foremanArgs, "proxy.url="+o.foremanURL, "proxy.type=foreman")
 		label, menu = "discovery_http", "Foreman Discovery via HTTP"
 	} else if o.foremanURL != "" {
-		return "", usagef("--foreman-url needs --foreman")
+		return none, usagef("--foreman-url needs --foreman")
 	}
 	// After the image and the NIC: the pins, then the operator's own
 	// arguments last, so they can override anything before them.
@@ -219,7 +289,7 @@ func pxeEntry(o pxeOptions) (string, error) {
 			"\tinitrd %s\n"+
 			"}\n", menu, label, o.kernel, cmdline("$sr_bootif"), o.initrd)
 	default:
-		return "", usagef("--format %q: want pxelinux, ipxe or grub", o.format)
+		return none, usagef("--format %q: want pxelinux, ipxe or grub", o.format)
 	}
-	return b.String(), nil
+	return pxeResult{Format: o.format, Entry: b.String(), ImageURL: shownURL, KernelArgs: cmdline("")}, nil
 }

@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
-const serveUsage = `Usage: streamroot serve [-addr 127.0.0.1:8080] DIR
+const serveUsage = `Usage: streamroot serve [-addr 127.0.0.1:8080] [-grace 10s] [-log-format text|json|combined] DIR
 
 Serves the regular files under DIR over HTTP, for labs and tests
 (production can use nginx or any CDN that honours Range requests):
@@ -29,17 +31,42 @@ Serves the regular files under DIR over HTTP, for labs and tests
     refused; names starting with "." (.git, .htpasswd) are never served
     (404); only regular files are opened, never a FIFO or a device
   - one access-log line per request on stderr: method, path, range,
-    status, bytes sent, duration
+    status, bytes sent, duration, client, user agent, the If-Range
+    outcome (match, or changed: whole file sent); a refused request
+    (4xx) is logged at WARN with the reason, a response the client cut
+    short gets note="client aborted ..."
 
-SIGINT or SIGTERM stops it gracefully (requests in flight get 10 s).
+-log-format json writes every log line as a JSON object; combined writes
+the access log in Apache's/nginx's combined format for log analysers.
+
+SIGINT or SIGTERM stops it gracefully: requests in flight get -grace
+(10 s) to finish, then their connections are closed; the log says how
+many there were. Either way the exit code is 0.
 `
 
 func runServe(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("serve", serveUsage)
 	addr := fs.String("addr", "127.0.0.1:8080", "`host:port` to listen on (0.0.0.0:8080 for every interface; port 0 picks a free one)")
+	grace := fs.Duration("grace", 10*time.Second, "how long requests in flight may finish after SIGINT/SIGTERM")
+	logFormat := fs.String("log-format", "text", "log `format`: text or json (log/slog), or combined (the access log in Apache/nginx combined format, other messages as text)")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
+	}
+	if err := checkAddr(*addr); err != nil {
+		return err
+	}
+	if *grace < 0 {
+		return usagef("-grace %s: must not be negative", *grace)
+	}
+	var handler slog.Handler
+	switch *logFormat {
+	case "text", "combined":
+		handler = slog.NewTextHandler(e.stderr, nil)
+	case "json":
+		handler = slog.NewJSONHandler(e.stderr, nil)
+	default:
+		return usagef("-log-format %q: want text, json or combined", *logFormat)
 	}
 	if len(pos) != 1 {
 		return usagef("want exactly one DIR, got %d arguments", len(pos))
@@ -58,13 +85,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	defer root.Close()
 
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	log := slog.New(handler)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
+	fsrv := &fileServer{root: root, log: log}
+	if *logFormat == "combined" {
+		fsrv.combined = e.stderr
+	}
 	srv := &http.Server{
-		Handler:           &fileServer{root: root, log: log},
+		Handler:           fsrv,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -78,12 +109,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "reason", context.Cause(ctx))
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info("shutting down", "reason", context.Cause(ctx), "requests_in_flight", fsrv.inFlight.Load(), "grace", *grace)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// Asked to stop, it stops: a slow client is the client's problem,
+		// not a failure of the server.
+		log.Warn("grace period over: closing the connections of requests still in flight", "requests", fsrv.inFlight.Load(), "grace", *grace)
 		srv.Close()
-		return fmt.Errorf("shutdown: %w", err)
+		// Let the handlers whose connections were closed log their
+		// aborted responses before the exit (bounded: a handler stuck
+		// elsewhere does not hold the exit up).
+		for i := 0; i < 100 && fsrv.inFlight.Load() > 0; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -92,28 +131,113 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// checkAddr refuses a listen address that is not host:port with a
+// numeric port ("8080" alone, say), as a usage error.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usagef("-addr %q: want host:port, e.g. 127.0.0.1:8080 or :8080 (every interface)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return usagef("-addr %q: the port must be a number from 0 to 65535", addr)
+	}
+	return nil
+}
+
 // fileServer serves the regular files of root.
 type fileServer struct {
-	root *os.Root
-	log  *slog.Logger
+	root     *os.Root
+	log      *slog.Logger
+	inFlight atomic.Int64 // requests being answered, for the shutdown log
+	// combined, when set, receives the access log in the combined log
+	// format instead of log.
+	combined io.Writer
 }
 
 func (s *fileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
 	lw := &logWriter{ResponseWriter: w}
 	note := s.serve(lw, r)
 	if r.Method == http.MethodHead {
 		lw.bytes = 0 // net/http discards a HEAD response's body
 	}
+	if note == "" && lw.err != nil {
+		note = "client aborted: " + lw.err.Error()
+	}
 	attrs := []any{
 		"method", r.Method, "path", r.URL.Path, "range", r.Header.Get("Range"),
 		"status", lw.status(), "bytes", lw.bytes, "duration", time.Since(start).Round(time.Microsecond),
-		"remote", r.RemoteAddr,
+		"remote", r.RemoteAddr, "agent", r.UserAgent(),
+	}
+	if r.Header.Get("If-Range") != "" && r.Header.Get("Range") != "" {
+		// Whether the client's copy was still current: a 200 means the
+		// file changed under a reader that resumes (a node mid-boot).
+		outcome := "match"
+		if lw.status() == http.StatusOK {
+			outcome = "changed: whole file sent"
+		} else if lw.status() != http.StatusPartialContent {
+			outcome = "n/a"
+		}
+		attrs = append(attrs, "if_range", outcome)
 	}
 	if note != "" {
 		attrs = append(attrs, "note", note)
 	}
-	s.log.Info("request", attrs...)
+	if s.combined != nil {
+		s.logCombined(r, lw, start)
+		return
+	}
+	level := slog.LevelInfo
+	if c := lw.status(); c >= 400 && c < 600 || lw.err != nil {
+		level = slog.LevelWarn
+	}
+	s.log.Log(r.Context(), level, "request", attrs...)
+}
+
+// logCombined writes the access-log line in the combined log format
+// (Apache's and nginx's default), which log analysers read as is:
+//
+//	host - user [time] "request line" status bytes "referer" "user agent"
+func (s *fileServer) logCombined(r *http.Request, lw *logWriter, start time.Time) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	user := "-"
+	if u, _, ok := r.BasicAuth(); ok && u != "" {
+		user = clfEscape(u)
+	}
+	size := "-"
+	if lw.bytes > 0 {
+		size = strconv.FormatInt(lw.bytes, 10)
+	}
+	fmt.Fprintf(s.combined, "%s - %s [%s] \"%s %s %s\" %d %s \"%s\" \"%s\"\n",
+		host, user, start.Format("02/Jan/2006:15:04:05 -0700"), clfEscape(r.Method), clfEscape(r.RequestURI), clfEscape(r.Proto),
+		lw.status(), size, clfEscape(r.Referer()), clfEscape(r.UserAgent()))
+}
+
+// clfEscape escapes a request field for a combined-log line as Apache
+// does: quote and backslash with a backslash, other non-printing bytes as
+// \xhh, so a client cannot forge a line or drive a terminal; "" is "-".
+func clfEscape(v string) string {
+	if v == "" {
+		return "-"
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // serve answers one request and returns a note for the access log when the
@@ -246,6 +370,13 @@ type logWriter struct {
 	http.ResponseWriter
 	code  int
 	bytes int64
+	err   error // the first write error: the client went away
+}
+
+func (w *logWriter) noteErr(err error) {
+	if err != nil && w.err == nil {
+		w.err = err
+	}
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -261,6 +392,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
+	w.noteErr(err)
 	return n, err
 }
 
@@ -272,6 +404,7 @@ func (w *logWriter) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
 		n, err := rf.ReadFrom(r)
 		w.bytes += n
+		w.noteErr(err)
 		return n, err
 	}
 	return io.Copy(struct{ io.Writer }{w}, r)
