@@ -14,7 +14,7 @@ import (
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
-// What each pin protects (README "Integrity"): a whole-image hash
+// What each pin protects (docs/kernel-args.md, "Integrity"): a whole-image hash
 // (streamroot.sha256=) never lets bytes that fail it reach the kernel
 // unnoticed, in any fetch mode.
 

@@ -18,7 +18,7 @@ import (
 // stageHints are the advice when an error carries none of its own.
 var stageHints = map[string]string{
 	"early":    "the kernel lacks devtmpfs/tmpfs/proc support or the initramfs is damaged",
-	"config":   "fix the kernel command line (PXELinux APPEND, iPXE kernel line or GRUB linux line); see README 'Kernel arguments'",
+	"config":   "fix the kernel command line (PXELinux APPEND, iPXE kernel line or GRUB linux line); see docs/kernel-args.md",
 	"modules":  "rebuild the initramfs for this kernel (make initramfs KVER=$(uname -r of the node's kernel))",
 	"network":  "check the cable, the switch port and the DHCP server; ip=, BOOTIF= and rd.net.timeout.* pick the link and the waits",
 	"fetch":    "check the URL in root=, that the HTTP server is up and reachable from the node's network; rd.retry=<s> sets how long to keep trying",

@@ -16,7 +16,7 @@
 //   - Every form of every argument read is a row of one table, [Forms],
 //     with its origin (dracut.cmdline(7) and dracut's parser,
 //     NetworkManager's nm-initrd-generator, PXELinux, the kernel, and the
-//     tools that write such lines); README.md's reference is generated
+//     tools that write such lines); docs/kernel-args.md's reference is generated
 //     from it. Where dracut and nm-initrd-generator differ, dracut's
 //     reading is followed unless it cannot boot (the row says so).
 //   - No network or root argument is dropped without a word: it is

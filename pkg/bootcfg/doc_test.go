@@ -14,7 +14,7 @@ import (
 	"testing"
 )
 
-var update = flag.Bool("update", false, "rewrite README.md's kernel-argument reference from Forms")
+var update = flag.Bool("update", false, "rewrite docs/kernel-args.md's kernel-argument reference from Forms")
 
 // parserKeys lists the argument names the parser's switch on t.key handles,
 // read from the source so a new case cannot be added without this test
@@ -81,9 +81,9 @@ const (
 	refEnd   = "<!-- end of kernel-arguments -->\n"
 )
 
-// README.md's reference is Reference(), byte for byte.
+// docs/kernel-args.md's reference is Reference(), byte for byte.
 func TestReference(t *testing.T) {
-	const path = "../../README.md"
+	const path = "../../docs/kernel-args.md"
 	readme, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestReference(t *testing.T) {
 	s := string(readme)
 	i, j := strings.Index(s, refBegin), strings.Index(s, refEnd)
 	if i < 0 || j < i {
-		t.Fatalf("README.md has no generated kernel-argument reference between %q and %q", refBegin, refEnd)
+		t.Fatalf("docs/kernel-args.md has no generated kernel-argument reference between %q and %q", refBegin, refEnd)
 	}
 	want := s[:i] + refBegin + Reference() + refEnd + s[j+len(refEnd):]
 	if want == s {
@@ -103,7 +103,7 @@ func TestReference(t *testing.T) {
 		}
 		return
 	}
-	t.Errorf("README.md's kernel-argument reference is not Reference(): run go test ./pkg/bootcfg -run TestReference -update")
+	t.Errorf("docs/kernel-args.md's kernel-argument reference is not Reference(): run go test ./pkg/bootcfg -run TestReference -update")
 }
 
 // Every form's example parses (or is refused, naming one of its tokens),

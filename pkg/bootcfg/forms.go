@@ -3,7 +3,7 @@ package bootcfg
 import "strings"
 
 // Form is one accepted spelling of a kernel argument: a row of the
-// reference in README.md, which is generated from Forms (go test
+// reference in docs/kernel-args.md, which is generated from Forms (go test
 // ./pkg/bootcfg -run TestReference -update) and checked against it.
 type Form struct {
 	Section string // the reference's table: "root", "streamroot", "failure", "network"
@@ -223,7 +223,7 @@ const hex64 = "abababababababababababababababababababababababababababababababab"
 // argument streamroot reads, with its origin and effect.
 func Forms() []Form { return append([]Form(nil), forms...) }
 
-// Reference renders Forms as the Markdown tables of README.md's
+// Reference renders Forms as the Markdown tables of docs/kernel-args.md's
 // "Kernel arguments" section, and the list of forms where dracut and
 // NetworkManager differ.
 func Reference() string {
