@@ -52,7 +52,7 @@ func cmdlineParams(cmdline string) map[string][]string {
 		}
 		key, _, _ := strings.Cut(arg, "=")
 		mod, param, ok := strings.Cut(key, ".")
-		if !ok || !validName(mod) || param == "" || !validParam(param) {
+		if !ok || !validName(mod) || !validParam(param) {
 			continue
 		}
 		mod = Normalize(mod)
@@ -93,7 +93,7 @@ func validName(s string) bool {
 // validParam admits what module_param names are made of ("." occurs in
 // names like "nf_conntrack.acct" after the module's own prefix).
 func validParam(s string) bool {
-	return len(s) < 64 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == ""
+	return s != "" && len(s) < 64 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == ""
 }
 
 // moduleParams merges the command line's parameters with the workarounds
@@ -123,9 +123,6 @@ func moduleParams(cmdline string) (map[string]string, map[string][]Workaround) {
 	}
 	return out, applied
 }
-
-// Params returns the parameters the loader passes to mod ("" for none).
-func (l *Loader) Params(mod string) string { return l.params[Normalize(mod)] }
 
 func (w Workaround) String() string {
 	return fmt.Sprintf("%s.%s=%s", w.Module, w.Param, w.Value)

@@ -84,7 +84,7 @@ func TestSplitArgs(t *testing.T) {
 // dependencies, so a dependency with parameters is loaded with them first.
 func TestOpenReadsParamsAndDeps(t *testing.T) {
 	l := testLoader(t)
-	if got := l.Params("virtio-net"); got != "napi_tx=0" {
+	if got := l.params["virtio_net"]; got != "napi_tx=0" {
 		t.Errorf("no command line: virtio_net params %q, want the workaround", got)
 	}
 	if got, want := l.deps["virtio_net"], []string{"virtio"}; !reflect.DeepEqual(got, want) {

@@ -389,7 +389,7 @@ func newCache(s *Spec, src *source, run *os.Root, log *slog.Logger) (*chunkcache
 		if s.CacheMiB > 0 {
 			how = "streamroot.cache"
 		}
-		log.Info("lazy cache bound", "size", mib(bo.CacheBytes), "from", how)
+		log.Info("lazy cache bound", "size", bootlog.MiB(bo.CacheBytes), "from", how)
 	}
 	// The handle follows /run/initramfs when /run moves into the real
 	// root, so the fault is recorded for the booted system too; before
@@ -463,7 +463,7 @@ func serve(ctx context.Context, s *Spec, runDir string, answer io.WriteCloser, b
 	if err := nbd.WaitReady(dev.Index, cache.Size(), 30*time.Second); err != nil {
 		return err
 	}
-	log.Info("serving the image", "device", dev.Path, "size", mib(cache.ImageSize()), "mode", s.Mode)
+	log.Info("serving the image", "device", dev.Path, "size", bootlog.MiB(cache.ImageSize()), "mode", s.Mode)
 	_ = json.NewEncoder(answer).Encode(ready{Device: dev.Path, Size: cache.ImageSize(), ETag: src.etag})
 	answer.Close()
 
@@ -541,7 +541,7 @@ func fillAndCheck(ctx context.Context, c *chunkcache.Cache, want []byte, pacer *
 		log.Info("whole-image sha256 verified")
 	}
 	s := c.Stats()
-	log.Info(fmt.Sprintf("fill complete: %s in %s; the server is no longer needed", mib(c.ImageSize()), time.Since(start).Round(time.Millisecond)),
+	log.Info(fmt.Sprintf("fill complete: %s in %s; the server is no longer needed", bootlog.MiB(c.ImageSize()), time.Since(start).Round(time.Millisecond)),
 		"demand_chunks", s.DemandFetches, "fill_chunks", s.FillFetches)
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/manifest"
@@ -33,6 +34,6 @@ func (s *Spec) loadManifest(ctx context.Context, u string, pin [32]byte, log *sl
 			"the manifest on the server is not the one the kernel line pins: regenerate it with streamroot manifest and update streamroot.manifest=sha256:…")
 	}
 	s.manifest, s.Manifest = m, data
-	log.Info("manifest verified", "url", shown, "chunks", m.NumChunks(), "chunk", mib(m.Chunk))
+	log.Info("manifest verified", "url", shown, "chunks", m.NumChunks(), "chunk", bootlog.MiB(m.Chunk))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/hint"
 )
 
@@ -61,10 +62,10 @@ func planFetch(req bootcfg.FetchMode, sha256, manifest bool, short *ramShortage)
 		if sha256 && !manifest {
 			return fetchPlan{}, hint.New(
 				fmt.Errorf("the image (%s) does not fit in RAM (%s available), and streamroot.sha256= without streamroot.manifest= can only be checked on a whole copy: "+
-					"refusing to boot it unverified", mib(short.Size), mib(short.Avail)),
+					"refusing to boot it unverified", bootlog.MiB(short.Size), bootlog.MiB(short.Avail)),
 				"publish a chunk manifest (streamroot manifest IMAGE) and add streamroot.manifest=sha256:…: lazy mode then verifies every chunk; or give the node more memory")
 		}
-		note = fmt.Sprintf("the image (%s) does not fit in RAM (%s available): falling back to streamroot.fetch=lazy", mib(short.Size), mib(short.Avail))
+		note = fmt.Sprintf("the image (%s) does not fit in RAM (%s available): falling back to streamroot.fetch=lazy", bootlog.MiB(short.Size), bootlog.MiB(short.Avail))
 		mode = bootcfg.FetchLazy
 	}
 	if mode == bootcfg.FetchLazy && sha256 {

@@ -41,7 +41,7 @@ func fetchRAM(ctx context.Context, s *Spec, o Options) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.Log.Info("image", "url", s.Name, "size", mib(src.Size), "etag", src.ETag)
+	o.Log.Info("image", "url", s.Name, "size", bootlog.MiB(src.Size), "etag", src.ETag)
 
 	var st unix.Statfs_t
 	if err := unix.Statfs(o.RunDir, &st); err != nil {
@@ -97,7 +97,7 @@ func fetchRAM(ctx context.Context, s *Spec, o Options) (*Device, error) {
 	if m != nil {
 		o.Log.Info("every chunk verified against the manifest", "chunks", m.NumChunks())
 	}
-	o.Log.Info("image complete", "size", mib(src.Size), "received", mib(src.Received()), "file", dst)
+	o.Log.Info("image complete", "size", bootlog.MiB(src.Size), "received", bootlog.MiB(src.Received()), "file", dst)
 	return &Device{Mode: s.Mode, File: dst, Size: src.Size, ETag: src.ETag, Received: src.Received(), runDir: o.RunDir}, nil
 }
 

@@ -240,8 +240,6 @@ func redact(u string) string {
 	return u
 }
 
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
 // memInfo reads one field of /proc/meminfo in bytes, or 0 if unknown.
 func memInfo(field string) int64 {
 	b, err := os.ReadFile("/proc/meminfo")
