@@ -20,6 +20,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/kmod"
 	"github.com/streamroot/streamroot/pkg/liveroot"
+	"github.com/streamroot/streamroot/pkg/netconfig"
 	"github.com/streamroot/streamroot/pkg/netup"
 	"github.com/streamroot/streamroot/pkg/rootdev"
 	"github.com/streamroot/streamroot/pkg/switchroot"
@@ -148,7 +149,7 @@ func (b *boot) modules(context.Context) error {
 
 // network brings up the boot link and gets an address.
 func (b *boot) network(ctx context.Context) error {
-	nc, notes, err := netConfig(b.cfg)
+	nc, notes, err := netconfig.FromBoot(b.cfg)
 	if err != nil {
 		return err
 	}

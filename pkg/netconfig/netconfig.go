@@ -1,4 +1,9 @@
-package main
+// Package netconfig translates the parsed kernel command line into what
+// the network stage brings up. It is its own room so that the init only
+// wires (cmds/init calls FromBoot, then netup.Up) and every new network
+// form (IPv6, VLANs, bonds) is decided here, in one pure, tested function,
+// before any link is touched.
+package netconfig
 
 import (
 	"fmt"
@@ -10,7 +15,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/netup"
 )
 
-// netConfig translates the parsed kernel line into what netup brings up:
+// FromBoot translates the parsed kernel line into what netup brings up:
 // the link (BOOTIF=, bootdev=, ip=<iface>:…), the links to leave alone
 // (ip=<iface>:off), the method (DHCP or a static ip=), MTU and MAC, names,
 // waits and the DHCP client id. Arguments the network stage cannot honour
@@ -18,7 +23,7 @@ import (
 // point-to-point peer) are refused by name; a part of one it honours only
 // in part (ip=dhcp,dhcp6) comes back as a note to log. It is pure: the
 // network stage only runs netup.Up on its result.
-func netConfig(cfg *bootcfg.Config) (netup.Config, []string, error) {
+func FromBoot(cfg *bootcfg.Config) (netup.Config, []string, error) {
 	n := cfg.Net
 	nc := netup.Config{
 		Iface:          n.BootDev,

@@ -1,4 +1,4 @@
-package main
+package netconfig
 
 import (
 	"errors"
@@ -19,7 +19,7 @@ func TestNetConfig(t *testing.T) {
 		check   func(t *testing.T, got netup.Config)
 		err     string // substring of the error; "" for none
 		hint    string
-		notes   []string // the notes netConfig returns, exactly
+		notes   []string // the notes FromBoot returns, exactly
 	}{
 		{name: "defaults", cmdline: root + "rd.retry=42", check: func(t *testing.T, got netup.Config) {
 			if got.Static != nil || got.Iface != "" || got.ClientID != nil || len(got.Names) != 0 {
@@ -141,7 +141,7 @@ func TestNetConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(%q): %v", tc.cmdline, err)
 			}
-			nc, notes, err := netConfig(cfg)
+			nc, notes, err := FromBoot(cfg)
 			if tc.err != "" {
 				var h interface{ Hint() string }
 				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.As(err, &h) || !strings.Contains(h.Hint(), tc.hint) {
