@@ -132,37 +132,13 @@ func (w *watcher) failureBlock() bootlog.Failure {
 	return f
 }
 
-// bootReport is the part of /run/initramfs/streamroot.json the summary uses.
-type bootReport struct {
-	Stages []struct {
-		Stage string `json:"stage"`
-		Took  int64  `json:"took_ns"`
-	} `json:"stages"`
-	Lease *struct {
-		Iface        string `json:"iface"`
-		MAC          string `json:"mac"`
-		Address      string `json:"address"`
-		Router       string `json:"router"`
-		ServerID     string `json:"server_id"`
-		LeaseSeconds int    `json:"lease_seconds"`
-		ClientID     string `json:"client_id"`
-	} `json:"lease"`
-	Image *struct {
-		URL      string `json:"url"`
-		Mode     string `json:"mode"`
-		Device   string `json:"device"`
-		Size     int64  `json:"size"`
-		Received int64  `json:"received"`
-	} `json:"image"`
-}
-
 // report parses the streamroot.json the demo root printed (nil if none).
-func (w *watcher) report() *bootReport {
+func (w *watcher) report() *bootlog.Report {
 	s := strings.TrimSpace(w.jsonText.String())
 	if s == "" {
 		return nil
 	}
-	var r bootReport
+	var r bootlog.Report
 	if json.Unmarshal([]byte(s), &r) != nil {
 		return nil
 	}

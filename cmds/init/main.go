@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -37,34 +36,19 @@ type boot struct {
 	handler *bootlog.Handler
 	level   *slog.LevelVar
 	started time.Time
-	timings []timing
+	timings []bootlog.StageTime
 
 	cfg   *bootcfg.Config   // config
 	mode  bootcfg.FetchMode // config: the fetch mode in effect (fetch: the one used)
 	lease *netup.Lease      // network
-	spec  *rootdev.Spec     // fetch: the root device, as decided
 	dev   *rootdev.Device   // fetch: the RAM file or the daemon's nbd device
 	root  *liveroot.Root    // layers
-}
-
-type timing struct {
-	Stage string        `json:"stage"`
-	Took  time.Duration `json:"took_ns"`
 }
 
 type stage struct {
 	name string
 	run  func(context.Context) error
 }
-
-// stageError is a failure with the stage it happened in.
-type stageError struct {
-	stage string
-	err   error
-}
-
-func (e *stageError) Error() string { return e.stage + ": " + e.err.Error() }
-func (e *stageError) Unwrap() error { return e.err }
 
 func main() {
 	level := new(slog.LevelVar)
@@ -73,7 +57,7 @@ func main() {
 	defer func() {
 		// A panic in PID 1 would panic the kernel and lose the message.
 		if r := recover(); r != nil {
-			b.failBoot(&stageError{stage: "internal", err: fmt.Errorf("panic: %v", r)})
+			b.failBoot(&bootlog.StageError{Stage: "internal", Err: fmt.Errorf("panic: %v", r)})
 		}
 	}()
 	if strings.HasPrefix(os.Args[0], "@") {
@@ -105,7 +89,7 @@ func (b *boot) stages() []stage {
 // execs the real init).
 func (b *boot) run(ctx context.Context, stages []stage) error {
 	for _, s := range stages {
-		if b.cfg != nil && breakBefore(b.cfg.Break, s.name) {
+		if b.cfg != nil && b.cfg.BreakBefore(s.name) {
 			b.log.Info(fmt.Sprintf("rd.break=%s: shell before stage %s; exit the shell to go on", s.name, s.name))
 			b.shell()
 		}
@@ -114,15 +98,15 @@ func (b *boot) run(ctx context.Context, stages []stage) error {
 		b.log = l.With(bootlog.StageKey, s.name)
 		err := runStage(ctx, s)
 		took := time.Since(start)
-		b.timings = append(b.timings, timing{s.name, took})
+		b.timings = append(b.timings, bootlog.StageTime{Stage: s.name, Took: took})
 		if err != nil {
 			b.log = l
-			return &stageError{stage: s.name, err: err}
+			return &bootlog.StageError{Stage: s.name, Err: err}
 		}
 		b.log.Debug("done", "took", took.Round(time.Millisecond))
 		b.log = l
 	}
-	return &stageError{stage: "switch", err: fmt.Errorf("the real init returned")}
+	return &bootlog.StageError{Stage: "switch", Err: fmt.Errorf("the real init returned")}
 }
 
 // runStage runs one stage, turning a panic into its error: the failure
@@ -134,26 +118,4 @@ func runStage(ctx context.Context, s stage) (err error) {
 		}
 	}()
 	return s.run(ctx)
-}
-
-// stageTimes are the stages run so far and their durations, for the
-// console protocol (bootlog.FormatStages).
-func (b *boot) stageTimes() []bootlog.StageTime {
-	st := make([]bootlog.StageTime, len(b.timings))
-	for i, t := range b.timings {
-		st[i] = bootlog.StageTime(t)
-	}
-	return st
-}
-
-// dracutBreaks maps dracut's rd.break hook names onto our stages, so break
-// points in existing configs still stop at the matching moment.
-var dracutBreaks = map[string]string{
-	"cmdline": "config", "pre-udev": "modules", "pre-trigger": "modules",
-	"initqueue": "network", "pre-mount": "layers", "mount": "layers",
-	"pre-pivot": "switch", "cleanup": "switch",
-}
-
-func breakBefore(breaks []string, stage string) bool {
-	return slices.ContainsFunc(breaks, func(b string) bool { return b == stage || dracutBreaks[b] == stage })
 }

@@ -24,29 +24,12 @@ import (
 	"github.com/streamroot/streamroot/pkg/netup"
 	"github.com/streamroot/streamroot/pkg/rootdev"
 	"github.com/streamroot/streamroot/pkg/switchroot"
-	"golang.org/x/sys/unix"
 )
 
 // early mounts the API filesystems and starts the log file.
 func (b *boot) early(context.Context) error {
-	mounts := []struct {
-		src, dst, fstype string
-		flags            uintptr
-		data             string
-	}{
-		{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
-		{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},
-		{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
-		{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "gid=5,mode=0620,ptmxmode=000"},
-		{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
-	}
-	for _, m := range mounts {
-		if err := os.MkdirAll(m.dst, 0o755); err != nil {
-			return err
-		}
-		if err := unix.Mount(m.src, m.dst, m.fstype, m.flags, m.data); err != nil && !errors.Is(err, unix.EBUSY) {
-			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dst, err)
-		}
+	if err := switchroot.MountAPI(); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return err
@@ -94,15 +77,10 @@ func (b *boot) config(context.Context) error {
 			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments")
 	}
 	if len(cfg.Manifest) == 0 {
-		// make initramfs IMAGE_MANIFEST=… pins the image even when the
-		// kernel line does not.
-		if d, err := os.ReadFile(bakedManifest); err == nil {
-			sum, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(string(d)), "sha256:"))
-			if err != nil || len(sum) != 32 {
-				return fmt.Errorf("%s: not a SHA-256 digest", bakedManifest)
-			}
-			cfg.Manifest = sum
-			b.log.Info("image manifest pinned by the initramfs", "sha256", hex.EncodeToString(sum))
+		if cfg.Manifest, err = rootdev.ReadBakedManifest(rootdev.BakedManifest); err != nil {
+			return err
+		} else if cfg.Manifest != nil {
+			b.log.Info("image manifest pinned by the initramfs", "sha256", hex.EncodeToString(cfg.Manifest))
 		}
 	}
 	mode, note, err := rootdev.PlanMode(cfg)
@@ -174,14 +152,6 @@ func (b *boot) network(ctx context.Context) error {
 	return nil
 }
 
-// rootDesc names the root for messages.
-func (b *boot) rootDesc() string {
-	if b.cfg.Root.Kind == bootcfg.RootNBD {
-		return b.cfg.Root.Arg
-	}
-	return b.cfg.Root.URL.Redacted()
-}
-
 // fetch makes the root image available: a block device served by the
 // block daemon (stream, lazy, NBD roots) or a file in RAM (ram mode).
 func (b *boot) fetch(ctx context.Context) error {
@@ -189,7 +159,6 @@ func (b *boot) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.spec = spec
 	dev, err := rootdev.Open(ctx, spec, rootdev.Options{Log: b.log, RunDir: runDir})
 	if err != nil {
 		return err
@@ -199,7 +168,7 @@ func (b *boot) fetch(ctx context.Context) error {
 }
 
 // layers mounts the image's layers and the writable overlay at /sysroot.
-func (b *boot) layers(context.Context) error {
+func (b *boot) layers(ctx context.Context) error {
 	r, err := liveroot.Assemble(b.dev.Path(), liveroot.Options{
 		Base:        runDir,
 		Target:      sysroot,
@@ -209,11 +178,11 @@ func (b *boot) layers(context.Context) error {
 	}, b.log)
 	if err != nil {
 		// An I/O error from the nbd device says little; the daemon
-		// records the cause.
-		if f := b.dev.Fault(err); f != nil {
-			return fmt.Errorf("%s: %w", b.rootDesc(), f)
+		// found the cause.
+		if f := b.dev.Fault(ctx, err); f != nil {
+			err = f
 		}
-		return fmt.Errorf("%s: %w", b.rootDesc(), err)
+		return fmt.Errorf("%s: %w", b.dev.Name(), err)
 	}
 	b.root = r
 	b.log.Info("root assembled", "lower", r.Lower, "overlay", sysroot)
@@ -240,28 +209,13 @@ func (b *boot) handover(context.Context) error {
 
 // writeReport records the boot in /run/initramfs/streamroot.json.
 func (b *boot) writeReport() error {
-	rep := map[string]any{"stages": b.timings}
-	if b.lease != nil {
-		rep["lease"] = map[string]any{
-			"iface": b.lease.Iface, "mac": b.lease.MAC.String(), "address": b.lease.Addr.String(),
-			"router": ipOrEmpty(b.lease.Router), "server_id": ipOrEmpty(b.lease.ServerID),
-			"lease_seconds": int(b.lease.LeaseTime.Seconds()), "client_id": fmt.Sprintf("%x", b.lease.ClientID), "dhcp": b.lease.DHCP,
-		}
+	rep := bootlog.Report{Stages: b.timings, Image: b.dev.Record()}
+	if l := b.lease; l != nil {
+		rep.Lease = &bootlog.ReportLease{Iface: l.Iface, MAC: l.MAC.String(), Address: l.Addr.String(), Router: ipOrEmpty(l.Router),
+			ServerID: ipOrEmpty(l.ServerID), LeaseSeconds: int(l.LeaseTime.Seconds()), ClientID: fmt.Sprintf("%x", l.ClientID), DHCP: l.DHCP}
 	}
-	img := map[string]any{"root": b.rootDesc(), "mode": b.mode}
-	switch {
-	case b.dev == nil:
-	case b.dev.File != "": // ram mode: PID 1 fetched it
-		img["size"], img["etag"], img["received"], img["file"] = b.dev.Size, b.dev.ETag, b.dev.Received, b.dev.File
-	default: // the block daemon serves it (its own counters are in blockd.log)
-		img["size"], img["etag"], img["device"] = b.dev.Size, b.dev.ETag, b.dev.Block
-	}
-	if m := b.spec.ParsedManifest(); m != nil {
-		img["manifest_chunks"] = m.NumChunks()
-	}
-	rep["image"] = img
 	if b.root != nil {
-		rep["layers"] = b.root.Layers
+		rep.Layers = b.root.Layers
 	}
 	data, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
@@ -276,49 +230,13 @@ func (b *boot) switchRoot(context.Context) error {
 	if err != nil {
 		return hint.New(err, "the image must contain its own init (e.g. /sbin/init); set init=<path> if it lives elsewhere")
 	}
-	argv, env := realInit(init, os.Args[1:], envOr("TERM", "linux"))
-	b.log.Info(bootlog.Switch{Init: init, Took: time.Since(b.started), Stages: b.stageTimes()}.Message())
+	argv, env := switchroot.InitArgv(init, os.Args[1:]), switchroot.InitEnv(os.Getenv("TERM"))
+	b.log.Info(bootlog.Switch{Init: init, Took: time.Since(b.started), Stages: b.timings}.Message())
 	if err := b.writeReport(); err != nil {
 		b.log.Warn("cannot write boot report", "err", err)
 	}
 	return switchroot.Switch(sysroot, init, argv, env)
 }
-
-// realInit is the real init's argv and environment: what the kernel gave
-// us that is meant for it, and an explicit environment (never ours).
-func realInit(init string, args []string, term string) (argv, env []string) {
-	argv = append([]string{init}, initArgs(args)...)
-	env = []string{
-		"HOME=/",
-		"TERM=" + term,
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	}
-	return argv, env
-}
-
-// initArgs keeps the arguments the kernel gave us that are meant for the
-// real init (runlevels, single, emergency), as dracut does.
-func initArgs(args []string) []string {
-	var out []string
-	for _, a := range args {
-		switch a {
-		case "single", "s", "S", "1", "2", "3", "4", "5", "emergency", "rescue", "auto":
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// bakedManifest holds the manifest digest `make initramfs IMAGE_MANIFEST=…`
-// puts in the initramfs.
-const bakedManifest = "/etc/streamroot/manifest.sha256"
 
 // ipOrEmpty renders an optional address ("" when absent, not "<nil>").
 func ipOrEmpty(ip net.IP) string {

@@ -29,8 +29,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -67,18 +65,6 @@ func permanentSourceError(err error) bool {
 		errors.As(err, &se) && (se.Code == http.StatusNotFound || se.Code == http.StatusGone)
 }
 
-// permanentFault is the daemon's recorded fault as an error for the
-// failure block, or nil when it recorded none.
-func permanentFault(runDir string) error {
-	msg, err := os.ReadFile(runFile(runDir, faultFile))
-	if err != nil {
-		return nil
-	}
-	return hint.New(fmt.Errorf("the block daemon stopped reading the image: %s", strings.TrimSpace(string(msg))),
-		"the image on the server was replaced or removed while this node booted; reboot to boot the new image "+
-			"(replace images under a new name, then point the boot config at it, so booting nodes keep theirs)")
-}
-
 // noValidatorWarning says what a server without ETag and Last-Modified
 // means for the boot, and what to do about it.
 func noValidatorWarning(url string) string {
@@ -87,59 +73,36 @@ func noValidatorWarning(url string) string {
 		"(streamroot manifest IMAGE) or serve it with nginx, Apache or `streamroot serve`"
 }
 
-// readFaults is the cache as the nbd server sees it, recording the first
-// failed read: the kernel turns it into EIO, and the layers stage would
+// readFaults is the cache as the nbd server sees it, reporting failed
+// reads: the kernel turns them into EIO, and the layers stage would
 // otherwise report only "input/output error" for a corrupt chunk or a
 // server that stopped answering.
 type readFaults struct {
 	*chunkcache.Cache
-	run  *os.Root // nil: nowhere to record
-	log  *slog.Logger
-	once sync.Once
+	rep *reporter
 }
 
-func newReadFaults(c *chunkcache.Cache, run *os.Root, log *slog.Logger) *readFaults {
-	return &readFaults{Cache: c, run: run, log: log}
-}
-
-// ReadAt implements nbd.Backend.
+// ReadAt implements nbd.Backend. The fault is reported before the read
+// returns, so it is on fd 4 before the kernel's mount can fail.
 func (r *readFaults) ReadAt(ctx context.Context, p []byte, off int64) error {
 	err := r.Cache.ReadAt(ctx, p, off)
-	if err != nil && r.run != nil {
-		r.once.Do(func() {
-			advice := "the block daemon could not fetch part of the image: see its lines above (blockd:) and the server's error log"
-			switch {
-			case errors.Is(err, chunkcache.ErrCorrupt):
-				advice = "the image on the server is not the one the manifest pins (a damaged copy, or something on the path alters it): " +
-					"copy the image again, or regenerate the manifest (streamroot manifest) and update streamroot.manifest=sha256:…"
-			case errors.Is(err, context.DeadlineExceeded):
-				advice = "the server stopped sending the image: check that it is up and reachable from the node's network; " +
-					"streamroot.io.timeout=<s> sets how long a read may wait"
-			}
-			b, _ := json.Marshal(ready{Error: err.Error(), Hint: advice})
-			if werr := r.run.WriteFile(readFaultFile, append(b, '\n'), 0o644); werr != nil {
-				r.log.Warn("cannot record the failed read", "file", r.run.Name()+"/"+readFaultFile, "err", werr)
-			}
-		})
+	if err != nil {
+		advice := "the block daemon could not fetch part of the image: see its lines above (blockd:) and the server's error log"
+		switch {
+		case errors.Is(err, chunkcache.ErrCorrupt):
+			advice = "the image on the server is not the one the manifest pins (a damaged copy, or something on the path alters it): " +
+				"copy the image again, or regenerate the manifest (streamroot manifest) and update streamroot.manifest=sha256:…"
+		case errors.Is(err, context.DeadlineExceeded):
+			advice = "the server stopped sending the image: check that it is up and reachable from the node's network; " +
+				"streamroot.io.timeout=<s> sets how long a read may wait"
+		}
+		r.rep.fault(Fault{Kind: FaultRead, Error: err.Error(), Hint: advice})
 	}
 	return err
 }
 
-// readFault is the first read the daemon failed, as an error for the
-// failure block, or nil when none failed.
-func readFault(runDir string) error {
-	b, err := os.ReadFile(runFile(runDir, readFaultFile))
-	if err != nil {
-		return nil
-	}
-	var r ready
-	if json.Unmarshal(b, &r) != nil || r.Error == "" {
-		return nil
-	}
-	return hint.New(fmt.Errorf("the block daemon could not read the image for the kernel: %s", r.Error), r.Hint)
-}
-
-// ready is the daemon's answer on fd 4, and the form of blockd.readfault.
+// ready is the daemon's answer on fd 4 (in a message), and the form of
+// blockd.readfault.
 type ready struct {
 	Device string `json:"device,omitempty"`
 	Size   int64  `json:"size,omitempty"`
@@ -190,43 +153,12 @@ func startDaemon(s *Spec, o Options) (*Device, error) {
 	cfgW.Close()
 	o.Log.Info("block daemon started", "pid", cmd.Process.Pid, "mode", s.Mode)
 
-	r, err := awaitReady(readyR, s.Retry+2*time.Minute+map[bool]time.Duration{true: time.Hour}[s.Mode == bootcfg.FetchRAM])
+	conn := newDaemonConn(readyR, bootW)
+	r, err := conn.awaitReady(s.Retry + 2*time.Minute + map[bool]time.Duration{true: time.Hour}[s.Mode == bootcfg.FetchRAM])
 	if err != nil {
 		return nil, err
 	}
-	return &Device{Mode: s.Mode, Block: r.Device, Size: r.Size, ETag: r.ETag, runDir: o.RunDir, bootPipe: bootW}, nil
-}
-
-// awaitReady reads the daemon's answer, for at most wait (in ram mode the
-// whole image arrives first; progress is logged meanwhile).
-func awaitReady(r io.Reader, wait time.Duration) (ready, error) {
-	type answer struct {
-		r   ready
-		err error
-	}
-	ch := make(chan answer, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				ch <- answer{err: fmt.Errorf("reading the block daemon's answer: panic: %v", p)}
-			}
-		}()
-		var a ready
-		err := json.NewDecoder(r).Decode(&a)
-		if errors.Is(err, io.EOF) {
-			err = errors.New("block daemon exited before its device was ready")
-		}
-		ch <- answer{a, err}
-	}()
-	select {
-	case a := <-ch:
-		if a.err != nil {
-			return ready{}, a.err
-		}
-		return a.r, a.r.err()
-	case <-time.After(wait):
-		return ready{}, fmt.Errorf("block daemon not ready after %s", wait)
-	}
+	return &Device{Mode: s.Mode, Block: r.Device, Size: r.Size, ETag: r.ETag, spec: s, conn: conn, bootPipe: bootW}, nil
 }
 
 // RunDaemon is the daemon's main. It never returns while the device
@@ -236,10 +168,10 @@ func RunDaemon() {
 	level := new(slog.LevelVar)
 	h := bootlog.New(os.Stdout, level)
 	log := slog.New(h).With(bootlog.StageKey, "blockd")
-	answer := os.NewFile(4, "ready")
+	rep := newReporter(os.NewFile(4, "ready"), log)
 	fail := func(err error) {
 		log.Error(err.Error())
-		_ = json.NewEncoder(answer).Encode(ready{Error: err.Error(), Hint: hint.Of(err)})
+		rep.answer(ready{Error: err.Error(), Hint: hint.Of(err)})
 		os.Exit(1)
 	}
 	defer func() {
@@ -265,7 +197,7 @@ func RunDaemon() {
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0); err != nil {
 		log.Warn("cannot protect the daemon from the OOM killer", "err", err)
 	}
-	if err := serve(context.Background(), s, runDir, answer, os.NewFile(5, "boot"), log); err != nil {
+	if err := serve(context.Background(), s, runDir, rep, os.NewFile(5, "boot"), log); err != nil {
 		fail(err)
 	}
 	os.Exit(0)
@@ -363,12 +295,12 @@ func redial(ctx context.Context, addr, export string, retry time.Duration, log *
 
 // newCache opens the chunk cache for the source in the Spec's mode: the
 // RAM check, manifest verification, the lazy bound, the fill's pacing, and
-// where faults are recorded (run; nil: on the console only).
-func newCache(s *Spec, src *source, run *os.Root, log *slog.Logger) (*chunkcache.Cache, *fillPacer, func(error), error) {
+// where faults are reported (rep; nil: on the console only).
+func newCache(s *Spec, src *source, rep *reporter, log *slog.Logger) (*chunkcache.Cache, *fillPacer, error) {
 	// PID 1 planned the mode from the kernel line; the image's size is
 	// known only now.
 	if err := s.fit(src.Size(), math.MaxInt64, log); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	// In ram mode the whole-image hash is checked before the kernel sees a
 	// byte; otherwise only a manifest or a validator keeps two versions apart.
@@ -391,18 +323,9 @@ func newCache(s *Spec, src *source, run *os.Root, log *slog.Logger) (*chunkcache
 		}
 		log.Info("lazy cache bound", "size", bootlog.MiB(bo.CacheBytes), "from", how)
 	}
-	// The handle follows /run/initramfs when /run moves into the real
-	// root, so the fault is recorded for the booted system too; before
-	// the switch PID 1 reads it to say why the root could not be read.
-	recordFault := func(error) {}
-	if run != nil {
-		recordFault = func(err error) {
-			if werr := run.WriteFile(faultFile, []byte(err.Error()+"\n"), 0o644); werr != nil {
-				log.Warn("cannot record the fault", "file", run.Name()+"/"+faultFile, "err", werr)
-			}
-		}
-		bo.OnPermanent = recordFault
-	}
+	// Before the switch PID 1 learns of the fault on fd 4, to say why the
+	// root could not be read; the booted system finds it in blockd.fault.
+	bo.OnPermanent = rep.permanent
 	if m := s.manifest; m != nil {
 		bo.Chunk = m.Chunk
 		bo.Verify = func(i int, data []byte) error {
@@ -416,27 +339,29 @@ func newCache(s *Spec, src *source, run *os.Root, log *slog.Logger) (*chunkcache
 	}
 	cache, err := chunkcache.New(src, bo)
 	if err != nil {
-		return nil, nil, nil, hint.New(fmt.Errorf("%s: %w", src.server, err),
+		return nil, nil, hint.New(fmt.Errorf("%s: %w", src.server, err),
 			"the server reports a size no image has: check the server (an NBD export's size, an HTTP Content-Range) and anything between it and this node")
 	}
-	return cache, pacer, recordFault, nil
+	return cache, pacer, nil
 }
 
-// serve opens the source, attaches the nbd device, answers PID 1 on
-// answer, and serves the kernel until it closes the device; in stream mode
+// serve opens the source, attaches the nbd device, answers PID 1 through
+// rep, and serves the kernel until it closes the device; in stream mode
 // the background fill starts when boot reaches EOF (PID 1 exec'd the real
-// init, or gave up).
-func serve(ctx context.Context, s *Spec, runDir string, answer io.WriteCloser, boot io.Reader, log *slog.Logger) error {
+// init, or gave up). Until then rep answers PID 1's syncs on boot.
+func serve(ctx context.Context, s *Spec, runDir string, rep *reporter, boot io.Reader, log *slog.Logger) error {
 	src, err := openSource(ctx, s, log)
 	if err != nil {
 		return err
 	}
-	run, err := os.OpenRoot(runDir)
-	if err != nil {
-		log.Warn("a fault that stops the daemon will be on the console only", "err", err)
-		run = nil
+	// The handle follows /run/initramfs when /run moves into the real
+	// root, so the fault files stay the booted system's record.
+	if run, err := os.OpenRoot(runDir); err == nil {
+		rep.run = run
+	} else {
+		log.Warn("faults will not be recorded for the booted system", "err", err)
 	}
-	cache, pacer, recordFault, err := newCache(s, src, run, log)
+	cache, pacer, err := newCache(s, src, rep, log)
 	if err != nil {
 		return err
 	}
@@ -457,21 +382,22 @@ func serve(ctx context.Context, s *Spec, runDir string, answer io.WriteCloser, b
 	// after the fill is revoked, and no read is answered from it again.
 	// readFaults records the first read that fails for the kernel, for the
 	// layers stage's failure block.
-	rev := &revocable{Backend: newReadFaults(cache, run, log)}
+	rev := &revocable{Backend: &readFaults{Cache: cache, rep: rep}}
 	served := make(chan error, 1)
 	go func() { served <- nbd.Serve(ctx, dev.Conn, rev, 32, log) }()
 	if err := nbd.WaitReady(dev.Index, cache.Size(), 30*time.Second); err != nil {
 		return err
 	}
 	log.Info("serving the image", "device", dev.Path, "size", bootlog.MiB(cache.ImageSize()), "mode", s.Mode)
-	_ = json.NewEncoder(answer).Encode(ready{Device: dev.Path, Size: cache.ImageSize(), ETag: src.etag})
-	answer.Close()
+	rep.answer(ready{Device: dev.Path, Size: cache.ImageSize(), ETag: src.etag})
+	booted := make(chan struct{})
+	go func() { rep.serveSyncs(boot); close(booted) }()
 
 	if s.Mode == bootcfg.FetchStream {
 		// Boot reads go first: the fill starts when the real init runs
 		// (PID 1's end of the pipe closes on exec) or PID 1 gave up.
-		_, _ = io.Copy(io.Discard, boot)
-		go backgroundFill(ctx, cache, rev, s.SHA256, pacer, recordFault, log)
+		<-booted
+		go backgroundFill(ctx, cache, rev, s.SHA256, pacer, rep.permanent, log)
 	}
 	err = <-served
 	log.Warn("the kernel closed the device", "err", err, "stats", fmt.Sprintf("%+v", cache.Stats()))

@@ -2,8 +2,12 @@ package rootdev
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/streamroot/streamroot/pkg/bootlog"
@@ -36,4 +40,25 @@ func (s *Spec) loadManifest(ctx context.Context, u string, pin [32]byte, log *sl
 	s.manifest, s.Manifest = m, data
 	log.Info("manifest verified", "url", shown, "chunks", m.NumChunks(), "chunk", bootlog.MiB(m.Chunk))
 	return nil
+}
+
+// BakedManifest is the build's manifest path: `make initramfs
+// IMAGE_MANIFEST=…` pins the image with the digest there even when the
+// kernel line does not.
+const BakedManifest = "/etc/streamroot/manifest.sha256"
+
+// ReadBakedManifest reads the manifest digest at path ("sha256:<hex>" or
+// the hex alone), or nil when the initramfs has none.
+func ReadBakedManifest(path string) ([]byte, error) {
+	d, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	sum, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(string(d)), "sha256:"))
+	if err != nil || len(sum) != 32 {
+		return nil, fmt.Errorf("%s: not a SHA-256 digest", path)
+	}
+	return sum, nil
 }

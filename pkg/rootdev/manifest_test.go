@@ -3,10 +3,13 @@ package rootdev
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +39,34 @@ func TestLoadManifestRedactsURL(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "img.squashfs.manifest") {
 		t.Errorf("the error does not name the manifest: %v", err)
+	}
+}
+
+func TestReadBakedManifest(t *testing.T) {
+	dir := t.TempDir()
+	sum := strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		name, content string
+		want          string // hex; "" none
+		err           bool
+	}{
+		{"prefixed", "sha256:" + sum + "\n", sum, false},
+		{"bare", sum, sum, false},
+		{"short", "sha256:abcd\n", "", true},
+		{"not hex", "sha256:" + strings.Repeat("zz", 32), "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(p, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadBakedManifest(p)
+			if (err != nil) != tc.err || hex.EncodeToString(got) != tc.want {
+				t.Errorf("ReadBakedManifest = %x, %v", got, err)
+			}
+		})
+	}
+	if got, err := ReadBakedManifest(filepath.Join(dir, "absent")); got != nil || err != nil {
+		t.Errorf("no baked manifest: %x, %v", got, err)
 	}
 }

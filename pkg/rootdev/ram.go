@@ -98,7 +98,7 @@ func fetchRAM(ctx context.Context, s *Spec, o Options) (*Device, error) {
 		o.Log.Info("every chunk verified against the manifest", "chunks", m.NumChunks())
 	}
 	o.Log.Info("image complete", "size", bootlog.MiB(src.Size), "received", bootlog.MiB(src.Received()), "file", dst)
-	return &Device{Mode: s.Mode, File: dst, Size: src.Size, ETag: src.ETag, Received: src.Received(), runDir: o.RunDir}, nil
+	return &Device{Mode: s.Mode, File: dst, Size: src.Size, ETag: src.ETag, Received: src.Received(), spec: s}, nil
 }
 
 // checkSHA256 hashes the file at path and compares it with want.

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"golang.org/x/sys/unix"
@@ -169,7 +170,9 @@ type Device struct {
 	ETag     string
 	Received int64
 
-	runDir string
+	spec *Spec
+	// conn is the fault channel to the daemon (nil for a RAM image).
+	conn *daemonConn
 	// bootPipe stays open in PID 1 and closes (CLOEXEC) when the real
 	// init is exec'd: the daemon's cue to start the background fill.
 	// Holding it here keeps it from being collected (and closed) early.
@@ -184,22 +187,52 @@ func (d *Device) Path() string {
 	return d.Block
 }
 
-// Fault is the cause the daemon recorded for a failed read of the device,
+// Fault is the cause the daemon found for a failed read of the device,
 // as an error for the failure block, or nil: a permanent fault (the image
 // changed or was removed on the server, or failed its whole-image hash)
-// for any mount error, the first failed kernel read for an I/O error.
-// A RAM image has no daemon and no faults.
-func (d *Device) Fault(mountErr error) error {
-	if d.Block == "" {
+// for any mount error, the first failed kernel read for an I/O error. It
+// asks the daemon over the fault channel for every fault found so far
+// (waiting at most a few seconds, or until ctx ends). A RAM image has no
+// daemon and no faults.
+func (d *Device) Fault(ctx context.Context, mountErr error) error {
+	if d.conn == nil {
 		return nil
 	}
-	if f := permanentFault(d.runDir); f != nil {
-		return f
-	}
-	if errors.Is(mountErr, unix.EIO) {
-		return readFault(d.runDir)
+	faults := d.conn.sync(ctx)
+	for _, kind := range []FaultKind{FaultPermanent, FaultRead} {
+		if kind == FaultRead && !errors.Is(mountErr, unix.EIO) {
+			break
+		}
+		for _, f := range faults {
+			if f.Kind == kind {
+				return f.Err()
+			}
+		}
 	}
 	return nil
+}
+
+// Name is the root as messages show it (Spec.Name).
+func (d *Device) Name() string {
+	if d.spec == nil {
+		return ""
+	}
+	return d.spec.Name
+}
+
+// Record is the device as the boot report (/run/initramfs/streamroot.json)
+// shows it.
+func (d *Device) Record() *bootlog.ReportImage {
+	r := &bootlog.ReportImage{Root: d.Name(), Mode: string(d.Mode), Size: d.Size, ETag: d.ETag}
+	if d.File != "" { // ram mode: PID 1 fetched it
+		r.Received, r.File = d.Received, d.File
+	} else { // the block daemon serves it (its own counters are in blockd.log)
+		r.Device = d.Block
+	}
+	if m := d.spec.ParsedManifest(); m != nil {
+		r.ManifestChunks = m.NumChunks()
+	}
+	return r
 }
 
 // Open makes the root image available: in RAM (an HTTP(S) root in ram

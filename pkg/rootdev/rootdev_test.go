@@ -142,7 +142,7 @@ func TestOpenRAM(t *testing.T) {
 			if dev.Mode != bootcfg.FetchRAM || dev.Size != int64(len(img)) || dev.ETag != `"v1"` || dev.Received < dev.Size {
 				t.Errorf("device %+v", dev)
 			}
-			if dev.Fault(unix.EIO) != nil {
+			if dev.Fault(context.Background(), unix.EIO) != nil {
 				t.Error("a RAM image reports a daemon fault")
 			}
 		})
@@ -381,84 +381,9 @@ func TestNewCache(t *testing.T) {
 		{"manifest of another size", Spec{Mode: bootcfg.FetchLazy, manifest: m, Name: "root=nbd:x:1"}, source{Source: sized(2 << 20)}, "the manifest is for an image of 1048576 bytes, the server has 2097152", "regenerate the manifest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, _, err := newCache(&tc.spec, &tc.src, nil, quiet())
+			_, _, err := newCache(&tc.spec, &tc.src, nil, quiet())
 			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(hint.Of(err), tc.hint) {
 				t.Fatalf("newCache: %v (hint %q), want %q", err, hint.Of(err), tc.err)
-			}
-		})
-	}
-	t.Run("permanent fault recorded", func(t *testing.T) {
-		dir := t.TempDir()
-		run, err := os.OpenRoot(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer run.Close()
-		_, _, record, err := newCache(&Spec{Mode: bootcfg.FetchLazy}, &source{Source: sized(1 << 20)}, run, quiet())
-		if err != nil {
-			t.Fatal(err)
-		}
-		record(errors.New("the image changed on the server"))
-		dev := &Device{Block: "/dev/nbd0", runDir: dir}
-		if f := dev.Fault(errors.New("mount: invalid argument")); f == nil || !strings.Contains(f.Error(), "the block daemon stopped reading the image: the image changed on the server") ||
-			!strings.Contains(hint.Of(f), "reboot to boot the new image") {
-			t.Errorf("Fault = %v (hint %q)", f, hint.Of(f))
-		}
-	})
-}
-
-// The first failed kernel read is what an I/O error at mount time reports;
-// other mount errors do not borrow it.
-func TestDeviceReadFault(t *testing.T) {
-	dir := t.TempDir()
-	dev := &Device{Block: "/dev/nbd0", runDir: dir}
-	if f := dev.Fault(unix.EIO); f != nil {
-		t.Fatalf("no fault recorded, Fault = %v", f)
-	}
-	b, _ := json.Marshal(ready{Error: "chunk 3: sha256 mismatch", Hint: "copy the image again"})
-	if err := os.WriteFile(filepath.Join(dir, readFaultFile), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f := dev.Fault(&os.PathError{Op: "mount", Path: "/dev/nbd0", Err: unix.EIO})
-	if f == nil || !strings.Contains(f.Error(), "could not read the image for the kernel: chunk 3: sha256 mismatch") || hint.Of(f) != "copy the image again" {
-		t.Errorf("Fault = %v (hint %q)", f, hint.Of(f))
-	}
-	if f := dev.Fault(unix.EINVAL); f != nil {
-		t.Errorf("a mount error that is no I/O error reports the read fault: %v", f)
-	}
-}
-
-// PID 1's side of fd 4: the device, the daemon's error with its hint, a
-// daemon that died, and one that never answers.
-func TestAwaitReady(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		in        string
-		wait      time.Duration
-		dev       string
-		err, hint string
-	}{
-		{"ready", `{"device":"/dev/nbd0","size":4096,"etag":"\"v1\""}` + "\n", time.Minute, "/dev/nbd0", "", ""},
-		{"failed", `{"error":"resolve boot.lab: no such host","hint":"check the DNS"}` + "\n", time.Minute, "", "resolve boot.lab", "check the DNS"},
-		{"died", "", time.Minute, "", "block daemon exited before its device was ready", ""},
-		{"silent", "block", 200 * time.Millisecond, "", "block daemon not ready after 200ms", ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var r io.Reader = strings.NewReader(tc.in)
-			if tc.in == "block" {
-				pr, pw := io.Pipe()
-				defer pw.Close()
-				r = pr
-			}
-			got, err := awaitReady(r, tc.wait)
-			if tc.err == "" {
-				if err != nil || got.Device != tc.dev {
-					t.Fatalf("awaitReady = %+v, %v", got, err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.err) || hint.Of(err) != tc.hint {
-				t.Fatalf("awaitReady: %v (hint %q), want %q", err, hint.Of(err), tc.err)
 			}
 		})
 	}

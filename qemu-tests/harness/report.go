@@ -364,7 +364,7 @@ func (vm *VM) ExpectFailure(t testing.TB, stage string, contains ...string) *Fai
 		vm.Kill()
 	}
 	con := vm.Console()
-	if !regexp.MustCompile(`streamroot: rebooting in \d+ ?s`).MatchString(con) {
+	if _, ok := bootlog.ParseReboot(con); !ok {
 		t.Errorf(`no "streamroot: rebooting in <N> s" line after the failure block`)
 	}
 	if strings.Contains(con, "STREAMROOT-REPORT") {
