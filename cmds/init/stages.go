@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -71,35 +68,8 @@ func (b *boot) config(context.Context) error {
 	for _, w := range cfg.Warnings {
 		b.log.Warn(w.Arg+": "+w.Reason, "arg", w.Arg)
 	}
-	switch cfg.Root.Kind {
-	case bootcfg.RootNone:
-		return hint.New(errors.New("no root= on the kernel command line"),
-			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments")
-	}
-	if len(cfg.Manifest) == 0 {
-		if cfg.Manifest, err = rootdev.ReadBakedManifest(rootdev.BakedManifest); err != nil {
-			return err
-		} else if cfg.Manifest != nil {
-			b.log.Info("image manifest pinned by the initramfs", "sha256", hex.EncodeToString(cfg.Manifest))
-		}
-	}
-	mode, note, err := rootdev.PlanMode(cfg)
-	if err != nil {
-		return err
-	}
-	b.mode = mode
-	if note != "" {
-		b.log.Warn(note)
-	}
-	if cfg.NoVerifySSL {
-		b.log.Warn("rd.noverifyssl: HTTPS certificates are NOT checked; anyone on the path can replace the root image")
-	}
-	if cfg.Root.Kind == bootcfg.RootNBD {
-		b.log.Info("root", "nbd", net.JoinHostPort(cfg.Root.NBDServer, fmt.Sprint(cfg.Root.NBDPort)), "export", cfg.Root.NBDExport, "mode", b.mode)
-		return nil
-	}
-	b.log.Info("root", "url", cfg.Root.URL.Redacted(), "mode", b.mode)
-	return nil
+	b.mode, err = rootdev.Plan(cfg, rootdev.BakedManifest, b.log)
+	return err
 }
 
 // modules loads the drivers of the hardware found, then what the root needs.
@@ -217,11 +187,7 @@ func (b *boot) writeReport() error {
 	if b.root != nil {
 		rep.Layers = b.root.Layers
 	}
-	data, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(runDir, "streamroot.json"), data, 0o644)
+	return rep.WriteFile(filepath.Join(runDir, "streamroot.json"))
 }
 
 // switchRoot execs the image's init as PID 1 in /sysroot.

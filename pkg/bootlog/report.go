@@ -1,5 +1,10 @@
 package bootlog
 
+import (
+	"encoding/json"
+	"os"
+)
+
 // Report is the boot's record PID 1 leaves in
 // /run/initramfs/streamroot.json for the booted system; the demo reads it
 // back through this type.
@@ -32,4 +37,13 @@ type ReportImage struct {
 	File           string `json:"file,omitempty"`     // ram mode: the image in RAM
 	Device         string `json:"device,omitempty"`   // the block daemon's /dev/nbdN
 	ManifestChunks int    `json:"manifest_chunks,omitempty"`
+}
+
+// WriteFile writes the report, indented, to path.
+func (r Report) WriteFile(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }

@@ -15,6 +15,7 @@ package rootdev
 import (
 	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,6 +94,44 @@ func (s *Spec) ParsedManifest() *manifest.Manifest {
 func PlanMode(cfg *bootcfg.Config) (bootcfg.FetchMode, string, error) {
 	p, err := planFetch(cfg.Fetch, len(cfg.SHA256) > 0, len(cfg.Manifest) > 0, nil)
 	return p.Mode, p.Note, err
+}
+
+// Plan is the config stage's part of the root device: it refuses a line
+// without a root, pins the image with the initramfs's baked manifest
+// (baked; see BakedManifest) when the line pins none, and decides the
+// fetch mode (PlanMode), logging the root, the mode and what the operator
+// should know about them.
+func Plan(cfg *bootcfg.Config, baked string, log *slog.Logger) (bootcfg.FetchMode, error) {
+	if cfg.Root.Kind == bootcfg.RootNone {
+		return "", hint.New(errors.New("no root= on the kernel command line"),
+			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments")
+	}
+	if len(cfg.Manifest) == 0 {
+		sum, err := ReadBakedManifest(baked)
+		if err != nil {
+			return "", err
+		}
+		if sum != nil {
+			cfg.Manifest = sum
+			log.Info("image manifest pinned by the initramfs", "sha256", hex.EncodeToString(sum))
+		}
+	}
+	mode, note, err := PlanMode(cfg)
+	if err != nil {
+		return "", err
+	}
+	if note != "" {
+		log.Warn(note)
+	}
+	if cfg.NoVerifySSL {
+		log.Warn("rd.noverifyssl: HTTPS certificates are NOT checked; anyone on the path can replace the root image")
+	}
+	if cfg.Root.Kind == bootcfg.RootNBD {
+		log.Info("root", "nbd", net.JoinHostPort(cfg.Root.NBDServer, fmt.Sprint(cfg.Root.NBDPort)), "export", cfg.Root.NBDExport, "mode", mode)
+	} else {
+		log.Info("root", "url", cfg.Root.URL.Redacted(), "mode", mode)
+	}
+	return mode, nil
 }
 
 // NewSpec builds the Spec for cfg's root in the planned mode, fetching the
