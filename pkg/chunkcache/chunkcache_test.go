@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/streamroot/streamroot/internal/testimg"
 )
 
 type memSource struct {
@@ -41,17 +42,8 @@ func modeName(bounded bool) string {
 	return "stream"
 }
 
-func image(n int) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(5, 6))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 func TestStreamReadThenFill(t *testing.T) {
-	src := &memSource{data: image(10<<20 + 1000)}
+	src := &memSource{data: testimg.Random(10<<20+1000, 5)}
 	c, err := New(src, Options{Chunk: 1 << 20, Parallel: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +90,7 @@ func TestStreamReadThenFill(t *testing.T) {
 }
 
 func TestLazyBoundedAndTimeout(t *testing.T) {
-	src := &memSource{data: image(32 << 20)}
+	src := &memSource{data: testimg.Random(32<<20, 5)}
 	// A read timeout far above what a loaded host needs for a 1 MiB copy:
 	// this half is about the bound, not the timeout.
 	c, err := New(src, Options{Bounded: true, Chunk: 1 << 20, CacheChunks: 4, ReadTimeout: time.Minute})
@@ -124,7 +116,7 @@ func TestLazyBoundedAndTimeout(t *testing.T) {
 
 	// With the server gone, an uncached read fails at the read timeout, not
 	// at the source's own (here: never).
-	down := &memSource{data: image(4 << 20)}
+	down := &memSource{data: testimg.Random(4<<20, 5)}
 	down.down.Store(true)
 	c, err = New(down, Options{Bounded: true, Chunk: 1 << 20, CacheChunks: 4, ReadTimeout: 300 * time.Millisecond})
 	if err != nil {
@@ -143,7 +135,7 @@ func TestLazyBoundedAndTimeout(t *testing.T) {
 }
 
 func TestVerifyRefusesBadChunk(t *testing.T) {
-	src := &memSource{data: image(4 << 20)}
+	src := &memSource{data: testimg.Random(4<<20, 5)}
 	bad := errors.New("sha256 mismatch")
 	c, err := New(src, Options{Chunk: 1 << 20, Verify: func(i int, _ []byte) error {
 		if i == 2 {
@@ -195,7 +187,7 @@ func (s *changingSource) ReadAt(ctx context.Context, p []byte, off int64) error 
 func TestPermanentErrorStopsFetching(t *testing.T) {
 	for _, bounded := range []bool{false, true} {
 		t.Run(modeName(bounded), func(t *testing.T) {
-			src := &changingSource{memSource: memSource{data: image(8 << 20)}}
+			src := &changingSource{memSource: memSource{data: testimg.Random(8<<20, 5)}}
 			var reported atomic.Int32
 			c, err := New(src, Options{Bounded: bounded, Chunk: 1 << 20, Parallel: 2, ReadTimeout: time.Minute,
 				Permanent:   func(err error) bool { return errors.Is(err, errChanged) },
@@ -302,7 +294,7 @@ func TestFillYieldsToDemand(t *testing.T) {
 	const chunk = 64 << 10
 	demandOff := int64(30 * chunk)
 	release := make(chan struct{})
-	src := &gateSource{memSource: memSource{data: image(40 * chunk)}, hold: map[int64]chan struct{}{demandOff: release}, delay: time.Millisecond}
+	src := &gateSource{memSource: memSource{data: testimg.Random(40*chunk, 5)}, hold: map[int64]chan struct{}{demandOff: release}, delay: time.Millisecond}
 	c, err := New(src, Options{Chunk: chunk, Parallel: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +332,7 @@ func TestFillThreadPriority(t *testing.T) {
 	const chunk = 64 << 10
 	heldOff := int64(5 * chunk)
 	release := make(chan struct{})
-	src := &gateSource{memSource: memSource{data: image(12 * chunk)}, hold: map[int64]chan struct{}{heldOff: release}}
+	src := &gateSource{memSource: memSource{data: testimg.Random(12*chunk, 5)}, hold: map[int64]chan struct{}{heldOff: release}}
 	var mu sync.Mutex
 	workers := map[int]bool{}
 	var lowers, raises int
@@ -404,7 +396,7 @@ func TestFillThreadPriority(t *testing.T) {
 
 // A FillPace error ends the fill with that error.
 func TestFillPaceErrorEndsFill(t *testing.T) {
-	src := &memSource{data: image(8 << 16)}
+	src := &memSource{data: testimg.Random(8<<16, 5)}
 	stop := errors.New("pace says stop")
 	n := 0
 	c, err := New(src, Options{Chunk: 1 << 16, Parallel: 1, FillPace: func(context.Context, int64) error {

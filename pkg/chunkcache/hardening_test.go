@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/testimg"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
 
@@ -203,7 +204,7 @@ func TestLazyHugeImageAllocatesLittle(t *testing.T) {
 // error, never a panic or a negative chunk index.
 func TestReadAtOutsideDevice(t *testing.T) {
 	for _, bounded := range []bool{true, false} {
-		src := &memSource{data: image(3 << 20)}
+		src := &memSource{data: testimg.Random(3<<20, 5)}
 		c, err := New(src, Options{Bounded: bounded})
 		if err != nil {
 			t.Fatal(err)
@@ -309,7 +310,7 @@ func TestCorruptAnswerIsRefetched(t *testing.T) {
 	const chunk = 64 << 10
 	for _, bounded := range []bool{false, true} {
 		t.Run(modeName(bounded), func(t *testing.T) {
-			src := &corruptingSource{memSource: memSource{data: image(40 * chunk)}, every: 3}
+			src := &corruptingSource{memSource: memSource{data: testimg.Random(40*chunk, 5)}, every: 3}
 			var logs syncBuffer
 			c, err := New(src, Options{Bounded: bounded, Chunk: chunk, Verify: verifyAgainst(src.data, chunk),
 				Log: slog.New(slog.NewJSONHandler(&logs, nil))})
@@ -354,7 +355,7 @@ func TestCorruptAnswerIsRefetched(t *testing.T) {
 // its index and failure count — and never fetched again.
 func TestChunkDeclaredBadAfterRefetches(t *testing.T) {
 	const chunk = 64 << 10
-	src := &corruptingSource{memSource: memSource{data: image(8 * chunk)}}
+	src := &corruptingSource{memSource: memSource{data: testimg.Random(8*chunk, 5)}}
 	var logs syncBuffer
 	good := verifyAgainst(src.data, chunk)
 	c, err := New(src, Options{Chunk: chunk, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
@@ -400,7 +401,7 @@ func TestChunkDeclaredBadAfterRefetches(t *testing.T) {
 // returns and leaves no goroutine behind.
 func TestFillLeavesNoGoroutine(t *testing.T) {
 	const chunk = 64 << 10
-	src := &memSource{data: image(16 * chunk)}
+	src := &memSource{data: testimg.Random(16*chunk, 5)}
 	c, err := New(src, Options{Chunk: chunk, Parallel: 2, Verify: func(i int, _ []byte) error {
 		if i < 2 {
 			return errors.New("sha256 mismatch")
@@ -433,7 +434,7 @@ var _ Resetter = httpsrc.Device{}
 // once.
 func TestLazyOneChunkBoundDoesNotThrash(t *testing.T) {
 	const chunk = 64 << 10
-	src := &memSource{data: image(6 * chunk)}
+	src := &memSource{data: testimg.Random(6*chunk, 5)}
 	c, err := New(src, Options{Bounded: true, Chunk: chunk, CacheBytes: chunk})
 	if err != nil {
 		t.Fatal(err)

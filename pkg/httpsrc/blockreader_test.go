@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/internal/testimg"
 )
 
 const testBlock = 64 << 10
@@ -32,7 +34,7 @@ func openBlocks(t *testing.T, url string, o Options, budget int64) *BlockReader 
 // Blocks are fetched once, runs of missing blocks in one range, and what
 // ReadAt returns is the image's bytes, up to the end.
 func TestBlockReader(t *testing.T) {
-	img := image(5*testBlock + 1234)
+	img := testimg.Random(5*testBlock+1234, 1)
 	var mu sync.Mutex
 	var ranges []string
 	var requests atomic.Int32
@@ -75,7 +77,7 @@ func TestBlockReader(t *testing.T) {
 // The budget bounds what is fetched, however the reads come; a refused
 // read fetches nothing.
 func TestBlockReaderBudget(t *testing.T) {
-	img := image(40 * testBlock)
+	img := testimg.Random(40*testBlock, 1)
 	var served atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"b"`)
@@ -125,8 +127,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // the server honours If-Range), a Content-Range for other bytes or another
 // size; each is an error, never bytes of another file.
 func TestBlockReaderHostile(t *testing.T) {
-	img := image(3 * testBlock)
-	other := image(3*testBlock + 1)[1:]
+	img := testimg.Random(3*testBlock, 1)
+	other := testimg.Random(3*testBlock+1, 1)[1:]
 	lm1, lm2 := "Mon, 02 Jan 2006 15:04:05 GMT", "Tue, 03 Jan 2006 15:04:05 GMT"
 	for _, tc := range []struct {
 		name string

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/internal/syncbuf"
+	"github.com/streamroot/streamroot/internal/testimg"
 )
 
 // counted serves img (ServeContent: ranges, If-Range) and counts requests.
@@ -37,7 +38,7 @@ func counted(n *atomic.Int32, img []byte, etag string) http.HandlerFunc {
 // URLs; the plain server is never asked (a downgrade would let anyone on
 // the path swap the image).
 func TestRedirectDowngradeRefused(t *testing.T) {
-	img := image(64 << 10)
+	img := testimg.Random(64<<10, 1)
 	var plainHits atomic.Int32
 	plain := httptest.NewServer(counted(&plainHits, img, `"p"`))
 	defer plain.Close()
@@ -75,7 +76,7 @@ func TestRedirectDowngradeRefused(t *testing.T) {
 
 // Redirects are followed once, at Open: every range goes to the final URL.
 func TestRedirectResolvedOnce(t *testing.T) {
-	img := image(3<<20 + 17)
+	img := testimg.Random(3<<20+17, 1)
 	var redirHits, imgHits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -112,7 +113,7 @@ func TestRedirectResolvedOnce(t *testing.T) {
 // A redirect that shows up after Open is not followed: the image was pinned
 // at one URL, and whatever the redirect leads to is not read.
 func TestRedirectAfterOpenNotFollowed(t *testing.T) {
-	img := image(2 << 20)
+	img := testimg.Random(2<<20, 1)
 	var otherHits atomic.Int32
 	other := httptest.NewServer(counted(&otherHits, img, `"o"`))
 	defer other.Close()
@@ -144,7 +145,7 @@ func TestRedirectAfterOpenNotFollowed(t *testing.T) {
 // block daemon: after switch_root there is no resolver), and every range
 // dials the pinned address.
 func TestRedirectToOtherHostPinned(t *testing.T) {
-	img := image(2<<20 + 5)
+	img := testimg.Random(2<<20+5, 1)
 	var imgHits atomic.Int32
 	store := httptest.NewServer(counted(&imgHits, img, `"h"`))
 	defer store.Close()
@@ -249,8 +250,8 @@ func swapServer(t *testing.T, after int32, ignoreIfRange bool, old, new version,
 // Weak ETags and Last-Modified pin the image too: a change of either is
 // ErrChanged; If-Range never carries a weak ETag.
 func TestWeakValidators(t *testing.T) {
-	img := image(4 << 20)
-	other := image(4 << 20)
+	img := testimg.Random(4<<20, 1)
+	other := testimg.Random(4<<20, 1)
 	other[1<<20+5] ^= 1
 	lm1, lm2 := "Mon, 02 Jan 2006 15:04:05 GMT", "Tue, 03 Jan 2006 15:04:05 GMT"
 	for _, tc := range []struct {
@@ -289,7 +290,7 @@ func TestWeakValidators(t *testing.T) {
 
 // A cache weakening a strong ETag (W/"x" for "x") is not a change.
 func TestWeakenedETagIsSame(t *testing.T) {
-	img := image(3 << 20)
+	img := testimg.Random(3<<20, 1)
 	var ifRanges []string
 	srv := swapServer(t, 1, true, version{img, map[string]string{"ETag": `"x"`}}, version{img, map[string]string{"ETag": `W/"x"`}}, &ifRanges)
 	src, err := Open(context.Background(), srv.URL, Options{Stall: 5 * time.Second})
@@ -308,8 +309,8 @@ func TestWeakenedETagIsSame(t *testing.T) {
 // Without ETag and Last-Modified, HasValidator says so (the init and
 // inspect warn) and what can still be seen, a size change, is refused.
 func TestNoValidator(t *testing.T) {
-	img := image(3 << 20)
-	bigger := image(3<<20 + 1)
+	img := testimg.Random(3<<20, 1)
+	bigger := testimg.Random(3<<20+1, 1)
 	var ifRanges []string
 	srv := swapServer(t, 2, false, version{img, nil}, version{bigger, nil}, &ifRanges)
 	src, err := Open(context.Background(), srv.URL, Options{Stall: 5 * time.Second})
@@ -383,7 +384,7 @@ func TestGetSmallContentLength(t *testing.T) {
 // Offsets near MaxInt64 fail at once instead of sending a wrapped range
 // and retrying until the deadline.
 func TestReadRangeOverflow(t *testing.T) {
-	img := image(1 << 20)
+	img := testimg.Random(1<<20, 1)
 	var hits atomic.Int32
 	srv := httptest.NewServer(counted(&hits, img, `"v"`))
 	defer srv.Close()
@@ -434,8 +435,8 @@ func FuzzCheckRange(f *testing.F) {
 // No error and no log line carries the password of the image URL.
 func TestNoCredentialsInErrorsOrLogs(t *testing.T) {
 	const secret = "s3cr3t-pw"
-	img := image(2 << 20)
-	other := image(2 << 20)
+	img := testimg.Random(2<<20, 1)
+	other := testimg.Random(2<<20, 1)
 	other[0] ^= 1
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -544,7 +545,7 @@ func TestScrub(t *testing.T) {
 // A 206 whose Content-Length disagrees with its Content-Range (a broken
 // proxy) is not used: the range is asked again.
 func TestContentLengthMismatchRetried(t *testing.T) {
-	img := image(1 << 20)
+	img := testimg.Random(1<<20, 1)
 	var bad, hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)

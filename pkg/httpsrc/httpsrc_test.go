@@ -7,23 +7,15 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-func image(n int) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+	"github.com/streamroot/streamroot/internal/testimg"
+)
 
 // memFile is an io.WriterAt over a byte slice.
 type memFile []byte
@@ -121,7 +113,7 @@ func openServed(t *testing.T, img []byte) *Source {
 }
 
 func TestFetch(t *testing.T) {
-	img := image(10<<20 + 12345)
+	img := testimg.Random(10<<20+12345, 1)
 	src := openServed(t, img)
 	if src.Size != int64(len(img)) || src.ETag != `"v1"` {
 		t.Fatalf("pinned size %d etag %s", src.Size, src.ETag)
@@ -143,7 +135,7 @@ func TestFetch(t *testing.T) {
 // A panic on a fetch worker (here in the caller's Verify) is the fetch's
 // error, not a crash: in PID 1 an unrecovered one panics the kernel.
 func TestFetchWorkerPanicIsAnError(t *testing.T) {
-	img := image(4 << 20)
+	img := testimg.Random(4<<20, 1)
 	src := openServed(t, img)
 	var calls atomic.Int32
 	err := src.Fetch(context.Background(), make(memFile, len(img)), FetchOptions{Chunk: 1 << 20, Parallel: 4, Verify: func(off int64, _ []byte) error {
@@ -161,7 +153,7 @@ func TestFetchWorkerPanicIsAnError(t *testing.T) {
 // A server that cuts every response off after a few hundred KiB: the fetch
 // must resume each chunk mid-way and still deliver identical bytes.
 func TestFetchResumesBrokenBodies(t *testing.T) {
-	img := image(3 << 20)
+	img := testimg.Random(3<<20, 1)
 	var cuts atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"x"`)
@@ -198,8 +190,8 @@ func TestFetchResumesBrokenBodies(t *testing.T) {
 }
 
 func TestFetchRefusesChangedImage(t *testing.T) {
-	img := image(4 << 20)
-	other := image(4 << 20)
+	img := testimg.Random(4<<20, 1)
+	other := testimg.Random(4<<20, 1)
 	other[0] ^= 1
 	var data atomic.Pointer[[]byte]
 	data.Store(&img)
@@ -274,7 +266,7 @@ func TestOpenUnreachableIsBounded(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(image(10000)))
+		http.ServeContent(w, r, "img", time.Time{}, bytes.NewReader(testimg.Random(10000, 1)))
 	}))
 	defer srv.Close()
 	// Not trusted: fatal at once, with the reason.
@@ -303,7 +295,7 @@ func TestTLS(t *testing.T) {
 // 503 with Retry-After is waited out as told; a short 206 (fewer bytes than
 // Content-Range promises) is retried, never accepted.
 func TestRetryAfterAndShortBody(t *testing.T) {
-	img := image(2 << 20)
+	img := testimg.Random(2<<20, 1)
 	var n atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch n.Add(1) {
@@ -344,7 +336,7 @@ func TestRetryAfterAndShortBody(t *testing.T) {
 // A server that stops sending mid-body: bounded by the stall time, with a
 // message that says so.
 func TestStalledServerIsBounded(t *testing.T) {
-	img := image(1 << 20)
+	img := testimg.Random(1<<20, 1)
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"s"`)
@@ -374,7 +366,7 @@ func TestStalledServerIsBounded(t *testing.T) {
 // (rd.retry) is not waited out: the open gives up at the budget, naming the
 // URL and the last answer.
 func TestServerErrorsWithinRetryBudget(t *testing.T) {
-	img := image(64 << 10)
+	img := testimg.Random(64<<10, 1)
 	for _, tc := range []struct {
 		name       string
 		code       int
@@ -432,7 +424,7 @@ func TestServerErrorsWithinRetryBudget(t *testing.T) {
 // is never stored as the asked range: the range is asked again, and the
 // read returns the right bytes.
 func TestWrongRangeNotAccepted(t *testing.T) {
-	img := image(2 << 20)
+	img := testimg.Random(2<<20, 1)
 	var wrong atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var first, last int64

@@ -3,11 +3,13 @@ package manifest
 import (
 	"bytes"
 	"testing"
+
+	"github.com/streamroot/streamroot/internal/testimg"
 )
 
 func FuzzParse(f *testing.F) {
 	for _, n := range []int{1, MinChunk - 1, MinChunk, 3*MinChunk + 7} {
-		m, err := Build(bytes.NewReader(image(n, uint64(n))), int64(n), MinChunk)
+		m, err := Build(bytes.NewReader(testimg.Random(n, uint64(n))), int64(n), MinChunk)
 		if err != nil {
 			f.Fatal(err)
 		}

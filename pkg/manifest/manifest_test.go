@@ -5,20 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
-)
 
-// image returns deterministic pseudo-random bytes.
-func image(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+	"github.com/streamroot/streamroot/internal/testimg"
+)
 
 func TestBuild(t *testing.T) {
 	tests := []struct {
@@ -37,7 +28,7 @@ func TestBuild(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			img := image(tt.size, uint64(tt.size))
+			img := testimg.Random(tt.size, uint64(tt.size))
 			m, err := Build(bytes.NewReader(img), int64(len(img)), tt.chunk)
 			if err != nil {
 				t.Fatal(err)
@@ -90,7 +81,7 @@ func equal(a, b *Manifest) bool {
 }
 
 func TestBuildErrors(t *testing.T) {
-	img := image(3*MinChunk, 1)
+	img := testimg.Random(3*MinChunk, 1)
 	tests := []struct {
 		name  string
 		size  int64
@@ -133,7 +124,7 @@ func TestMarshalFormat(t *testing.T) {
 }
 
 func TestVerifyChunkCorrupt(t *testing.T) {
-	img := image(5*MinChunk+100, 7)
+	img := testimg.Random(5*MinChunk+100, 7)
 	m, err := Build(bytes.NewReader(img), int64(len(img)), MinChunk)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +163,7 @@ func TestVerifyChunkCorrupt(t *testing.T) {
 }
 
 func TestParsePinned(t *testing.T) {
-	m, err := Build(bytes.NewReader(image(1000, 3)), 1000, MinChunk)
+	m, err := Build(bytes.NewReader(testimg.Random(1000, 3)), 1000, MinChunk)
 	if err != nil {
 		t.Fatal(err)
 	}

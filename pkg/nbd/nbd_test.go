@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/streamroot/streamroot/internal/testimg"
 )
 
 type memBackend []byte
@@ -37,15 +38,6 @@ func (s slowBackend) ReadAt(ctx context.Context, p []byte, off int64) error {
 	return s.memBackend.ReadAt(ctx, p, off)
 }
 
-func randBytes(n int) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 func socketpair(t *testing.T) (*os.File, *os.File) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
@@ -58,7 +50,7 @@ func socketpair(t *testing.T) (*os.File, *os.File) {
 // The kernel's side of the transmission phase, played by the test: many
 // requests in flight, replies matched by handle, writes refused.
 func TestServe(t *testing.T) {
-	img := randBytes(1 << 20)
+	img := testimg.Random(1<<20, 3)
 	srv, kern := socketpair(t)
 	defer kern.Close()
 	done := make(chan error, 1)
@@ -141,7 +133,7 @@ func TestClientAgainstNBDServer(t *testing.T) {
 		t.Skip("nbd-server not installed (make test installs it)")
 	}
 	dir := t.TempDir()
-	img := randBytes(3<<20 + 4096)
+	img := testimg.Random(3<<20+4096, 3)
 	path := filepath.Join(dir, "disk.img")
 	if err := os.WriteFile(path, img, 0o644); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,21 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/testimg"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/nbd"
 	"golang.org/x/sys/unix"
 )
-
-func randomImage(n int) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -81,7 +72,7 @@ func liveConfig(t *testing.T, rawURL string) *bootcfg.Config {
 // RunDir/image, checked against each pin; a copy that fails a check is
 // never left where the layers stage could mount it.
 func TestOpenRAM(t *testing.T) {
-	img := randomImage(3<<20 + 4321)
+	img := testimg.Random(3<<20+4321, 3)
 	sum := sha256.Sum256(img)
 	m, err := manifest.Build(bytes.NewReader(img), int64(len(img)), 1<<20)
 	if err != nil {
@@ -152,7 +143,7 @@ func TestOpenRAM(t *testing.T) {
 // The manifest is fetched and checked once, in NewSpec; the Spec PID 1
 // sends the daemon decodes to the same manifest without its pin.
 func TestNewSpec(t *testing.T) {
-	img := randomImage(2 << 20)
+	img := testimg.Random(2<<20, 3)
 	m, err := manifest.Build(bytes.NewReader(img), int64(len(img)), 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +332,7 @@ func TestRedial(t *testing.T) {
 // openSource pins an HTTP image (size, validator) and names it without
 // its password.
 func TestOpenSourceHTTP(t *testing.T) {
-	img := randomImage(1 << 20)
+	img := testimg.Random(1<<20, 3)
 	srv := imageServer(t, img, nil, nil)
 	u, _ := url.Parse(srv.URL + "/img.squashfs")
 	u.User = url.UserPassword("op", "s3cret")
