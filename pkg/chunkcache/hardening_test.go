@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/syncbuf"
 	"github.com/streamroot/streamroot/internal/testimg"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
@@ -276,7 +277,7 @@ func verifyAgainst(data []byte, chunk int64) func(int, []byte) error {
 }
 
 // logRecords is a JSON slog handler's output, one record per line.
-func logRecords(t *testing.T, buf *bytes.Buffer) []map[string]any {
+func logRecords(t *testing.T, buf *syncbuf.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
@@ -292,17 +293,6 @@ func logRecords(t *testing.T, buf *bytes.Buffer) []map[string]any {
 	return out
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.Buffer.Write(p)
-}
-
 // One corrupt answer in three does not cost any chunk: a chunk that fails
 // verification is fetched again over a new connection, and every read
 // gets the pinned image's bytes.
@@ -311,7 +301,7 @@ func TestCorruptAnswerIsRefetched(t *testing.T) {
 	for _, bounded := range []bool{false, true} {
 		t.Run(modeName(bounded), func(t *testing.T) {
 			src := &corruptingSource{memSource: memSource{data: testimg.Random(40*chunk, 5)}, every: 3}
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			c, err := New(src, Options{Bounded: bounded, Chunk: chunk, Verify: verifyAgainst(src.data, chunk),
 				Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 			if err != nil {
@@ -335,7 +325,7 @@ func TestCorruptAnswerIsRefetched(t *testing.T) {
 				t.Errorf("%d refetches but %d reconnects", s.Refetches, src.resets.Load())
 			}
 			var warned int
-			for _, r := range logRecords(t, &logs.Buffer) {
+			for _, r := range logRecords(t, &logs) {
 				if strings.Contains(r["msg"].(string), "fetching it again") {
 					if _, ok := r["chunk"]; !ok || r["failures"] == nil {
 						t.Errorf("refetch log without chunk or failure count: %v", r)
@@ -356,7 +346,7 @@ func TestCorruptAnswerIsRefetched(t *testing.T) {
 func TestChunkDeclaredBadAfterRefetches(t *testing.T) {
 	const chunk = 64 << 10
 	src := &corruptingSource{memSource: memSource{data: testimg.Random(8*chunk, 5)}}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	good := verifyAgainst(src.data, chunk)
 	c, err := New(src, Options{Chunk: chunk, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Verify: func(i int, b []byte) error {
@@ -381,7 +371,7 @@ func TestChunkDeclaredBadAfterRefetches(t *testing.T) {
 		t.Errorf("%d reconnects, want %d", src.resets.Load(), MaxRefetches)
 	}
 	var declared int
-	for _, r := range logRecords(t, &logs.Buffer) {
+	for _, r := range logRecords(t, &logs) {
 		if strings.Contains(r["msg"].(string), "declared bad") {
 			declared++
 			if r["chunk"] != float64(5) || r["failures"] != float64(1+MaxRefetches) {

@@ -302,9 +302,9 @@ func exportInfo(size uint64) []byte {
 	return b
 }
 
-// goServer answers NBD_OPT_GO with an export of size, then serves reads of
-// the pattern, recording every request it gets.
-func goServer(size uint64, got chan<- Request) func(net.Conn) {
+// afterOption is a fake server's handler that greets the client and reads
+// its first option before handing the connection to handle.
+func afterOption(handle func(c net.Conn)) func(net.Conn) {
 	return func(c net.Conn) {
 		if greet(c) != nil {
 			return
@@ -312,6 +312,14 @@ func goServer(size uint64, got chan<- Request) func(net.Conn) {
 		if _, _, err := readOpt(c); err != nil {
 			return
 		}
+		handle(c)
+	}
+}
+
+// goServer answers NBD_OPT_GO with an export of size, then serves reads of
+// the pattern, recording every request it gets.
+func goServer(size uint64, got chan<- Request) func(net.Conn) {
+	return afterOption(func(c net.Conn) {
 		c.Write(append(optReply(optGo, repInfo, exportInfo(size)), optReply(optGo, repAck, nil)...))
 		for {
 			q, err := ReadRequest(c)
@@ -327,19 +335,13 @@ func goServer(size uint64, got chan<- Request) func(net.Conn) {
 			}
 			c.Write(append(simpleReply(q.Handle, 0), data...))
 		}
-	}
+	})
 }
 
 // exportNameServer refuses NBD_OPT_GO as unsupported (an old server) and
 // answers NBD_OPT_EXPORT_NAME with size.
 func exportNameServer(size uint64) func(net.Conn) {
-	return func(c net.Conn) {
-		if greet(c) != nil {
-			return
-		}
-		if _, _, err := readOpt(c); err != nil {
-			return
-		}
+	return afterOption(func(c net.Conn) {
 		c.Write(optReply(optGo, repErr|1, nil))
 		if _, _, err := readOpt(c); err != nil {
 			return
@@ -349,7 +351,7 @@ func exportNameServer(size uint64) func(net.Conn) {
 		binary.BigEndian.PutUint16(b[8:], FlagHasFlags|FlagReadOnly)
 		c.Write(b)
 		io.Copy(io.Discard, c)
-	}
+	})
 }
 
 func dialFake(t *testing.T, addr string) (*Client, error) {
@@ -440,16 +442,10 @@ func TestDialHostileHandshake(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := fakeNBD(t, func(c net.Conn) {
-				if greet(c) != nil {
-					return
-				}
-				if _, _, err := readOpt(c); err != nil {
-					return
-				}
+			addr := fakeNBD(t, afterOption(func(c net.Conn) {
 				tt.reply(c)
 				io.Copy(io.Discard, c)
-			})
+			}))
 			c, err := dialFake(t, addr)
 			if err == nil {
 				c.Close()
@@ -542,13 +538,7 @@ func TestClientHostileReplies(t *testing.T) {
 		{"short data", func(q Request) []byte { return append(simpleReply(q.Handle, 0), 1, 2) }, "EOF"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := fakeNBD(t, func(c net.Conn) {
-				if greet(c) != nil {
-					return
-				}
-				if _, _, err := readOpt(c); err != nil {
-					return
-				}
+			addr := fakeNBD(t, afterOption(func(c net.Conn) {
 				c.Write(append(optReply(optGo, repInfo, exportInfo(1<<20)), optReply(optGo, repAck, nil)...))
 				q, err := ReadRequest(c)
 				if err != nil {
@@ -559,7 +549,7 @@ func TestClientHostileReplies(t *testing.T) {
 					return // close: the data never comes
 				}
 				io.Copy(io.Discard, c)
-			})
+			}))
 			c, err := dialFake(t, addr)
 			if err != nil {
 				t.Fatal(err)
