@@ -255,16 +255,18 @@ func (c *daemonConn) awaitReady(wait time.Duration) (ready, error) {
 }
 
 // sync asks the daemon for every fault it found so far. A daemon that is
-// gone or does not answer leaves the faults received until then.
+// gone or does not answer leaves the faults it sent until then.
 func (c *daemonConn) sync(ctx context.Context) []Fault {
 	if c.broken == nil {
 		c.syncs++
 		n := c.syncs
+		done := func(m message) bool { return m.Sync != nil && *m.Sync == n }
 		if _, err := fmt.Fprintf(c.boot, "sync %d\n", n); err != nil {
-			c.broken = err
-		} else {
-			_, _ = c.read(ctx, c.wait, func(m message) bool { return m.Sync != nil && *m.Sync == n })
+			// The daemon is gone; what it sent before is still in the
+			// pipe, up to its end.
+			done = func(message) bool { return false }
 		}
+		_, _ = c.read(ctx, c.wait, done)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

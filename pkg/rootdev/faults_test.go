@@ -66,6 +66,7 @@ type fakeDaemon struct {
 	rep    *reporter
 	dev    *Device
 	dir    string
+	bootR  *os.File // the daemon's end of the boot pipe
 	bootW  *os.File
 	synced chan struct{} // closed when serveSyncs returned
 }
@@ -81,7 +82,7 @@ func newFakeDaemon(t *testing.T, answerSyncs bool) *fakeDaemon {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { answerR.Close(); bootR.Close(); bootW.Close() })
-	d := &fakeDaemon{rep: newReporter(answerW, quiet()), dir: t.TempDir(), bootW: bootW, synced: make(chan struct{})}
+	d := &fakeDaemon{rep: newReporter(answerW, quiet()), dir: t.TempDir(), bootR: bootR, bootW: bootW, synced: make(chan struct{})}
 	run, err := os.OpenRoot(d.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +199,20 @@ func TestFaultChannel(t *testing.T) {
 			if took := time.Since(start); took > 30*time.Second || i == 1 && took > 5*time.Second {
 				t.Errorf("Fault #%d waited %s", i, took)
 			}
+		}
+	})
+
+	// A daemon that died after finding a fault: PID 1 still reads what it
+	// sent.
+	t.Run("daemon gone", func(t *testing.T) {
+		d := newFakeDaemon(t, false)
+		d.rep.permanent(errors.New("gone"))
+		d.rep.mu.Lock()
+		d.rep.closeLocked() // its fd 4 closes as it exits
+		d.rep.mu.Unlock()
+		d.bootR.Close()
+		if f := d.dev.Fault(ctx, unix.EINVAL); f == nil || !strings.Contains(f.Error(), "stopped reading the image: gone") {
+			t.Errorf("Fault = %v", f)
 		}
 	})
 
