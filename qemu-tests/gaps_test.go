@@ -259,12 +259,7 @@ func TestGapStreamRAMFallback(t *testing.T) {
 	if !fallbackLine.MatchString(vm.Console()) {
 		t.Error("the block daemon did not say it fell back to lazy")
 	}
-	var before int64
-	for _, e := range n.web.Requests("/huge.squashfs") {
-		if !e.Time.After(seen) {
-			before += e.BodyBytes
-		}
-	}
+	before := sentBefore(n, "/huge.squashfs", seen)
 	size := fileSize(t, fx.Huge)
 	t.Logf("nginx sent %d bytes (%.2f %% of %d) before the real init", before, 100*float64(before)/float64(size), size)
 	if before > size/20 {

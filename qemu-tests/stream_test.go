@@ -178,12 +178,7 @@ func TestHugeImage(t *testing.T) {
 			seen := time.Now()
 			r := vm.ExpectReport(t)
 			checkRoot(t, r, "huge")
-			var before int64
-			for _, e := range n.web.Requests("/huge.squashfs") {
-				if !e.Time.After(seen) {
-					before += e.BodyBytes
-				}
-			}
+			before := sentBefore(n, "/huge.squashfs", seen)
 			share := float64(before) / float64(size)
 			t.Logf("%s: nginx had sent %d bytes (%.2f %% of %d) when the real init reported", tc.mode, before, 100*share, size)
 			if share > tc.maxShare || share < tc.minShare {
@@ -220,12 +215,7 @@ func TestISO(t *testing.T) {
 			t.Errorf("no %s layer mounted:\n%s", fs, r.Mounts)
 		}
 	}
-	var before int64
-	for _, e := range n.web.Requests("/live.iso") {
-		if !e.Time.After(seen) {
-			before += e.BodyBytes
-		}
-	}
+	before := sentBefore(n, "/live.iso", seen)
 	size := fileSize(t, fx.ISO)
 	t.Logf("nginx sent %d bytes (%.2f %% of the %d-byte ISO) before the real init", before, 100*float64(before)/float64(size), size)
 	if before > size/10 {
