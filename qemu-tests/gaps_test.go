@@ -250,12 +250,7 @@ func TestGapStreamRAMFallback(t *testing.T) {
 	n := setup(t, netOptions{})
 	url := n.serve(t, "huge.squashfs", fx.Huge)
 	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url, MemoryMiB: 1024, Timeout: 400 * time.Second})
-	if _, err := vm.WaitFor(startingInit, 300*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	seen := time.Now()
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "huge")
+	_, seen := reportAfterInit(t, vm, 300*time.Second, "huge")
 	if !fallbackLine.MatchString(vm.Console()) {
 		t.Error("the block daemon did not say it fell back to lazy")
 	}

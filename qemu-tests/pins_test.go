@@ -53,12 +53,7 @@ func TestPinSHA256DefaultBootsFromRAM(t *testing.T) {
 	fx := env.StreamFixtures(t)
 	url := n.serve(t, "stream.squashfs", fx.Stream)
 	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " streamroot.sha256=" + fileSHA256(t, fx.Stream) + " fixture.mode=hash"})
-	if _, err := vm.WaitFor(startingInit, 240*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	seen := time.Now()
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "stream")
+	r, seen := reportAfterInit(t, vm, 240*time.Second, "stream")
 	size := fileSize(t, fx.Stream)
 	if before := sentBefore(n, "/stream.squashfs", seen); before < size {
 		t.Errorf("nginx had sent %d of %d bytes when the real init started: the image was not fetched whole first", before, size)

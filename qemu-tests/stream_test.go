@@ -58,6 +58,20 @@ func serveAlive(t *testing.T, n *testNet) {
 	}
 }
 
+// reportAfterInit waits (up to wait) for the real init to start, then for
+// its report from the fixture root: seen is when the switch line came, so
+// what a server sent by then is what the boot cost.
+func reportAfterInit(t *testing.T, vm *harness.VM, wait time.Duration, fixture string) (*harness.Report, time.Time) {
+	t.Helper()
+	if _, err := vm.WaitFor(startingInit, wait); err != nil {
+		t.Fatal(err)
+	}
+	seen := time.Now()
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, fixture)
+	return r, seen
+}
+
 func fileSize(t *testing.T, p string) int64 {
 	t.Helper()
 	st, err := os.Stat(p)
@@ -172,12 +186,7 @@ func TestHugeImage(t *testing.T) {
 			})
 			// The bytes that count are those sent before the real init
 			// started, not those of the fill that follows it.
-			if _, err := vm.WaitFor(startingInit, 300*time.Second); err != nil {
-				t.Fatal(err)
-			}
-			seen := time.Now()
-			r := vm.ExpectReport(t)
-			checkRoot(t, r, "huge")
+			_, seen := reportAfterInit(t, vm, 300*time.Second, "huge")
 			before := sentBefore(n, "/huge.squashfs", seen)
 			share := float64(before) / float64(size)
 			t.Logf("%s: nginx had sent %d bytes (%.2f %% of %d) when the real init reported", tc.mode, before, 100*share, size)
@@ -204,12 +213,7 @@ func TestISO(t *testing.T) {
 	fx := env.StreamFixtures(t)
 	url := n.serve(t, "live.iso", fx.ISO)
 	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url, MemoryMiB: 2560, Timeout: 300 * time.Second})
-	if _, err := vm.WaitFor(startingInit, 240*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	seen := time.Now()
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "iso")
+	r, seen := reportAfterInit(t, vm, 240*time.Second, "iso")
 	for _, fs := range []string{"iso9660", "squashfs", "ext4"} {
 		if !r.HasMount(fs, "") {
 			t.Errorf("no %s layer mounted:\n%s", fs, r.Mounts)
