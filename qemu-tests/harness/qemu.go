@@ -42,6 +42,8 @@ type BootOptions struct {
 	// DefaultBootTimeout. Waiting for a free VM slot does not count.
 	Timeout  time.Duration
 	QEMUArgs []string // appended to the command line
+	// UEFI boots OVMF (which then starts -kernel) instead of SeaBIOS.
+	UEFI *UEFI
 }
 
 // VM is a running (or finished) QEMU guest. Its serial console is kept in
@@ -110,7 +112,7 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 	return e.startVM(t, vmSpec{
 		name: opts.Name, netns: opts.Netns, memoryMiB: opts.MemoryMiB, timeout: opts.Timeout,
 		args:  slices.Concat([]string{"-kernel", opts.Kernel, "-initrd", opts.Initramfs, "-append", kernelArgs}, args, opts.QEMUArgs),
-		doing: "started", detail: "\n  append: " + kernelArgs,
+		doing: "started", detail: "\n  append: " + kernelArgs, uefi: opts.UEFI,
 	})
 }
 
@@ -124,6 +126,8 @@ type vmSpec struct {
 	// doing and detail describe the start in the log: "<name>: QEMU pid N
 	// <doing> (waited …), console <path><detail>".
 	doing, detail string
+	// uefi, when set, boots OVMF instead of SeaBIOS (uefi.go).
+	uefi *UEFI
 }
 
 // startVM runs QEMU under TCG with the serial console on stdout and
@@ -164,6 +168,13 @@ func (e *Env) startVM(t testing.TB, s vmSpec) *VM {
 		"-m", strconv.Itoa(s.memoryMiB), "-smp", "1",
 		"-nographic", "-no-reboot",
 	}, s.args...)
+	if s.uefi != nil {
+		fw, err := s.uefi.qemuArgs(strings.TrimSuffix(vm.ConsolePath, ".console.log") + ".OVMF_VARS.fd")
+		if err != nil {
+			t.Fatalf("vm: %v", err)
+		}
+		args = append(args, fw...)
+	}
 	var cmd *exec.Cmd
 	if s.netns != nil {
 		cmd = s.netns.Command("qemu-system-x86_64", args...)
