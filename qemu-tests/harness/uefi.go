@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -48,7 +47,7 @@ const (
 	DefaultUEFIBootTimeout = 300 * time.Second
 )
 
-// UEFI selects OVMF for a VM (BootOptions.UEFI, UEFIBootOptions).
+// UEFI selects OVMF for a VM (BootOptions.UEFI, BootUEFI).
 type UEFI struct {
 	// SecureBoot boots OVMFCodeSecure (q35 with SMM) with a copy of
 	// OVMFVarsMS: Secure Boot on, Microsoft's keys enrolled.
@@ -106,46 +105,24 @@ func CheckUEFIHost() error {
 	return nil
 }
 
-// UEFIBootOptions describe one UEFI network boot.
-type UEFIBootOptions struct {
-	Name      string // label for logs and files, default "uefi"
-	Netns     *Netns // required: the NIC is on its br0
-	MAC       string // default BootMAC
-	MemoryMiB int    // default 1024
-	UEFI      UEFI
-	// Timeout bounds the whole QEMU run, default DefaultUEFIBootTimeout.
-	Timeout  time.Duration
-	QEMUArgs []string
-}
-
-// BootUEFI starts OVMF with no kernel and no disk: its own network stack
-// (VirtioNetDxe; the NIC gets no iPXE option ROM) boots from br0 of
-// opts.Netns by PXE, or by HTTP Boot when UEFI.HTTPOnly. Otherwise it is
-// Boot: TCG, the serial console, -no-reboot, a VM slot, t.Cleanup.
-func (e *Env) BootUEFI(t testing.TB, opts UEFIBootOptions) *VM {
+// BootUEFI starts OVMF (u) with no kernel and no disk: its own network
+// stack (VirtioNetDxe; the NIC gets no iPXE option ROM) boots from br0 of
+// opts.Netns by PXE, or by HTTP Boot when u.HTTPOnly. Otherwise it is
+// BootPXE (opts.Name defaults to "uefi", opts.Timeout to
+// DefaultUEFIBootTimeout).
+func (e *Env) BootUEFI(t testing.TB, opts PXEBootOptions, u UEFI) *VM {
 	t.Helper()
-	if opts.Netns == nil {
-		t.Fatal("uefi: BootUEFI needs a Netns")
-	}
 	if err := CheckUEFIHost(); err != nil {
 		t.Fatal(err)
 	}
-	opts.Name = cmp.Or(opts.Name, "uefi")
-	opts.MAC = cmp.Or(opts.MAC, BootMAC)
-	opts.MemoryMiB = cmp.Or(opts.MemoryMiB, 1024)
-	opts.Timeout = cmp.Or(opts.Timeout, DefaultUEFIBootTimeout)
-	tap, err := opts.Netns.AddTap(Bridge0)
-	if err != nil {
-		t.Fatalf("uefi: %v", err)
-	}
+	tap := opts.prepare(t, "uefi", DefaultUEFIBootTimeout)
 	how := "PXE"
-	if opts.UEFI.HTTPOnly {
+	if u.HTTPOnly {
 		how = "HTTP Boot"
 	}
-	if opts.UEFI.SecureBoot {
+	if u.SecureBoot {
 		how += ", Secure Boot on"
 	}
-	u := opts.UEFI
 	return e.startVM(t, vmSpec{
 		name: opts.Name, netns: opts.Netns, memoryMiB: opts.MemoryMiB, timeout: opts.Timeout,
 		args: append([]string{
