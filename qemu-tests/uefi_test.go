@@ -166,6 +166,55 @@ func TestUEFIPXESecureBoot(t *testing.T) {
 	}
 }
 
+// TestUEFIPXEGrubMknetdir: OVMF (Secure Boot off) → its own PXE →
+// Debian's unsigned GRUB as `grub-mknetdir` lays it out (core.efi, then
+// its modules over TFTP as it needs them) → grub.cfg from `streamroot pxe
+// --format grub --foreman` with `(http,SERVER)/…` paths → kernel +
+// initramfs over HTTP by GRUB's http module → the root.
+func TestUEFIPXEGrubMknetdir(t *testing.T) {
+	root, ns := uefiSetup(t)
+	tftp := filepath.Join(env.ArtifactDir(t), "tftp")
+	httpDev := "(http," + harness.ServerIP + ")"
+	entry := harness.StreamrootPXE(t, "--format", "grub", "--foreman", "--foreman-url", pxeForemanURL,
+		"--server", "http://"+harness.ServerIP, "--image", uefiImage,
+		"--kernel", httpDev+uefiKernelPath, "--initrd", httpDev+uefiInitrdPath, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
+	t.Logf("streamroot pxe --format grub:\n%s", entry)
+	if !strings.Contains(entry, "\tlinux "+httpDev+uefiKernelPath+" ") || !strings.Contains(entry, "\tinitrd "+httpDev+uefiInitrdPath+"\n") {
+		t.Errorf("the GRUB entry does not load kernel and initrd from %s:\n%s", httpDev, entry)
+	}
+	// A modular GRUB loads a protocol's module only when told.
+	bootFile, err := harness.GrubMknetdirTree(tftp, harness.GrubConfig("insmod http\n"+entry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dhcp := harness.StartDnsmasq(t, ns, harness.TFTPDnsmasqOptions(tftp, bootFile))
+	web := harness.StartNginx(t, ns, harness.NginxOptions{})
+	for _, f := range [][2]string{{env.Kernel, pxeKernelName}, {env.Initramfs, pxeInitrdName}, {root, uefiImage}} {
+		if err := web.AddFile(f[0], f[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	vm := env.BootUEFI(t, harness.PXEBootOptions{Netns: ns}, harness.UEFI{})
+	vm.WaitMilestones(t, harness.DefaultUEFIBootTimeout, uefiMilestones(grubMilestones...)...)
+	_, u := checkUEFIRoot(t, vm, web.URL(uefiImage), uefiGrubBootIF)
+	checkSecureBootOff(t, u)
+
+	sent := dhcp.TFTPSent(tftp)
+	t.Logf("dnsmasq TFTP sent: %v", sent)
+	for _, f := range []string{bootFile, "grub/grub.cfg", "grub/x86_64-efi/normal.mod", "grub/x86_64-efi/http.mod", "grub/x86_64-efi/linux.mod"} {
+		if !slices.Contains(sent, f) {
+			t.Errorf("dnsmasq's log shows no complete TFTP transfer of %s", f)
+		}
+	}
+	for _, f := range []string{pxeKernelName, pxeInitrdName} {
+		if slices.Contains(sent, f) {
+			t.Errorf("%s went over TFTP; the entry loads it over HTTP", f)
+		}
+	}
+	checkServedWhole(t, web, [][2]string{{env.Kernel, "/" + pxeKernelName}, {env.Initramfs, "/" + pxeInitrdName}})
+}
+
 // checkSecureBootOff asserts a root booted with Secure Boot off: no
 // lockdown.
 func checkSecureBootOff(t *testing.T, u *harness.UEFIReport) {

@@ -37,6 +37,9 @@ const (
 	// every module built in, prefix /grub, so it reads /grub/grub.cfg from
 	// the server it was loaded from.
 	GrubNetSigned = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed"
+	// GrubEFIModules is Debian's unsigned GRUB for UEFI (grub-efi-amd64-bin),
+	// the modules grub-mknetdir (grub-common) lays out for a network boot.
+	GrubEFIModules = "/usr/lib/grub/x86_64-efi"
 	// IPXESNPOnly is iPXE's EFI build (Debian's ipxe) that drives the NIC
 	// through the firmware's own network protocol (SNP).
 	IPXESNPOnly = "/usr/lib/ipxe/snponly.efi"
@@ -87,13 +90,14 @@ func (u UEFI) qemuArgs(vars string) ([]string, error) {
 }
 
 // CheckUEFIHost reports why this host cannot run the UEFI tests: the
-// Debian packages ovmf, shim-signed, grub-efi-amd64-signed and ipxe
-// (builder/deps.sh test installs them).
+// Debian packages ovmf, shim-signed, grub-efi-amd64-signed,
+// grub-efi-amd64-bin and ipxe (builder/deps.sh test installs them).
 func CheckUEFIHost() error {
 	var missing []string
 	for _, f := range []struct{ path, pkg string }{
 		{OVMFCode, "ovmf"}, {OVMFVars, "ovmf"}, {OVMFCodeSecure, "ovmf"}, {OVMFVarsMS, "ovmf"},
 		{ShimSigned, "shim-signed"}, {GrubNetSigned, "grub-efi-amd64-signed"}, {IPXESNPOnly, "ipxe"},
+		{filepath.Join(GrubEFIModules, "normal.mod"), "grub-efi-amd64-bin"}, {"/usr/bin/grub-mknetdir", "grub-common"},
 	} {
 		if _, err := os.Stat(f.path); err != nil {
 			missing = append(missing, f.path+" (Debian package "+f.pkg+")")
@@ -178,6 +182,23 @@ func ShimGrubTree(dir, kernel, initramfs, kernelName, initrdName, cfg string) er
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "grub", "grub.cfg"), []byte(cfg), 0o644)
+}
+
+// GrubMknetdirTree lays out in dir what `grub-mknetdir --subdir=grub`
+// makes for UEFI (Debian's unsigned GRUB: grub/x86_64-efi/core.efi and the
+// modules it loads from the TFTP server as it needs them) with cfg as
+// grub/grub.cfg, and returns the boot file's path relative to dir. Not
+// signed: it boots with Secure Boot off.
+func GrubMknetdirTree(dir, cfg string) (bootFile string, err error) {
+	if _, err := runCmd(buildTimeout, "grub-mknetdir", "--net-directory="+dir, "--subdir=grub",
+		"-d", GrubEFIModules, "--locales=", "--fonts=", "--themes="); err != nil {
+		return "", err
+	}
+	bootFile = filepath.Join("grub", "x86_64-efi", "core.efi")
+	if _, err := os.Stat(filepath.Join(dir, bootFile)); err != nil {
+		return "", fmt.Errorf("grub-mknetdir made no %s: %w", bootFile, err)
+	}
+	return bootFile, os.WriteFile(filepath.Join(dir, "grub", "grub.cfg"), []byte(cfg), 0o644)
 }
 
 // GrubConfig is a grub.cfg that boots entry (a `streamroot pxe --format
