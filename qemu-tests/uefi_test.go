@@ -54,18 +54,26 @@ func uefiSetup(t *testing.T) (root string, ns *harness.Netns) {
 	return env.UEFIRoot(t), env.NewNetns(t)
 }
 
-// uefiGrubEntry is `streamroot pxe --format grub --foreman` for the uefi
-// fixture on nginx.
-func uefiGrubEntry(t *testing.T) string {
+// uefiEntry is `streamroot pxe --format <format> --foreman` for the uefi
+// fixture on nginx, loading kernel and initrd; it checks the entry takes
+// BOOTIF from the loader.
+func uefiEntry(t *testing.T, format, kernel, initrd string) string {
 	t.Helper()
-	entry := harness.StreamrootPXE(t, "--format", "grub", "--foreman", "--foreman-url", pxeForemanURL,
+	entry := harness.StreamrootPXE(t, "--format", format, "--foreman", "--foreman-url", pxeForemanURL,
 		"--server", "http://"+harness.ServerIP, "--image", uefiImage,
-		"--kernel", uefiKernelPath, "--initrd", uefiInitrdPath, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
-	t.Logf("streamroot pxe --format grub:\n%s", entry)
-	if !strings.Contains(entry, "BOOTIF=$net_default_mac") {
-		t.Errorf("the GRUB entry does not take BOOTIF from $net_default_mac:\n%s", entry)
+		"--kernel", kernel, "--initrd", initrd, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
+	t.Logf("streamroot pxe --format %s:\n%s", format, entry)
+	bootif := map[string]string{"grub": "BOOTIF=$net_default_mac", "ipxe": "BOOTIF=01-${net0/mac:hexhyp}"}[format]
+	if !strings.Contains(entry, bootif) {
+		t.Errorf("the %s entry does not take BOOTIF from the loader (%s):\n%s", format, bootif, entry)
 	}
 	return entry
+}
+
+// uefiGrubEntry is the GRUB entry with kernel and initrd on $root.
+func uefiGrubEntry(t *testing.T) string {
+	t.Helper()
+	return uefiEntry(t, "grub", uefiKernelPath, uefiInitrdPath)
 }
 
 // checkUEFIRoot asserts what every UEFI-booted root must show: the uefi
@@ -175,10 +183,7 @@ func TestUEFIPXEGrubMknetdir(t *testing.T) {
 	root, ns := uefiSetup(t)
 	tftp := filepath.Join(env.ArtifactDir(t), "tftp")
 	httpDev := "(http," + harness.ServerIP + ")"
-	entry := harness.StreamrootPXE(t, "--format", "grub", "--foreman", "--foreman-url", pxeForemanURL,
-		"--server", "http://"+harness.ServerIP, "--image", uefiImage,
-		"--kernel", httpDev+uefiKernelPath, "--initrd", httpDev+uefiInitrdPath, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
-	t.Logf("streamroot pxe --format grub:\n%s", entry)
+	entry := uefiEntry(t, "grub", httpDev+uefiKernelPath, httpDev+uefiInitrdPath)
 	if !strings.Contains(entry, "\tlinux "+httpDev+uefiKernelPath+" ") || !strings.Contains(entry, "\tinitrd "+httpDev+uefiInitrdPath+"\n") {
 		t.Errorf("the GRUB entry does not load kernel and initrd from %s:\n%s", httpDev, entry)
 	}
@@ -294,13 +299,7 @@ func TestUEFIHTTPBoot(t *testing.T) {
 // uefi fixture on nginx into the test's artifacts and returns its path.
 func uefiIPXEScript(t *testing.T) string {
 	t.Helper()
-	script := harness.StreamrootPXE(t, "--format", "ipxe", "--foreman", "--foreman-url", pxeForemanURL,
-		"--server", "http://"+harness.ServerIP, "--image", uefiImage,
-		"--kernel", pxeKernelName, "--initrd", pxeInitrdName, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
-	t.Logf("streamroot pxe --format ipxe:\n%s", script)
-	if !strings.Contains(script, "BOOTIF=01-${net0/mac:hexhyp}") {
-		t.Errorf("the iPXE script does not take BOOTIF from ${net0/mac:hexhyp}:\n%s", script)
-	}
+	script := uefiEntry(t, "ipxe", pxeKernelName, pxeInitrdName)
 	p := filepath.Join(env.ArtifactDir(t), "boot.ipxe")
 	if err := os.WriteFile(p, []byte(script), 0o644); err != nil {
 		t.Fatal(err)

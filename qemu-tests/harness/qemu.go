@@ -42,8 +42,6 @@ type BootOptions struct {
 	// DefaultBootTimeout. Waiting for a free VM slot does not count.
 	Timeout  time.Duration
 	QEMUArgs []string // appended to the command line
-	// UEFI boots OVMF (which then starts -kernel) instead of SeaBIOS.
-	UEFI *UEFI
 }
 
 // VM is a running (or finished) QEMU guest. Its serial console is kept in
@@ -112,7 +110,7 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 	return e.startVM(t, vmSpec{
 		name: opts.Name, netns: opts.Netns, memoryMiB: opts.MemoryMiB, timeout: opts.Timeout,
 		args:  slices.Concat([]string{"-kernel", opts.Kernel, "-initrd", opts.Initramfs, "-append", kernelArgs}, args, opts.QEMUArgs),
-		doing: "started", detail: "\n  append: " + kernelArgs, uefi: opts.UEFI,
+		doing: "started", detail: "\n  append: " + kernelArgs,
 	})
 }
 

@@ -50,7 +50,7 @@ const (
 	DefaultUEFIBootTimeout = 300 * time.Second
 )
 
-// UEFI selects OVMF for a VM (BootOptions.UEFI, BootUEFI).
+// UEFI selects OVMF for a VM (BootUEFI).
 type UEFI struct {
 	// SecureBoot boots OVMFCodeSecure (q35 with SMM) with a copy of
 	// OVMFVarsMS: Secure Boot on, Microsoft's keys enrolled.
