@@ -146,7 +146,7 @@ func (l *Loader) load(mod string, depth int) error {
 	params := l.params[mod]
 	start := time.Now()
 	if err := l.prober.Probe(mod, params); err != nil {
-		return fmt.Errorf("load module %s (parameters %q): %w", mod, params, err)
+		return fmt.Errorf("load module %s (parameters %q): %w", mod, params, signatureRefusal(mod, l.deps[mod], err))
 	}
 	for _, w := range l.applied[mod] {
 		l.log.Info("module parameter set to work around a kernel bug", "module", mod, "param", w.String(),

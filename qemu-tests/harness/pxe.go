@@ -129,26 +129,34 @@ type PXEBootOptions struct {
 	QEMUArgs []string
 }
 
+// prepare fills opts' defaults (name and timeout as given) and adds the
+// NIC's tap on br0 of opts.Netns, which a network boot needs.
+func (opts *PXEBootOptions) prepare(t testing.TB, name string, timeout time.Duration) (tap string) {
+	t.Helper()
+	if opts.Netns == nil {
+		t.Fatalf("%s: a network boot needs a Netns", name)
+	}
+	opts.Name = cmp.Or(opts.Name, name)
+	opts.MAC = cmp.Or(opts.MAC, BootMAC)
+	opts.MemoryMiB = cmp.Or(opts.MemoryMiB, 1024)
+	opts.Timeout = cmp.Or(opts.Timeout, timeout)
+	tap, err := opts.Netns.AddTap(Bridge0)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return tap
+}
+
 // BootPXE starts QEMU with no kernel: the virtio NIC's iPXE option ROM
 // boots from the network (-boot n) on br0 of opts.Netns. Otherwise it is
 // Boot: TCG with -cpu max, the serial console on stdout, -no-reboot, a VM
 // slot, killed by t.Cleanup.
 func (e *Env) BootPXE(t testing.TB, opts PXEBootOptions) *VM {
 	t.Helper()
-	if opts.Netns == nil {
-		t.Fatal("pxe: BootPXE needs a Netns")
-	}
 	if err := CheckPXEHost(); err != nil {
 		t.Fatal(err)
 	}
-	opts.Name = cmp.Or(opts.Name, "pxe")
-	opts.MAC = cmp.Or(opts.MAC, BootMAC)
-	opts.MemoryMiB = cmp.Or(opts.MemoryMiB, 1024)
-	opts.Timeout = cmp.Or(opts.Timeout, DefaultPXEBootTimeout)
-	tap, err := opts.Netns.AddTap(Bridge0)
-	if err != nil {
-		t.Fatalf("pxe: %v", err)
-	}
+	tap := opts.prepare(t, "pxe", DefaultPXEBootTimeout)
 	return e.startVM(t, vmSpec{
 		name: opts.Name, netns: opts.Netns, memoryMiB: opts.MemoryMiB, timeout: opts.Timeout,
 		args: append([]string{

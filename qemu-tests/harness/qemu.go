@@ -124,6 +124,8 @@ type vmSpec struct {
 	// doing and detail describe the start in the log: "<name>: QEMU pid N
 	// <doing> (waited …), console <path><detail>".
 	doing, detail string
+	// uefi, when set, boots OVMF instead of SeaBIOS (uefi.go).
+	uefi *UEFI
 }
 
 // startVM runs QEMU under TCG with the serial console on stdout and
@@ -164,6 +166,13 @@ func (e *Env) startVM(t testing.TB, s vmSpec) *VM {
 		"-m", strconv.Itoa(s.memoryMiB), "-smp", "1",
 		"-nographic", "-no-reboot",
 	}, s.args...)
+	if s.uefi != nil {
+		fw, err := s.uefi.qemuArgs(strings.TrimSuffix(vm.ConsolePath, ".console.log") + ".OVMF_VARS.fd")
+		if err != nil {
+			t.Fatalf("vm: %v", err)
+		}
+		args = append(args, fw...)
+	}
 	var cmd *exec.Cmd
 	if s.netns != nil {
 		cmd = s.netns.Command("qemu-system-x86_64", args...)

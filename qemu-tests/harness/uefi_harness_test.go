@@ -1,0 +1,133 @@
+package harness
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// signedModule is body with a signature block appended the way
+// scripts/sign-file does it: signer name, key id, signature, the 12-byte
+// struct module_signature, the marker.
+func signedModule(body, signer, keyID, sig []byte) []byte {
+	info := make([]byte, 12)
+	info[0], info[1], info[2] = 0, 0, 2 // PKCS#7
+	info[3], info[4] = byte(len(signer)), byte(len(keyID))
+	binary.BigEndian.PutUint32(info[8:], uint32(len(sig)))
+	return slices.Concat(body, signer, keyID, sig, info, []byte(moduleSigMagic))
+}
+
+func TestStripModuleSignature(t *testing.T) {
+	body := []byte("\x7fELF module body")
+	for _, tc := range []struct {
+		name    string
+		in      []byte
+		want    []byte
+		wantErr string
+	}{
+		{"PKCS#7", signedModule(body, nil, nil, bytes.Repeat([]byte{0xaa}, 700)), body, ""},
+		{"signer and key id", signedModule(body, []byte("signer"), []byte("kid"), []byte("sig")), body, ""},
+		{"unsigned", body, nil, "no appended signature"},
+		{"marker only", []byte(moduleSigMagic), nil, "at least 12"},
+		{"sig_len too big", func() []byte {
+			b := signedModule(body, nil, nil, []byte("sig"))
+			binary.BigEndian.PutUint32(b[len(b)-len(moduleSigMagic)-4:], 1<<20)
+			return b
+		}(), nil, "does not fit"},
+		{"sig_len zero", signedModule(body, nil, nil, nil), nil, "does not fit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := StripModuleSignature(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, tc.want) {
+				t.Fatalf("StripModuleSignature = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	// A module of the kernel the tests boot, when make kernel has run.
+	kos, _ := filepath.Glob(resolvePath("build/kernel/lib/modules/*/kernel/drivers/net/virtio_net.ko"))
+	if len(kos) == 0 {
+		t.Log("no build/kernel modules: real-module case skipped")
+		return
+	}
+	ko, err := os.ReadFile(kos[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := StripModuleSignature(ko)
+	if err != nil {
+		t.Fatalf("%s: %v", kos[0], err)
+	}
+	if !bytes.HasPrefix(bare, []byte("\x7fELF")) || len(ko)-len(bare) < 200 || bytes.Contains(bare, []byte("~Module signature")) {
+		t.Errorf("%s: stripped %d of %d bytes, want an ELF without the signature", kos[0], len(ko)-len(bare), len(ko))
+	}
+}
+
+func TestParseUEFIReport(t *testing.T) {
+	con := "noise\nSTREAMROOT-UEFI {\"efi\":true,\"secureboot\":-1,\"boot_params_secure_boot\":3,\"lockdown\":\"none [integrity] confidentiality\"," +
+		"\"tainted\":\"0\",\"modules\":\"squashfs: virtio_net:E\",\"root_lib_modules\":false}\nmore\n"
+	r, err := ParseUEFIReport(con)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.EFI || r.SecureBoot != -1 || r.BootParamsSecureBoot != 3 || r.LockdownMode() != "integrity" || r.RootLibModules {
+		t.Errorf("ParseUEFIReport = %+v", *r)
+	}
+	if taint, ok := r.Modules["virtio_net"]; !ok || taint != "E" || len(r.Modules) != 2 {
+		t.Errorf("modules = %v, want squashfs and virtio_net (taint E)", r.Modules)
+	}
+	if (&UEFIReport{Lockdown: "none integrity"}).LockdownMode() != "" {
+		t.Errorf("a lockdown line without a selected mode gave a mode")
+	}
+	for _, bad := range []string{"no line\n", "STREAMROOT-UEFI {\"efi\":tru}\n"} {
+		if _, err := ParseUEFIReport(bad); err == nil {
+			t.Errorf("ParseUEFIReport(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestUEFIQEMUArgs(t *testing.T) {
+	if err := CheckUEFIHost(); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		u          UEFI
+		code, tmpl string
+		want, not  []string
+	}{
+		{UEFI{}, OVMFCode, OVMFVars, []string{"name=opt/org.tianocore/IPv6PXESupport,string=no"}, []string{"q35,smm=on", "IPv4PXESupport"}},
+		{UEFI{SecureBoot: true, HTTPOnly: true}, OVMFCodeSecure, OVMFVarsMS,
+			[]string{"q35,smm=on", "driver=cfi.pflash01,property=secure,value=on", "name=opt/org.tianocore/IPv4PXESupport,string=no"}, nil},
+	} {
+		vars := filepath.Join(dir, "vars.fd")
+		args, err := tc.u.qemuArgs(vars)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range append(tc.want, "if=pflash,format=raw,unit=0,readonly=on,file="+tc.code, "if=pflash,format=raw,unit=1,file="+vars) {
+			if !slices.Contains(args, w) {
+				t.Errorf("%+v: args %q lack %q", tc.u, args, w)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(strings.Join(args, " "), n) {
+				t.Errorf("%+v: args %q have %q", tc.u, args, n)
+			}
+		}
+		got, _ := os.ReadFile(vars)
+		want, _ := os.ReadFile(tc.tmpl)
+		if len(want) == 0 || !bytes.Equal(got, want) {
+			t.Errorf("%+v: the variable store is not a fresh copy of %s", tc.u, tc.tmpl)
+		}
+	}
+}
