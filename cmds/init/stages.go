@@ -70,7 +70,7 @@ func (b *boot) config(context.Context) error {
 		return fmt.Errorf("read /proc/cmdline: %w", err)
 	}
 	cmdline := strings.TrimSpace(string(raw))
-	cfg, err := bootcfg.Parse(cmdline)
+	cfg, err := bootcfg.ParseWith(cmdline, builtIn())
 	if cfg != nil {
 		// Even a broken line says whether the operator wants a shell.
 		b.cfg = cfg
@@ -119,6 +119,9 @@ func (b *boot) config(context.Context) error {
 	if cfg.Root.Kind == bootcfg.RootNBD {
 		b.log.Info("root", "nbd", net.JoinHostPort(cfg.Root.NBDServer, fmt.Sprint(cfg.Root.NBDPort)), "export", cfg.Root.NBDExport, "mode", b.mode)
 		return nil
+	}
+	if cfg.Root.Path != "" {
+		b.log.Info("root=live:"+cfg.Root.Path+" is the image URL built into the initramfs", "file", bootcfg.ImageURLFile)
 	}
 	b.log.Info("root", "url", cfg.Root.URL.Redacted(), "mode", b.mode)
 	return nil
@@ -319,6 +322,14 @@ func envOr(k, def string) string {
 // bakedManifest holds the manifest digest `make initramfs IMAGE_MANIFEST=…`
 // puts in the initramfs.
 const bakedManifest = "/etc/streamroot/manifest.sha256"
+
+// builtIn reads what the builder put in the initramfs for the parser: the
+// image URL (-image-url) a path root such as Foreman's root=live:/fdi.iso
+// stands for. Missing means none; bootcfg checks the URL itself.
+func builtIn() bootcfg.Defaults {
+	b, _ := os.ReadFile(bootcfg.ImageURLFile)
+	return bootcfg.Defaults{ImageURL: strings.TrimSpace(string(b))}
+}
 
 // ipOrEmpty renders an optional address ("" when absent, not "<nil>").
 func ipOrEmpty(ip net.IP) string {
