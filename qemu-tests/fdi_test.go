@@ -144,6 +144,21 @@ func testFDI(t *testing.T, root, served string) {
 	if fr.DataSHA256 != fx.DataSHA256 {
 		t.Errorf("/data/random.bin read after NetworkManager took the link: sha256 %q, want %s", fr.DataSHA256, fx.DataSHA256)
 	}
+	// Its blocks were fetched after NetworkManager's DHCP exchange (the
+	// last acknowledgement, to the second dnsmasq logs it with): lazy mode
+	// had not read them before.
+	if len(acks) > 0 {
+		var after int64
+		for _, e := range web.Requests("/" + served) {
+			if e.Time.After(acks[len(acks)-1].At.Add(time.Second)) {
+				after += e.BodyBytes
+			}
+		}
+		t.Logf("nginx sent %s of /%s after NetworkManager's DHCP exchange", fmtMiB(after), served)
+		if after < harness.FDIDataSize*3/4 {
+			t.Errorf("nginx sent only %s after NetworkManager's DHCP exchange, want most of the %s file read then", fmtMiB(after), fmtMiB(harness.FDIDataSize))
+		}
+	}
 	if !strings.Contains(lr.RunInitramfs, "blockd") {
 		t.Errorf("no block daemon files in /run/initramfs (lazy mode?):\n%s", lr.RunInitramfs)
 	}

@@ -38,7 +38,9 @@ const (
 	FDITFTPDir = "boot/fdi-image"
 
 	fdiRecipeVersion = "streamroot-fdi-1"
-	fdiDataSize      = 32 << 20
+	// FDIDataSize is /data/random.bin's size: a file the FDI REPORT reads
+	// only after NetworkManager took the link over.
+	FDIDataSize = 32 << 20
 	fdiDataSeed      = "streamroot fdi.iso /data/random.bin"
 	fdiBuildMax      = 20 * time.Minute
 	// hostKmod is the host's kmod (Debian 12, as the root): the debian-nm
@@ -308,7 +310,7 @@ func buildFDI(cache, nmRoot string, logf func(string, ...any)) (*FDI, error) {
 			fdiRecipeVersion, base, "xz " + xz, "kmod " + kmodSum,
 			"root " + FixtureNM + " " + nmMeta["sha256"],
 			"kernel " + kmeta["sha256"] + " " + kver, "modules " + strings.Join(fdiModules, " "),
-			fmt.Sprintf("data %d %q", fdiDataSize, fdiDataSeed),
+			fmt.Sprintf("data %d %q", FDIDataSize, fdiDataSeed),
 			fdiNMConf, fdiIgnoreInitrd, FDIPrepareScript, fdiPrepareUnit, FDIReportScript, fdiReportDropIn,
 			"xorriso -as mkisofs -V FDI -R -J: isolinux/vmlinuz0, LiveOS/squashfs.img (-comp zstd) ⊃ LiveOS/rootfs.img (mkfs.ext4 -m 0)",
 		}, "\n"),
@@ -395,7 +397,7 @@ func makeFDIISO(work, out, nmRoot, kernel, moddir, kver string) (string, error) 
 	if err := os.MkdirAll(filepath.Join(root, "data"), 0o755); err != nil {
 		return "", err
 	}
-	sum, err := writeRandom(filepath.Join(root, "data", "random.bin"), fdiDataSeed, fdiDataSize)
+	sum, err := writeRandom(filepath.Join(root, "data", "random.bin"), fdiDataSeed, FDIDataSize)
 	if err != nil {
 		return "", err
 	}
