@@ -48,7 +48,7 @@ func testFDI(t *testing.T, root, served string) {
 	fx := env.FDIFixture(t)
 	dir := env.ArtifactDir(t)
 	builtIn := "http://" + harness.ServerIP + "/" + harness.FDIImageName
-	initrd := harness.FDIInitramfs(t, fx, builtIn, dir)
+	initrd := harness.FDIInitramfs(t, fx, builtIn)
 
 	entry := harness.FDIPXELinuxEntry(root, strings.TrimSpace(harness.GuestConsoleArgs)+" streamroot.fetch=lazy")
 	t.Logf("pxelinux.cfg/default entry:\n%s", entry)

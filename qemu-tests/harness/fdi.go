@@ -41,8 +41,8 @@ const (
 	// FDIDataSize is /data/random.bin's size: a file the FDI REPORT reads
 	// only after NetworkManager took the link over.
 	FDIDataSize = 32 << 20
-	fdiDataSeed      = "streamroot fdi.iso /data/random.bin"
-	fdiBuildMax      = 20 * time.Minute
+	fdiDataSeed = "streamroot fdi.iso /data/random.bin"
+	fdiBuildMax = 20 * time.Minute
 	// hostKmod is the host's kmod (Debian 12, as the root): the debian-nm
 	// root has libkmod (udev) but no modprobe, which the FDI (EL) has.
 	hostKmod = "/usr/bin/kmod"
@@ -492,14 +492,44 @@ func treeSize(dir string) (int64, error) {
 	return n, err
 }
 
+// fdiInitrd is the FDI's initramfs, built once per test process.
+var fdiInitrd struct {
+	once      sync.Once
+	url, path string
+	err       error
+}
+
 // FDIInitramfs builds our initramfs for the FDI's kernel with the existing
-// builder: a static /init from this tree, the FDI kernel's modules, and
-// imageURL built in (what a path root stands for). It goes to dir.
-func FDIInitramfs(t testing.TB, f *FDI, imageURL, dir string) string {
+// builder, once per test process (into a temporary directory, as
+// StreamrootCLI's binary): a static /init from this tree, the FDI kernel's
+// modules, and imageURL built in (what a path root stands for).
+func FDIInitramfs(t testing.TB, f *FDI, imageURL string) string {
 	t.Helper()
+	b := &fdiInitrd
+	b.once.Do(func() {
+		start := time.Now()
+		b.url = imageURL
+		if b.path, b.err = buildFDIInitramfs(f, imageURL); b.err == nil {
+			t.Logf("fdi initramfs built in %s: %s (image URL %s)", time.Since(start).Round(time.Millisecond), b.path, imageURL)
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("fdi initramfs: %v", b.err)
+	}
+	if b.url != imageURL {
+		t.Fatalf("fdi initramfs: built with image URL %s, asked for %s", b.url, imageURL)
+	}
+	return b.path
+}
+
+func buildFDIInitramfs(f *FDI, imageURL string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Fatalf("fdi initramfs: the builder needs go on PATH: %v", err)
+		return "", fmt.Errorf("the builder needs go on PATH: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "streamroot-fdi-initramfs-")
+	if err != nil {
+		return "", err
 	}
 	mod := filepath.Dir(resolvePath("go.mod"))
 	initBin, out := filepath.Join(dir, "init"), filepath.Join(dir, "initrd0.img")
@@ -510,10 +540,10 @@ func FDIInitramfs(t testing.TB, f *FDI, imageURL, dir string) string {
 		c.Dir = mod
 		c.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := runWithTimeout(c, 5*time.Minute); err != nil {
-			t.Fatalf("fdi initramfs: %s: %v\n%s", strings.Join(c.Args, " "), err, Tail(b, 20))
+			return "", fmt.Errorf("%s: %v\n%s", strings.Join(c.Args, " "), err, Tail(b, 20))
 		}
 	}
-	return out
+	return out, nil
 }
 
 // FDIReport is the FDI REPORT line: what the booted FDI root saw once
