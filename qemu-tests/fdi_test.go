@@ -188,3 +188,19 @@ func testFDI(t *testing.T, root, served string) {
 }
 
 func fmtMiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// TestFDIPathRootWithoutURL: Foreman's root=live:/fdi.iso on an initramfs
+// built without an image URL (make initramfs's) stops in the config stage,
+// before any DHCP, naming the argument, with the hint to build one in.
+func TestFDIPathRootWithoutURL(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{noHTTP: true})
+	vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:/fdi.iso", "rootflags=loop", "rootfstype=auto", "rd.live.image", "rd.retry=10")})
+	fb := vm.ExpectFailure(t, "config", "root=live:/fdi.iso", "no image URL built in")
+	if !strings.Contains(fb.Hint, "-image-url") {
+		t.Errorf("hint %q does not say how to build the URL in", fb.Hint)
+	}
+	if leases, _ := n.dhcp.Leases(); len(leases) != 0 {
+		t.Errorf("a path root without a built-in URL should fail before DHCP; dnsmasq leased %+v", leases)
+	}
+}
