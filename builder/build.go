@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"path"
+
+	"github.com/streamroot/streamroot/pkg/bootcfg"
 )
 
 // options is the validated configuration of one build; parseFlags makes
@@ -24,6 +26,7 @@ type options struct {
 	compress       string
 	out            string
 	manifestDigest string // lowercase hex, or ""
+	imageURL       string // -image-url, checked, or ""
 	mtime          uint64 // every record's mtime (SOURCE_DATE_EPOCH or 0)
 }
 
@@ -118,6 +121,11 @@ func assemble(opts options, log *slog.Logger) (*image, moduleReport, error) {
 	}
 	if opts.manifestDigest != "" {
 		if err := im.file("/etc/streamroot/manifest.sha256", 0o644, []byte(opts.manifestDigest+"\n")); err != nil {
+			return nil, rep, err
+		}
+	}
+	if opts.imageURL != "" {
+		if err := im.file(bootcfg.ImageURLFile, 0o644, []byte(opts.imageURL+"\n")); err != nil {
 			return nil, rep, err
 		}
 	}

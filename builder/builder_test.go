@@ -18,6 +18,7 @@ func TestArchiveContents(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
 	opts.manifestDigest = strings.Repeat("ab", 32)
+	opts.imageURL = "http://10.77.0.1/fdi.iso"
 	var logs bytes.Buffer
 	res, err := build(opts, testLogger(&logs))
 	if err != nil {
@@ -85,6 +86,7 @@ func TestArchiveContents(t *testing.T) {
 		{name: "sbin/modprobe", mode: cpio.S_IFLNK | 0o777, content: []byte("../bin/busybox"), checkContent: true},
 		{name: "etc/ssl/certs/ca-certificates.crt", mode: cpio.S_IFREG | 0o644},
 		{name: "etc/streamroot/manifest.sha256", mode: cpio.S_IFREG | 0o644, content: []byte(opts.manifestDigest + "\n"), checkContent: true},
+		{name: "etc/streamroot/image-url", mode: cpio.S_IFREG | 0o644, content: []byte(opts.imageURL + "\n"), checkContent: true},
 		{name: "lib/modules/" + testKver + "/kernel/fs/squashfs/squashfs.ko", mode: cpio.S_IFREG | 0o644,
 			content: moduleBody("squashfs"), checkContent: true},
 		{name: "lib/modules/" + testKver + "/kernel/drivers/net/virtio_net.ko", mode: cpio.S_IFREG | 0o644,
@@ -385,6 +387,13 @@ func TestParseFlags(t *testing.T) {
 					t.Errorf("digest %q", o.manifestDigest)
 				}
 			}},
+		{name: "image url", args: []string{"-init", "i", "-kver", "k", "-image-url", "https://s:8443/pub/fdi.iso", "-o", "out"},
+			check: func(t *testing.T, o options) {
+				if o.imageURL != "https://s:8443/pub/fdi.iso" {
+					t.Errorf("image url %q", o.imageURL)
+				}
+			}},
+		{name: "image url not http", args: []string{"-init", "i", "-kver", "k", "-image-url", "/fdi.iso", "-o", "out"}, wantErr: "-image-url"},
 		{name: "source date epoch", args: []string{"-init", "i", "-kver", "k", "-o", "out"}, env: map[string]string{"SOURCE_DATE_EPOCH": "1700000000"},
 			check: func(t *testing.T, o options) {
 				if o.mtime != 1700000000 {

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/kmod"
 )
 
@@ -85,6 +86,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		shell    = fs.String("shell", "/bin/busybox", "static busybox installed as /bin/busybox with applet links, or \"none\"")
 		ca       = fs.String("ca", caBundlePath, "CA bundle installed as "+caBundlePath+", or \"none\"")
 		manifest = fs.String("manifest-digest", "", "SHA-256 (hex) of the image's chunk manifest, written to /etc/streamroot/manifest.sha256")
+		imageURL = fs.String("image-url", "", "the image a path root (Foreman's root=live:/fdi.iso) stands for, written to "+bootcfg.ImageURLFile)
 		verbose  = fs.Bool("v", false, "log every module added")
 	)
 	fs.StringVar(&o.initPath, "init", "", "static /init binary (required)")
@@ -147,6 +149,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 			return o, false, fmt.Errorf("-manifest-digest %q: want 64 hex digits (a SHA-256)", *manifest)
 		}
 		o.manifestDigest = d
+	}
+
+	if *imageURL != "" {
+		if _, err := bootcfg.ParseImageURL(*imageURL); err != nil {
+			return o, false, fmt.Errorf("-image-url: %w", err)
+		}
+		o.imageURL = *imageURL
 	}
 
 	if s := getenv("SOURCE_DATE_EPOCH"); s != "" {

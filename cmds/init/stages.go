@@ -50,7 +50,7 @@ func (b *boot) config(context.Context) error {
 		return fmt.Errorf("read /proc/cmdline: %w", err)
 	}
 	cmdline := strings.TrimSpace(string(raw))
-	cfg, err := bootcfg.Parse(cmdline)
+	cfg, err := bootcfg.ParseWith(cmdline, builtIn())
 	if cfg != nil {
 		// Even a broken line says whether the operator wants a shell.
 		b.cfg = cfg
@@ -202,6 +202,14 @@ func (b *boot) switchRoot(context.Context) error {
 		b.log.Warn("cannot write boot report", "err", err)
 	}
 	return switchroot.Switch(sysroot, init, argv, env)
+}
+
+// builtIn reads what the builder put in the initramfs for the parser: the
+// image URL (-image-url) a path root such as Foreman's root=live:/fdi.iso
+// stands for. Missing means none; bootcfg checks the URL itself.
+func builtIn() bootcfg.Defaults {
+	b, _ := os.ReadFile(bootcfg.ImageURLFile)
+	return bootcfg.Defaults{ImageURL: strings.TrimSpace(string(b))}
 }
 
 // ipOrEmpty renders an optional address ("" when absent, not "<nil>").

@@ -156,6 +156,10 @@ type Root struct {
 
 	// URL is the image (RootLive): scheme http or https, non-empty host.
 	URL *url.URL
+	// Path is the path root=live:<path> named (Foreman's root=live:/fdi.iso),
+	// or "" when the kernel line named a URL. With a Path, URL is the image
+	// URL built into the initramfs (Defaults.ImageURL).
+	Path string
 
 	// NBDServer is the NBD server's host name or IP address (RootNBD),
 	// without the [] an IPv6 address is written in; use net.JoinHostPort.
@@ -398,13 +402,41 @@ func defaults() *Config {
 	}
 }
 
-// Parse parses a kernel command line (the contents of /proc/cmdline).
+// ImageURLFile is where the initramfs keeps the image URL it was built
+// with (the builder's -image-url): one line, read into Defaults.ImageURL.
+const ImageURLFile = "/etc/streamroot/image-url"
+
+// Defaults are what the initramfs was built with, for the arguments that
+// may leave a value to it.
+type Defaults struct {
+	// ImageURL is the image a path root (root=live:/fdi.iso, as Foreman's
+	// template and the stock Foreman Discovery Image write it) stands for;
+	// "" when none was built in. A URL on the kernel line wins over it.
+	ImageURL string
+}
+
+// ParseImageURL checks an image URL given outside the kernel line (the
+// builder's -image-url, ImageURLFile): an absolute http(s) URL with a host.
+func ParseImageURL(s string) (*url.URL, error) {
+	u, reason, hint := parseHTTPURL(s)
+	if reason != "" {
+		return nil, &ArgError{Arg: s, Reason: reason, hint: hint}
+	}
+	return u, nil
+}
+
+// Parse parses a kernel command line (the contents of /proc/cmdline) for
+// an initramfs built without defaults: ParseWith(cmdline, Defaults{}).
+func Parse(cmdline string) (*Config, error) { return ParseWith(cmdline, Defaults{}) }
+
+// ParseWith parses a kernel command line (the contents of /proc/cmdline),
+// resolving what the line leaves open with d.
 //
 // It returns a non-nil Config even when the error is not nil, holding
 // everything that did parse, so the caller can still apply rd.shell and
 // streamroot.onfail. The error is a join of *ArgError, one per bad token.
-func Parse(cmdline string) (*Config, error) {
-	p := &parser{cfg: defaults(), cluster: map[string]*token{}, clusterIP: -1}
+func ParseWith(cmdline string, d Defaults) (*Config, error) {
+	p := &parser{cfg: defaults(), defaults: d, cluster: map[string]*token{}, clusterIP: -1}
 	toks := tokenize(cmdline)
 
 	// Last one wins, like dracut's getarg: only the last occurrence of a

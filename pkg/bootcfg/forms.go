@@ -6,7 +6,7 @@ import "strings"
 // reference in docs/kernel-args.md, which is generated from Forms (go test
 // ./pkg/bootcfg -run TestReference -update) and checked against it.
 type Form struct {
-	Section string // the reference's table: "root", "streamroot", "failure", "network"
+	Section string // the reference's table: "root", "streamroot", "failure", "network", "passed"
 	Key     string // the argument's name, as Parse dispatches on it
 	Syntax  string // the spelling shown, e.g. "ip=<iface>:<method>[:<mtu>[:<mac>]]"
 	Origin  string // who writes this form: dracut.cmdline(7), nm-initrd-generator, PXELinux, …
@@ -27,6 +27,7 @@ var sections = []struct{ key, title string }{
 	{"streamroot", "streamroot's own"},
 	{"failure", "Failure policy and debugging"},
 	{"network", "Network"},
+	{"passed", "Passed on to the kernel or the real OS"},
 }
 
 // forms is the reference table. Origins: "dracut" is dracut.cmdline(7)
@@ -37,6 +38,8 @@ var forms = []Form{
 	// Root and image.
 	{Section: "root", Key: "root", Syntax: "root=live:<URL>", Origin: "dracut (livenet); Foreman", Example: "root=live:http://s/squashfs.img",
 		Effect: "the image over HTTP(S): squashfs, erofs or ext4, or an ISO holding `<rd.live.dir>/<rd.live.squashimg>`. A squashfs holding `LiveOS/rootfs.img` (or `ext3fs.img`) is dracut's layout and is unpacked one more level."},
+	{Section: "root", Key: "root", Syntax: "root=live:<path>", Origin: "dracut (dmsquash-live: a file in the initramfs); Foreman (`root=live:/fdi.iso`)", Example: "root=live:/fdi.iso rootflags=loop rootfstype=auto ro rd.live.image",
+		Effect: "the image at the URL built into the initramfs (the builder's `-image-url`, kept in `/etc/streamroot/image-url`), whatever the path: Foreman's template and the stock Foreman Discovery Image's lines boot unchanged. A URL on the kernel line (`root=live:<URL>`) wins. Without a built-in URL it is refused, with a hint; `/dev/…` paths are local devices (refused)"},
 	{Section: "root", Key: "root", Syntax: "root=<http(s) URL>", Origin: "dracut (livenet)", Example: "root=https://s/squashfs.img",
 		Effect: "the same as `root=live:<URL>`"},
 	{Section: "root", Key: "root", Syntax: "root=nbd:<server>:<port\\|export>[:<fstype>[:<rootflags>[:<nbdopts>]]]", Origin: "dracut (nbd); Foreman", Example: "root=nbd:srv:discovery:squashfs:ro:timeout=30",
@@ -214,6 +217,14 @@ var forms = []Form{
 		Effect: "parsed; the network stage stops: InfiniBand partitions are not supported yet"},
 	{Section: "network", Key: "rd.ethtool", Syntax: "rd.ethtool=<iface>:[on\\|off][:<speed>]", Origin: "NM", Example: "rd.ethtool=eth0:off:1000",
 		Effect: "parsed; the network stage stops: link settings are not supported yet"},
+
+	// Passed on: the kernel's or the real OS's, named here because Foreman's template writes them.
+	{Section: "passed", Key: "proxy.url", Syntax: "proxy.url=<URL>", Origin: "Foreman (discovery)", Example: "proxy.url=https://foreman.example.com",
+		Effect: "not read by the initramfs: the Foreman Discovery Image's services read it from /proc/cmdline, where it stays"},
+	{Section: "passed", Key: "proxy.type", Syntax: "proxy.type=foreman\\|proxy", Origin: "Foreman (discovery)", Example: "proxy.type=foreman", Effect: "as `proxy.url=`"},
+	{Section: "passed", Key: "nokaslr", Syntax: "nokaslr", Origin: "kernel; Foreman", Example: "nokaslr", Effect: "the kernel's; ignored by the initramfs"},
+	{Section: "passed", Key: "nomodeset", Syntax: "nomodeset", Origin: "kernel; Foreman", Example: "nomodeset", Effect: "as `nokaslr`"},
+	{Section: "passed", Key: "acpi", Syntax: "acpi=force", Origin: "kernel; Foreman", Example: "acpi=force", Effect: "as `nokaslr`"},
 }
 
 // hex64 is a valid digest for the examples.

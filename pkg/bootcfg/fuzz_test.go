@@ -2,6 +2,7 @@ package bootcfg
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,8 @@ func FuzzParse(f *testing.F) {
 		"rd.route=[2001:DB8:3::/8]:[2001:DB8:2::1]:ens10 ip=10.0.0.2::10.0.0.1:24::52-54-00-12-34-56:none",
 		"ip=192.0.2.10 netmask=255.255.255.0 gateway=192.0.2.1 hostname=n1 ksdevice=bootif mtu=9000",
 		"rootflags=loop rootfstype=auto ro rd.neednet=0 biosdevname=0 ip=:::::eth0:",
+		foremanTemplate,
+		"root=live:/fdi.iso root=live:/dev/sr0 root=live:/ root=live:CDLABEL=x",
 	} {
 		f.Add(s)
 	}
@@ -47,6 +50,16 @@ func FuzzParse(f *testing.F) {
 		}
 		if err == nil && c.Root.Kind == RootNBD && (c.Root.NBDServer == "" || c.Root.NBDPort < 1 || c.Root.NBDPort > 65535) {
 			t.Fatalf("accepted NBD root %+v from %q", c.Root, in)
+		}
+		// With an image URL built in, a path root is that URL and nothing
+		// else; every other root is as without it.
+		const baked = "http://10.77.0.1/fdi.iso"
+		bc, berr := ParseWith(in, Defaults{ImageURL: baked})
+		if berr == nil && bc.Root.Kind == RootLive && bc.Root.Path != "" && bc.Root.URL.String() != baked {
+			t.Fatalf("path root %q resolved to %v, not the built-in %s", bc.Root.Path, bc.Root.URL, baked)
+		}
+		if err == nil && (berr != nil || bc.Root.Path != "" || !reflect.DeepEqual(bc, c)) {
+			t.Fatalf("a built-in URL changed the parse of %q: %+v, %v", in, bc.Root, berr)
 		}
 		if err != nil {
 			var ae *ArgError

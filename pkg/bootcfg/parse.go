@@ -11,8 +11,9 @@ import (
 
 // parser carries the state of one Parse call.
 type parser struct {
-	cfg  *Config
-	errs []*ArgError
+	cfg      *Config
+	defaults Defaults
+	errs     []*ArgError
 
 	root, netroot *token // last root= and netroot=, resolved in finish
 	fetch         *token // streamroot.fetch=, which beats rd.live.ram
@@ -57,6 +58,10 @@ func (p *parser) arg(t token) {
 		// No effect (see Forms): every layer's filesystem is found by its
 		// magic and mounted read-only under an always-writable overlay.
 		// Foreman's template passes rootflags=loop rootfstype=auto ro.
+	case "nokaslr", "nomodeset", "acpi", "proxy.url", "proxy.type":
+		// The kernel's and the real OS's (Foreman's template passes them;
+		// the discovery services read proxy.* from /proc/cmdline): nothing
+		// for the initramfs to do.
 	case "init":
 		if !strings.HasPrefix(t.val, "/") {
 			p.fail(t, "init= must be an absolute path", "e.g. init=/sbin/init, or drop it for the default")

@@ -96,6 +96,12 @@ func isLocalRoot(v string) bool {
 
 // liveRoot handles root=live:<url> and root=http(s)://<url>.
 func (p *parser) liveRoot(t token, v string) {
+	// A file path is dracut's image file in the initramfs; a /dev/ path is
+	// a local block device, refused below.
+	if strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "/dev/") {
+		p.bakedRoot(t, v)
+		return
+	}
 	if !strings.Contains(v, "://") && (v == "" || isLocalRoot(v)) {
 		if v == "" {
 			p.fail(t, "empty URL after live:", rootHint)
@@ -114,6 +120,25 @@ func (p *parser) liveRoot(t token, v string) {
 		Arg:  t.raw,
 		URL:  u,
 	}
+}
+
+// bakedRoot handles root=live:<path>: under dracut the ISO is a file in the
+// initramfs (the stock Foreman Discovery Image packs it there, and
+// Foreman's template says root=live:/fdi.iso); here it is the image at the
+// URL the initramfs was built with, so that line boots unchanged.
+func (p *parser) bakedRoot(t token, path string) {
+	if p.defaults.ImageURL == "" {
+		p.fail(t, "a path, and this initramfs has no image URL built in ("+ImageURLFile+")",
+			"name the image on the kernel line (root=live:http(s)://<server>/<path>), or build the initramfs with an image URL (-image-url http(s)://<server>/<image>)")
+		return
+	}
+	u, reason, _ := parseHTTPURL(p.defaults.ImageURL)
+	if reason != "" {
+		p.fail(t, "the image URL built into the initramfs ("+ImageURLFile+") is unusable: "+reason,
+			"rebuild the initramfs with -image-url http(s)://<server>/<image>, or name the image on the kernel line (root=live:http(s)://…)")
+		return
+	}
+	p.cfg.Root = Root{Kind: RootLive, Arg: t.raw, URL: u, Path: path}
 }
 
 // parseHTTPURL accepts an absolute http or https URL with a host. On

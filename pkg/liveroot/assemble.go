@@ -83,7 +83,37 @@ func Assemble(image string, o Options, log *slog.Logger) (*Root, error) {
 	if err := overlay(r, o); err != nil {
 		return nil, err
 	}
+	if err := DracutNames(r, o.Base); err != nil {
+		// The root boots without them: only scripts written for dracut look.
+		log.Warn("cannot leave dracut's live names", "err", err)
+	}
 	return r, nil
+}
+
+// DracutNames leaves under base (/run/initramfs) the names dracut's
+// dmsquash-live gives a live boot, for scripts in the booted root written
+// against it: livedev, a link to the device the image is on (here
+// /dev/nbdN or /dev/loopN), and, when the image is an ISO, live, the
+// medium's mount (a link to its layer's mountpoint).
+func DracutNames(r *Root, base string) error {
+	if len(r.Layers) == 0 {
+		return errors.New("no layers")
+	}
+	bottom := r.Layers[0]
+	links := [][2]string{{bottom.Device, filepath.Join(base, "livedev")}}
+	if bottom.Kind == imgfmt.ISO9660 {
+		rel, err := filepath.Rel(base, bottom.Mountpoint)
+		if err != nil {
+			return err
+		}
+		links = append(links, [2]string{rel, filepath.Join(base, "live")})
+	}
+	for _, l := range links {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Next is the file a boot mounts next inside the layer of the given kind

@@ -129,6 +129,9 @@ func Plan(cfg *bootcfg.Config, baked string, log *slog.Logger) (bootcfg.FetchMod
 	if cfg.Root.Kind == bootcfg.RootNBD {
 		log.Info("root", "nbd", net.JoinHostPort(cfg.Root.NBDServer, fmt.Sprint(cfg.Root.NBDPort)), "export", cfg.Root.NBDExport, "mode", mode)
 	} else {
+		if cfg.Root.Path != "" {
+			log.Info("root=live:"+cfg.Root.Path+" is the image URL built into the initramfs", "file", bootcfg.ImageURLFile)
+		}
 		log.Info("root", "url", cfg.Root.URL.Redacted(), "mode", mode)
 	}
 	return mode, nil
