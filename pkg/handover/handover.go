@@ -106,6 +106,11 @@ func uuidFor(mac net.HardwareAddr) string {
 	b := make([]byte, 16)
 	copy(b, "streamroot")
 	copy(b[10:], mac)
+	return uuidString(b)
+}
+
+// uuidString formats 16 bytes as a version 8 (custom) UUID.
+func uuidString(b []byte) string {
 	b[6] = b[6]&0x0f | 0x80 // version 8: custom
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)

@@ -2,7 +2,6 @@ package handover
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"slices"
@@ -251,11 +250,7 @@ func dnsList(ips []net.IP) string {
 // uuidForName derives a stable UUID for a profile from what it is for.
 func uuidForName(what string) string {
 	sum := sha256.Sum256([]byte("streamroot " + what))
-	b := sum[:16]
-	b[6] = b[6]&0x0f | 0x80 // version 8: custom
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	return uuidString(sum[:16])
 }
 
 // linkDoc is one virtual link in net.<iface>.json.

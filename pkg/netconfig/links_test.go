@@ -1,9 +1,7 @@
 package netconfig
 
 import (
-	"errors"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
@@ -57,29 +55,15 @@ func TestVirtualLinks(t *testing.T) {
 		{name: "two links one name", cmdline: root + "bond=bond0:eth0 bridge=bond0:eth1", err: "bridge=bond0:eth1: a second link named bond0", hint: "its own name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := bootcfg.Parse(tc.cmdline)
-			if err != nil {
-				t.Fatalf("Parse(%q): %v", tc.cmdline, err)
-			}
-			nc, notes, err := FromBoot(cfg)
-			if tc.err != "" {
-				var h interface{ Hint() string }
-				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.As(err, &h) || !strings.Contains(h.Hint(), tc.hint) {
-					t.Fatalf("error %v, want %q with hint %q", err, tc.err, tc.hint)
-				}
+			nc, ok := fromBoot(t, tc.cmdline, tc.err, tc.hint, tc.notes)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(nc.Links, tc.want) {
 				t.Errorf("links\n%+v\nwant\n%+v", nc.Links, tc.want)
 			}
 			if nc.Iface != tc.iface {
 				t.Errorf("iface %q, want %q", nc.Iface, tc.iface)
-			}
-			if strings.Join(notes, "\n") != strings.Join(tc.notes, "\n") {
-				t.Errorf("notes %q, want %q", notes, tc.notes)
 			}
 		})
 	}
