@@ -1,6 +1,7 @@
 package netup
 
 import (
+	"log/slog"
 	"net"
 	"reflect"
 	"slices"
@@ -160,4 +161,29 @@ func FuzzBondOptions(f *testing.F) {
 		}
 		_ = o.netlinkBond("bond0", 0)
 	})
+}
+
+func TestByKernelNames(t *testing.T) {
+	link := func(i int, name string) netlink.Link {
+		return &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: i, Name: name, HardwareAddr: net.HardwareAddr{0x52, 0x54, 0, 0, 0, byte(i)}}}
+	}
+	kn := kernelNames{}
+	kn.note([]netlink.Link{link(2, "eth0"), link(3, "eth1"), link(4, "eth2")})
+	now := []netlink.Link{link(2, "ens3"), link(3, "ens4"), link(4, "eth2")}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	said := map[string]bool{}
+	cfg := Config{Iface: "eth0", Skip: []string{"eth1", "eth2", "nosuch"}}
+	for range 2 {
+		got := byKernelNames(cfg, now, kn, said, log)
+		if got.Iface != "ens3" || !slices.Equal(got.Skip, []string{"ens4", "eth2", "nosuch"}) {
+			t.Errorf("iface %q skip %v, want ens3 and [ens4 eth2 nosuch]", got.Iface, got.Skip)
+		}
+	}
+	if cfg.Skip[0] != "eth1" {
+		t.Errorf("the caller's Skip was changed: %v", cfg.Skip)
+	}
+	if n := strings.Count(logs.String(), "eth0 is ens3 (52:54:00:00:00:02), by the kernel's name for it"); n != 1 {
+		t.Errorf("the mapping of eth0 logged %d times, want once:\n%s", n, logs.String())
+	}
 }
