@@ -432,6 +432,11 @@ func waitLinks(ctx context.Context, top string, order []Virtual, made map[string
 		}
 		up := hasCarrier(top)
 		if up && len(waiting) == 0 {
+			for _, v := range bonds {
+				if info := adInfo(made[v.Name]); info != nil {
+					log.Info(fmt.Sprintf("%s: LACP partner %s, aggregator %d with %d ports", v.Name, info.PartnerMac, info.AggregatorId, info.NumPorts))
+				}
+			}
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -464,10 +469,18 @@ func bondWaits(v Virtual, l netlink.Link) []string {
 	if v.Bond["mode"] != "802.3ad" {
 		return out
 	}
-	cur, err := netlink.LinkByIndex(l.Attrs().Index)
-	b, ok := cur.(*netlink.Bond)
-	if err != nil || !ok || b.AdInfo == nil || len(b.AdInfo.PartnerMac) == 0 || slices.Equal(b.AdInfo.PartnerMac, make(net.HardwareAddr, len(b.AdInfo.PartnerMac))) {
+	if adInfo(l) == nil {
 		out = append(out, "a LACP partner on "+v.Name)
 	}
 	return out
+}
+
+// adInfo is an 802.3ad bond's aggregator, nil until it has a partner.
+func adInfo(l netlink.Link) *netlink.BondAdInfo {
+	cur, err := netlink.LinkByIndex(l.Attrs().Index)
+	b, ok := cur.(*netlink.Bond)
+	if err != nil || !ok || b.AdInfo == nil || len(b.AdInfo.PartnerMac) == 0 || slices.Equal(b.AdInfo.PartnerMac, make(net.HardwareAddr, len(b.AdInfo.PartnerMac))) {
+		return nil
+	}
+	return b.AdInfo
 }
