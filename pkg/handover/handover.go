@@ -4,8 +4,9 @@
 // systemd-networkd, and the lease itself as JSON and shell variables for any
 // other client.
 //
-// Every file matches the link by MAC address, never by name: the real OS may
-// name the link differently from the initramfs.
+// Every file matches a NIC by MAC address, never by name: the real OS may
+// name the link differently from the initramfs. Only the virtual links the
+// boot built (topology.go), which have no MAC of their own, go by name.
 package handover
 
 import (

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -433,8 +434,8 @@ func waitLinks(ctx context.Context, top string, order []Virtual, made map[string
 		up := hasCarrier(top)
 		if up && len(waiting) == 0 {
 			for _, v := range bonds {
-				if info := adInfo(made[v.Name]); info != nil {
-					log.Info(fmt.Sprintf("%s: LACP partner %s, aggregator %d with %d ports", v.Name, info.PartnerMac, info.AggregatorId, info.NumPorts))
+				if info, ok := adInfo(made[v.Name]); ok {
+					log.Info(fmt.Sprintf("%s: LACP partner %s, aggregator %s with %s ports", v.Name, info.partner, info.aggregator, info.activePorts))
 				}
 			}
 			return nil
@@ -469,18 +470,28 @@ func bondWaits(v Virtual, l netlink.Link) []string {
 	if v.Bond["mode"] != "802.3ad" {
 		return out
 	}
-	if adInfo(l) == nil {
+	if _, ok := adInfo(l); !ok {
 		out = append(out, "a LACP partner on "+v.Name)
 	}
 	return out
 }
 
-// adInfo is an 802.3ad bond's aggregator, nil until it has a partner.
-func adInfo(l netlink.Link) *netlink.BondAdInfo {
-	cur, err := netlink.LinkByIndex(l.Attrs().Index)
-	b, ok := cur.(*netlink.Bond)
-	if err != nil || !ok || b.AdInfo == nil || len(b.AdInfo.PartnerMac) == 0 || slices.Equal(b.AdInfo.PartnerMac, make(net.HardwareAddr, len(b.AdInfo.PartnerMac))) {
-		return nil
+// lacpInfo is an 802.3ad bond's aggregator as the bonding driver's sysfs
+// shows it (netlink's IFLA_BOND_AD_INFO is not decoded by the netlink
+// package); ok false until it has a partner.
+type lacpInfo struct {
+	partner     string
+	aggregator  string
+	activePorts string
+}
+
+func adInfo(l netlink.Link) (lacpInfo, bool) {
+	dir := "/sys/class/net/" + l.Attrs().Name + "/bonding/"
+	read := func(f string) string {
+		b, _ := os.ReadFile(dir + f)
+		return strings.TrimSpace(string(b))
 	}
-	return b.AdInfo
+	i := lacpInfo{partner: read("ad_partner_mac"), aggregator: read("ad_aggregator"), activePorts: read("ad_num_ports")}
+	mac, err := net.ParseMAC(i.partner)
+	return i, err == nil && !slices.Equal(mac, make(net.HardwareAddr, len(mac)))
 }
