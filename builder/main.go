@@ -34,8 +34,10 @@ const (
 	// defaultModules are what the boot pipeline itself uses: virtio
 	// transport, the image layers (squashfs, erofs, ext4, iso9660), the
 	// overlay, loop and nbd block devices, AF_PACKET for DHCP on a link
-	// with no address, and virtio-rng so crypto/rand does not stall.
-	defaultModules = "virtio_pci,squashfs,overlay,loop,isofs,ext4,erofs,nbd,af_packet,virtio_rng"
+	// with no address, virtio-rng so crypto/rand does not stall, and
+	// the virtual links dracut's vlan=, bond= (and team=) and bridge=
+	// build (loaded only when the kernel line has them).
+	defaultModules = "virtio_pci,squashfs,overlay,loop,isofs,ext4,erofs,nbd,af_packet,virtio_rng,8021q,bonding,bridge"
 )
 
 func main() {

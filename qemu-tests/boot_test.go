@@ -98,6 +98,14 @@ func checkRoot(t *testing.T, r *harness.Report, fixture string) {
 // client id 01+MAC, and that the guest has its address on the link of mac.
 func checkLease(t *testing.T, dhcp *harness.Dnsmasq, r *harness.Report, mac string) harness.Lease {
 	t.Helper()
+	return checkLeaseOn(t, dhcp, r, mac, mac)
+}
+
+// checkLeaseOn is checkLease with the address on link (a name or a MAC):
+// a bond, bridge or VLAN carries its port's MAC, so the MAC alone does not
+// name the link that holds the address.
+func checkLeaseOn(t *testing.T, dhcp *harness.Dnsmasq, r *harness.Report, mac, link string) harness.Lease {
+	t.Helper()
 	leases, err := dhcp.Leases()
 	if err != nil {
 		t.Fatal(err)
@@ -112,8 +120,8 @@ func checkLease(t *testing.T, dhcp *harness.Dnsmasq, r *harness.Report, mac stri
 	if want := "01:" + mac; l.ClientID != want {
 		t.Errorf("lease client id %q, want %q (dracut/NetworkManager's 01+MAC)", l.ClientID, want)
 	}
-	if got := r.IPv4On(mac); !slices.Contains(got, l.IP) {
-		t.Errorf("guest has %v on the link of %s (%q), want the leased %s\naddrs:\n%s", got, mac, r.LinkName(mac), l.IP, r.Addrs)
+	if got := r.IPv4On(link); !slices.Contains(got, l.IP) {
+		t.Errorf("guest has %v on the link of %s (%q), want the leased %s\naddrs:\n%s", got, link, r.LinkName(link), l.IP, r.Addrs)
 	}
 	return l
 }

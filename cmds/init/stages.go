@@ -92,6 +92,9 @@ func (b *boot) modules(context.Context) error {
 	if err := l.Load("loop", "nbd", "squashfs", "overlay", "isofs", "ext4", "erofs"); err != nil {
 		b.log.Warn("some filesystem modules did not load", "err", err)
 	}
+	if err := l.Load(netconfig.Modules(b.cfg)...); err != nil {
+		return fmt.Errorf("load the modules of vlan=/bond=/bridge=: %w", err)
+	}
 	return nil
 }
 

@@ -151,7 +151,7 @@ var forms = []Form{
 
 	// Network: the link.
 	{Section: "network", Key: "BOOTIF", Syntax: "BOOTIF=<type>-aa-bb-cc-dd-ee-ff", Origin: "PXELinux `IPAPPEND 2`, iPXE, GRUB; Foreman", Example: "BOOTIF=01-52-54-00-12-34-56",
-		Effect: "the boot NIC by MAC, with any hardware type (`01` Ethernet, `00`, …) or none, dashes or colons; otherwise the first link with carrier. An empty `BOOTIF=` is ignored",
+		Effect: "the boot NIC by MAC, with any hardware type (`01` Ethernet, `00`, …) or none, dashes or colons; otherwise the first link with carrier, or with several (and DHCP), the first offered an address: discovery runs on all of them at once and only the winner requests a lease. An empty `BOOTIF=` is ignored",
 		NM:     "NM strips only the types `01` and `00`; dracut's fix_bootif any, and so does streamroot"},
 	{Section: "network", Key: "rd.bootif", Syntax: "rd.bootif=0", Origin: "dracut", Example: "BOOTIF=01-52-54-00-12-34-56 rd.bootif=0",
 		Effect: "do not pick the NIC by `BOOTIF=` (it stays on /proc/cmdline for the real OS)"},
@@ -205,14 +205,14 @@ var forms = []Form{
 	{Section: "network", Key: "rd.znet_ifname", Syntax: "rd.znet_ifname=<iface>:<subchannels>", Origin: "NM", Example: "rd.znet_ifname=enc600:0.0.0600", Effect: "as `rd.znet=`"},
 
 	// Network: virtual links.
-	{Section: "network", Key: "vlan", Syntax: "vlan=<name>:<parent>", Origin: "dracut; Foreman, RHCOS", Example: "vlan=eth0.100:eth0 ip=eth0.100:dhcp",
-		Effect: "parsed; the network stage stops, naming the argument: VLANs are not supported yet"},
+	{Section: "network", Key: "vlan", Syntax: "vlan=<name>:<parent>", Origin: "dracut; Foreman, RHCOS", Example: "vlan=vlan100:eth0 ip=vlan100:dhcp",
+		Effect: "an 802.1Q VLAN, its id from the name (`vlan100`, `vlan0100`, `eth0.100`); the parent by its kernel name or the name the boot gives it; `ip=<name>:…` addresses it, and with `BOOTIF=` alone the VLAN over that NIC is the boot link"},
 	{Section: "network", Key: "bond", Syntax: "bond[=<name>[:<ports>[:<options>[:<mtu>]]]]", Origin: "dracut; Foreman, RHCOS", Example: "bond=bond0:eth0,eth1:mode=balance-rr:9000",
-		Effect: "parsed (bare `bond` is dracut's `bond0:eth0,eth1:mode=balance-rr`); the network stage stops: bonds are not supported yet"},
+		Effect: "a bond (bare `bond`: dracut's `bond0:eth0,eth1:mode=balance-rr`); options as the bonding driver names them (`mode`, `miimon`, `updelay`, `downdelay`, `lacp_rate`, `xmit_hash_policy`, `fail_over_mac`, `primary`, `primary_reselect`, `ad_select`, `arp_interval`, `arp_ip_target` (`;`-separated), `arp_validate`, `min_links`, `use_carrier`, `all_slaves_active`), `miimon=100` unless monitoring is set; the ports' carrier and an 802.3ad partner are waited for within `rd.net.timeout.carrier`; an unknown option stops the boot naming it"},
 	{Section: "network", Key: "team", Syntax: "team[=<name>:<ports>[:<runner>]]", Origin: "dracut", Example: "team=team0:eth0,eth1",
-		Effect: "parsed (bare `team` is `team0:eth0,eth1:activebackup`); the network stage stops: teams are not supported yet"},
+		Effect: "built as a bond (no teamd here), with a console note: runner activebackup, roundrobin, loadbalance, broadcast, lacp → bonding mode active-backup, balance-rr, balance-xor, broadcast, 802.3ad (bare `team`: `team0:eth0,eth1:activebackup`)"},
 	{Section: "network", Key: "bridge", Syntax: "bridge[=<name>:<ports>]", Origin: "dracut", Example: "bridge=bridge0:eth0,eth1",
-		Effect: "parsed (bare `bridge` is `br0:eth0`); the network stage stops: bridges are not supported yet"},
+		Effect: "a bridge (STP off) over the ports (bare `bridge`: `br0:eth0`)"},
 	{Section: "network", Key: "ib.pkey", Syntax: "ib.pkey=<parent>.<pkey>", Origin: "NM", Example: "ib.pkey=ib0.8004",
 		Effect: "parsed; the network stage stops: InfiniBand partitions are not supported yet"},
 	{Section: "network", Key: "rd.ethtool", Syntax: "rd.ethtool=<iface>:[on\\|off][:<speed>]", Origin: "NM", Example: "rd.ethtool=eth0:off:1000",

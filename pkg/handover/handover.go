@@ -4,8 +4,9 @@
 // systemd-networkd, and the lease itself as JSON and shell variables for any
 // other client.
 //
-// Every file matches the link by MAC address, never by name: the real OS may
-// name the link differently from the initramfs.
+// Every file matches a NIC by MAC address, never by name: the real OS may
+// name the link differently from the initramfs. Only the virtual links the
+// boot built (topology.go), which have no MAC of their own, go by name.
 package handover
 
 import (
@@ -59,7 +60,12 @@ func Files(l *netup.Lease) (runFiles, rootFiles []File) {
 			File{"NetworkManager/conf.d/15-streamroot.conf", 0o644, []byte(
 				"# streamroot: the initramfs leased the boot address with this client id;\n" +
 					"# profiles that set none use it too, so the DHCP server sees one client.\n" +
-					"[connection]\nipv4.dhcp-client-id=" + id + "\n")},
+					"[connection]\nipv4.dhcp-client-id=" + id + "\n")})
+	}
+	if len(l.Links) > 0 {
+		runFiles = append(runFiles, topologyFiles(l, id, networkdID(l))...)
+	} else if l.DHCP {
+		runFiles = append(runFiles,
 			File{fmt.Sprintf("NetworkManager/system-connections/streamroot-%s.nmconnection", l.Iface), 0o600, []byte(fmt.Sprintf(
 				"# streamroot: the boot link, for roots that have no profile of their own\n"+
 					"[connection]\nid=streamroot-%s\nuuid=%s\ntype=ethernet\nautoconnect=true\nautoconnect-priority=-100\n\n"+
@@ -101,6 +107,11 @@ func uuidFor(mac net.HardwareAddr) string {
 	b := make([]byte, 16)
 	copy(b, "streamroot")
 	copy(b[10:], mac)
+	return uuidString(b)
+}
+
+// uuidString formats 16 bytes as a version 8 (custom) UUID.
+func uuidString(b []byte) string {
 	b[6] = b[6]&0x0f | 0x80 // version 8: custom
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
@@ -124,6 +135,8 @@ type leaseDoc struct {
 	LeaseTime int64    `json:"lease_seconds,omitempty"`
 	Acquired  string   `json:"acquired"`
 	ClientID  string   `json:"client_id,omitempty"`
+	// Links are the virtual links under iface (topology.go).
+	Links []linkDoc `json:"links,omitempty"`
 }
 
 // leaseJSON is the lease as the handover files record it. Names go in only
@@ -161,6 +174,7 @@ func leaseJSON(l *netup.Lease) leaseDoc {
 			d.DNS = append(d.DNS, s.String())
 		}
 	}
+	d.Links = linkDocs(l)
 	return d
 }
 
@@ -177,6 +191,7 @@ func envFile(l *netup.Lease) []byte {
 	if l.MTU > 0 {
 		vars["MTU"] = fmt.Sprint(l.MTU)
 	}
+	linkVars(l, vars)
 	keys := make([]string, 0, len(vars))
 	for k := range vars {
 		keys = append(keys, k)

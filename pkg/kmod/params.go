@@ -35,6 +35,12 @@ var workarounds = []Workaround{{
 	// sent buffers are reclaimed on the next transmit, as was the default
 	// before Linux 5.14.
 	Why: "without it a virtio-net guest can hang at poweroff while receiving (Linux before 0d0eff39ceb3)",
+}, {
+	Module: "bonding", Param: "max_bonds", Value: "0",
+	// The bonding driver makes bond0 at load unless told not to; the boot
+	// creates the bonds bond= names itself, and a stray bond0 would reach
+	// the real OS as a link nobody configured.
+	Why: "without it loading bonding creates an unconfigured bond0",
 }}
 
 // maxParamBytes bounds what one module gets: the kernel's command line is

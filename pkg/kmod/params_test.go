@@ -95,7 +95,7 @@ func TestOpenReadsParamsAndDeps(t *testing.T) {
 	dir := filepath.Join(root, "lib/modules/6.1.0-test")
 	for p, c := range map[string]string{
 		filepath.Join(dir, "modules.dep"):   "kernel/drivers/net/virtio_net.ko.xz: kernel/drivers/virtio/virtio_ring.ko.zst kernel/drivers/virtio/virtio.ko\n",
-		filepath.Join(root, "proc/cmdline"): "console=ttyS0 virtio_net.napi_tx=1 virtio_ring.x=2 -- virtio.y=3\n",
+		filepath.Join(root, "proc/cmdline"): "console=ttyS0 virtio_net.napi_tx=1 bonding.max_bonds=2 virtio_ring.x=2 -- virtio.y=3\n",
 	} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
@@ -108,7 +108,7 @@ func TestOpenReadsParamsAndDeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"virtio_net": "napi_tx=1", "virtio_ring": "x=2"}
+	want := map[string]string{"virtio_net": "napi_tx=1", "bonding": "max_bonds=2", "virtio_ring": "x=2"}
 	if !maps.Equal(l.params, want) {
 		t.Errorf("params = %v, want %v", l.params, want)
 	}

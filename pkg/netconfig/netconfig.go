@@ -39,11 +39,11 @@ func FromBoot(cfg *bootcfg.Config) (netup.Config, []string, error) {
 		return netup.Config{}, nil, hint.New(fmt.Errorf("%s: %s", arg, what), advice)
 	}
 	// The first of each is named: one line to fix at a time, as for ip=.
-	if len(n.Links) > 0 {
-		l := n.Links[0]
-		return refuse(l.Arg, string(l.Kind)+" links are not supported yet",
-			"boot over a plain Ethernet link (ip=<iface>:dhcp or a static ip=); VLANs, bonds, teams, bridges and InfiniBand partitions are not built by this initramfs yet")
+	links, linkNotes, err := virtualLinks(n.Links)
+	if err != nil {
+		return netup.Config{}, nil, err
 	}
+	nc.Links, notes = links, append(notes, linkNotes...)
 	if len(n.Ethtool) > 0 {
 		return refuse(n.Ethtool[0].Arg, "link settings (autonegotiation, speed) are not supported yet", "drop rd.ethtool=: the NIC negotiates its link itself")
 	}

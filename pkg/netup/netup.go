@@ -45,6 +45,9 @@ type Config struct {
 	// MAC, if not nil, is set on the link before DHCP, so the default
 	// client id follows it (ip=<iface>:dhcp::<mac>).
 	MAC net.HardwareAddr
+	// Links are built before the boot link is chosen (vlan=, bond=,
+	// bridge=); the boot link is then one of them (links.go).
+	Links []Virtual
 }
 
 // Forever as DHCPTimeout keeps trying DHCP until a lease comes
@@ -77,6 +80,9 @@ type Lease struct {
 	Acquired  time.Time
 	ClientID  []byte // nil for static
 	DHCP      bool
+	// Links are the virtual links the boot built, the lease's link among
+	// them, each after those it is built on; nil on a plain NIC.
+	Links []Built
 }
 
 // Route is one classless static route.
@@ -112,7 +118,14 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 	if lo, err := netlink.LinkByName("lo"); err == nil {
 		_ = netlink.LinkSetUp(lo)
 	}
-	link, err := pickLink(ctx, cfg, log)
+	var link netlink.Link
+	var built []Built
+	var err error
+	if len(cfg.Links) > 0 {
+		link, built, err = buildLinks(ctx, cfg, log)
+	} else {
+		link, err = pickLink(ctx, cfg, log)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +154,7 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 			lease.MTU = cfg.MTU
 		}
 	}
+	lease.Links = built
 	resolver(cfg, lease)
 	if err := apply(link, lease, log); err != nil {
 		return nil, fmt.Errorf("configure %s: %w", attrs.Name, err)
@@ -210,6 +224,10 @@ func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, 
 	deadline := time.Now().Add(cfg.CarrierTimeout)
 	upped := map[string]bool{}
 	named := map[int]bool{}
+	kn := kernelNames{}
+	said := map[string]bool{}
+	asked := cfg
+	var r race
 	var links []netlink.Link
 	for {
 		var err error
@@ -217,11 +235,13 @@ func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, 
 		if err != nil {
 			return nil, err
 		}
+		kn.note(links)
 		if renameLinks(links, named, cfg, log) {
 			if links, err = candidates(); err != nil {
 				return nil, err
 			}
 		}
+		cfg = byKernelNames(asked, links, kn, said, log)
 		want := wanted(links, cfg)
 		// Bring every candidate up: without that, no carrier is reported.
 		for _, l := range want {
@@ -232,6 +252,14 @@ func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, 
 				}
 				upped[l.Attrs().Name] = true
 			}
+		}
+		if l, wait, err := r.pick(ctx, cfg, want, deadline, log); l != nil || err != nil {
+			return l, err
+		} else if wait {
+			if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		for _, l := range want {
 			if hasCarrier(l.Attrs().Name) {
@@ -254,7 +282,7 @@ func pickLink(ctx context.Context, cfg Config, log *slog.Logger) (netlink.Link, 
 				return nil, fail("ip=<iface>:off leaves a link unconfigured; name the boot link with ip=<iface>:dhcp or bootdev=",
 					"every network interface is switched off by ip=<iface>:off (found: %s; off: %s)", describe(links), strings.Join(cfg.Skip, ", "))
 			case cfg.Iface != "" && len(want) == 0:
-				return nil, fail("check the interface name in ip=/bootdev= (names are the kernel's, e.g. eth0, before udev renames them)",
+				return nil, fail("check the interface name in ip=/bootdev=: the kernel's (eth0) or the one the boot gives the link (ens3, ifname=); with vlan=/bond=/bridge= it is the link they build",
 					"no network interface named %s (found: %s)", cfg.Iface, describe(links))
 			case len(links) == 0:
 				return nil, fail("the NIC driver may be missing from the initramfs: rebuild it with the driver in NIC=…",

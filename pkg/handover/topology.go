@@ -1,0 +1,312 @@
+package handover
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/streamroot/streamroot/pkg/netup"
+)
+
+// The virtual links the boot built (vlan=, bond=, bridge=) are handed over
+// as NetworkManager profiles and systemd-networkd .netdev/.network files
+// describing the same links, so the real OS adopts them as they are (a
+// link that exists already is taken over, not rebuilt) and renews the lease
+// on the same link with the same client id. The lease's link is matched by
+// name (virtual links have no MAC of their own: a bond and a VLAN carry
+// their first port's); the NICs under them by their permanent MAC.
+
+// nmKind is NetworkManager's connection type for each kind.
+var nmKind = map[netup.LinkKind]string{netup.KindVLAN: "vlan", netup.KindBond: "bond", netup.KindBridge: "bridge"}
+
+// networkdBond maps the kernel's bond option names onto networkd's [Bond]
+// settings; the value is the kernel's unless conv says otherwise.
+var networkdBond = []struct {
+	opt, key string
+	conv     func(string) string
+}{
+	{"mode", "Mode", nil},
+	{"miimon", "MIIMonitorSec", ms},
+	{"updelay", "UpDelaySec", ms},
+	{"downdelay", "DownDelaySec", ms},
+	{"arp_interval", "ARPIntervalSec", ms},
+	{"arp_ip_target", "ARPIPTargets", func(v string) string { return strings.ReplaceAll(v, ";", " ") }},
+	{"arp_validate", "ARPValidate", nil},
+	{"lacp_rate", "LACPTransmitRate", nil},
+	{"xmit_hash_policy", "TransmitHashPolicy", nil},
+	{"fail_over_mac", "FailOverMACPolicy", nil},
+	{"primary_reselect", "PrimaryReselectPolicy", nil},
+	{"ad_select", "AdSelect", nil},
+	{"min_links", "MinLinks", nil},
+	{"all_slaves_active", "AllSlavesActive", func(v string) string { return map[string]string{"0": "no", "1": "yes"}[v] }},
+}
+
+func ms(v string) string { return v + "ms" }
+
+// topologyFiles are the NetworkManager and networkd files for a lease on a
+// virtual link. nmID is the NetworkManager client id ("" for a static
+// lease), ndID networkd's ("" when it has no spelling for it: networkd
+// then gets the links but no DHCP, rather than a second lease).
+func topologyFiles(l *netup.Lease, nmID, ndID string) []File {
+	var files []File
+	nm := func(name string, body string) {
+		files = append(files, File{fmt.Sprintf("NetworkManager/system-connections/streamroot-%s.nmconnection", name), 0o600,
+			[]byte("# streamroot: a link the initramfs built, kept as it is\n" + body)})
+	}
+	nd := func(file, body string) {
+		files = append(files, File{"systemd/network/" + file, 0o644, []byte("# streamroot: a link the initramfs built, kept as it is\n" + body)})
+	}
+	// portOf[nic MAC] is what each NIC under the links carries.
+	type nicUse struct {
+		name, master, kind string
+		vlans              []string
+	}
+	var nics []*nicUse
+	nicFor := func(p netup.Port) *nicUse {
+		for _, n := range nics {
+			if n.name == p.Name {
+				return n
+			}
+		}
+		n := &nicUse{name: p.Name}
+		nics = append(nics, n)
+		return n
+	}
+	macOf := map[string]string{}
+	vlansOn := map[string][]string{} // a virtual link's VLANs
+	for _, b := range l.Links {
+		for _, p := range b.Ports {
+			switch {
+			case !p.Virtual:
+				macOf[p.Name] = p.MAC.String()
+				n := nicFor(p)
+				if b.Kind == netup.KindVLAN {
+					n.vlans = append(n.vlans, b.Name)
+				} else {
+					n.master, n.kind = b.Name, string(b.Kind)
+				}
+			case b.Kind == netup.KindVLAN:
+				vlansOn[p.Name] = append(vlansOn[p.Name], b.Name)
+			}
+		}
+	}
+	masterOf := map[string]netup.Built{} // a virtual link in a bond or bridge
+	for _, b := range l.Links {
+		for _, p := range b.Ports {
+			if p.Virtual && b.Kind != netup.KindVLAN {
+				masterOf[p.Name] = b
+			}
+		}
+	}
+
+	for _, b := range l.Links {
+		top := b.Name == l.Iface
+		// NetworkManager
+		var s strings.Builder
+		fmt.Fprintf(&s, "[connection]\nid=streamroot-%s\nuuid=%s\ntype=%s\ninterface-name=%s\nautoconnect=true\nautoconnect-priority=100\n", b.Name, uuidForName(b.Name), nmKind[b.Kind], b.Name)
+		if m, ok := masterOf[b.Name]; ok {
+			fmt.Fprintf(&s, "master=%s\nslave-type=%s\n", m.Name, m.Kind)
+		}
+		switch b.Kind {
+		case netup.KindBond:
+			s.WriteString("\n[bond]\n")
+			for _, k := range b.Bond.Keys() {
+				fmt.Fprintf(&s, "%s=%s\n", k, b.Bond[k])
+			}
+		case netup.KindVLAN:
+			fmt.Fprintf(&s, "\n[vlan]\nid=%d\nparent=%s\n", b.VLANID, b.Ports[0].Name)
+		case netup.KindBridge:
+			s.WriteString("\n[bridge]\nstp=false\n")
+		}
+		if b.MTU > 0 {
+			fmt.Fprintf(&s, "\n[ethernet]\nmtu=%d\n", b.MTU)
+		}
+		if _, enslaved := masterOf[b.Name]; !enslaved {
+			s.WriteString(nmIP(l, top, nmID))
+		}
+		nm(b.Name, s.String())
+
+		// networkd: the link, then what goes on it.
+		var d strings.Builder
+		fmt.Fprintf(&d, "[NetDev]\nName=%s\nKind=%s\n", b.Name, b.Kind)
+		if b.MTU > 0 {
+			fmt.Fprintf(&d, "MTUBytes=%d\n", b.MTU)
+		}
+		switch b.Kind {
+		case netup.KindBond:
+			d.WriteString("\n[Bond]\n")
+			for _, o := range networkdBond {
+				if v, ok := b.Bond[o.opt]; ok {
+					if o.conv != nil {
+						v = o.conv(v)
+					}
+					fmt.Fprintf(&d, "%s=%s\n", o.key, v)
+				}
+			}
+		case netup.KindVLAN:
+			fmt.Fprintf(&d, "\n[VLAN]\nId=%d\n", b.VLANID)
+		case netup.KindBridge:
+			d.WriteString("\n[Bridge]\nSTP=no\n")
+		}
+		nd(fmt.Sprintf("10-streamroot-%s.netdev", b.Name), d.String())
+		var n strings.Builder
+		fmt.Fprintf(&n, "[Match]\nName=%s\n\n[Network]\n", b.Name)
+		if m, ok := masterOf[b.Name]; ok {
+			fmt.Fprintf(&n, "%s=%s\n", map[netup.LinkKind]string{netup.KindBond: "Bond", netup.KindBridge: "Bridge"}[m.Kind], m.Name)
+		}
+		for _, v := range vlansOn[b.Name] {
+			fmt.Fprintf(&n, "VLAN=%s\n", v)
+		}
+		n.WriteString(networkdIP(l, top, ndID))
+		nd(fmt.Sprintf("10-streamroot-%s.network", b.Name), n.String())
+	}
+
+	for _, u := range nics {
+		mac := macOf[u.name]
+		var s strings.Builder
+		fmt.Fprintf(&s, "[connection]\nid=streamroot-%s\nuuid=%s\ntype=ethernet\nautoconnect=true\nautoconnect-priority=100\n", u.name, uuidForName("port "+mac))
+		if u.master != "" {
+			fmt.Fprintf(&s, "master=%s\nslave-type=%s\n", u.master, u.kind)
+		}
+		fmt.Fprintf(&s, "\n[ethernet]\nmac-address=%s\n", mac)
+		if u.master == "" {
+			// A VLAN's parent carries no address of its own: without a
+			// profile NetworkManager would run DHCP on the untagged LAN.
+			s.WriteString("\n[ipv4]\nmethod=disabled\n\n[ipv6]\nmethod=ignore\n")
+		}
+		nm(u.name, s.String())
+
+		var n strings.Builder
+		// A bond gives its ports its own MAC: only the permanent one is theirs.
+		fmt.Fprintf(&n, "[Match]\nPermanentMACAddress=%s\n\n[Network]\n", mac)
+		if u.master != "" {
+			fmt.Fprintf(&n, "%s=%s\n", map[string]string{"bond": "Bond", "bridge": "Bridge"}[u.kind], u.master)
+		}
+		for _, v := range u.vlans {
+			fmt.Fprintf(&n, "VLAN=%s\n", v)
+		}
+		n.WriteString("LinkLocalAddressing=no\nKeepConfiguration=yes\n")
+		nd(fmt.Sprintf("10-streamroot-%s.network", u.name), n.String())
+	}
+	return files
+}
+
+// nmIP is a profile's address sections: the lease's on its link, none on
+// the links under it.
+func nmIP(l *netup.Lease, top bool, id string) string {
+	switch {
+	case !top:
+		return "\n[ipv4]\nmethod=disabled\n\n[ipv6]\nmethod=ignore\n"
+	case l.DHCP:
+		return fmt.Sprintf("\n[ipv4]\nmethod=auto\ndhcp-client-id=%s\n\n[ipv6]\nmethod=auto\n", id)
+	}
+	ones, _ := l.Addr.Mask.Size()
+	s := fmt.Sprintf("\n[ipv4]\nmethod=manual\naddress1=%s/%d", l.Addr.IP, ones)
+	if l.Router != nil {
+		s += "," + l.Router.String()
+	}
+	s += "\n"
+	if dns := dnsList(l.DNS); dns != "" {
+		s += "dns=" + strings.ReplaceAll(dns, " ", ";") + ";\n"
+	}
+	return s + "\n[ipv6]\nmethod=auto\n"
+}
+
+// networkdIP is a .network's addressing: the lease's on its link (the
+// address never dropped: the root may live on it), none under it.
+func networkdIP(l *netup.Lease, top bool, id string) string {
+	switch {
+	case !top:
+		return "LinkLocalAddressing=no\nKeepConfiguration=yes\n"
+	case l.DHCP && id != "":
+		return "DHCP=ipv4\nKeepConfiguration=yes\n\n[DHCPv4]\nClientIdentifier=" + id + "\n"
+	case l.DHCP:
+		// networkd cannot send this client id: keep the address, ask nothing.
+		return "KeepConfiguration=yes\n"
+	}
+	ones, _ := l.Addr.Mask.Size()
+	s := fmt.Sprintf("Address=%s/%d\n", l.Addr.IP, ones)
+	if l.Router != nil {
+		s += "Gateway=" + l.Router.String() + "\n"
+	}
+	if dns := dnsList(l.DNS); dns != "" {
+		s += "DNS=" + dns + "\n"
+	}
+	return s + "KeepConfiguration=yes\n"
+}
+
+func dnsList(ips []net.IP) string {
+	var s []string
+	for _, ip := range ips {
+		if ip != nil && !ip.IsUnspecified() && !slices.Contains(s, ip.String()) {
+			s = append(s, ip.String())
+		}
+	}
+	return strings.Join(s, " ")
+}
+
+// uuidForName derives a stable UUID for a profile from what it is for.
+func uuidForName(what string) string {
+	sum := sha256.Sum256([]byte("streamroot " + what))
+	return uuidString(sum[:16])
+}
+
+// linkDoc is one virtual link in net.<iface>.json.
+type linkDoc struct {
+	Kind   string            `json:"kind"`
+	Name   string            `json:"name"`
+	MAC    string            `json:"mac,omitempty"`
+	VLANID int               `json:"vlan_id,omitempty"`
+	Bond   map[string]string `json:"bond_options,omitempty"`
+	MTU    int               `json:"mtu,omitempty"`
+	Ports  []portDoc         `json:"ports"`
+}
+
+type portDoc struct {
+	Name string `json:"name"`
+	MAC  string `json:"mac"`
+}
+
+func linkDocs(l *netup.Lease) []linkDoc {
+	var out []linkDoc
+	for _, b := range l.Links {
+		d := linkDoc{Kind: string(b.Kind), Name: b.Name, VLANID: b.VLANID, MTU: b.MTU}
+		if b.MAC != nil {
+			d.MAC = b.MAC.String()
+		}
+		if len(b.Bond) > 0 {
+			d.Bond = b.Bond
+		}
+		for _, p := range b.Ports {
+			d.Ports = append(d.Ports, portDoc{Name: p.Name, MAC: p.MAC.String()})
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// linkVars are the virtual links as shell variables: LINKS (their names)
+// and LINK<n>_KIND, _NAME, _PORTS, _VLAN_ID, _BOND_OPTIONS, n from 0.
+func linkVars(l *netup.Lease, vars map[string]string) {
+	var names []string
+	for i, b := range l.Links {
+		names = append(names, b.Name)
+		var ports []string
+		for _, p := range b.Ports {
+			ports = append(ports, p.Name)
+		}
+		p := fmt.Sprintf("LINK%d_", i)
+		vars[p+"KIND"], vars[p+"NAME"], vars[p+"PORTS"] = string(b.Kind), b.Name, strings.Join(ports, " ")
+		if b.VLANID > 0 {
+			vars[p+"VLAN_ID"] = fmt.Sprint(b.VLANID)
+		}
+		if len(b.Bond) > 0 {
+			vars[p+"BOND_OPTIONS"] = b.Bond.String()
+		}
+	}
+	if len(names) > 0 {
+		vars["LINKS"] = strings.Join(names, " ")
+	}
+}
