@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -69,11 +70,12 @@ func Files(l *netup.Lease) (runFiles, rootFiles []File) {
 		if nd := networkdID(l); nd != "" {
 			runFiles = append(runFiles, File{fmt.Sprintf("systemd/network/10-streamroot-%s.network", l.Iface), 0o644, []byte(fmt.Sprintf(
 				"# streamroot: renew the initramfs's lease with the same client id\n"+
-					"[Match]\nMACAddress=%s\n\n[Network]\nDHCP=ipv4\n"+
+					"[Match]\nMACAddress=%s\n\n[Network]\nDHCP=%s\n"+
 					"# the root may live on this network: never drop the address\nKeepConfiguration=yes\n\n"+
-					"[DHCPv4]\nClientIdentifier=%s\n", mac, nd))})
+					"[DHCPv4]\nClientIdentifier=%s\n%s", mac, networkdDHCP(l), nd, networkd6(l)))})
 		}
 	}
+	runFiles = append(runFiles, files6(l)...)
 	data, _ := json.MarshalIndent(leaseJSON(l), "", "  ")
 	runFiles = append(runFiles,
 		File{fmt.Sprintf("initramfs/net.%s.json", l.Iface), 0o644, append(data, '\n')},
@@ -108,22 +110,23 @@ func uuidFor(mac net.HardwareAddr) string {
 }
 
 type leaseDoc struct {
-	Iface     string   `json:"iface"`
-	MAC       string   `json:"mac"`
-	Method    string   `json:"method"`
-	Address   string   `json:"address"`
-	Prefix    int      `json:"prefix"`
-	Router    string   `json:"router,omitempty"`
-	Routes    []string `json:"routes,omitempty"` // "dest via gateway", DHCP option 121
-	DNS       []string `json:"dns,omitempty"`
-	Domain    string   `json:"domain,omitempty"`
-	Search    []string `json:"search,omitempty"` // DHCP option 119
-	Hostname  string   `json:"hostname,omitempty"`
-	MTU       int      `json:"mtu,omitempty"`
-	ServerID  string   `json:"server_id,omitempty"`
-	LeaseTime int64    `json:"lease_seconds,omitempty"`
-	Acquired  string   `json:"acquired"`
-	ClientID  string   `json:"client_id,omitempty"`
+	Iface     string     `json:"iface"`
+	MAC       string     `json:"mac"`
+	Method    string     `json:"method"`
+	Address   string     `json:"address"`
+	Prefix    int        `json:"prefix"`
+	Router    string     `json:"router,omitempty"`
+	Routes    []string   `json:"routes,omitempty"` // "dest via gateway", DHCP option 121
+	DNS       []string   `json:"dns,omitempty"`
+	Domain    string     `json:"domain,omitempty"`
+	Search    []string   `json:"search,omitempty"` // DHCP option 119
+	Hostname  string     `json:"hostname,omitempty"`
+	MTU       int        `json:"mtu,omitempty"`
+	ServerID  string     `json:"server_id,omitempty"`
+	LeaseTime int64      `json:"lease_seconds,omitempty"`
+	Acquired  string     `json:"acquired"`
+	ClientID  string     `json:"client_id,omitempty"`
+	IPv6      *lease6Doc `json:"ipv6,omitempty"`
 }
 
 // leaseJSON is the lease as the handover files record it. Names go in only
@@ -153,6 +156,9 @@ func leaseJSON(l *netup.Lease) leaseDoc {
 	if l.Router != nil {
 		d.Router = l.Router.String()
 	}
+	if d.IPv6 = lease6JSON(l); onlyV6(l) {
+		d.Method = d.IPv6.Method
+	}
 	for _, r := range l.Routes {
 		d.Routes = append(d.Routes, r.Dest.String()+" via "+r.Gateway.String())
 	}
@@ -177,6 +183,7 @@ func envFile(l *netup.Lease) []byte {
 	if l.MTU > 0 {
 		vars["MTU"] = fmt.Sprint(l.MTU)
 	}
+	maps.Copy(vars, env6(l))
 	keys := make([]string, 0, len(vars))
 	for k := range vars {
 		keys = append(keys, k)

@@ -45,6 +45,8 @@ type Config struct {
 	// MAC, if not nil, is set on the link before DHCP, so the default
 	// client id follows it (ip=<iface>:dhcp::<mac>).
 	MAC net.HardwareAddr
+	// V6, if not nil, also addresses the link with IPv6 (v6.go).
+	V6 *V6
 }
 
 // Forever as DHCPTimeout keeps trying DHCP until a lease comes
@@ -77,6 +79,7 @@ type Lease struct {
 	Acquired  time.Time
 	ClientID  []byte // nil for static
 	DHCP      bool
+	V6        *Lease6 // the IPv6 configuration; nil without IPv6
 }
 
 // Route is one classless static route.
@@ -126,7 +129,9 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 	log.Info("using link", "iface", attrs.Name, "mac", attrs.HardwareAddr)
 
 	var lease *Lease
-	if cfg.Static != nil {
+	if cfg.V6 != nil && cfg.V6.Only {
+		lease = &Lease{Iface: attrs.Name, MAC: attrs.HardwareAddr, Acquired: time.Now()}
+	} else if cfg.Static != nil {
 		lease = staticLease(cfg.Static, attrs.Name, attrs.HardwareAddr, log)
 	} else {
 		id := cfg.ClientID
@@ -142,8 +147,15 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 		}
 	}
 	resolver(cfg, lease)
-	if err := apply(link, lease, log); err != nil {
-		return nil, fmt.Errorf("configure %s: %w", attrs.Name, err)
+	if cfg.V6 == nil || !cfg.V6.Only {
+		if err := apply(link, lease, log); err != nil {
+			return nil, fmt.Errorf("configure %s: %w", attrs.Name, err)
+		}
+	}
+	if cfg.V6 != nil {
+		if err := up6(ctx, link, cfg, lease, log); err != nil {
+			return nil, err
+		}
 	}
 	return lease, nil
 }

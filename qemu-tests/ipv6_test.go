@@ -1,0 +1,144 @@
+package qemutests
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/streamroot/streamroot/qemu-tests/harness"
+)
+
+// IPv6 end to end (issue 14): the node gets its address by DHCPv6 or
+// SLAAC from dnsmasq's router advertisements, fetches the image from an
+// http://[v6]/ URL, and the root holds the initramfs's address. The
+// DHCPv6 identity is DUID-LL from the MAC and the MAC's last four bytes as
+// IAID, which the handover gives the real OS.
+
+const (
+	bootDUID = "00:03:00:01:" + harness.BootMAC // DUID-LL of BootMAC
+	bootIAID = 0x00123456                       // BootMAC's last four bytes
+)
+
+// v6Cmdline is the seed's line with ip= replaced and the image on IPv6.
+func v6Cmdline(ip, rootURL string, extra ...string) string {
+	return strings.Join(append([]string{ip, "root=live:" + rootURL,
+		"rd.shell ro rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.debug=1 BOOTIF=01-52-54-00-12-34-56"}, extra...), " ")
+}
+
+// v6Net is a namespace with IPv6 on br0, dnsmasq advertising and leasing,
+// and nginx on [ServerIP6]:80 serving the plain busybox root.
+func v6Net(t *testing.T, o harness.Dnsmasq6Options) (*harness.Netns, *harness.Dnsmasq6, string) {
+	t.Helper()
+	env.Require(t)
+	fx := env.Fixtures(t)
+	ns := env.NewNetns(t)
+	harness.EnableIPv6(t, ns)
+	d := harness.StartDnsmasq6(t, ns, o)
+	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
+	if err := web.AddFile(fx.Plain, "plain.squashfs"); err != nil {
+		t.Fatal(err)
+	}
+	return ns, d, web.URL("plain.squashfs")
+}
+
+// globalV6On returns the guest's global IPv6 addresses on mac's link.
+func globalV6On(r *harness.Report, mac string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range r.AddrOn(mac) {
+		if p.Addr().Is6() && !p.Addr().IsLinkLocalUnicast() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkV6Lease asserts that dnsmasq holds exactly one DHCPv6 lease, the
+// node's (DUID-LL, IAID from the MAC), and that the guest holds its address.
+func checkV6Lease(t *testing.T, d *harness.Dnsmasq6, r *harness.Report) harness.Lease6 {
+	t.Helper()
+	leases, err := d.Leases6()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases) != 1 {
+		t.Fatalf("dnsmasq holds %d DHCPv6 leases, want 1: %+v\nlog:\n%s", len(leases), leases, tailLines(d.Log(), 40))
+	}
+	l := leases[0]
+	if l.DUID != bootDUID || l.IAID != bootIAID {
+		t.Errorf("DHCPv6 lease for DUID %s IAID %#x, want %s IAID %#x", l.DUID, l.IAID, bootDUID, bootIAID)
+	}
+	held := false
+	for _, p := range globalV6On(r, harness.BootMAC) {
+		held = held || p.Addr().String() == l.IP
+	}
+	if !held {
+		t.Errorf("guest has %v on the boot link, want the leased %s\naddrs:\n%s", globalV6On(r, harness.BootMAC), l.IP, r.Addrs)
+	}
+	return l
+}
+
+// TestIPv6OnlyDHCPv6: no IPv4 on the link at all; DHCPv6 (the RA's M flag)
+// gives the address, the image comes over http://[fd00:77::1]/.
+func TestIPv6OnlyDHCPv6(t *testing.T) {
+	t.Parallel()
+	ns, d, url := v6Net(t, harness.Dnsmasq6Options{})
+	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp6", url)})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	checkV6Lease(t, d, r)
+	if v4 := r.IPv4On(harness.BootMAC); len(v4) != 0 {
+		t.Errorf("IPv4 %v on the boot link of an IPv6-only boot", v4)
+	}
+	if !strings.Contains(r.ResolvConf, "nameserver "+harness.DNSServer6) || !strings.Contains(r.ResolvConf, harness.Domain6) {
+		t.Errorf("resolv.conf lacks the DHCPv6/RA DNS server %s and domain %s:\n%s", harness.DNSServer6, harness.Domain6, r.ResolvConf)
+	}
+	for _, f := range []string{"net.", ".json", ".env"} {
+		if !strings.Contains(r.RunInitramfs, f) {
+			t.Errorf("/run/initramfs lacks the lease files (%s):\n%s", f, r.RunInitramfs)
+		}
+	}
+}
+
+// TestIPv6SLAAC: ip=auto6 with an RA-only prefix: the kernel's SLAAC
+// address (EUI-64 from the MAC), DNS from the RA's RDNSS and DNSSL, no
+// DHCPv6 lease at all.
+func TestIPv6SLAAC(t *testing.T) {
+	t.Parallel()
+	ns, d, url := v6Net(t, harness.Dnsmasq6Options{SLAAC: true})
+	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=auto6", url)})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	// EUI-64 of 52:54:00:12:34:56: the U/L bit flipped, ff:fe in the middle.
+	const want = "fd00:77::5054:ff:fe12:3456"
+	got := globalV6On(r, harness.BootMAC)
+	if len(got) != 1 || got[0].Addr().String() != want || got[0].Bits() != 64 {
+		t.Errorf("guest has %v on the boot link, want exactly %s/64 (SLAAC)\naddrs:\n%s", got, want, r.Addrs)
+	}
+	if !strings.Contains(r.ResolvConf, "nameserver "+harness.DNSServer6) || !strings.Contains(r.ResolvConf, harness.Domain6) {
+		t.Errorf("resolv.conf lacks the RA's RDNSS %s and DNSSL %s:\n%s", harness.DNSServer6, harness.Domain6, r.ResolvConf)
+	}
+	if ls, _ := d.Leases6(); len(ls) != 0 {
+		t.Errorf("dnsmasq holds DHCPv6 leases %+v for a SLAAC-only boot", ls)
+	}
+}
+
+// TestIPv6DualStack: ip=dhcp ip=dhcp6 on one link: one DHCPv4 and one
+// DHCPv6 lease, both addresses on the link; the image over IPv6.
+func TestIPv6DualStack(t *testing.T) {
+	t.Parallel()
+	ns, d, url := v6Net(t, harness.Dnsmasq6Options{IPv4: true})
+	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp ip=dhcp6", url)})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	checkV6Lease(t, d, r)
+	v4, err := d.Leases4()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v4) != 1 || v4[0].MAC != harness.BootMAC || v4[0].ClientID != "01:"+harness.BootMAC {
+		t.Fatalf("DHCPv4 leases %+v, want one for %s with client id 01+MAC", v4, harness.BootMAC)
+	}
+	if got := r.IPv4On(harness.BootMAC); len(got) != 1 || got[0] != v4[0].IP {
+		t.Errorf("guest has IPv4 %v, want the leased %s", got, v4[0].IP)
+	}
+}
