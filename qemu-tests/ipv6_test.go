@@ -142,3 +142,66 @@ func TestIPv6DualStack(t *testing.T) {
 		t.Errorf("guest has IPv4 %v, want the leased %s", got, v4[0].IP)
 	}
 }
+
+// TestIPv6OneLease: an IPv6-only boot into the Debian roots; their own
+// client (networkd, NetworkManager) must renew the initramfs's DHCPv6
+// lease with the handed-over DUID and IAID: one lease in dnsmasq's
+// database after the root's client talked to it, with the address the
+// initramfs got, still on the link.
+func TestIPv6OneLease(t *testing.T) {
+	t.Parallel()
+	for _, c := range leaseClients[:2] { // networkd, NetworkManager
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			testIPv6OneLease(t, c)
+		})
+	}
+}
+
+func testIPv6OneLease(t *testing.T, c leaseClient) {
+	env.Require(t)
+	fixture := env.LeaseFixture(t, c.fixture)
+	ns := env.NewNetns(t)
+	harness.EnableIPv6(t, ns)
+	d := harness.StartDnsmasq6(t, ns, harness.Dnsmasq6Options{})
+	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
+	if err := web.AddFile(fixture, c.fixture); err != nil {
+		t.Fatal(err)
+	}
+	// No IPv4 lease to wait for: the report waits lease.wait guest
+	// seconds, time for the root's DHCPv6 client to solicit and renew.
+	vm := env.Boot(t, harness.BootOptions{Netns: ns, MemoryMiB: c.mem, Timeout: c.timeout,
+		Append: v6Cmdline("ip=dhcp6", web.URL(c.fixture), "lease.wait=45")})
+	r := vm.ExpectReport(t)
+	lr, err := harness.ParseLeaseReport(r.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("--- os state:\n%s\n--- os log:\n%s\n--- handover:\n%s\n--- addrs:\n%s\n--- dnsmasq log (tail):\n%s",
+				lr.OSState, lr.OSLog, lr.Handover, lr.Addrs, tailLines(d.Log(), 40))
+		}
+	}()
+	if lr.Fixture != c.id || lr.OSDHCP != c.name {
+		t.Fatalf("booted fixture %q reporting %q, want %q with %q", lr.Fixture, lr.OSDHCP, c.id, c.name)
+	}
+	if c.link != "" && lr.OSLink != c.link {
+		t.Errorf("the boot NIC is %q in the root, want %s", lr.OSLink, c.link)
+	}
+	l := checkV6Lease(t, d, lr.Report)
+	if got := lr.EnvVar("IPV6_ADDRESS"); got != l.IP {
+		t.Errorf("net.*.env IPV6_ADDRESS %q, want the leased %s", got, l.IP)
+	}
+	// The initramfs's exchange and at least one of the root's client, each
+	// its own transaction, all for the one DUID.
+	xids := map[string]bool{}
+	for _, x := range d.Replies6(bootDUID) {
+		xids[x] = true
+	}
+	if len(xids) < 2 {
+		t.Errorf("dnsmasq replied to %s in %d transactions, want ≥ 2 (the initramfs, then the root's %s): the root's client never renewed with the handed-over DUID",
+			bootDUID, len(xids), c.name)
+	}
+	t.Logf("%s: %d DHCPv6 transactions for %s; lease %s", c.name, len(xids), bootDUID, l.IP)
+}
