@@ -205,3 +205,57 @@ func testIPv6OneLease(t *testing.T, c leaseClient) {
 	}
 	t.Logf("%s: %d DHCPv6 transactions for %s; lease %s", c.name, len(xids), bootDUID, l.IP)
 }
+
+// TestIPv6OnlyNBD: an IPv6-only node whose root is an NBD export on
+// [fd00:77::1] (root=nbd:[v6]:export).
+func TestIPv6OnlyNBD(t *testing.T) {
+	t.Parallel()
+	env.Require(t)
+	fx := env.Fixtures(t)
+	ns := env.NewNetns(t)
+	harness.EnableIPv6(t, ns)
+	d := harness.StartDnsmasq6(t, ns, harness.Dnsmasq6Options{})
+	harness.StartNBDServerOn(t, ns, harness.ServerIP6, map[string]string{"discovery": fx.Plain})
+	vm := env.Boot(t, harness.BootOptions{Netns: ns,
+		Append: "ip=dhcp6 root=nbd:[" + harness.ServerIP6 + "]:discovery:squashfs ro rd.shell rd.debug=1 BOOTIF=01-52-54-00-12-34-56"})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	if !strings.Contains(r.Mounts, "/dev/nbd0 ") {
+		t.Errorf("root not from nbd:\n%s", r.Mounts)
+	}
+	checkV6Lease(t, d, r)
+}
+
+// TestIPv6Kea: the same IPv6-only DHCPv6 boot against ISC Kea
+// (kea-dhcp6, rapid commit allowed) with radvd's M-flag advertisement:
+// one lease in Kea's database, the node's DUID and IAID, its address.
+func TestIPv6Kea(t *testing.T) {
+	t.Parallel()
+	env.Require(t)
+	fx := env.Fixtures(t)
+	ns := env.NewNetns(t)
+	harness.EnableIPv6(t, ns)
+	harness.StartRadvd(t, ns, harness.RadvdOptions{})
+	k := harness.StartKea6(t, ns)
+	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
+	if err := web.AddFile(fx.Plain, "plain.squashfs"); err != nil {
+		t.Fatal(err)
+	}
+	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp6", web.URL("plain.squashfs"))})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	leases, err := k.Leases()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(leases) != 1 || leases[0].DUID != bootDUID || leases[0].IAID != bootIAID {
+		t.Fatalf("kea holds %+v, want one lease for %s IAID %#x\nlog:\n%s", leases, bootDUID, bootIAID, tailLines(k.Log(), 30))
+	}
+	held := false
+	for _, p := range globalV6On(r, harness.BootMAC) {
+		held = held || p.Addr().String() == leases[0].Address
+	}
+	if !held {
+		t.Errorf("guest has %v, want kea's %s\naddrs:\n%s", globalV6On(r, harness.BootMAC), leases[0].Address, r.Addrs)
+	}
+}

@@ -42,9 +42,18 @@ func files6(l *netup.Lease) []File {
 		return out
 	}
 	mac := l.MAC.String()
-	nmMethod := map[netup.V6Method]string{netup.V6DHCP: "dhcp", netup.V6Auto: "auto", netup.V6Static: "manual"}[v.Method]
+	// NM takes over a link it finds configured only through a profile
+	// that matches what it sees: a dynamic IPv6 address reads as "auto"
+	// (so dhcp6 is "auto" too: with the RA's M flag NM runs DHCPv6), the
+	// kernel's EUI-64 link-local as addr-gen-mode=eui64. A profile that
+	// differs leaves the link "externally managed": no DHCPv6 client, and
+	// the lease silently expires.
+	nmMethod := "auto"
+	if v.Method == netup.V6Static {
+		nmMethod = "manual"
+	}
 	var ip6 strings.Builder
-	fmt.Fprintf(&ip6, "[ipv6]\nmethod=%s\naddr-gen-mode=eui64\nmay-fail=false\n", nmMethod)
+	fmt.Fprintf(&ip6, "[ipv6]\nmethod=%s\naddr-gen-mode=eui64\n", nmMethod)
 	if v.Method == netup.V6Static {
 		a := v.Addrs[0].Net
 		ones, _ := a.Mask.Size()

@@ -41,7 +41,7 @@ func TestFilesV6(t *testing.T) {
 	}{
 		{name: "dhcp6 only", l: v6Lease(netup.V6DHCP, ll),
 			nmConf:   []string{"ipv6.dhcp-duid=00:03:00:01:52:54:00:12:34:56\n", "ipv6.dhcp-iaid=1193046\n", "ipv6.addr-gen-mode=eui64\n"},
-			profile:  []string{"[ipv4]\nmethod=disabled\n", "[ipv6]\nmethod=dhcp\n", "dhcp-duid=00:03:00:01:52:54:00:12:34:56\n", "dhcp-iaid=1193046\n", "mac-address=52:54:00:12:34:56\n"},
+			profile:  []string{"[ipv4]\nmethod=disabled\n", "[ipv6]\nmethod=auto\naddr-gen-mode=eui64\n", "dhcp-duid=00:03:00:01:52:54:00:12:34:56\n", "dhcp-iaid=1193046\n", "mac-address=52:54:00:12:34:56\n"},
 			networkd: []string{"MACAddress=52:54:00:12:34:56\n", "DHCP=ipv6\n", "[DHCPv6]\nDUIDType=link-layer\nDUIDRawData=00:01:52:54:00:12:34:56\nIAID=1193046\nWithoutRA=solicit\n", "KeepConfiguration=yes\n"},
 			json:     "dhcp6",
 			env:      []string{"METHOD='dhcp6'", "ADDRESS='fd00:77::1a5'", "PREFIX='64'", "IPV6_DUID='00:03:00:01:52:54:00:12:34:56'", "IPV6_IAID='1193046'", "IPV6_ADDRESSES='fd00:77::1a5/64'", "IPV6_SERVER_DUID='00:03:00:01:02:00:00:00:00:01'", "IPV6_T1='1800'", "IPV6_VALID_SECONDS='3600'"}},

@@ -2,6 +2,16 @@
 // named interface, or the first with carrier), gets an address by DHCPv4 or
 // from a static ip= line, and applies it with netlink.
 //
+// IPv6 (Config.V6, v6.go) comes beside or instead of IPv4: stateful DHCPv6
+// (dhcp6.go, insomniacslk/dhcp's nclient6), SLAAC, or a static address.
+// SLAAC is the kernel's (accept_ra, autoconf), not ours: the kernel already
+// forms the address, runs DAD and keeps the routes with their lifetimes
+// across switch_root, so a user-space SLAAC (mdlayher/ndp) would be a
+// second owner of the same address. We only send router solicitations and
+// read the advertisements ourselves (ParseRA) for what the kernel does not
+// expose as data: the M/O flags, RDNSS and DNSSL; then wait, by netlink,
+// until DAD has passed.
+//
 // The DHCP lease is never released: the real OS renews it with the same
 // client identifier, so the server sees one client and hands out one address.
 package netup

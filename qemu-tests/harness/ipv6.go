@@ -23,12 +23,24 @@ const (
 	Domain6    = "v6.test"     // the DNSSL / DHCPv6 domain list
 )
 
-// EnableIPv6 puts ServerIP6/64 on br0, without duplicate address detection
-// (the address is usable at once, for nginx to bind).
+// EnableIPv6 puts ServerIP6/64 and the link-local fe80::1 on br0, without
+// duplicate address detection (usable at once, for servers to bind), and
+// gives br0 a carrier before any guest's tap joins it (one end of a veth
+// pair as a port): without carrier a bridge has no usable link-local
+// address, and kea-dhcp6 and radvd need one.
 func EnableIPv6(t testing.TB, ns *Netns) {
 	t.Helper()
-	if err := ns.IP("addr", "add", ServerIP6+"/64", "dev", Bridge0, "nodad"); err != nil {
-		t.Fatalf("netns %s: %v", ns.Name, err)
+	for _, s := range [][]string{
+		{"link", "add", "v6port0", "type", "veth", "peer", "name", "v6port1"},
+		{"link", "set", "v6port0", "master", Bridge0},
+		{"link", "set", "v6port0", "up"},
+		{"link", "set", "v6port1", "up"},
+		{"addr", "add", "fe80::1/64", "dev", Bridge0, "nodad"},
+		{"addr", "add", ServerIP6 + "/64", "dev", Bridge0, "nodad"},
+	} {
+		if err := ns.IP(s...); err != nil {
+			t.Fatalf("netns %s: %v", ns.Name, err)
+		}
 	}
 }
 
