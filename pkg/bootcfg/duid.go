@@ -12,29 +12,40 @@ type DUID struct {
 	Bytes []byte
 }
 
-// duidArg parses rd.net.dhcp.duid=; like the client id, the whole value is
-// first tried as a DUID, then split at the first ':' into <iface>:<duid>.
+// duidArg parses rd.net.dhcp.duid=[<iface>:]<duid>.
 func (p *parser) duidArg(t token) {
-	if d, ok := parseDUID(t.val); ok {
+	d, iface, ok := ifaceValue(p, t, parseDUID, "not a DUID", func(string) string { return "DUID is not ll or 3 to 130 hex bytes" }, duidHint)
+	if ok {
+		d.Iface = iface
 		p.cfg.Net.DUIDs = append(p.cfg.Net.DUIDs, d)
-		return
 	}
-	iface, v, ok := strings.Cut(t.val, ":")
+}
+
+// ifaceValue parses [<iface>:]<value> for a value that may hold ':'
+// itself (hex bytes): the whole value is tried first; only if parse
+// refuses it is it split at the first ':' into <iface>:<value>. On a
+// refusal it fails t (bad says why the value after the interface is
+// refused) and returns false.
+func ifaceValue[T any](p *parser, t token, parse func(string) (T, bool), notOne string, bad func(string) string, hint string) (T, string, bool) {
+	if v, ok := parse(t.val); ok {
+		return v, "", true
+	}
+	var zero T
+	iface, rest, ok := strings.Cut(t.val, ":")
 	if !ok {
-		p.fail(t, "not a DUID", duidHint)
-		return
+		p.fail(t, notOne, hint)
+		return zero, "", false
 	}
 	if r := ifNameProblem(iface); r != "" {
-		p.fail(t, "interface name "+r, duidHint)
-		return
+		p.fail(t, "interface name "+r, hint)
+		return zero, "", false
 	}
-	d, ok := parseDUID(v)
+	v, ok := parse(rest)
 	if !ok {
-		p.fail(t, "DUID is not ll or 3 to 130 hex bytes", duidHint)
-		return
+		p.fail(t, bad(rest), hint)
+		return zero, "", false
 	}
-	d.Iface = iface
-	p.cfg.Net.DUIDs = append(p.cfg.Net.DUIDs, d)
+	return v, iface, true
 }
 
 // parseDUID reads ll or hex bytes (RFC 8415 §11.1: a 2-byte type and at

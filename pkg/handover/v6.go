@@ -52,16 +52,19 @@ func files6(l *netup.Lease) []File {
 	if v.Method == netup.V6Static {
 		nmMethod = "manual"
 	}
+	static := ""
+	if v.Method == netup.V6Static {
+		ones, _ := v.Addrs[0].Net.Mask.Size()
+		static = fmt.Sprintf("%s/%d", v.Addrs[0].Net.IP, ones)
+	}
 	var ip6 strings.Builder
 	fmt.Fprintf(&ip6, "[ipv6]\nmethod=%s\naddr-gen-mode=eui64\n", nmMethod)
-	if v.Method == netup.V6Static {
-		a := v.Addrs[0].Net
-		ones, _ := a.Mask.Size()
-		fmt.Fprintf(&ip6, "address1=%s/%d", a.IP, ones)
+	if static != "" {
+		gw := ""
 		if v.Router != nil {
-			fmt.Fprintf(&ip6, ",%s", v.Router)
+			gw = "," + v.Router.String()
 		}
-		ip6.WriteString("\n")
+		fmt.Fprintf(&ip6, "address1=%s%s\n", static, gw)
 		if dns := ipList(v.DNS, ";"); dns != "" {
 			fmt.Fprintf(&ip6, "dns=%s;\n", dns)
 		}
@@ -76,10 +79,8 @@ func files6(l *netup.Lease) []File {
 	var nd strings.Builder
 	fmt.Fprintf(&nd, "# streamroot: keep the initramfs's IPv6 address (same DUID and IAID)\n[Match]\nMACAddress=%s\n\n[Network]\nDHCP=%s\nIPv6AcceptRA=yes\nLinkLocalAddressing=ipv6\n"+
 		"# the root may live on this network: never drop the address\nKeepConfiguration=yes\n", mac, networkdDHCP(l))
-	if v.Method == netup.V6Static {
-		a := v.Addrs[0].Net
-		ones, _ := a.Mask.Size()
-		fmt.Fprintf(&nd, "Address=%s/%d\n", a.IP, ones)
+	if static != "" {
+		fmt.Fprintf(&nd, "Address=%s\n", static)
 		if v.Router != nil {
 			fmt.Fprintf(&nd, "Gateway=%s\n", v.Router)
 		}

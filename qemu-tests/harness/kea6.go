@@ -50,7 +50,9 @@ func StartKea6(t testing.TB, ns *Netns) *Kea6 {
 	k.LogFile = filepath.Join(k.Dir, "kea.log")
 	type m = map[string]any
 	conf, _ := json.MarshalIndent(m{"Dhcp6": m{
-		"interfaces-config":  m{"interfaces": []string{Bridge0}},
+		"interfaces-config": m{"interfaces": []string{Bridge0}},
+		// A fixed server DUID, not persisted: no file outside Dir.
+		"server-id":          m{"type": "EN", "enterprise-id": 2495, "identifier": "73747265616d726f6f74", "persist": false},
 		"lease-database":     m{"type": "memfile", "persist": true, "lfc-interval": 0, "name": k.LeaseFile},
 		"preferred-lifetime": 1800, "valid-lifetime": 3600, "renew-timer": 900, "rebind-timer": 1440,
 		"subnet6": []m{{
