@@ -259,3 +259,27 @@ func TestIPv6Kea(t *testing.T) {
 		t.Errorf("guest has %v, want kea's %s\naddrs:\n%s", globalV6On(r, harness.BootMAC), leases[0].Address, r.Addrs)
 	}
 }
+
+// TestIPv6Static: a static IPv6 address from ip=[v6]:::<plen>:::none, no
+// DHCP server and no router on the link; DNS from nameserver=[v6].
+func TestIPv6Static(t *testing.T) {
+	t.Parallel()
+	env.Require(t)
+	fx := env.Fixtures(t)
+	ns := env.NewNetns(t)
+	harness.EnableIPv6(t, ns)
+	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
+	if err := web.AddFile(fx.Plain, "plain.squashfs"); err != nil {
+		t.Fatal(err)
+	}
+	vm := env.Boot(t, harness.BootOptions{Netns: ns,
+		Append: v6Cmdline("ip=[fd00:77::7]:::64:::none", web.URL("plain.squashfs"), "nameserver=["+harness.DNSServer6+"]")})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	if got := globalV6On(r, harness.BootMAC); len(got) != 1 || got[0].String() != "fd00:77::7/64" {
+		t.Errorf("guest has %v on the boot link, want exactly fd00:77::7/64\naddrs:\n%s", got, r.Addrs)
+	}
+	if !strings.Contains(r.ResolvConf, "nameserver "+harness.DNSServer6) {
+		t.Errorf("resolv.conf lacks nameserver= %s:\n%s", harness.DNSServer6, r.ResolvConf)
+	}
+}
