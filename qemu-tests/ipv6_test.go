@@ -260,8 +260,9 @@ func TestIPv6Kea(t *testing.T) {
 	}
 }
 
-// TestIPv6Static: a static IPv6 address from ip=[v6]:::<plen>:::none, no
-// DHCP server and no router on the link; DNS from nameserver=[v6].
+// TestIPv6Static: a static IPv6 address and host name from
+// ip=[v6]:::<plen>:<host>::none, no DHCP server and no router on the link;
+// DNS from nameserver=[v6].
 func TestIPv6Static(t *testing.T) {
 	t.Parallel()
 	env.Require(t)
@@ -273,7 +274,7 @@ func TestIPv6Static(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm := env.Boot(t, harness.BootOptions{Netns: ns,
-		Append: v6Cmdline("ip=[fd00:77::7]:::64:::none", web.URL("plain.squashfs"), "nameserver=["+harness.DNSServer6+"]")})
+		Append: v6Cmdline("ip=[fd00:77::7]:::64:node6::none", web.URL("plain.squashfs"), "nameserver=["+harness.DNSServer6+"]")})
 	r := vm.ExpectReport(t)
 	checkRoot(t, r, "plain")
 	if got := globalV6On(r, harness.BootMAC); len(got) != 1 || got[0].String() != "fd00:77::7/64" {
@@ -281,5 +282,8 @@ func TestIPv6Static(t *testing.T) {
 	}
 	if !strings.Contains(r.ResolvConf, "nameserver "+harness.DNSServer6) {
 		t.Errorf("resolv.conf lacks nameserver= %s:\n%s", harness.DNSServer6, r.ResolvConf)
+	}
+	if got := strings.TrimSpace(r.Hostname); got != "node6" {
+		t.Errorf("host name %q, want ip='s node6", got)
 	}
 }

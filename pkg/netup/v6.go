@@ -58,20 +58,19 @@ type V6 struct {
 
 // Lease6 is the IPv6 configuration the node holds, and where it came from.
 type Lease6 struct {
-	Method    V6Method
-	Addrs     []Addr6 // usable (DAD passed) global addresses, the DHCPv6 one first
-	Router    net.IP  // default router (link-local), or nil
-	RA        *RA     // the router advertisement that configured the link, or nil
-	DNS       []net.IP
-	Search    []string
-	DUID      []byte // DHCPv6 client DUID (also set for SLAAC: the real OS's identity)
-	IAID      uint32
-	ServerID  []byte        // DHCPv6 server DUID; nil without DHCPv6
-	T1, T2    time.Duration // DHCPv6 renew and rebind times
-	Acquired  time.Time
-	DHCP      bool // an address came from DHCPv6
-	Hostname  string
-	StaticGw6 bool // the router is ip='s gateway, not an RA's
+	Method   V6Method
+	Addrs    []Addr6 // usable (DAD passed) global addresses, the DHCPv6 one first
+	Router   net.IP  // default router (link-local), or nil
+	RA       *RA     // the router advertisement that configured the link, or nil
+	DNS      []net.IP
+	Search   []string
+	DUID     []byte // DHCPv6 client DUID (also set for SLAAC: the real OS's identity)
+	IAID     uint32
+	ServerID []byte        // DHCPv6 server DUID; nil without DHCPv6
+	T1, T2   time.Duration // DHCPv6 renew and rebind times
+	Acquired time.Time
+	DHCP     bool   // an address came from DHCPv6
+	Hostname string // ip='s host name of a static address, valid (CheckHostname) or ""
 }
 
 // Addr6 is one IPv6 address on the link.
@@ -148,8 +147,13 @@ func up6(ctx context.Context, link netlink.Link, cfg Config, lease *Lease, log *
 	if v.Only {
 		lease.Addr = l6.Addrs[0].Net
 		lease.Router = l6.Router
-		if lease.Hostname == "" {
-			lease.Hostname = l6.Hostname
+		// With IPv4 apply set ip='s host name; without, it is set here.
+		if lease.Hostname == "" && l6.Hostname != "" {
+			if err := unix.Sethostname([]byte(l6.Hostname)); err != nil {
+				log.Warn(fmt.Sprintf("cannot set the host name %s", quote(l6.Hostname)), "err", err)
+			} else {
+				lease.Hostname = l6.Hostname
+			}
 		}
 	}
 	for _, ad := range l6.Addrs {
@@ -168,12 +172,19 @@ func static6(ctx context.Context, link netlink.Link, v V6, l6 *Lease6, log *slog
 		return err
 	}
 	l6.Addrs = []Addr6{{Net: st.Addr, Valid: Forever, Preferred: Forever, From: "static"}}
+	if st.Hostname != "" {
+		if err := CheckHostname(st.Hostname); err != nil {
+			log.Warn(fmt.Sprintf("ignoring the host name %s of ip=: %v", quote(st.Hostname), err))
+		} else {
+			l6.Hostname = st.Hostname
+		}
+	}
 	if st.Gateway != nil && !st.Gateway.IsUnspecified() {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: st.Gateway, Family: netlink.FAMILY_V6}
 		if err := netlink.RouteReplace(r); err != nil {
 			log.Warn(fmt.Sprintf("cannot add the IPv6 default route via %s (ip=); going on without it", st.Gateway), "err", err)
 		} else {
-			l6.Router, l6.StaticGw6 = st.Gateway, true
+			l6.Router = st.Gateway
 		}
 	}
 	for _, d := range st.DNS {
