@@ -287,3 +287,37 @@ func TestIPv6Static(t *testing.T) {
 		t.Errorf("host name %q, want ip='s node6", got)
 	}
 }
+
+// TestIPv6Failures: the network stage's IPv6 failures, each one block
+// naming what is missing: no router advertisement (ip=auto6 on a link
+// without a router), no DHCPv6 server (ip=dhcp6 with an RA-only router),
+// and a static address another node holds (DAD).
+func TestIPv6Failures(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, ip string
+		setup    func(t *testing.T, ns *harness.Netns)
+		want     []string
+	}{
+		{"no RA", "ip=auto6", func(t *testing.T, ns *harness.Netns) {}, []string{"no IPv6 router advertisement on", "solicitations sent"}},
+		{"no DHCPv6", "ip=dhcp6", func(t *testing.T, ns *harness.Netns) {
+			harness.StartDnsmasq6(t, ns, harness.Dnsmasq6Options{SLAAC: true})
+		}, []string{"no DHCPv6 lease on", "DUID 0003000152540012345"}},
+		{"DAD", "ip=[fd00:77::7]:::64:::none", func(t *testing.T, ns *harness.Netns) {
+			if err := ns.IP("addr", "add", "fd00:77::7/64", "dev", harness.Bridge0, "nodad"); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"duplicate address detection failed for fd00:77::7/64"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env.Require(t)
+			ns := env.NewNetns(t)
+			harness.EnableIPv6(t, ns)
+			tc.setup(t, ns)
+			line := strings.Replace(harness.FailureCmdline("live:http://["+harness.ServerIP6+"]/plain.squashfs", "rd.retry=8", "rd.net.timeout.dhcp=4"), "ip=dhcp", tc.ip, 1)
+			vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: line})
+			vm.ExpectFailure(t, "network", tc.want...)
+		})
+	}
+}
