@@ -112,7 +112,7 @@ var forms = []Form{
 		Effect: "each method on the one boot link: `dhcp,dhcp6` is dual stack (DHCPv4 and DHCPv6), `dhcp,auto6` DHCPv4 and SLAAC; a list of IPv6 methods only is an IPv6-only boot (no IPv4 on the link). `link6` is refused (a link-local address cannot reach the root's server)",
 		NM:     "accepts only some combinations (`dhcp,dhcp6`, `dhcp,link6`, lists with `auto`)"},
 	{Section: "network", Key: "ip", Syntax: "ip=auto", Origin: "NM, kernel", Example: "ip=auto",
-		Effect: "DHCPv4; the IPv6 autoconfiguration part is logged as not supported yet",
+		Effect: "DHCPv4; the IPv6 autoconfiguration part is logged as not supported yet (on an IPv4-only network it would wait for a router advertisement that never comes): `ip=dhcp ip=auto6` configures both",
 		NM:     "dracut's network-legacy refuses `auto` (\"unknown value\"); streamroot takes NM's meaning, since only NM's reading exists"},
 	{Section: "network", Key: "ip", Syntax: "ip=dhcp6\\|auto6\\|either6\\|link6", Origin: "dracut", Example: "ip=dhcp6",
 		Effect: "IPv6 on the boot link: `dhcp6` leases an address by DHCPv6 (IA_NA, DNS, domain list, rapid commit when the server allows it) and takes routes from the router advertisement; `auto6` waits for a router advertisement, lets the kernel form the SLAAC address (DAD waited for) and adds DHCPv6 when the RA's M flag is set; `either6` is read as `auto6`; `link6` is refused. DHCPv6's DUID is DUID-LL from the MAC (or `rd.net.dhcp.duid=`), the IAID the MAC's last four bytes; both are handed to NetworkManager and networkd so the real OS keeps the same lease. Alone (no IPv4 method anywhere) the boot is IPv6-only"},
