@@ -52,27 +52,77 @@ func globalV6On(r *harness.Report, mac string) []netip.Prefix {
 	return out
 }
 
-// checkV6Lease asserts that dnsmasq holds exactly one DHCPv6 lease, the
-// node's (DUID-LL, IAID from the MAC), and that the guest holds its address.
-func checkV6Lease(t *testing.T, d *harness.Dnsmasq6, r *harness.Report) harness.Lease6 {
+// v6Lease is a DHCPv6 lease in a server's database, whichever the server.
+type v6Lease struct {
+	IP, DUID string
+	IAID     uint32
+}
+
+// v6Server is what the tests need from dnsmasq or Kea.
+type v6Server struct {
+	name   string
+	leases func() ([]v6Lease, error) // the live leases
+	// transactions counts the exchanges that leased to duid: dnsmasq's
+	// REPLY transaction ids, Kea's exchanges in its lease file.
+	transactions func(duid string) int
+	log          func() string
+}
+
+func dnsmasq6Server(d *harness.Dnsmasq6) *v6Server {
+	return &v6Server{name: "dnsmasq",
+		leases: func() ([]v6Lease, error) {
+			ls, err := d.Leases6()
+			var out []v6Lease
+			for _, l := range ls {
+				out = append(out, v6Lease{l.IP, l.DUID, l.IAID})
+			}
+			return out, err
+		},
+		transactions: func(duid string) int {
+			xids := map[string]bool{}
+			for _, x := range d.Replies6(duid) {
+				xids[x] = true
+			}
+			return len(xids)
+		},
+		log: d.Log}
+}
+
+func kea6Server(k *harness.Kea6) *v6Server {
+	return &v6Server{name: "kea",
+		leases: func() ([]v6Lease, error) {
+			ls, err := k.Leases()
+			var out []v6Lease
+			for _, l := range ls {
+				out = append(out, v6Lease{l.Address, l.DUID, l.IAID})
+			}
+			return out, err
+		},
+		transactions: k.Exchanges, log: k.Log}
+}
+
+// checkV6Lease asserts that the server holds exactly one DHCPv6 lease,
+// the node's (DUID-LL, IAID from the MAC), and that the guest holds its
+// address.
+func checkV6Lease(t *testing.T, srv *v6Server, r *harness.Report) v6Lease {
 	t.Helper()
-	leases, err := d.Leases6()
+	leases, err := srv.leases()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(leases) != 1 {
-		t.Fatalf("dnsmasq holds %d DHCPv6 leases, want 1: %+v\nlog:\n%s", len(leases), leases, tailLines(d.Log(), 40))
+		t.Fatalf("%s holds %d DHCPv6 leases, want 1: %+v\nlog:\n%s", srv.name, len(leases), leases, tailLines(srv.log(), 40))
 	}
 	l := leases[0]
 	if l.DUID != bootDUID || l.IAID != bootIAID {
-		t.Errorf("DHCPv6 lease for DUID %s IAID %#x, want %s IAID %#x", l.DUID, l.IAID, bootDUID, bootIAID)
+		t.Errorf("%s: DHCPv6 lease for DUID %s IAID %#x, want %s IAID %#x", srv.name, l.DUID, l.IAID, bootDUID, bootIAID)
 	}
 	held := false
 	for _, p := range globalV6On(r, harness.BootMAC) {
 		held = held || p.Addr().String() == l.IP
 	}
 	if !held {
-		t.Errorf("guest has %v on the boot link, want the leased %s\naddrs:\n%s", globalV6On(r, harness.BootMAC), l.IP, r.Addrs)
+		t.Errorf("guest has %v on the boot link, want %s's %s\naddrs:\n%s", globalV6On(r, harness.BootMAC), srv.name, l.IP, r.Addrs)
 	}
 	return l
 }
@@ -85,7 +135,7 @@ func TestIPv6OnlyDHCPv6(t *testing.T) {
 	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp6", url)})
 	r := vm.ExpectReport(t)
 	checkRoot(t, r, "plain")
-	checkV6Lease(t, d, r)
+	checkV6Lease(t, dnsmasq6Server(d), r)
 	if v4 := r.IPv4On(harness.BootMAC); len(v4) != 0 {
 		t.Errorf("IPv4 %v on the boot link of an IPv6-only boot", v4)
 	}
@@ -130,7 +180,7 @@ func TestIPv6DualStack(t *testing.T) {
 	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp ip=dhcp6", url)})
 	r := vm.ExpectReport(t)
 	checkRoot(t, r, "plain")
-	checkV6Lease(t, d, r)
+	checkV6Lease(t, dnsmasq6Server(d), r)
 	v4, err := d.Leases4()
 	if err != nil {
 		t.Fatal(err)
@@ -144,26 +194,36 @@ func TestIPv6DualStack(t *testing.T) {
 }
 
 // TestIPv6OneLease: an IPv6-only boot into the Debian roots; their own
-// client (networkd, NetworkManager) must renew the initramfs's DHCPv6
-// lease with the handed-over DUID and IAID: one lease in dnsmasq's
-// database after the root's client talked to it, with the address the
-// initramfs got, still on the link.
+// client must renew the initramfs's DHCPv6 lease with the handed-over DUID
+// and IAID: one lease in the server's database after the root's client
+// talked to it, with the address the initramfs got, still on the link.
+// networkd runs against Kea (with radvd's M flag; the initramfs's first
+// exchange is Kea's rapid commit), NetworkManager against dnsmasq.
 func TestIPv6OneLease(t *testing.T) {
 	t.Parallel()
-	for _, c := range leaseClients[:2] { // networkd, NetworkManager
-		t.Run(c.name, func(t *testing.T) {
+	for _, tc := range []struct {
+		c      leaseClient
+		server string
+	}{{leaseClients[0], "kea"}, {leaseClients[1], "dnsmasq"}} {
+		t.Run(tc.c.name+"-"+tc.server, func(t *testing.T) {
 			t.Parallel()
-			testIPv6OneLease(t, c)
+			testIPv6OneLease(t, tc.c, tc.server)
 		})
 	}
 }
 
-func testIPv6OneLease(t *testing.T, c leaseClient) {
+func testIPv6OneLease(t *testing.T, c leaseClient, server string) {
 	env.Require(t)
 	fixture := env.LeaseFixture(t, c.fixture)
 	ns := env.NewNetns(t)
 	harness.EnableIPv6(t, ns)
-	d := harness.StartDnsmasq6(t, ns, harness.Dnsmasq6Options{})
+	var srv *v6Server
+	if server == "kea" {
+		harness.StartRadvd(t, ns, harness.RadvdOptions{})
+		srv = kea6Server(harness.StartKea6(t, ns))
+	} else {
+		srv = dnsmasq6Server(harness.StartDnsmasq6(t, ns, harness.Dnsmasq6Options{}))
+	}
 	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
 	if err := web.AddFile(fixture, c.fixture); err != nil {
 		t.Fatal(err)
@@ -179,8 +239,8 @@ func testIPv6OneLease(t *testing.T, c leaseClient) {
 	}
 	defer func() {
 		if t.Failed() {
-			t.Logf("--- os state:\n%s\n--- os log:\n%s\n--- handover:\n%s\n--- addrs:\n%s\n--- dnsmasq log (tail):\n%s",
-				lr.OSState, lr.OSLog, lr.Handover, lr.Addrs, tailLines(d.Log(), 40))
+			t.Logf("--- os state:\n%s\n--- os log:\n%s\n--- handover:\n%s\n--- addrs:\n%s\n--- %s log (tail):\n%s",
+				lr.OSState, lr.OSLog, lr.Handover, lr.Addrs, server, tailLines(srv.log(), 40))
 		}
 	}()
 	if lr.Fixture != c.id || lr.OSDHCP != c.name {
@@ -189,21 +249,17 @@ func testIPv6OneLease(t *testing.T, c leaseClient) {
 	if c.link != "" && lr.OSLink != c.link {
 		t.Errorf("the boot NIC is %q in the root, want %s", lr.OSLink, c.link)
 	}
-	l := checkV6Lease(t, d, lr.Report)
+	l := checkV6Lease(t, srv, lr.Report)
 	if got := lr.EnvVar("IPV6_ADDRESS"); got != l.IP {
 		t.Errorf("net.*.env IPV6_ADDRESS %q, want the leased %s", got, l.IP)
 	}
-	// The initramfs's exchange and at least one of the root's client, each
-	// its own transaction, all for the one DUID.
-	xids := map[string]bool{}
-	for _, x := range d.Replies6(bootDUID) {
-		xids[x] = true
+	// The initramfs's exchange and at least one of the root's client, all
+	// for the one DUID.
+	if n := srv.transactions(bootDUID); n < 2 {
+		t.Errorf("%s leased to %s %d times, want ≥ 2 (the initramfs, then the root's %s): the root's client never renewed with the handed-over DUID",
+			server, bootDUID, n, c.name)
 	}
-	if len(xids) < 2 {
-		t.Errorf("dnsmasq replied to %s in %d transactions, want ≥ 2 (the initramfs, then the root's %s): the root's client never renewed with the handed-over DUID",
-			bootDUID, len(xids), c.name)
-	}
-	t.Logf("%s: %d DHCPv6 transactions for %s; lease %s", c.name, len(xids), bootDUID, l.IP)
+	t.Logf("%s × %s: %d DHCPv6 exchanges for %s; lease %s", c.name, server, srv.transactions(bootDUID), bootDUID, l.IP)
 }
 
 // TestIPv6OnlyNBD: an IPv6-only node whose root is an NBD export on
@@ -223,41 +279,7 @@ func TestIPv6OnlyNBD(t *testing.T) {
 	if !strings.Contains(r.Mounts, "/dev/nbd0 ") {
 		t.Errorf("root not from nbd:\n%s", r.Mounts)
 	}
-	checkV6Lease(t, d, r)
-}
-
-// TestIPv6Kea: the same IPv6-only DHCPv6 boot against ISC Kea
-// (kea-dhcp6, rapid commit allowed) with radvd's M-flag advertisement:
-// one lease in Kea's database, the node's DUID and IAID, its address.
-func TestIPv6Kea(t *testing.T) {
-	t.Parallel()
-	env.Require(t)
-	fx := env.Fixtures(t)
-	ns := env.NewNetns(t)
-	harness.EnableIPv6(t, ns)
-	harness.StartRadvd(t, ns, harness.RadvdOptions{})
-	k := harness.StartKea6(t, ns)
-	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
-	if err := web.AddFile(fx.Plain, "plain.squashfs"); err != nil {
-		t.Fatal(err)
-	}
-	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp6", web.URL("plain.squashfs"))})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
-	leases, err := k.Leases()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(leases) != 1 || leases[0].DUID != bootDUID || leases[0].IAID != bootIAID {
-		t.Fatalf("kea holds %+v, want one lease for %s IAID %#x\nlog:\n%s", leases, bootDUID, bootIAID, tailLines(k.Log(), 30))
-	}
-	held := false
-	for _, p := range globalV6On(r, harness.BootMAC) {
-		held = held || p.Addr().String() == leases[0].Address
-	}
-	if !held {
-		t.Errorf("guest has %v, want kea's %s\naddrs:\n%s", globalV6On(r, harness.BootMAC), leases[0].Address, r.Addrs)
-	}
+	checkV6Lease(t, dnsmasq6Server(d), r)
 }
 
 // TestIPv6Static: a static IPv6 address and host name from

@@ -59,3 +59,25 @@ func TestParseKea6Leases(t *testing.T) {
 		t.Error("a header without iaid parsed")
 	}
 }
+
+func TestKea6Exchanges(t *testing.T) {
+	dir := t.TempDir()
+	k := &Kea6{PeerFiles: PeerFiles{LeaseFile: filepath.Join(dir, "leases6.csv")}}
+	// A rapid commit (two rows, one expiry), then the root's renewal.
+	csv := "address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,prefix_len,fqdn_fwd,fqdn_rev,hostname,hwaddr,state,user_context,hwtype,hwaddr_source\n" +
+		"fd00:77::100,00:03:00:01:52:54:00:12:34:56,3600,1796188844,1,1800,0,1193046,128,0,0,,52:54:00:12:34:56,0,,1,2\n" +
+		"fd00:77::100,00:03:00:01:52:54:00:12:34:56,3600,1796188844,1,1800,0,1193046,128,0,0,,52:54:00:12:34:56,0,,1,2\n"
+	if err := os.WriteFile(k.LeaseFile, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := k.Exchanges("00:03:00:01:52:54:00:12:34:56"); n != 1 {
+		t.Errorf("one rapid commit counted as %d exchanges", n)
+	}
+	csv += "fd00:77::100,00:03:00:01:52:54:00:12:34:56,3600,1796188921,1,1800,0,1193046,128,0,0,debian-networkd.,52:54:00:12:34:56,0,,1,2\n"
+	if err := os.WriteFile(k.LeaseFile, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := k.Exchanges("00:03:00:01:52:54:00:12:34:56"); n != 2 {
+		t.Errorf("%d exchanges, want 2", n)
+	}
+}

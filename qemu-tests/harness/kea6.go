@@ -101,17 +101,19 @@ func (k *Kea6) Leases() ([]Kea6Lease, error) {
 	return out, nil
 }
 
-// Rows returns how many rows of the lease file are for duid with a
-// lifetime: Kea appends one per allocation and renewal.
-func (k *Kea6) Rows(duid string) int {
+// Exchanges counts the exchanges that leased to duid: Kea appends a row
+// per allocation and renewal (a rapid commit even writes two), each
+// exchange's rows with the expiry it set, so distinct expiries with a
+// lifetime are distinct exchanges (seconds apart on a TCG boot).
+func (k *Kea6) Exchanges(duid string) int {
 	rows, _ := parseOptional(k.LeaseFile, ParseKea6Leases)
-	n := 0
+	seen := map[int64]bool{}
 	for _, r := range rows {
 		if r.DUID == duid && r.ValidLifetime > 0 {
-			n++
+			seen[r.Expire.Unix()] = true
 		}
 	}
-	return n
+	return len(seen)
 }
 
 // ParseKea6Leases parses a Kea DHCPv6 memfile CSV by its header (address,
