@@ -149,19 +149,10 @@ func FuzzParseRA(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(ra.DNS) > MaxNameservers || len(ra.Search) > MaxSearch || len(ra.Prefixes) > maxPrefixes {
-			t.Fatalf("unbounded: %d dns, %d search, %d prefixes", len(ra.DNS), len(ra.Search), len(ra.Prefixes))
+		if len(ra.Prefixes) > maxPrefixes {
+			t.Fatalf("unbounded: %d prefixes", len(ra.Prefixes))
 		}
-		for _, d := range ra.DNS {
-			if usableDNS6(d) != nil {
-				t.Fatalf("unusable DNS server %v kept", d)
-			}
-		}
-		for _, s := range ra.Search {
-			if CheckDomain(s) != nil {
-				t.Fatalf("invalid domain %q kept", s)
-			}
-		}
+		checkResolver6(t, ra.DNS, ra.Search)
 		for _, p := range ra.Prefixes {
 			ones, bits := p.Net.Mask.Size()
 			if bits != 128 || p.Autonomous && ones != 64 || p.Net.IP.IsLinkLocalUnicast() {
@@ -172,4 +163,23 @@ func FuzzParseRA(f *testing.F) {
 			t.Fatalf("MTU %d kept", ra.MTU)
 		}
 	})
+}
+
+// checkResolver6 fails t unless the DNS servers and search domains a peer
+// supplied are bounded, usable and valid.
+func checkResolver6(t *testing.T, dns []net.IP, search []string) {
+	t.Helper()
+	if len(dns) > MaxNameservers || len(search) > MaxSearch {
+		t.Fatalf("unbounded: %d dns, %d search", len(dns), len(search))
+	}
+	for _, d := range dns {
+		if usableDNS6(d) != nil {
+			t.Fatalf("unusable DNS server %v kept", d)
+		}
+	}
+	for _, s := range search {
+		if CheckDomain(s) != nil {
+			t.Fatalf("invalid domain %q kept", s)
+		}
+	}
 }

@@ -106,28 +106,10 @@ type Lease6 struct {
 }
 
 // Leases6 parses the DHCPv6 leases of the lease file; no file yet means none.
-func (d *Dnsmasq6) Leases6() ([]Lease6, error) {
-	b, err := os.ReadFile(d.LeaseFile)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return ParseLeases6(b)
-}
+func (d *Dnsmasq6) Leases6() ([]Lease6, error) { return parseOptional(d.LeaseFile, ParseLeases6) }
 
 // Leases4 parses the DHCPv4 leases of the lease file.
-func (d *Dnsmasq6) Leases4() ([]Lease, error) {
-	b, err := os.ReadFile(d.LeaseFile)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return ParseLeases(b)
-}
+func (d *Dnsmasq6) Leases4() ([]Lease, error) { return parseOptional(d.LeaseFile, ParseLeases) }
 
 // ParseLeases6 reads dnsmasq's DHCPv6 lease lines,
 // "<expiry> <iaid> <ipv6> <hostname|*> <client-duid>" (after the server's
