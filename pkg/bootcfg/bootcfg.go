@@ -196,6 +196,8 @@ type Net struct {
 	CarrierTimeout time.Duration
 	// ClientIDs holds every rd.net.dhcp.client-id=, in order.
 	ClientIDs []ClientID
+	// DUIDs holds every rd.net.dhcp.duid=, in order.
+	DUIDs []DUID
 	// PeerDNS is false after rd.peerdns=0: ignore DNS servers from DHCP.
 	// Default true.
 	PeerDNS bool
@@ -458,7 +460,7 @@ func ParseWith(cmdline string, d Defaults) (*Config, error) {
 // isListKey reports whether key accumulates instead of the last one winning.
 func isListKey(key string) bool {
 	switch key {
-	case "ip", "ifname", "nameserver", "rd.net.dhcp.client-id", "rd.break",
+	case "ip", "ifname", "nameserver", "rd.net.dhcp.client-id", "rd.net.dhcp.duid", "rd.break",
 		"vlan", "bond", "team", "bridge", "ib.pkey", "rd.ethtool", "rd.route":
 		return true
 	}

@@ -252,6 +252,14 @@ func TestParse(t *testing.T) {
 				{Iface: "eth2", Kind: ClientIDBytes, Bytes: []byte{0xff, 0}},
 			}
 		}},
+		{"duids", "rd.net.dhcp.duid=ll rd.net.dhcp.duid=00:03:00:01:52:54:00:12:34:56 rd.net.dhcp.duid=eth0:00-04-ff rd.net.dhcp.duid=eth1:ll", func(c *Config) {
+			c.Net.DUIDs = []DUID{
+				{},
+				{Bytes: []byte{0, 3, 0, 1, 0x52, 0x54, 0, 0x12, 0x34, 0x56}},
+				{Iface: "eth0", Bytes: []byte{0, 4, 0xff}},
+				{Iface: "eth1"},
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { checkParse(t, tt.in, tt.want) })
@@ -410,6 +418,11 @@ func TestErrors(t *testing.T) {
 		{"rd.net.dhcp.client-id=eth0:01", "rd.net.dhcp.client-id=eth0:01", "at least 2"},
 		{"rd.net.dhcp.client-id=eth0:@", "rd.net.dhcp.client-id=eth0:@", "client id"},
 		{"rd.net.dhcp.client-id=a/b:mac", "rd.net.dhcp.client-id=a/b:mac", "interface name"},
+		{"rd.net.dhcp.duid=", "rd.net.dhcp.duid=", "not a DUID"},
+		{"rd.net.dhcp.duid=00:03", "rd.net.dhcp.duid=00:03", "3 to 130 hex bytes"},
+		{"rd.net.dhcp.duid=eth0:00:03", "rd.net.dhcp.duid=eth0:00:03", "3 to 130 hex bytes"},
+		{"rd.net.dhcp.duid=eth0:@x", "rd.net.dhcp.duid=eth0:@x", "3 to 130 hex bytes"},
+		{"rd.net.dhcp.duid=a/b:ll", "rd.net.dhcp.duid=a/b:ll", "interface name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

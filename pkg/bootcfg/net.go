@@ -516,26 +516,13 @@ func (p *parser) nameserverArg(t token) {
 // contain ':' too, so the whole value is first tried as an id; only if that
 // fails is it split at the first ':' into <iface>:<id>.
 func (p *parser) clientIDArg(t token) {
-	if id, ok := parseClientID(t.val); ok {
+	id, iface, ok := ifaceValue(p, t, parseClientID, "not a client id", func(v string) string {
+		return "client id " + strconv.Quote(v) + " is not mac, @<text> or hex bytes (at least 2, ':' or '-' between them)"
+	}, clientIDHint)
+	if ok {
+		id.Iface = iface
 		p.cfg.Net.ClientIDs = append(p.cfg.Net.ClientIDs, id)
-		return
 	}
-	iface, idv, ok := strings.Cut(t.val, ":")
-	if !ok {
-		p.fail(t, "not a client id", clientIDHint)
-		return
-	}
-	if r := ifNameProblem(iface); r != "" {
-		p.fail(t, "interface name "+r, clientIDHint)
-		return
-	}
-	id, ok := parseClientID(idv)
-	if !ok {
-		p.fail(t, "client id "+strconv.Quote(idv)+" is not mac, @<text> or hex bytes (at least 2, ':' or '-' between them)", clientIDHint)
-		return
-	}
-	id.Iface = iface
-	p.cfg.Net.ClientIDs = append(p.cfg.Net.ClientIDs, id)
 }
 
 // parseClientID reads mac, @<text> or hex bytes xx:xx[:…] or xx-xx[-…]

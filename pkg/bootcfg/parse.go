@@ -227,9 +227,11 @@ func (p *parser) arg(t token) {
 	case "rd.net.timeout.route":
 		p.warn(t, "no effect: routes are set at once, never waited for")
 	case "rd.net.timeout.ipv6dad", "rd.net.timeout.ipv6auto", "rd.net.timeout.ip-required":
-		p.warn(t, "no effect: IPv6 boot networking is not supported yet")
+		p.warn(t, "no effect of its own: rd.net.timeout.dhcp (default rd.retry) bounds the IPv6 waits (router advertisement, DAD, DHCPv6)")
 	case "rd.net.dhcp.client-id":
 		p.clientIDArg(t)
+	case "rd.net.dhcp.duid":
+		p.duidArg(t)
 	case "rd.net.dhcp.retry":
 		if !allDigits(t.val) {
 			p.warn(t, "not a number of tries; no effect either way: DHCP is retried until rd.net.timeout.dhcp (default rd.retry)")

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -75,11 +76,12 @@ func Files(l *netup.Lease) (runFiles, rootFiles []File) {
 		if nd := networkdID(l); nd != "" {
 			runFiles = append(runFiles, File{fmt.Sprintf("systemd/network/10-streamroot-%s.network", l.Iface), 0o644, []byte(fmt.Sprintf(
 				"# streamroot: renew the initramfs's lease with the same client id\n"+
-					"[Match]\nMACAddress=%s\n\n[Network]\nDHCP=ipv4\n"+
+					"[Match]\nMACAddress=%s\n\n[Network]\nDHCP=%s\n"+
 					"# the root may live on this network: never drop the address\nKeepConfiguration=yes\n\n"+
-					"[DHCPv4]\nClientIdentifier=%s\n", mac, nd))})
+					"[DHCPv4]\nClientIdentifier=%s\n%s", mac, networkdDHCP(l), nd, networkd6(l)))})
 		}
 	}
+	runFiles = append(runFiles, files6(l)...)
 	data, _ := json.MarshalIndent(leaseJSON(l), "", "  ")
 	runFiles = append(runFiles,
 		File{fmt.Sprintf("initramfs/net.%s.json", l.Iface), 0o644, append(data, '\n')},
@@ -136,7 +138,8 @@ type leaseDoc struct {
 	Acquired  string   `json:"acquired"`
 	ClientID  string   `json:"client_id,omitempty"`
 	// Links are the virtual links under iface (topology.go).
-	Links []linkDoc `json:"links,omitempty"`
+	Links []linkDoc  `json:"links,omitempty"`
+	IPv6  *lease6Doc `json:"ipv6,omitempty"`
 }
 
 // leaseJSON is the lease as the handover files record it. Names go in only
@@ -166,6 +169,9 @@ func leaseJSON(l *netup.Lease) leaseDoc {
 	if l.Router != nil {
 		d.Router = l.Router.String()
 	}
+	if d.IPv6 = lease6JSON(l); onlyV6(l) {
+		d.Method = d.IPv6.Method
+	}
 	for _, r := range l.Routes {
 		d.Routes = append(d.Routes, r.Dest.String()+" via "+r.Gateway.String())
 	}
@@ -192,6 +198,7 @@ func envFile(l *netup.Lease) []byte {
 		vars["MTU"] = fmt.Sprint(l.MTU)
 	}
 	linkVars(l, vars)
+	maps.Copy(vars, env6(l))
 	keys := make([]string, 0, len(vars))
 	for k := range vars {
 		keys = append(keys, k)

@@ -8,7 +8,6 @@ package netconfig
 import (
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/hint"
@@ -62,7 +61,11 @@ func FromBoot(cfg *bootcfg.Config) (netup.Config, []string, error) {
 	if nc.DHCPTimeout == 0 {
 		nc.DHCPTimeout = cfg.Retry
 	}
-	for _, ip := range n.IP {
+	anyV4 := true // no ip= at all: DHCPv4
+	for i, ip := range n.IP {
+		if i == 0 {
+			anyV4 = false
+		}
 		if ip.Off() {
 			switch {
 			case ip.Iface != "":
@@ -74,16 +77,11 @@ func FromBoot(cfg *bootcfg.Config) (netup.Config, []string, error) {
 			return refuse(ip.Arg, "the network is switched off, but "+cfg.Root.Arg+" needs it",
 				"use ip=dhcp or a static ip=<ip>::<gw>:<mask>:<host>:<iface>:none")
 		}
-		if !ip.Static() && !ip.Method.IPv4() {
-			return refuse(ip.Arg, "IPv6 boot networking is not supported by this build", "use ip=dhcp")
+		v4, err := addV6(&nc, ip, &notes)
+		if err != nil {
+			return netup.Config{}, nil, err
 		}
-		if v6 := ip.IPv6Methods(); len(v6) > 0 {
-			var s []string
-			for _, m := range v6 {
-				s = append(s, string(m))
-			}
-			notes = append(notes, fmt.Sprintf("%s: DHCPv4 only; the IPv6 part (%s) is not supported yet", ip.Arg, strings.Join(s, ",")))
-		}
+		anyV4 = anyV4 || v4
 		if ip.Peer != nil {
 			return refuse(ip.Arg, "a point-to-point peer is not supported yet", "leave the peer field empty")
 		}
@@ -100,8 +98,10 @@ func FromBoot(cfg *bootcfg.Config) (netup.Config, []string, error) {
 			}
 			nc.MAC = ip.MAC
 		}
-		nc.MTU = ip.MTU
-		if ip.Addr != nil {
+		if v4 || ip.MTU != 0 {
+			nc.MTU = ip.MTU
+		}
+		if ip.Addr != nil && v4 {
 			ones, bits := ip.Mask.Size()
 			if bits == 0 {
 				return refuse(ip.Arg, "no netmask", "give the netmask field, e.g. 255.255.255.0")
@@ -123,5 +123,6 @@ func FromBoot(cfg *bootcfg.Config) (netup.Config, []string, error) {
 			nc.ClientID = id.Bytes
 		}
 	}
+	finishV6(&nc, anyV4, n)
 	return nc, notes, nil
 }

@@ -68,17 +68,65 @@ func TestNetConfig(t *testing.T) {
 		}},
 		{name: "network off", cmdline: root + "ip=off", err: "ip=off: the network is switched off, but root=", hint: "use ip=dhcp"},
 		{name: "network none", cmdline: root + "ip=none", err: "ip=none: the network is switched off, but root=live:", hint: "use ip=dhcp"},
-		{name: "dhcp6", cmdline: root + "ip=dhcp6", err: "IPv6 boot networking is not supported", hint: "use ip=dhcp"},
-		{name: "v6-only list", cmdline: root + "ip=dhcp6,auto6", err: "ip=dhcp6,auto6: IPv6 boot networking is not supported", hint: "use ip=dhcp"},
-		{name: "either6", cmdline: root + "ip=eth0:either6", err: "ip=eth0:either6: IPv6 boot networking", hint: "use ip=dhcp"},
+		// IPv6 (issue 14).
+		{name: "dhcp6 alone is IPv6-only", cmdline: root + "ip=dhcp6", check: func(t *testing.T, got netup.Config) {
+			if got.V6 == nil || got.V6.Method != netup.V6DHCP || !got.V6.Only || got.V6.DUID != nil {
+				t.Errorf("v6 %+v", got.V6)
+			}
+		}},
+		{name: "v6-only list", cmdline: root + "ip=dhcp6,auto6", notes: []string{"ip=dhcp6,auto6: IPv6 by dhcp6; the later IPv6 method (auto6) is not used"}, check: func(t *testing.T, got netup.Config) {
+			if got.V6 == nil || got.V6.Method != netup.V6DHCP || !got.V6.Only {
+				t.Errorf("v6 %+v", got.V6)
+			}
+		}},
+		{name: "either6 is auto6", cmdline: root + "ip=eth0:either6 rd.net.timeout.dhcp=9", check: func(t *testing.T, got netup.Config) {
+			if got.V6 == nil || got.V6.Method != netup.V6Auto || !got.V6.Only || got.Iface != "eth0" || got.V6.Timeout != 9*time.Second {
+				t.Errorf("v6 %+v iface %q", got.V6, got.Iface)
+			}
+		}},
+		{name: "link6", cmdline: root + "ip=link6", err: "ip=link6: a link-local IPv6 address alone", hint: "ip=auto6"},
+		{name: "dual stack in a list", cmdline: root + "ip=dhcp,dhcp6", check: func(t *testing.T, got netup.Config) {
+			if got.Static != nil || got.Iface != "" || got.V6 == nil || got.V6.Method != netup.V6DHCP || got.V6.Only {
+				t.Errorf("dual stack: %+v v6 %+v", got, got.V6)
+			}
+		}},
+		{name: "dual stack in two ip=", cmdline: root + "ip=ens3:dhcp ip=ens3:auto6", check: func(t *testing.T, got netup.Config) {
+			if got.Iface != "ens3" || got.V6 == nil || got.V6.Method != netup.V6Auto || got.V6.Only {
+				t.Errorf("dual stack: iface %q v6 %+v", got.Iface, got.V6)
+			}
+		}},
+		{name: "static v6", cmdline: root + "ip=[fd00:77::7]::[fd00:77::1]:64:node6:ens3:none nameserver=[fd00:77::53]", check: func(t *testing.T, got netup.Config) {
+			v := got.V6
+			if got.Static != nil || v == nil || v.Method != netup.V6Static || !v.Only || v.Static.Addr.String() != "fd00:77::7/64" ||
+				!v.Static.Gateway.Equal(net.ParseIP("fd00:77::1")) || v.Static.Hostname != "node6" || got.Iface != "ens3" {
+				t.Errorf("static v6 %+v (v4 static %+v)", v, got.Static)
+			}
+			if len(got.Nameservers) != 1 || !got.Nameservers[0].Equal(net.ParseIP("fd00:77::53")) {
+				t.Errorf("nameservers %v", got.Nameservers)
+			}
+		}},
+		{name: "static v4 and v6", cmdline: root + "ip=10.0.0.7::10.0.0.1:24::ens3:none ip=[fd00:77::7]:::64::ens3:none", check: func(t *testing.T, got netup.Config) {
+			if got.Static == nil || got.Static.Addr.String() != "10.0.0.7/24" || got.V6 == nil || got.V6.Only || got.V6.Static.Addr.String() != "fd00:77::7/64" {
+				t.Errorf("static %+v v6 %+v", got.Static, got.V6)
+			}
+		}},
+		{name: "duid", cmdline: root + "ip=dhcp6 rd.net.dhcp.duid=00:04:01:02:03 rd.net.dhcp.duid=ens9:00:02:00:00:00:09:01", check: func(t *testing.T, got netup.Config) {
+			if got.V6 == nil || string(got.V6.DUID) != "\x00\x04\x01\x02\x03" {
+				t.Errorf("v6 %+v", got.V6)
+			}
+		}},
+		{name: "duid ll is the default", cmdline: root + "ip=auto6 rd.net.dhcp.duid=ll", check: func(t *testing.T, got netup.Config) {
+			if got.V6 == nil || got.V6.DUID != nil {
+				t.Errorf("v6 %+v", got.V6)
+			}
+		}},
+		{name: "no IPv6 without a v6 method", cmdline: root + "ip=dhcp", check: func(t *testing.T, got netup.Config) {
+			if got.V6 != nil {
+				t.Errorf("v6 %+v for ip=dhcp", got.V6)
+			}
+		}},
 
 		// Issue 18's forms the network stage honours.
-		{name: "dhcp,dhcp6", cmdline: root + "ip=dhcp,dhcp6", notes: []string{"ip=dhcp,dhcp6: DHCPv4 only; the IPv6 part (dhcp6) is not supported yet"},
-			check: func(t *testing.T, got netup.Config) {
-				if got.Static != nil || got.Iface != "" {
-					t.Errorf("DHCP config: %+v", got)
-				}
-			}},
 		{name: "auto with mtu and mac", cmdline: root + "ip=ens3:auto:1400:52:54:00:aa:bb:cc", notes: []string{"ip=ens3:auto:1400:52:54:00:aa:bb:cc: DHCPv4 only; the IPv6 part (auto) is not supported yet"},
 			check: func(t *testing.T, got netup.Config) {
 				if got.Iface != "ens3" || got.MTU != 1400 || got.MAC.String() != "52:54:00:aa:bb:cc" || got.Static != nil {

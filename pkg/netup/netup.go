@@ -2,6 +2,16 @@
 // named interface, or the first with carrier), gets an address by DHCPv4 or
 // from a static ip= line, and applies it with netlink.
 //
+// IPv6 (Config.V6, v6.go) comes beside or instead of IPv4: stateful DHCPv6
+// (dhcp6.go, insomniacslk/dhcp's nclient6), SLAAC, or a static address.
+// SLAAC is the kernel's (accept_ra, autoconf), not ours: the kernel already
+// forms the address, runs DAD and keeps the routes with their lifetimes
+// across switch_root, so a user-space SLAAC (mdlayher/ndp) would be a
+// second owner of the same address. We only send router solicitations and
+// read the advertisements ourselves (ParseRA) for what the kernel does not
+// expose as data: the M/O flags, RDNSS and DNSSL; then wait, by netlink,
+// until DAD has passed.
+//
 // The DHCP lease is never released: the real OS renews it with the same
 // client identifier, so the server sees one client and hands out one address.
 package netup
@@ -48,6 +58,8 @@ type Config struct {
 	// Links are built before the boot link is chosen (vlan=, bond=,
 	// bridge=); the boot link is then one of them (links.go).
 	Links []Virtual
+	// V6, if not nil, also addresses the link with IPv6 (v6.go).
+	V6 *V6
 }
 
 // Forever as DHCPTimeout keeps trying DHCP until a lease comes
@@ -83,6 +95,7 @@ type Lease struct {
 	// Links are the virtual links the boot built, the lease's link among
 	// them, each after those it is built on; nil on a plain NIC.
 	Links []Built
+	V6    *Lease6 // the IPv6 configuration; nil without IPv6
 }
 
 // Route is one classless static route.
@@ -139,7 +152,9 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 	log.Info("using link", "iface", attrs.Name, "mac", attrs.HardwareAddr)
 
 	var lease *Lease
-	if cfg.Static != nil {
+	if cfg.V6 != nil && cfg.V6.Only {
+		lease = &Lease{Iface: attrs.Name, MAC: attrs.HardwareAddr, Acquired: time.Now()}
+	} else if cfg.Static != nil {
 		lease = staticLease(cfg.Static, attrs.Name, attrs.HardwareAddr, log)
 	} else {
 		id := cfg.ClientID
@@ -156,8 +171,15 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 	}
 	lease.Links = built
 	resolver(cfg, lease)
-	if err := apply(link, lease, log); err != nil {
-		return nil, fmt.Errorf("configure %s: %w", attrs.Name, err)
+	if cfg.V6 == nil || !cfg.V6.Only {
+		if err := apply(link, lease, log); err != nil {
+			return nil, fmt.Errorf("configure %s: %w", attrs.Name, err)
+		}
+	}
+	if cfg.V6 != nil {
+		if err := up6(ctx, link, cfg, lease, log); err != nil {
+			return nil, err
+		}
 	}
 	return lease, nil
 }

@@ -56,10 +56,11 @@ type race struct {
 }
 
 // pick returns the winner; wait true: look again shortly; (nil, false,
-// nil): not a race (one candidate, a link named, a static address), the
-// first link with carrier is the boot link.
+// nil): not a race (one candidate, a link named, a static address, an
+// IPv6-only boot: the race is DHCPv4's), the first link with carrier is the
+// boot link.
 func (r *race) pick(ctx context.Context, cfg Config, want []netlink.Link, deadline time.Time, log *slog.Logger) (netlink.Link, bool, error) {
-	if cfg.Static != nil || cfg.BootIF != nil || cfg.Iface != "" || len(want) < 2 {
+	if cfg.Static != nil || cfg.BootIF != nil || cfg.Iface != "" || len(want) < 2 || (cfg.V6 != nil && cfg.V6.Only) {
 		return nil, false, nil
 	}
 	var up []netlink.Link

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,11 +29,17 @@ type NBDServer struct {
 // port answers. It is killed by t.Cleanup.
 func StartNBDServer(t testing.TB, ns *Netns, exports map[string]string) *NBDServer {
 	t.Helper()
-	s := &NBDServer{Dir: filepath.Join(ns.Dir, "nbd-server"), Addr: ServerIP + ":10809", ns: ns}
+	return StartNBDServerOn(t, ns, ServerIP, exports)
+}
+
+// StartNBDServerOn is StartNBDServer listening on ip (ServerIP6: NBD over IPv6).
+func StartNBDServerOn(t testing.TB, ns *Netns, ip string, exports map[string]string) *NBDServer {
+	t.Helper()
+	s := &NBDServer{Dir: filepath.Join(ns.Dir, "nbd-server"), Addr: net.JoinHostPort(ip, "10809"), ns: ns}
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf("[generic]\nlistenaddr = %s\nport = 10809\nallowlist = true\n", ServerIP)
+	conf := fmt.Sprintf("[generic]\nlistenaddr = %s\nport = 10809\nallowlist = true\n", ip)
 	for name, file := range exports {
 		conf += fmt.Sprintf("[%s]\nexportname = %s\nreadonly = true\nmultifile = false\ncopyonwrite = false\n", name, file)
 	}
