@@ -112,11 +112,7 @@ func (b *boot) network(ctx context.Context) error {
 		return err
 	}
 	b.lease = lease
-	how := "static"
-	if lease.DHCP {
-		how = fmt.Sprintf("DHCP from %s, lease %s, client id %x", lease.ServerID, lease.LeaseTime, lease.ClientID)
-	}
-	b.log.Info(fmt.Sprintf("bound %s on %s (%s) via %s", lease.Addr.String(), lease.Iface, lease.MAC, how), "router", ipOrEmpty(lease.Router))
+	b.log.Info(lease.Bound(), "router", ipOrEmpty(lease.Router))
 	if len(lease.DNS) > 0 {
 		if err := os.WriteFile("/etc/resolv.conf", netup.ResolvConf(lease), 0o644); err != nil {
 			return fmt.Errorf("write /etc/resolv.conf: %w", err)
