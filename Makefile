@@ -50,7 +50,7 @@ initramfs: deps init
 	@if [ -n "$(IMAGE_MANIFEST)" ] && [ -n "$(IMAGE_MANIFEST_DIGEST)" ]; then echo "make initramfs: give IMAGE_MANIFEST=<file> or IMAGE_MANIFEST_DIGEST=sha256:<hex>, not both" >&2; exit 2; fi
 	@if [ -n "$(IMAGE_MANIFEST)" ] && [ ! -r "$(IMAGE_MANIFEST)" ]; then echo "make initramfs: IMAGE_MANIFEST=$(IMAGE_MANIFEST): cannot read that manifest file (the image would not be pinned)" >&2; exit 1; fi
 	@if [ -z "$(KVER)" ]; then $(MAKE) --no-print-directory kernel; fi
-	$(GO) run ./builder -init $(BUILD)/init \
+	$(GO) run ./builder/cmd/builder -init $(BUILD)/init \
 		-moddir $(if $(KVER),$(MODULES_DIR),$$(echo $(KERNEL_DIR)/lib/modules/*)) \
 		-compress $(COMPRESS) -shell $(RESCUE_SHELL) -ca $(CA) \
 		$(if $(NIC),-nic $(NIC)) $(if $(EXTRA_CA),-extra-ca $(EXTRA_CA)) \

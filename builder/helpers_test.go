@@ -1,4 +1,4 @@
-package main
+package builder
 
 import (
 	"bytes"
@@ -146,20 +146,20 @@ kernel/drivers/net/ethernet/e1000.ko:
 	return dir
 }
 
-// testOptions returns options for a complete build from fakes in dir.
-func testOptions(t *testing.T, dir string) options {
+// testOptions returns Options for a complete build from fakes in dir.
+func testOptions(t *testing.T, dir string) Options {
 	t.Helper()
 	cert, _ := testCertPEM(t)
-	return options{
-		initPath: writeFile(t, filepath.Join(dir, "in", "init"), fakeELF("", "init")),
-		kver:     testKver,
-		moddir:   writeModTree(t, filepath.Join(dir, "in")),
-		nic:      []string{"virtio_net", "nosuchnic", "e1000"},
-		modules:  []string{"virtio-pci", "squashfs", "ext4", "af_packet", "loop"},
-		shell:    writeFile(t, filepath.Join(dir, "in", "busybox"), fakeELF("", "busybox")),
-		ca:       writeFile(t, filepath.Join(dir, "in", "ca.crt"), cert),
-		compress: "none",
-		out:      filepath.Join(dir, "out", "initramfs.img"),
+	return Options{
+		Init: writeFile(t, filepath.Join(dir, "in", "init"), fakeELF("", "init")),
+		KVer:     testKver,
+		ModDir:   writeModTree(t, filepath.Join(dir, "in")),
+		NIC:      []string{"virtio_net", "nosuchnic", "e1000"},
+		Modules:  []string{"virtio-pci", "squashfs", "ext4", "af_packet", "loop"},
+		Shell:    writeFile(t, filepath.Join(dir, "in", "busybox"), fakeELF("", "busybox")),
+		CA:       writeFile(t, filepath.Join(dir, "in", "ca.crt"), cert),
+		Compress: "none",
+		Out:      filepath.Join(dir, "out", "initramfs.img"),
 	}
 }
 
