@@ -151,7 +151,7 @@ func testOptions(t *testing.T, dir string) Options {
 	t.Helper()
 	cert, _ := testCertPEM(t)
 	return Options{
-		Init: writeFile(t, filepath.Join(dir, "in", "init"), fakeELF("", "init")),
+		Init:     writeFile(t, filepath.Join(dir, "in", "init"), fakeELF("", "init")),
 		KVer:     testKver,
 		ModDir:   writeModTree(t, filepath.Join(dir, "in")),
 		NIC:      []string{"virtio_net", "nosuchnic", "e1000"},
