@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path"
@@ -28,6 +29,10 @@ type moduleReport struct {
 func addModules(im *image, opts Options, log *slog.Logger) (moduleReport, error) {
 	rep := moduleReport{nics: []string{}, builtin: []string{}, names: []string{}}
 	tree, err := kmodtree.Load(opts.ModDir)
+	if errors.Is(err, kmodtree.ErrNoDepmod) && opts.ScanModules {
+		log.Info("no modules.dep: computing the indexes from the modules' .modinfo", "dir", opts.ModDir)
+		tree, err = kmodtree.Scan(opts.ModDir)
+	}
 	if err != nil {
 		return rep, err
 	}

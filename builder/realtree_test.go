@@ -28,7 +28,7 @@ func buildDummyInit(t *testing.T) string {
 	}
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "go.mod"), []byte("module dummyinit\n\ngo 1.22\n"))
-	writeFile(t, filepath.Join(src, "main.go"), []byte("package builder\n\nfunc main() { println(\"dummy init\") }\n"))
+	writeFile(t, filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { println(\"dummy init\") }\n"))
 	out := filepath.Join(t.TempDir(), "init")
 	cmd := exec.Command(goBin, "build", "-o", out, ".")
 	cmd.Dir = src
