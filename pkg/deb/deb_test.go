@@ -1,0 +1,202 @@
+package deb
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// arMember is one ar member as dpkg-deb writes it: a 60-byte header,
+// the content, a newline pad to an even offset.
+func arMember(name string, body []byte) []byte {
+	h := fmt.Sprintf("%-16s%-12d%-6d%-6d%-8s%-10d`\n", name, 0, 0, 0, "100644", len(body))
+	out := append([]byte(h), body...)
+	if len(body)%2 == 1 {
+		out = append(out, '\n')
+	}
+	return out
+}
+
+// testTar is a data.tar with a directory, a file and a symlink.
+func testTar(t testing.TB) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, e := range []struct {
+		h    tar.Header
+		body string
+	}{
+		{tar.Header{Name: "./boot/", Typeflag: tar.TypeDir, Mode: 0o755}, ""},
+		{tar.Header{Name: "./boot/vmlinuz-1.0", Typeflag: tar.TypeReg, Mode: 0o644}, "kernel!"},
+		{tar.Header{Name: "./lib/modules/1.0/build", Typeflag: tar.TypeSymlink, Linkname: "/usr/src/x"}, ""},
+	} {
+		e.h.Size = int64(len(e.body))
+		if err := tw.WriteHeader(&e.h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func compress(t testing.TB, kind string, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	var err error
+	switch kind {
+	case "":
+		return b
+	case ".xz":
+		w, err = xz.NewWriter(&buf)
+	case ".zst":
+		w, err = zstd.NewWriter(&buf)
+	case ".gz":
+		w = gzip.NewWriter(&buf)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func testDeb(t testing.TB, kind string) []byte {
+	t.Helper()
+	deb := []byte(arMagic)
+	deb = append(deb, arMember("debian-binary", []byte("2.0\n"))...)
+	deb = append(deb, arMember("control.tar.xz", []byte("odd"))...)
+	return append(deb, arMember("data.tar"+kind, compress(t, kind, testTar(t)))...)
+}
+
+func walkAll(r io.Reader) (string, error) {
+	var sb strings.Builder
+	err := Walk(r, func(h *tar.Header, body io.Reader) error {
+		b, err := io.ReadAll(body)
+		fmt.Fprintf(&sb, "%s %c %q %s\n", h.Name, h.Typeflag, b, h.Linkname)
+		return err
+	})
+	return sb.String(), err
+}
+
+func TestWalk(t *testing.T) {
+	want := "./boot/ 5 \"\" \n./boot/vmlinuz-1.0 0 \"kernel!\" \n./lib/modules/1.0/build 2 \"\" /usr/src/x\n"
+	for _, kind := range []string{"", ".xz", ".zst", ".gz"} {
+		t.Run("data.tar"+kind, func(t *testing.T) {
+			got, err := walkAll(bytes.NewReader(testDeb(t, kind)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("entries:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestWalkErrors(t *testing.T) {
+	good := testDeb(t, ".xz")
+	stop := errors.New("stop")
+	for name, tc := range map[string]struct {
+		in   []byte
+		fn   func(*tar.Header, io.Reader) error
+		want error
+	}{
+		"empty":          {nil, nil, ErrNotDeb},
+		"not ar":         {[]byte("PK\x03\x04 a zip"), nil, ErrNotDeb},
+		"no members":     {[]byte(arMagic), nil, ErrNotDeb},
+		"first member":   {append([]byte(arMagic), arMember("data.tar", testTar(t))...), nil, ErrNotDeb},
+		"bad header":     {append([]byte(arMagic), []byte(strings.Repeat("x", 60))...), nil, ErrNotDeb},
+		"truncated":      {good[:len(good)-40], nil, nil},
+		"callback error": {good, func(*tar.Header, io.Reader) error { return stop }, stop},
+		"unknown compression": {append(append([]byte(arMagic), arMember("debian-binary", []byte("2.0\n"))...),
+			arMember("data.tar.lz4", []byte("x"))...), nil, nil},
+		"format 3": {append(append([]byte(arMagic), arMember("debian-binary", []byte("3.0\n"))...),
+			arMember("data.tar", testTar(t))...), nil, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fn := tc.fn
+			if fn == nil {
+				fn = func(_ *tar.Header, b io.Reader) error { _, err := io.Copy(io.Discard, b); return err }
+			}
+			err := Walk(bytes.NewReader(tc.in), fn)
+			if err == nil {
+				t.Fatal("Walk succeeded")
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("error %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRealKernelDeb walks a Debian kernel package from the cache the
+// harness and `make kernel` fill, when one is there.
+func TestRealKernelDeb(t *testing.T) {
+	cache := os.Getenv("STREAMROOT_CACHE")
+	if cache == "" {
+		cache = "/var/cache/streamroot"
+	}
+	debs, _ := filepath.Glob(filepath.Join(cache, "debs", "linux-image-*.deb"))
+	if len(debs) == 0 {
+		t.Skip("no kernel .deb in " + cache + "/debs")
+	}
+	if testing.Short() {
+		t.Skip("decompresses a 70 MB package")
+	}
+	f, err := os.Open(debs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var kernels, modules int
+	err = Walk(f, func(h *tar.Header, _ io.Reader) error {
+		switch {
+		case strings.HasPrefix(h.Name, "./boot/vmlinuz-"):
+			kernels++
+		case strings.Contains(h.Name, "/modules/") && strings.Contains(h.Name, ".ko"):
+			modules++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kernels != 1 || modules < 1000 {
+		t.Errorf("%s: %d kernels, %d modules", debs[0], kernels, modules)
+	}
+}
+
+// FuzzWalk: a package from anywhere must give entries or an error,
+// never a panic or an endless read.
+func FuzzWalk(f *testing.F) {
+	for _, kind := range []string{"", ".gz"} {
+		f.Add(testDeb(f, kind))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = Walk(bytes.NewReader(b), func(_ *tar.Header, body io.Reader) error {
+			_, err := io.Copy(io.Discard, io.LimitReader(body, 1<<20))
+			return err
+		})
+	})
+}
