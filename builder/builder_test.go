@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/builder/buildertest"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -79,8 +80,8 @@ func TestArchiveContents(t *testing.T) {
 	}{
 		{name: "dev/console", mode: cpio.S_IFCHR | 0o600, rmaj: 5, rmin: 1},
 		{name: "dev/null", mode: cpio.S_IFCHR | 0o666, rmaj: 1, rmin: 3},
-		{name: "init", mode: cpio.S_IFREG | 0o755, content: fakeELF("", "init"), checkContent: true},
-		{name: "bin/busybox", mode: cpio.S_IFREG | 0o755, content: fakeELF("", "busybox"), checkContent: true},
+		{name: "init", mode: cpio.S_IFREG | 0o755, content: buildertest.ELF("", "init"), checkContent: true},
+		{name: "bin/busybox", mode: cpio.S_IFREG | 0o755, content: buildertest.ELF("", "busybox"), checkContent: true},
 		{name: "bin/sh", mode: cpio.S_IFLNK | 0o777, content: []byte("busybox"), checkContent: true},
 		{name: "sbin/modprobe", mode: cpio.S_IFLNK | 0o777, content: []byte("../bin/busybox"), checkContent: true},
 		{name: "etc/ssl/certs/ca-certificates.crt", mode: cpio.S_IFREG | 0o644},
@@ -264,10 +265,10 @@ func TestBuildErrors(t *testing.T) {
 		{name: "module by alias", mod: func(t *testing.T, o *Options) { o.Modules = []string{"crypto-crc32c", "block-major-7-0"} }},
 		{name: "no modules at all", mod: func(t *testing.T, o *Options) { o.NoModules, o.ModDir, o.KVer = true, "", "" }},
 		{name: "dynamic init", mod: func(t *testing.T, o *Options) {
-			o.Init = writeFile(t, o.Init+"-dyn", fakeELF("/lib64/ld-linux-x86-64.so.2", "x"))
+			o.Init = writeFile(t, o.Init+"-dyn", buildertest.ELF("/lib64/ld-linux-x86-64.so.2", "x"))
 		}, wantErr: "dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2)"},
 		{name: "dynamic busybox", mod: func(t *testing.T, o *Options) {
-			o.Shell = writeFile(t, o.Shell+"-dyn", fakeELF("/lib/ld-musl-x86_64.so.1", "x"))
+			o.Shell = writeFile(t, o.Shell+"-dyn", buildertest.ELF("/lib/ld-musl-x86_64.so.1", "x"))
 		}, wantErr: "busybox-dyn is dynamically linked (interpreter /lib/ld-musl-x86_64.so.1)"},
 		{name: "script init", mod: func(t *testing.T, o *Options) {
 			o.Init = writeFile(t, o.Init+"-sh", []byte("#!/bin/sh\nexec sh\n"))

@@ -8,8 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"debug/elf"
-	"encoding/binary"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -22,38 +20,10 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/streamroot/streamroot/builder/buildertest"
 	"github.com/u-root/u-root/pkg/cpio"
 	"github.com/ulikunitz/xz"
 )
-
-// fakeELF returns a minimal x86-64 ELF executable header, with a PT_INTERP
-// program header when interp is set: enough for debug/elf, and for the
-// builder's static check, without compiling anything.
-func fakeELF(interp, marker string) []byte {
-	var buf bytes.Buffer
-	hdr := elf.Header64{
-		Ident:     [16]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)},
-		Type:      uint16(elf.ET_EXEC),
-		Machine:   uint16(elf.EM_X86_64),
-		Version:   uint32(elf.EV_CURRENT),
-		Ehsize:    64,
-		Phentsize: 56,
-	}
-	if interp != "" {
-		hdr.Phoff = 64
-		hdr.Phnum = 1
-	}
-	binary.Write(&buf, binary.LittleEndian, hdr)
-	if interp != "" {
-		n := uint64(len(interp) + 1)
-		binary.Write(&buf, binary.LittleEndian, elf.Prog64{
-			Type: uint32(elf.PT_INTERP), Off: 64 + 56, Filesz: n, Memsz: n, Align: 1,
-		})
-		buf.WriteString(interp + "\x00")
-	}
-	buf.WriteString(marker)
-	return buf.Bytes()
-}
 
 func writeFile(t *testing.T, p string, b []byte) string {
 	t.Helper()
@@ -151,12 +121,12 @@ func testOptions(t *testing.T, dir string) Options {
 	t.Helper()
 	cert, _ := testCertPEM(t)
 	return Options{
-		Init:     writeFile(t, filepath.Join(dir, "in", "init"), fakeELF("", "init")),
+		Init:     writeFile(t, filepath.Join(dir, "in", "init"), buildertest.ELF("", "init")),
 		KVer:     testKver,
 		ModDir:   writeModTree(t, filepath.Join(dir, "in")),
 		NIC:      []string{"virtio_net", "nosuchnic", "e1000"},
 		Modules:  []string{"virtio-pci", "squashfs", "ext4", "af_packet", "loop"},
-		Shell:    writeFile(t, filepath.Join(dir, "in", "busybox"), fakeELF("", "busybox")),
+		Shell:    writeFile(t, filepath.Join(dir, "in", "busybox"), buildertest.ELF("", "busybox")),
 		CA:       writeFile(t, filepath.Join(dir, "in", "ca.crt"), cert),
 		Compress: "none",
 		Out:      filepath.Join(dir, "out", "initramfs.img"),

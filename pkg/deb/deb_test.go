@@ -3,7 +3,6 @@ package deb
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -12,81 +11,34 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/streamroot/streamroot/pkg/deb/debtest"
 )
 
-// arMember is one ar member as dpkg-deb writes it: a 60-byte header,
-// the content, a newline pad to an even offset.
-func arMember(name string, body []byte) []byte {
-	h := fmt.Sprintf("%-16s%-12d%-6d%-6d%-8s%-10d`\n", name, 0, 0, 0, "100644", len(body))
-	out := append([]byte(h), body...)
-	if len(body)%2 == 1 {
-		out = append(out, '\n')
+// testFiles are a directory, a file and a symlink.
+func testFiles() []debtest.File {
+	return []debtest.File{
+		{Name: "./boot/"},
+		{Name: "./boot/vmlinuz-1.0", Data: []byte("kernel!")},
+		{Name: "./lib/modules/1.0/build", Link: "/usr/src/x"},
 	}
-	return out
 }
 
-// testTar is a data.tar with a directory, a file and a symlink.
-func testTar(t testing.TB) []byte {
+func testDeb(t testing.TB, suffix string) []byte {
 	t.Helper()
-	var b bytes.Buffer
-	tw := tar.NewWriter(&b)
-	for _, e := range []struct {
-		h    tar.Header
-		body string
-	}{
-		{tar.Header{Name: "./boot/", Typeflag: tar.TypeDir, Mode: 0o755}, ""},
-		{tar.Header{Name: "./boot/vmlinuz-1.0", Typeflag: tar.TypeReg, Mode: 0o644}, "kernel!"},
-		{tar.Header{Name: "./lib/modules/1.0/build", Typeflag: tar.TypeSymlink, Linkname: "/usr/src/x"}, ""},
-	} {
-		e.h.Size = int64(len(e.body))
-		if err := tw.WriteHeader(&e.h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(e.body)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
-func compress(t testing.TB, kind string, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	var w io.WriteCloser
-	var err error
-	switch kind {
-	case "":
-		return b
-	case ".xz":
-		w, err = xz.NewWriter(&buf)
-	case ".zst":
-		w, err = zstd.NewWriter(&buf)
-	case ".gz":
-		w = gzip.NewWriter(&buf)
-	}
+	b, err := debtest.Build(suffix, testFiles())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
-func testDeb(t testing.TB, kind string) []byte {
+func testTar(t testing.TB) []byte {
 	t.Helper()
-	deb := []byte(arMagic)
-	deb = append(deb, arMember("debian-binary", []byte("2.0\n"))...)
-	deb = append(deb, arMember("control.tar.xz", []byte("odd"))...)
-	return append(deb, arMember("data.tar"+kind, compress(t, kind, testTar(t)))...)
+	b, err := debtest.Tar(testFiles())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func walkAll(r io.Reader) (string, error) {
@@ -125,14 +77,14 @@ func TestWalkErrors(t *testing.T) {
 		"empty":          {nil, nil, ErrNotDeb},
 		"not ar":         {[]byte("PK\x03\x04 a zip"), nil, ErrNotDeb},
 		"no members":     {[]byte(arMagic), nil, ErrNotDeb},
-		"first member":   {append([]byte(arMagic), arMember("data.tar", testTar(t))...), nil, ErrNotDeb},
+		"first member":   {append([]byte(arMagic), debtest.Member("data.tar", testTar(t))...), nil, ErrNotDeb},
 		"bad header":     {append([]byte(arMagic), []byte(strings.Repeat("x", 60))...), nil, ErrNotDeb},
 		"truncated":      {good[:len(good)-40], nil, nil},
 		"callback error": {good, func(*tar.Header, io.Reader) error { return stop }, stop},
-		"unknown compression": {append(append([]byte(arMagic), arMember("debian-binary", []byte("2.0\n"))...),
-			arMember("data.tar.lz4", []byte("x"))...), nil, nil},
-		"format 3": {append(append([]byte(arMagic), arMember("debian-binary", []byte("3.0\n"))...),
-			arMember("data.tar", testTar(t))...), nil, nil},
+		"unknown compression": {append(append([]byte(arMagic), debtest.Member("debian-binary", []byte("2.0\n"))...),
+			debtest.Member("data.tar.lz4", []byte("x"))...), nil, nil},
+		"format 3": {append(append([]byte(arMagic), debtest.Member("debian-binary", []byte("3.0\n"))...),
+			debtest.Member("data.tar", testTar(t))...), nil, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			fn := tc.fn

@@ -2,50 +2,17 @@ package kmodtree
 
 import (
 	"bytes"
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/streamroot/streamroot/builder/buildertest"
 )
 
-// modELF is a minimal relocatable ELF64 object with a .modinfo section
-// holding the given key=value records, as modpost leaves in a .ko, and a
-// signature-like trailer after the section data (appended signatures sit
-// past the last section; they must come through byte for byte).
-func modELF(records ...string) []byte {
-	modinfo := []byte(strings.Join(records, "\x00") + "\x00")
-	shstr := []byte("\x00.modinfo\x00.shstrtab\x00")
-	const ehsize, shentsize = 64, 64
-	infoOff := ehsize
-	strOff := infoOff + len(modinfo)
-	shOff := (strOff + len(shstr) + 7) &^ 7
-	var b bytes.Buffer
-	le := binary.LittleEndian
-	ident := [16]byte{0x7f, 'E', 'L', 'F', 2, 1, 1}
-	b.Write(ident[:])
-	for _, v := range []any{uint16(1), uint16(62), uint32(1), uint64(0), uint64(0), uint64(shOff),
-		uint32(0), uint16(ehsize), uint16(0), uint16(0), uint16(shentsize), uint16(3), uint16(2)} {
-		_ = binary.Write(&b, le, v)
-	}
-	b.Write(modinfo)
-	b.Write(shstr)
-	b.Write(make([]byte, shOff-b.Len()))
-	sh := func(name, typ uint32, off, size int) {
-		for _, v := range []any{name, typ, uint64(0), uint64(0), uint64(off), uint64(size), uint32(0), uint32(0), uint64(1), uint64(0)} {
-			_ = binary.Write(&b, le, v)
-		}
-	}
-	sh(0, 0, 0, 0)
-	sh(1, 1, infoOff, len(modinfo)) // .modinfo, SHT_PROGBITS
-	sh(10, 3, strOff, len(shstr))   // .shstrtab, SHT_STRTAB
-	b.WriteString("~Module signature appended~\n")
-	return b.Bytes()
-}
-
 func TestModinfo(t *testing.T) {
-	got, err := Modinfo(modELF("alias=pci:v1*", "depends=a,b-c", "alias=virtio:d1v*", "junk", "name=x"))
+	got, err := Modinfo(buildertest.Module("alias=pci:v1*", "depends=a,b-c", "alias=virtio:d1v*", "junk", "name=x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,14 +34,14 @@ func TestModinfo(t *testing.T) {
 func TestScan(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string][]byte{
-		"kernel/fs/ext4/ext4.ko.xz":          compressXZ(t, modELF("depends=mbcache,jbd2", "softdep=pre: crc32c", "alias=fs-ext4")),
-		"kernel/fs/jbd2/jbd2.ko":             modELF("depends=crc16"),
-		"kernel/fs/mbcache.ko.zst":           compressZstd(t, modELF("depends=")),
-		"kernel/lib/crc16.ko.gz":             compressGzip(t, modELF()),
-		"kernel/crypto/crc32c_generic.ko":    modELF("alias=crypto-crc32c", "alias=crc32c"),
-		"kernel/drivers/net/virtio_net.ko":   modELF("alias=virtio:d00000001v*", "depends=net_failover"),
-		"kernel/drivers/net/net_failover.ko": modELF("depends=failover"),
-		"kernel/net/core/failover.ko":        modELF(),
+		"kernel/fs/ext4/ext4.ko.xz":          compressXZ(t, buildertest.Module("depends=mbcache,jbd2", "softdep=pre: crc32c", "alias=fs-ext4")),
+		"kernel/fs/jbd2/jbd2.ko":             buildertest.Module("depends=crc16"),
+		"kernel/fs/mbcache.ko.zst":           compressZstd(t, buildertest.Module("depends=")),
+		"kernel/lib/crc16.ko.gz":             compressGzip(t, buildertest.Module()),
+		"kernel/crypto/crc32c_generic.ko":    buildertest.Module("alias=crypto-crc32c", "alias=crc32c"),
+		"kernel/drivers/net/virtio_net.ko":   buildertest.Module("alias=virtio:d00000001v*", "depends=net_failover"),
+		"kernel/drivers/net/net_failover.ko": buildertest.Module("depends=failover"),
+		"kernel/net/core/failover.ko":        buildertest.Module(),
 		"modules.builtin":                    []byte("kernel/drivers/block/loop.ko\n"),
 		"README":                             []byte("not a module"),
 	}
@@ -127,16 +94,16 @@ func TestScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(b, modELF("depends=mbcache,jbd2", "softdep=pre: crc32c", "alias=fs-ext4")) {
+	if !bytes.Equal(b, buildertest.Module("depends=mbcache,jbd2", "softdep=pre: crc32c", "alias=fs-ext4")) {
 		t.Error("ext4.ko.xz did not decompress to the signed module byte for byte")
 	}
 }
 
 func TestScanErrors(t *testing.T) {
 	for name, files := range map[string]map[string][]byte{
-		"missing dependency":            {"a.ko": modELF("depends=b")},
+		"missing dependency":            {"a.ko": buildertest.Module("depends=b")},
 		"not ELF":                       {"a.ko": []byte("garbage")},
-		"cycle is fine, missing is not": {"a.ko": modELF("depends=b"), "b.ko": modELF("depends=a,c")},
+		"cycle is fine, missing is not": {"a.ko": buildertest.Module("depends=b"), "b.ko": buildertest.Module("depends=a,c")},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -207,7 +174,7 @@ func sameSet(a, b []string) bool {
 // FuzzModinfo feeds arbitrary bytes to the .modinfo reader: a module from
 // a downloaded package is untrusted input.
 func FuzzModinfo(f *testing.F) {
-	f.Add(modELF("alias=fs-ext4", "depends=a,b"))
+	f.Add(buildertest.Module("alias=fs-ext4", "depends=a,b"))
 	f.Add([]byte("\x7fELF\x02\x01\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		recs, err := Modinfo(b)
