@@ -56,6 +56,7 @@ initramfs: deps init
 		$(if $(NIC),-nic $(NIC)) $(if $(EXTRA_CA),-extra-ca $(EXTRA_CA)) \
 		$(if $(IMAGE_MANIFEST),-manifest-digest "$$(sha256sum < '$(IMAGE_MANIFEST)' | cut -d' ' -f1)") \
 		$(if $(IMAGE_MANIFEST_DIGEST),-manifest-digest '$(IMAGE_MANIFEST_DIGEST)') \
+		$(if $(IMAGE_URL),-image-url '$(IMAGE_URL)') \
 		-o $(INITRAMFS)
 
 lint:

@@ -157,18 +157,20 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return err
 	}
-	res := initramfsResult{KVer: opts.KVer, ImageURL: opts.ImageURL}
+	// The initramfs first: it is what fails on a bad input, and a failed
+	// build then leaves DIR as it was.
+	br, err := builder.Build(opts, log)
+	if err != nil {
+		return err
+	}
+	res := initramfsResult{KVer: opts.KVer, ImageURL: opts.ImageURL,
+		Initramfs: br.Path, Size: br.Size, Modules: br.Modules, Compress: br.Compress}
 	if src.kernel != "" {
 		res.Kernel = filepath.Join(*outDir, *kernelName)
 		if err := copyKernel(src.kernel, res.Kernel); err != nil {
 			return err
 		}
 	}
-	br, err := builder.Build(opts, log)
-	if err != nil {
-		return err
-	}
-	res.Initramfs, res.Size, res.Modules, res.Compress = br.Path, br.Size, br.Modules, br.Compress
 	if *asJSON {
 		return json.NewEncoder(e.stdout).Encode(res)
 	}
