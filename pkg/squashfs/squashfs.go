@@ -1,7 +1,9 @@
-// Package squashfs reads squashfs 4.0 metadata through an io.ReaderAt:
-// enough to look a path up, list a directory and read the first bytes of a
-// file, so the CLI's inspect can see inside an image on an HTTP server with
-// a handful of Range requests. Layout: squashfs-tools' squashfs_fs.h and
+// Package squashfs reads squashfs 4.0 images through an io.ReaderAt: look
+// a path up, list a directory and read the first bytes of a file, so the
+// CLI's inspect can see inside an image on an HTTP server with a handful
+// of Range requests; and read whole files (Open), so `streamroot
+// initramfs --from-iso` can take a kernel's modules, or the ext4
+// rootfs.img holding them, out of a live image. Layout: squashfs-tools' squashfs_fs.h and
 // the kernel's Documentation/filesystems/squashfs.rst.
 //
 // Every size and position in the image is the image's claim, not a fact:
@@ -253,8 +255,9 @@ type Inode struct {
 	blocksAt   uint64 // file: position of its first data block
 	fragment   uint32
 	fragOffset uint32
-	firstBlock uint32 // file: on-disk size word of its first data block, if any
-	blocks     int    // number of full data blocks
+	firstBlock uint32     // file: on-disk size word of its first data block, if any
+	blocks     int        // number of full data blocks
+	list       metaCursor // file: where its block size words start
 }
 
 // IsDir says whether the inode is a directory.
@@ -341,6 +344,7 @@ func (s *FS) inode(ref uint64) (Inode, error) {
 		if in.fragment == sqNoFragment && in.size%bs != 0 {
 			in.blocks++
 		}
+		in.list = *c
 		if in.blocks > 0 {
 			b, err := c.read(4)
 			if err != nil {
@@ -506,6 +510,14 @@ func (s *FS) Head(in Inode) ([]byte, error) {
 	if in.fragment == sqNoFragment {
 		return nil, nil
 	}
+	return s.fragment(in)
+}
+
+// fragment returns the part of a file kept in a fragment block: all of
+// it for a small file, the tail of a larger one (size mod block size).
+func (s *FS) fragment(in Inode) ([]byte, error) {
+	bs := int(s.sb.BlockSize)
+	want := in.size - uint64(in.blocks)*uint64(bs)
 	// Fragment table: an array of u64 positions of metadata blocks, each
 	// holding 512 entries {start u64, size u32, unused u32}.
 	if in.fragment >= s.sb.Fragments {
@@ -543,10 +555,10 @@ func (s *FS) Head(in Inode) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if off := uint64(in.fragOffset); off > uint64(len(data)) || in.size > uint64(len(data))-off {
-		return nil, fmt.Errorf("fragment of %d bytes holds no %d bytes at %d", len(data), in.size, in.fragOffset)
+	if off := uint64(in.fragOffset); off > uint64(len(data)) || want > uint64(len(data))-off {
+		return nil, fmt.Errorf("fragment of %d bytes holds no %d bytes at %d", len(data), want, in.fragOffset)
 	}
-	return data[in.fragOffset : uint64(in.fragOffset)+in.size], nil
+	return data[in.fragOffset : uint64(in.fragOffset)+want], nil
 }
 
 // xzCheckDict refuses an xz stream whose first block asks for an LZMA2
