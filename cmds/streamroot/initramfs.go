@@ -14,7 +14,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/atomicfile"
 )
 
-const initramfsUsage = `Usage: streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE) -o DIR
+const initramfsUsage = `Usage: streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE | --from-iso ISO) -o DIR
        [--kernel-name vmlinuz] [--initramfs-name initramfs.img] [--init PATH]
        [--shell PATH|none] [--ca FILE|none] [--extra-ca FILES] [--nic LIST] [--add-modules LIST]
        [--compress zstd|xz|gzip|none] [--manifest-digest HEX] [--image-url URL] [--json] [-v]
@@ -28,6 +28,10 @@ The kernel and its modules come from one source:
                      --kernel FILE copies that kernel to DIR/vmlinuz
   --kernel-deb FILE  a Debian kernel package: boot/vmlinuz-<kver> and
                      lib/modules/<kver>, read without dpkg
+  --from-iso ISO     a live ISO (the Foreman Discovery Image): its kernel
+                     (isolinux/vmlinuz0, images/pxeboot/vmlinuz, ...), and
+                     that release's modules from its root, LiveOS/squashfs.img
+                     or the ext4 LiveOS/rootfs.img inside it
 
 No root, mount, loop device or other program is needed. A tree without
 depmod's modules.dep (a package never installed) gets its indexes computed
@@ -60,9 +64,10 @@ type initramfsResult struct {
 func runInitramfs(_ context.Context, e *env, args []string) error {
 	fs := newFlags("initramfs", initramfsUsage)
 	var (
-		modDir      = fs.String("modules", "", "kernel module tree lib/modules/<kver> (the source: one of --modules, --kernel-deb)")
+		modDir      = fs.String("modules", "", "kernel module tree lib/modules/<kver> (the source: one of --modules, --kernel-deb, --from-iso)")
 		kernelFile  = fs.String("kernel", "", "with --modules: the kernel to copy to DIR/vmlinuz")
 		debFile     = fs.String("kernel-deb", "", "Debian kernel package (.deb) to take the kernel and modules from")
+		isoFile     = fs.String("from-iso", "", "live ISO to take the kernel and its modules from")
 		outDir      = fs.String("o", "", "output directory (required)")
 		kernelName  = fs.String("kernel-name", "vmlinuz", "file name of the kernel in DIR")
 		initrdName  = fs.String("initramfs-name", "initramfs.img", "file name of the initramfs in DIR")
@@ -86,8 +91,8 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected arguments %q", pos)
 	}
-	if (*modDir == "") == (*debFile == "") {
-		return usagef("give exactly one source: --modules DIR or --kernel-deb FILE")
+	if n := countSet(*modDir, *debFile, *isoFile); n != 1 {
+		return usagef("give exactly one source: --modules DIR, --kernel-deb FILE or --from-iso ISO")
 	}
 	if *kernelFile != "" && *modDir == "" {
 		return usagef("--kernel goes with --modules (a package brings its own kernel)")
@@ -142,13 +147,18 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 	log := builder.NewLogger(e.stderr, *verbose)
 
 	src := kernelSource{modDir: *modDir, kernel: *kernelFile}
-	if *debFile != "" {
+	if *debFile != "" || *isoFile != "" {
 		tmp, err := os.MkdirTemp("", "streamroot-initramfs-")
 		if err != nil {
 			return withHint(err, "set TMPDIR to a writable directory with room for the kernel's modules")
 		}
 		defer os.RemoveAll(tmp)
-		if src, err = fromDeb(*debFile, tmp); err != nil {
+		if *debFile != "" {
+			src, err = fromDeb(*debFile, tmp)
+		} else {
+			src, err = fromISO(*isoFile, tmp)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -179,6 +189,17 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, br.Summary())
 	return nil
+}
+
+// countSet is how many of the strings are not empty.
+func countSet(s ...string) int {
+	n := 0
+	for _, v := range s {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // kernelSource is where one build's kernel and module tree are on disk.

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/streamroot/streamroot/builder/buildertest"
+	"github.com/streamroot/streamroot/pkg/deb/debtest"
+	"github.com/streamroot/streamroot/pkg/isoread/isotest"
+	"github.com/streamroot/streamroot/pkg/squashfs/squashtest"
+)
+
+// fakeBzImage is an x86 setup header whose kernel_version names rel.
+func fakeBzImage(rel string) []byte {
+	b := make([]byte, 0x800)
+	copy(b[0x202:], "HdrS")
+	binary.LittleEndian.PutUint16(b[0x206:], 0x20f)
+	binary.LittleEndian.PutUint16(b[0x20E:], 0x400-0x200)
+	copy(b[0x400:], rel+" (builder@example) #1 SMP\x00")
+	return b
+}
+
+// isoModules are a module tree in EL's shape: .ko.xz modules, no
+// depmod output (computed), the builtin list.
+func isoModules(t *testing.T) map[string][]byte {
+	t.Helper()
+	xzd := func(b []byte) []byte {
+		z, err := debtest.Compress(".xz", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	return map[string][]byte{
+		"kernel/drivers/net/virtio_net.ko.xz": xzd(buildertest.Module("alias=virtio:d00000001v*", "depends=failover")),
+		"kernel/net/core/failover.ko.xz":      xzd(buildertest.Module()),
+		"modules.builtin":                     []byte("kernel/fs/squashfs/squashfs.ko\n"),
+	}
+}
+
+// liveISO is an ISO in the FDI's layout: isolinux/vmlinuz0 and
+// LiveOS/squashfs.img holding root (the squashfs's files).
+func liveISO(t *testing.T, dir string, root []squashtest.File, kernelRel string) string {
+	t.Helper()
+	iso := isotest.Build([]isotest.File{
+		{Path: "isolinux/vmlinuz0", Data: fakeBzImage(kernelRel)},
+		{Path: "isolinux/initrd0.img", Data: []byte("stock dracut initrd")},
+		{Path: "LiveOS/squashfs.img", Data: squashtest.Build(root)},
+	}, isotest.Options{RockRidge: true})
+	return writeTestFile(t, filepath.Join(dir, "fdi.iso"), iso)
+}
+
+func checkISOBuild(t *testing.T, iso, dir string) {
+	t.Helper()
+	out := filepath.Join(dir, "out")
+	args := append([]string{"initramfs", "--from-iso", iso, "-o", out, "--json", "--kernel-name", "vmlinuz0", "--initramfs-name", "initrd0.img"}, baseArgs(t, dir)...)
+	code, stdout, stderr := runCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var res initramfsResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.KVer != testKVer || res.Modules != 2 {
+		t.Errorf("result %+v", res)
+	}
+	if k, _ := os.ReadFile(filepath.Join(out, "vmlinuz0")); string(k) != string(fakeBzImage(testKVer)) {
+		t.Error("vmlinuz0 is not the ISO's kernel")
+	}
+	files := cpioFiles(t, filepath.Join(out, "initrd0.img"))
+	base := "lib/modules/" + testKVer + "/"
+	if got := string(files[base+"kernel/net/core/failover.ko"]); got != string(buildertest.Module()) {
+		t.Errorf("failover.ko: %d bytes, not the module decompressed byte for byte", len(got))
+	}
+	if got := string(files[base+"modules.dep"]); got != "kernel/drivers/net/virtio_net.ko: kernel/net/core/failover.ko\nkernel/net/core/failover.ko:\n" {
+		t.Errorf("modules.dep = %q", got)
+	}
+}
+
+// TestInitramfsFromISOSquashfsRoot: the squashfs is the root itself.
+func TestInitramfsFromISOSquashfsRoot(t *testing.T) {
+	dir := t.TempDir()
+	var root []squashtest.File
+	for p, b := range isoModules(t) {
+		root = append(root, squashtest.File{Path: "usr/lib/modules/" + testKVer + "/" + p, Data: b})
+	}
+	root = append(root, squashtest.File{Path: "lib", Link: "usr/lib"}, squashtest.File{Path: "sbin/init", Data: []byte("#!/bin/sh\n")})
+	checkISOBuild(t, liveISO(t, dir, root, testKVer), dir)
+}
+
+// TestInitramfsFromISOExt4Root: the FDI's shape, ISO → squashfs →
+// LiveOS/rootfs.img (ext4, /lib -> usr/lib), made with mkfs.ext4 -d.
+func TestInitramfsFromISOExt4Root(t *testing.T) {
+	mk, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		if _, err := os.Stat("/usr/sbin/mkfs.ext4"); err != nil {
+			t.Skip("no mkfs.ext4 (e2fsprogs)")
+		}
+		mk = "/usr/sbin/mkfs.ext4"
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "rootfs")
+	for p, b := range isoModules(t) {
+		writeTestFile(t, filepath.Join(src, "usr/lib/modules", testKVer, p), b)
+	}
+	if err := os.Symlink("usr/lib", filepath.Join(src, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "rootfs.img")
+	if b, err := exec.Command(mk, "-q", "-F", "-d", src, img, "4M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, b)
+	}
+	ext, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkISOBuild(t, liveISO(t, dir, []squashtest.File{{Path: "LiveOS/rootfs.img", Data: ext}}, testKVer), dir)
+}
+
+func TestInitramfsFromISOErrors(t *testing.T) {
+	dir := t.TempDir()
+	mods := []squashtest.File{{Path: "lib/modules/" + testKVer + "/modules.builtin", Data: []byte("x\n")}}
+	noKernel := writeTestFile(t, filepath.Join(dir, "nokernel.iso"), isotest.Build([]isotest.File{
+		{Path: "LiveOS/squashfs.img", Data: squashtest.Build(mods)},
+		{Path: "isolinux/vmlinuz0", Data: []byte("not a bzImage")},
+	}, isotest.Options{RockRidge: true}))
+	noSquash := writeTestFile(t, filepath.Join(dir, "nosquash.iso"), isotest.Build([]isotest.File{
+		{Path: "isolinux/vmlinuz0", Data: fakeBzImage(testKVer)},
+	}, isotest.Options{RockRidge: true}))
+	twoKernels := writeTestFile(t, filepath.Join(dir, "two.iso"), isotest.Build([]isotest.File{
+		{Path: "isolinux/vmlinuz0", Data: fakeBzImage(testKVer)},
+		{Path: "images/pxeboot/vmlinuz", Data: fakeBzImage("5.14.0-1.el9")},
+		{Path: "LiveOS/squashfs.img", Data: squashtest.Build(mods)},
+	}, isotest.Options{RockRidge: true}))
+	otherDir := t.TempDir()
+	wrongRelease := liveISO(t, otherDir, mods, "5.14.0-1.el9")
+	for _, tc := range []struct{ name, iso, err string }{
+		{"not an ISO", writeTestFile(t, filepath.Join(dir, "x.iso"), []byte("plain text")), "live ISO itself"},
+		{"no kernel", noKernel, "no kernel (bzImage)"},
+		{"no squashfs", noSquash, "LiveOS/squashfs.img"},
+		{"two releases", twoKernels, "several releases"},
+		{"modules of another release", wrongRelease, "no lib/modules/5.14.0-1.el9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"initramfs", "--from-iso", tc.iso, "-o", filepath.Join(dir, "out")}, baseArgs(t, dir)...)
+			code, stdout, stderr := runCmd(t, args...)
+			if code != 1 || !strings.Contains(stderr, tc.err) || stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 1 and %q", code, stdout, stderr, tc.err)
+			}
+		})
+	}
+}
