@@ -283,4 +283,3 @@ func copyTree(t rootTree, n treeNode, p, dst string, total *int64) error {
 func copyOut(r io.ReaderAt, size int64, p string) error {
 	return writeUnpacked(p, io.NewSectionReader(r, 0, size))
 }
-
