@@ -14,7 +14,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/atomicfile"
 )
 
-const initramfsUsage = `Usage: streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE | --from-iso ISO) -o DIR
+const initramfsUsage = `Usage: streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE | --kernel-rpm FILE... | --from-iso ISO) -o DIR
        [--kernel-name vmlinuz] [--initramfs-name initramfs.img] [--init PATH]
        [--shell PATH|none] [--ca FILE|none] [--extra-ca FILES] [--nic LIST] [--add-modules LIST]
        [--compress zstd|xz|gzip|none] [--manifest-digest HEX] [--image-url URL] [--json] [-v]
@@ -28,6 +28,9 @@ The kernel and its modules come from one source:
                      --kernel FILE copies that kernel to DIR/vmlinuz
   --kernel-deb FILE  a Debian kernel package: boot/vmlinuz-<kver> and
                      lib/modules/<kver>, read without dpkg
+  --kernel-rpm FILE  EL kernel packages (repeat the flag or separate with commas:
+                     kernel-core with kernel-modules): the kernel
+                     (lib/modules/<kver>/vmlinuz) and modules, read without rpm
   --from-iso ISO     a live ISO (the Foreman Discovery Image): its kernel
                      (isolinux/vmlinuz0, images/pxeboot/vmlinuz, ...), and
                      that release's modules from its root, LiveOS/squashfs.img
@@ -68,6 +71,7 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 		kernelFile  = fs.String("kernel", "", "with --modules: the kernel to copy to DIR/vmlinuz")
 		debFile     = fs.String("kernel-deb", "", "Debian kernel package (.deb) to take the kernel and modules from")
 		isoFile     = fs.String("from-iso", "", "live ISO to take the kernel and its modules from")
+		rpmFiles    listFlag
 		outDir      = fs.String("o", "", "output directory (required)")
 		kernelName  = fs.String("kernel-name", "vmlinuz", "file name of the kernel in DIR")
 		initrdName  = fs.String("initramfs-name", "initramfs.img", "file name of the initramfs in DIR")
@@ -83,6 +87,7 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 		asJSON      = fs.Bool("json", false, "print the result as a JSON object")
 		verbose     = fs.Bool("v", false, "log every module added")
 	)
+	fs.Var(&rpmFiles, "kernel-rpm", "EL kernel package(s) (.rpm) to take the kernel and modules from; repeat or comma-separate")
 	pos, err := fs.parse(e, args)
 	if err != nil {
 		return err
@@ -91,8 +96,8 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("unexpected arguments %q", pos)
 	}
-	if n := countSet(*modDir, *debFile, *isoFile); n != 1 {
-		return usagef("give exactly one source: --modules DIR, --kernel-deb FILE or --from-iso ISO")
+	if n := countSet(*modDir, *debFile, *isoFile, strings.Join(rpmFiles, ",")); n != 1 {
+		return usagef("give exactly one source: --modules DIR, --kernel-deb FILE, --kernel-rpm FILE or --from-iso ISO")
 	}
 	if *kernelFile != "" && *modDir == "" {
 		return usagef("--kernel goes with --modules (a package brings its own kernel)")
@@ -147,16 +152,19 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 	log := builder.NewLogger(e.stderr, *verbose)
 
 	src := kernelSource{modDir: *modDir, kernel: *kernelFile}
-	if *debFile != "" || *isoFile != "" {
+	if *modDir == "" {
 		tmp, err := os.MkdirTemp("", "streamroot-initramfs-")
 		if err != nil {
 			return withHint(err, "set TMPDIR to a writable directory with room for the kernel's modules")
 		}
 		defer os.RemoveAll(tmp)
-		if *debFile != "" {
+		switch {
+		case *debFile != "":
 			src, err = fromDeb(*debFile, tmp)
-		} else {
+		case *isoFile != "":
 			src, err = fromISO(*isoFile, tmp)
+		default:
+			src, err = fromRPM(rpmFiles, tmp)
 		}
 		if err != nil {
 			return err
@@ -188,6 +196,19 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "kernel: %s (%s)\n", res.Kernel, res.KVer)
 	}
 	fmt.Fprintln(e.stdout, br.Summary())
+	return nil
+}
+
+// listFlag is a flag given several times or as a comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
 	return nil
 }
 

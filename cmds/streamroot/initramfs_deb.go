@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/streamroot/streamroot/pkg/deb"
+	"github.com/streamroot/streamroot/pkg/rpm"
 )
 
 // maxUnpacked bounds what one kernel package may unpack to: a kernel
@@ -23,55 +24,102 @@ const maxUnpacked = 4 << 30
 // (lib/modules/<kver> or usr/lib/modules/<kver>) of a Debian kernel
 // package into dir, and nothing else of it.
 func fromDeb(file, dir string) (kernelSource, error) {
+	u := newUnpacker(dir)
 	f, err := os.Open(file)
 	if err != nil {
 		return kernelSource{}, fmt.Errorf("--kernel-deb: %w", err)
 	}
 	defer f.Close()
-	var total int64
-	kernels := map[string]string{} // kver → unpacked path
-	trees := map[string]string{}   // kver → unpacked lib/modules/<kver>
 	err = deb.Walk(f, func(h *tar.Header, body io.Reader) error {
-		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
-		kver, keep := debWanted(name)
-		if !keep || h.Typeflag != tar.TypeReg {
-			return nil
-		}
-		if !filepath.IsLocal(name) {
-			return fmt.Errorf("entry %q leaves the package root", h.Name)
-		}
-		if total += h.Size; total > maxUnpacked {
-			return fmt.Errorf("more than %d bytes of kernel and modules: not a kernel package", int64(maxUnpacked))
-		}
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := writeUnpacked(p, body); err != nil {
-			return err
-		}
-		if strings.HasPrefix(name, "boot/") {
-			kernels[kver] = p
-		} else {
-			trees[kver] = filepath.Join(dir, filepath.FromSlash(name[:strings.Index(name, kver)+len(kver)]))
-		}
-		return nil
+		return u.add(h.Name, h.Typeflag == tar.TypeReg, h.Size, body)
 	})
 	if err != nil {
 		return kernelSource{}, withHint(fmt.Errorf("%s: %w", file, err), "give a kernel image package such as linux-image-<kver>_<version>_amd64.deb")
 	}
+	return u.result(file, "the package must be the kernel image itself (linux-image-<kver>), not a meta package or headers")
+}
+
+// fromRPM unpacks the kernel and module tree of EL kernel packages
+// (kernel-core carries the kernel as lib/modules/<kver>/vmlinuz and the
+// common modules, kernel-modules the rest) into dir.
+func fromRPM(files []string, dir string) (kernelSource, error) {
+	u := newUnpacker(dir)
+	for _, file := range files {
+		f, err := os.Open(file)
+		if err != nil {
+			return kernelSource{}, fmt.Errorf("--kernel-rpm: %w", err)
+		}
+		err = rpm.Walk(f, func(e rpm.File, body io.Reader) error {
+			return u.add(e.Name, e.IsRegular(), e.Size, body)
+		})
+		f.Close()
+		if err != nil {
+			return kernelSource{}, withHint(fmt.Errorf("%s: %w", file, err), "give the kernel's own packages, such as kernel-core-<version>.rpm and kernel-modules-<version>.rpm")
+		}
+	}
+	return u.result(strings.Join(files, ", "), "kernel-core carries the kernel: give it with the modules packages")
+}
+
+// unpacker collects a kernel and module tree from package entries.
+type unpacker struct {
+	dir     string
+	total   int64
+	kernels map[string]string // kver → unpacked kernel
+	trees   map[string]string // kver → unpacked lib/modules/<kver>
+}
+
+func newUnpacker(dir string) *unpacker {
+	return &unpacker{dir: dir, kernels: map[string]string{}, trees: map[string]string{}}
+}
+
+// add unpacks one package entry if it is part of a kernel or its
+// module tree.
+func (u *unpacker) add(archName string, regular bool, size int64, body io.Reader) error {
+	name := path.Clean(strings.TrimPrefix(archName, "./"))
+	kver, keep := debWanted(name)
+	if !keep || !regular {
+		return nil
+	}
+	if !filepath.IsLocal(name) {
+		return fmt.Errorf("entry %q leaves the package root", archName)
+	}
+	if u.total += size; u.total > maxUnpacked {
+		return fmt.Errorf("more than %d bytes of kernel and modules: not a kernel package", int64(maxUnpacked))
+	}
+	treeRoot := name[:strings.Index(name, kver)+len(kver)]
+	if strings.HasPrefix(name, "boot/") || name == treeRoot+"/vmlinuz" {
+		// EL keeps the kernel in the module tree (kernel-core's
+		// lib/modules/<kver>/vmlinuz); it is the kernel, not a module.
+		p := filepath.Join(u.dir, "kernel-"+kver)
+		if err := writeUnpacked(p, body); err != nil {
+			return err
+		}
+		u.kernels[kver] = p
+		return nil
+	}
+	if err := writeUnpacked(filepath.Join(u.dir, filepath.FromSlash(name)), body); err != nil {
+		return err
+	}
+	u.trees[kver] = filepath.Join(u.dir, filepath.FromSlash(treeRoot))
+	return nil
+}
+
+// result is the one kernel with a module tree the packages held.
+func (u *unpacker) result(what, hint string) (kernelSource, error) {
 	var kvers []string
-	for k := range kernels {
-		if trees[k] != "" {
+	for k := range u.kernels {
+		if u.trees[k] != "" {
 			kvers = append(kvers, k)
 		}
 	}
 	sort.Strings(kvers)
 	switch len(kvers) {
 	case 1:
-		return kernelSource{modDir: trees[kvers[0]], kernel: kernels[kvers[0]]}, nil
+		return kernelSource{modDir: u.trees[kvers[0]], kernel: u.kernels[kvers[0]]}, nil
 	case 0:
-		return kernelSource{}, withHint(fmt.Errorf("%s: no boot/vmlinuz-<kver> with a lib/modules/<kver> beside it", file),
-			"the package must be the kernel image itself (linux-image-<kver>), not a meta package or headers")
+		return kernelSource{}, withHint(fmt.Errorf("%s: no kernel (boot/vmlinuz-<kver> or lib/modules/<kver>/vmlinuz) with a lib/modules/<kver> beside it", what), "%s", hint)
 	default:
-		return kernelSource{}, fmt.Errorf("%s: several kernels (%s): which one is ambiguous", file, strings.Join(kvers, ", "))
+		return kernelSource{}, fmt.Errorf("%s: several kernels (%s): which one is ambiguous", what, strings.Join(kvers, ", "))
 	}
 }
 

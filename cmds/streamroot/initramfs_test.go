@@ -12,6 +12,7 @@ import (
 	"github.com/streamroot/streamroot/builder"
 	"github.com/streamroot/streamroot/builder/buildertest"
 	"github.com/streamroot/streamroot/pkg/deb/debtest"
+	"github.com/streamroot/streamroot/pkg/rpm/rpmtest"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -191,7 +192,7 @@ func TestInitramfsErrors(t *testing.T) {
 		{"positional", []string{"--kernel-deb", good, "-o", out, "extra"}, 2, "unexpected arguments"},
 		{"missing deb", []string{"--kernel-deb", filepath.Join(dir, "none.deb"), "-o", out}, 1, "no such file"},
 		{"not a deb", []string{"--kernel-deb", notDeb, "-o", out}, 1, "not a Debian package"},
-		{"no kernel in the deb", []string{"--kernel-deb", noKernel, "-o", out}, 1, "no boot/vmlinuz-<kver>"},
+		{"no kernel in the deb", []string{"--kernel-deb", noKernel, "-o", out}, 1, "no kernel (boot/vmlinuz-<kver>"},
 		{"missing init", []string{"--kernel-deb", good, "-o", out, "--init", filepath.Join(dir, "none")}, 1, "-init"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,5 +230,69 @@ func TestDebWanted(t *testing.T) {
 		if ok != tc.ok || (ok && k != tc.kver) {
 			t.Errorf("debWanted(%q) = %q, %v; want %q, %v", tc.name, k, ok, tc.kver, tc.ok)
 		}
+	}
+}
+
+// TestInitramfsFromRPM: EL's split, the kernel and a module in
+// kernel-core, the other module in kernel-modules, .ko.xz, no depmod
+// output.
+func TestInitramfsFromRPM(t *testing.T) {
+	dir := t.TempDir()
+	mods := "./lib/modules/" + testKVer + "/"
+	failover, err := debtest.Compress(".xz", buildertest.Module("depends="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	virtio, err := debtest.Compress(".xz", buildertest.Module("alias=virtio:d00000001v*", "depends=failover"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := rpmtest.Build(".xz", []rpmtest.File{
+		{Name: "./lib/modules/" + testKVer, Dir: true},
+		{Name: mods + "vmlinuz", Data: []byte("bzImage " + testKVer)},
+		{Name: mods + "kernel/net/core/failover.ko.xz", Data: failover},
+		{Name: mods + "modules.builtin", Data: []byte("kernel/fs/squashfs/squashfs.ko\n")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	modules, err := rpmtest.Build(".zst", []rpmtest.File{{Name: mods + "kernel/drivers/net/virtio_net.ko.xz", Data: virtio}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	corePath := writeTestFile(t, filepath.Join(dir, "kernel-core.rpm"), core)
+	modPath := writeTestFile(t, filepath.Join(dir, "kernel-modules.rpm"), modules)
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runCmd(t, append([]string{"initramfs", "--kernel-rpm", corePath, "--kernel-rpm", modPath, "-o", out, "--json"}, baseArgs(t, dir)...)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var res initramfsResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.KVer != testKVer || res.Modules != 2 {
+		t.Errorf("result %+v", res)
+	}
+	if k, _ := os.ReadFile(filepath.Join(out, "vmlinuz")); string(k) != "bzImage "+testKVer {
+		t.Errorf("kernel %q", k)
+	}
+	files := cpioFiles(t, res.Initramfs)
+	if got := string(files["lib/modules/"+testKVer+"/modules.dep"]); got != "kernel/drivers/net/virtio_net.ko: kernel/net/core/failover.ko\nkernel/net/core/failover.ko:\n" {
+		t.Errorf("modules.dep = %q", got)
+	}
+	if _, ok := files["lib/modules/"+testKVer+"/vmlinuz"]; ok {
+		t.Error("the kernel was packed as a module tree file")
+	}
+
+	// kernel-modules alone has no kernel; a .deb is not an RPM.
+	code, _, stderr = runCmd(t, append([]string{"initramfs", "--kernel-rpm", modPath, "-o", out}, baseArgs(t, dir)...)...)
+	if code != 1 || !strings.Contains(stderr, "kernel-core carries the kernel") {
+		t.Errorf("kernel-modules alone: exit %d, %s", code, stderr)
+	}
+	deb := writeDeb(t, dir, "", kernelFiles(t, ""))
+	code, _, stderr = runCmd(t, append([]string{"initramfs", "--kernel-rpm", deb, "-o", out}, baseArgs(t, dir)...)...)
+	if code != 1 || !strings.Contains(stderr, "not an RPM") {
+		t.Errorf("a .deb as --kernel-rpm: exit %d, %s", code, stderr)
 	}
 }
