@@ -19,6 +19,7 @@ func TestArchiveContents(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
 	opts.ManifestDigest = strings.Repeat("ab", 32)
+	opts.ImageURL = "http://10.0.0.1/fdi.iso"
 	var logs bytes.Buffer
 	res, err := Build(opts, testLogger(&logs))
 	if err != nil {
@@ -86,6 +87,7 @@ func TestArchiveContents(t *testing.T) {
 		{name: "sbin/modprobe", mode: cpio.S_IFLNK | 0o777, content: []byte("../bin/busybox"), checkContent: true},
 		{name: "etc/ssl/certs/ca-certificates.crt", mode: cpio.S_IFREG | 0o644},
 		{name: "etc/streamroot/manifest.sha256", mode: cpio.S_IFREG | 0o644, content: []byte(opts.ManifestDigest + "\n"), checkContent: true},
+		{name: "etc/streamroot/image-url", mode: cpio.S_IFREG | 0o644, content: []byte("http://10.0.0.1/fdi.iso\n"), checkContent: true},
 		{name: "lib/modules/" + testKver + "/kernel/fs/squashfs/squashfs.ko", mode: cpio.S_IFREG | 0o644,
 			content: moduleBody("squashfs"), checkContent: true},
 		{name: "lib/modules/" + testKver + "/kernel/drivers/net/virtio_net.ko", mode: cpio.S_IFREG | 0o644,
@@ -400,6 +402,15 @@ func TestParseFlags(t *testing.T) {
 		{name: "short digest", args: []string{"-init", "i", "-kver", "k", "-manifest-digest", "abcd", "-o", "out"}, wantErr: "64 hex digits"},
 		{name: "stray argument", args: []string{"-init", "i", "-kver", "k", "-o", "out", "extra"}, wantErr: "unexpected arguments"},
 		{name: "bad kver", args: []string{"-init", "i", "-kver", "../x", "-o", "out"}, wantErr: "not a kernel version"},
+		{name: "image url", args: []string{"-init", "i", "-kver", "k", "-image-url", "https://boot.example/fdi.iso", "-o", "out"},
+			check: func(t *testing.T, o Options) {
+				if o.ImageURL != "https://boot.example/fdi.iso" {
+					t.Errorf("image url %q", o.ImageURL)
+				}
+			}},
+		{name: "image url scheme", args: []string{"-init", "i", "-kver", "k", "-image-url", "/fdi.iso", "-o", "out"}, wantErr: "http:// or https://"},
+		{name: "image url space", args: []string{"-init", "i", "-kver", "k", "-image-url", "http://x/a b", "-o", "out"}, wantErr: "spaces"},
+		{name: "image url host", args: []string{"-init", "i", "-kver", "k", "-image-url", "http:///x", "-o", "out"}, wantErr: "no host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, _, err := ParseFlags(tc.args, env(tc.env), new(bytes.Buffer))
