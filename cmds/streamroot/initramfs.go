@@ -14,7 +14,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/atomicfile"
 )
 
-const initramfsUsage = `Usage: streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE | --kernel-rpm FILE... | --from-iso ISO) -o DIR
+const initramfsUsage = `Usage: streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE | --kernel-rpm FILE... | --from-iso ISO|URL) -o DIR
        [--kernel-name vmlinuz] [--initramfs-name initramfs.img] [--init PATH]
        [--shell PATH|none] [--ca FILE|none] [--extra-ca FILES] [--nic LIST] [--add-modules LIST]
        [--compress zstd|xz|gzip|none] [--manifest-digest HEX] [--image-url URL] [--json] [-v]
@@ -31,7 +31,8 @@ The kernel and its modules come from one source:
   --kernel-rpm FILE  EL kernel packages (repeat the flag or separate with commas:
                      kernel-core with kernel-modules): the kernel
                      (lib/modules/<kver>/vmlinuz) and modules, read without rpm
-  --from-iso ISO     a live ISO (the Foreman Discovery Image): its kernel
+  --from-iso ISO|URL a live ISO (the Foreman Discovery Image), a file or an
+                     http(s) URL read by Range requests: its kernel
                      (isolinux/vmlinuz0, images/pxeboot/vmlinuz, ...), and
                      that release's modules from its root, LiveOS/squashfs.img
                      or the ext4 LiveOS/rootfs.img inside it
@@ -64,13 +65,13 @@ type initramfsResult struct {
 	ImageURL  string `json:"image_url,omitempty"`
 }
 
-func runInitramfs(_ context.Context, e *env, args []string) error {
+func runInitramfs(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("initramfs", initramfsUsage)
 	var (
 		modDir      = fs.String("modules", "", "kernel module tree lib/modules/<kver> (the source: one of --modules, --kernel-deb, --from-iso)")
 		kernelFile  = fs.String("kernel", "", "with --modules: the kernel to copy to DIR/vmlinuz")
 		debFile     = fs.String("kernel-deb", "", "Debian kernel package (.deb) to take the kernel and modules from")
-		isoFile     = fs.String("from-iso", "", "live ISO to take the kernel and its modules from")
+		isoFile     = fs.String("from-iso", "", "live ISO (a file or an http(s) URL) to take the kernel and its modules from")
 		rpmFiles    listFlag
 		outDir      = fs.String("o", "", "output directory (required)")
 		kernelName  = fs.String("kernel-name", "vmlinuz", "file name of the kernel in DIR")
@@ -162,7 +163,7 @@ func runInitramfs(_ context.Context, e *env, args []string) error {
 		case *debFile != "":
 			src, err = fromDeb(*debFile, tmp)
 		case *isoFile != "":
-			src, err = fromISO(*isoFile, tmp)
+			src, err = fromISO(ctx, e, *isoFile, tmp)
 		default:
 			src, err = fromRPM(rpmFiles, tmp)
 		}

@@ -1,20 +1,33 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/streamroot/streamroot/pkg/bzimage"
 	"github.com/streamroot/streamroot/pkg/ext4"
+	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/isoread"
 	"github.com/streamroot/streamroot/pkg/squashfs"
+)
+
+// An ISO read over HTTP: 1 MiB Range requests (a module tree is read
+// mostly in order), at most 64 MiB of them kept, and how long a read may
+// make no progress.
+const (
+	isoBlock  = 1 << 20
+	isoBudget = 64 << 20
+	isoStall  = 60 * time.Second
 )
 
 // isoKernelDirs are where live and install ISOs keep the kernel, in the
@@ -141,20 +154,37 @@ func (t ext4Tree) open(n treeNode) (io.ReaderAt, int64, error) {
 	return f, f.Size(), nil
 }
 
-// fromISO takes the kernel out of an ISO and the module tree of its
-// release out of the ISO's root (LiveOS/squashfs.img, and the ext4
-// LiveOS/rootfs.img inside it when there is one), into dir.
-func fromISO(file, dir string) (kernelSource, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return kernelSource{}, fmt.Errorf("--from-iso: %w", err)
+// fromISO takes the kernel out of an ISO (a file, or an http(s) URL read
+// by Range requests) and the module tree of its release out of the
+// ISO's root (LiveOS/squashfs.img, and the ext4 LiveOS/rootfs.img inside
+// it when there is one), into dir.
+func fromISO(ctx context.Context, e *env, file, dir string) (kernelSource, error) {
+	var ra io.ReaderAt
+	var size int64
+	if isHTTP(file) {
+		stall := isoStall
+		if e.stall > 0 {
+			stall = e.stall
+		}
+		hs, err := openURL(ctx, file, httpsrc.Options{Stall: stall, Proxy: http.ProxyFromEnvironment})
+		if err != nil {
+			return kernelSource{}, err
+		}
+		file = hs.URL // no password in messages
+		ra, size = hs.BlockReader(ctx, isoBlock, isoBudget), hs.Size
+	} else {
+		f, err := os.Open(file)
+		if err != nil {
+			return kernelSource{}, fmt.Errorf("--from-iso: %w", err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return kernelSource{}, err
+		}
+		ra, size = f, st.Size()
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return kernelSource{}, err
-	}
-	im, err := isoread.Open(f, st.Size())
+	im, err := isoread.Open(ra, size)
 	if err != nil {
 		return kernelSource{}, withHint(fmt.Errorf("%s: %w", file, err), "give the live ISO itself (the Foreman Discovery Image's fdi-*.iso)")
 	}

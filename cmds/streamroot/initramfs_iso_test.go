@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,5 +156,24 @@ func TestInitramfsFromISOErrors(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want 1 and %q", code, stdout, stderr, tc.err)
 			}
 		})
+	}
+}
+
+// TestInitramfsFromISOURL reads the ISO from an HTTP server by Range
+// requests, as from a file.
+func TestInitramfsFromISOURL(t *testing.T) {
+	dir := t.TempDir()
+	var root []squashtest.File
+	for p, b := range isoModules(t) {
+		root = append(root, squashtest.File{Path: "lib/modules/" + testKVer + "/" + p, Data: b})
+	}
+	liveISO(t, dir, root, testKVer)
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer srv.Close()
+	checkISOBuild(t, srv.URL+"/fdi.iso", t.TempDir())
+
+	code, _, stderr := runCmd(t, append([]string{"initramfs", "--from-iso", srv.URL + "/none.iso", "-o", filepath.Join(dir, "out")}, baseArgs(t, dir)...)...)
+	if code != 1 || !strings.Contains(stderr, "404") {
+		t.Errorf("missing URL: exit %d, %s", code, stderr)
 	}
 }
