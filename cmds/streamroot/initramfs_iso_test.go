@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -60,18 +59,7 @@ func liveISO(t *testing.T, dir string, root []squashtest.File, kernelRel string)
 func checkISOBuild(t *testing.T, iso, dir string) {
 	t.Helper()
 	out := filepath.Join(dir, "out")
-	args := append([]string{"initramfs", "--from-iso", iso, "-o", out, "--json", "--kernel-name", "vmlinuz0", "--initramfs-name", "initrd0.img"}, baseArgs(t, dir)...)
-	code, stdout, stderr := runCmd(t, args...)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	var res initramfsResult
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
-		t.Fatal(err)
-	}
-	if res.KVer != testKVer || res.Modules != 2 {
-		t.Errorf("result %+v", res)
-	}
+	buildJSON(t, append([]string{"--from-iso", iso, "-o", out, "--kernel-name", "vmlinuz0", "--initramfs-name", "initrd0.img"}, baseArgs(t, dir)...)...)
 	if k, _ := os.ReadFile(filepath.Join(out, "vmlinuz0")); string(k) != string(fakeBzImage(testKVer)) {
 		t.Error("vmlinuz0 is not the ISO's kernel")
 	}
@@ -80,7 +68,7 @@ func checkISOBuild(t *testing.T, iso, dir string) {
 	if got := string(files[base+"kernel/net/core/failover.ko"]); got != string(buildertest.Module()) {
 		t.Errorf("failover.ko: %d bytes, not the module decompressed byte for byte", len(got))
 	}
-	if got := string(files[base+"modules.dep"]); got != "kernel/drivers/net/virtio_net.ko: kernel/net/core/failover.ko\nkernel/net/core/failover.ko:\n" {
+	if got := string(files[base+"modules.dep"]); got != wantDep {
 		t.Errorf("modules.dep = %q", got)
 	}
 }

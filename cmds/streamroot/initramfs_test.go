@@ -93,6 +93,28 @@ func baseArgs(t *testing.T, dir string) []string {
 	return []string{"--init", init, "--nic", "virtio_net", "--add-modules", "squashfs", "--ca", "none", "--compress", "none"}
 }
 
+// wantDep is modules.dep of the test kernel's two modules, computed:
+// virtio_net needs failover.
+const wantDep = "kernel/drivers/net/virtio_net.ko: kernel/net/core/failover.ko\nkernel/net/core/failover.ko:\n"
+
+// buildJSON runs a successful `streamroot initramfs ... --json` of the
+// test kernel's two modules and returns its result.
+func buildJSON(t *testing.T, args ...string) initramfsResult {
+	t.Helper()
+	code, stdout, stderr := runCmd(t, append(append([]string{"initramfs"}, args...), "--json")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var res initramfsResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("stdout %q: %v", stdout, err)
+	}
+	if res.KVer != testKVer || res.Modules != 2 {
+		t.Errorf("result %+v: want kver %s and 2 modules", res, testKVer)
+	}
+	return res
+}
+
 func TestInitramfsFromDeb(t *testing.T) {
 	for _, tc := range []struct{ suffix, prefix string }{{".xz", ""}, {".zst", "usr/"}, {".gz", ""}} {
 		t.Run("data.tar"+tc.suffix+"/"+tc.prefix, func(t *testing.T) {
@@ -263,22 +285,12 @@ func TestInitramfsFromRPM(t *testing.T) {
 	corePath := writeTestFile(t, filepath.Join(dir, "kernel-core.rpm"), core)
 	modPath := writeTestFile(t, filepath.Join(dir, "kernel-modules.rpm"), modules)
 	out := filepath.Join(dir, "out")
-	code, stdout, stderr := runCmd(t, append([]string{"initramfs", "--kernel-rpm", corePath, "--kernel-rpm", modPath, "-o", out, "--json"}, baseArgs(t, dir)...)...)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	var res initramfsResult
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
-		t.Fatal(err)
-	}
-	if res.KVer != testKVer || res.Modules != 2 {
-		t.Errorf("result %+v", res)
-	}
+	res := buildJSON(t, append([]string{"--kernel-rpm", corePath, "--kernel-rpm", modPath, "-o", out}, baseArgs(t, dir)...)...)
 	if k, _ := os.ReadFile(filepath.Join(out, "vmlinuz")); string(k) != "bzImage "+testKVer {
 		t.Errorf("kernel %q", k)
 	}
 	files := cpioFiles(t, res.Initramfs)
-	if got := string(files["lib/modules/"+testKVer+"/modules.dep"]); got != "kernel/drivers/net/virtio_net.ko: kernel/net/core/failover.ko\nkernel/net/core/failover.ko:\n" {
+	if got := string(files["lib/modules/"+testKVer+"/modules.dep"]); got != wantDep {
 		t.Errorf("modules.dep = %q", got)
 	}
 	if _, ok := files["lib/modules/"+testKVer+"/vmlinuz"]; ok {
@@ -286,7 +298,7 @@ func TestInitramfsFromRPM(t *testing.T) {
 	}
 
 	// kernel-modules alone has no kernel; a .deb is not an RPM.
-	code, _, stderr = runCmd(t, append([]string{"initramfs", "--kernel-rpm", modPath, "-o", out}, baseArgs(t, dir)...)...)
+	code, _, stderr := runCmd(t, append([]string{"initramfs", "--kernel-rpm", modPath, "-o", out}, baseArgs(t, dir)...)...)
 	if code != 1 || !strings.Contains(stderr, "kernel-core carries the kernel") {
 		t.Errorf("kernel-modules alone: exit %d, %s", code, stderr)
 	}

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/streamroot/streamroot/pkg/pathwalk"
 	"github.com/streamroot/streamroot/pkg/readat"
 )
 
@@ -45,9 +46,7 @@ const (
 	flagExtents = 0x80000    // blocks mapped by an extent tree
 	flagInline  = 0x10000000 // data in the inode
 
-	maxHops  = 40  // symlinks one lookup follows, as Linux does
-	maxSteps = 256 // components one lookup walks
-	maxLink  = 4096
+	maxLink = 4096
 	// maxExtents bounds one file's extent list: a module is a few MiB
 	// in a few extents; a tree that claims millions is corrupt.
 	maxExtents = 1 << 16
@@ -471,59 +470,38 @@ func (f *FS) Lookup(p string) (Inode, error) {
 	if err != nil {
 		return root, err
 	}
-	stack := []Inode{root}
-	parts := split(p)
-	for steps, hops := 0, 0; len(parts) > 0; {
-		if steps++; steps > maxSteps {
-			return root, fmt.Errorf("%s: resolving it walks more than %d components", p, maxSteps)
-		}
-		name := parts[0]
-		parts = parts[1:]
-		switch name {
-		case ".":
-			continue
-		case "..":
-			if len(stack) > 1 {
-				stack = stack[:len(stack)-1]
-			}
-			continue
-		}
-		cur := stack[len(stack)-1]
-		if !cur.IsDir() {
-			return root, fmt.Errorf("%s: a component is not a directory", p)
-		}
-		ents, err := f.ReadDir(cur)
-		if err != nil {
-			return root, err
-		}
-		i := slices.IndexFunc(ents, func(e Entry) bool { return e.Name == name })
-		if i < 0 {
-			return root, fmt.Errorf("%s: %w", p, ErrNotFound)
-		}
-		in, err := f.Inode(ents[i])
-		if err != nil {
-			return root, err
-		}
-		if !in.IsSymlink() {
-			stack = append(stack, in)
-			continue
-		}
-		if hops++; hops > maxHops {
-			return root, fmt.Errorf("%s: more than %d symlinks", p, maxHops)
-		}
-		target, err := f.Readlink(in)
-		if err != nil {
-			return root, err
-		}
-		if path.IsAbs(target) {
-			stack = stack[:1]
-		}
-		parts = append(split(target), parts...)
-	}
-	return stack[len(stack)-1], nil
+	return pathwalk.Resolve[Inode](walker{f, p}, root, p)
 }
 
-// split is p's non-empty components, "." and ".." kept.
-func split(p string) []string {
-	return slices.DeleteFunc(strings.Split(p, "/"), func(s string) bool { return s == "" })
+// walker is the ext4 side of a pathwalk: p is the path looked up.
+type walker struct {
+	f *FS
+	p string
+}
+
+func (w walker) Child(dir Inode, name, walked string) (Inode, error) {
+	if !dir.IsDir() {
+		return Inode{}, fmt.Errorf("%s: %s is not a directory", w.p, path.Dir(walked))
+	}
+	ents, err := w.f.ReadDir(dir)
+	if err != nil {
+		return Inode{}, err
+	}
+	i := slices.IndexFunc(ents, func(e Entry) bool { return e.Name == name })
+	if i < 0 {
+		return Inode{}, fmt.Errorf("%s: %w", w.p, ErrNotFound)
+	}
+	in, err := w.f.Inode(ents[i])
+	if err != nil {
+		return in, fmt.Errorf("%s: %w", walked, err)
+	}
+	return in, nil
+}
+
+func (w walker) Link(in Inode) (string, bool, error) {
+	if !in.IsSymlink() {
+		return "", false, nil
+	}
+	t, err := w.f.Readlink(in)
+	return t, true, err
 }

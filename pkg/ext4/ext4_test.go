@@ -91,19 +91,11 @@ func readFile(t *testing.T, f *FS, p string) []byte {
 	if err != nil {
 		t.Fatalf("%s: %v", p, err)
 	}
-	var out []byte
-	buf := make([]byte, 777)
-	for off := int64(0); ; {
-		n, err := fl.ReadAt(buf, off)
-		out = append(out, buf[:n]...)
-		off += int64(n)
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("%s at %d: %v", p, off, err)
-		}
+	out, err := io.ReadAll(io.NewSectionReader(fl, 0, fl.Size()))
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
 	}
+	return out
 }
 
 // checkTree reads everything treeFiles wrote back through the image.

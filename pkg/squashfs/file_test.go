@@ -13,7 +13,8 @@ import (
 	"github.com/streamroot/streamroot/pkg/squashfs/squashtest"
 )
 
-// readAll reads a file's content through Open with odd-sized reads.
+// readAll reads a file's content through Open (io.ReadAll's growing
+// reads cross block boundaries at odd offsets).
 func readAll(t *testing.T, s *squashfs.FS, p string) []byte {
 	t.Helper()
 	in, err := s.Lookup(p)
@@ -24,18 +25,9 @@ func readAll(t *testing.T, s *squashfs.FS, p string) []byte {
 	if err != nil {
 		t.Fatalf("%s: %v", p, err)
 	}
-	var out []byte
-	buf := make([]byte, 1000)
-	for off := int64(0); ; {
-		n, err := f.ReadAt(buf, off)
-		out = append(out, buf[:n]...)
-		off += int64(n)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s at %d: %v", p, off, err)
-		}
+	out, err := io.ReadAll(io.NewSectionReader(f, 0, f.Size()))
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
 	}
 	return out
 }

@@ -21,11 +21,10 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"path"
 	"slices"
-	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/streamroot/streamroot/pkg/pathwalk"
 	"github.com/streamroot/streamroot/pkg/readat"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
@@ -37,8 +36,6 @@ const (
 	sqFlagCompOp = 0x0400 // compressor options follow the superblock
 	sqNameMax    = 256    // SQUASHFS_NAME_LEN: the kernel refuses longer names
 	sqLinkMax    = 4096   // PATH_MAX: the longest symlink target a lookup follows
-	sqMaxHops    = 40     // symlinks one lookup follows, as Linux does
-	sqMaxSteps   = 256    // components one lookup walks (real paths take a few)
 )
 
 // Super is the 96-byte squashfs superblock, in disk order.
@@ -426,62 +423,32 @@ func (s *FS) Lookup(p string) (Inode, error) {
 	if err != nil {
 		return root, err
 	}
-	stack := []Inode{root} // the directories from the root to where the walk is
-	var names []string     // their names, for messages
-	parts := splitPath(path.Clean("/" + p))
-	for steps, hops := 0, 0; len(parts) > 0; {
-		if steps++; steps > sqMaxSteps {
-			return root, fmt.Errorf("%s: resolving it walks more than %d components", p, sqMaxSteps)
-		}
-		name := parts[0]
-		parts = parts[1:]
-		switch name {
-		case ".":
-			continue
-		case "..":
-			if len(stack) > 1 {
-				stack, names = stack[:len(stack)-1], names[:len(names)-1]
-			}
-			continue
-		}
-		walked := path.Join(append(slices.Clone(names), name)...)
-		ents, err := s.ReadDir(stack[len(stack)-1])
-		if err != nil {
-			return root, err
-		}
-		i := slices.IndexFunc(ents, func(e Entry) bool { return e.Name == name })
-		if i < 0 {
-			return root, fmt.Errorf("%s: %w", p, ErrNotFound)
-		}
-		in, err := s.inode(ents[i].ref)
-		if err != nil {
-			return in, fmt.Errorf("%s: %w", walked, err)
-		}
-		if in.typ != 3 && in.typ != 10 {
-			stack, names = append(stack, in), append(names, name)
-			continue
-		}
-		if hops++; hops > sqMaxHops {
-			return in, fmt.Errorf("%s: more than %d symlinks", p, sqMaxHops)
-		}
-		if path.IsAbs(in.target) {
-			stack, names = stack[:1], nil
-		}
-		parts = append(splitPath(in.target), parts...)
-	}
-	return stack[len(stack)-1], nil
+	return pathwalk.Resolve[Inode](walker{s, p}, root, p)
 }
 
-// splitPath is p's non-empty components, ".." and "." kept.
-func splitPath(p string) []string {
-	var out []string
-	for part := range strings.SplitSeq(p, "/") {
-		if part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
+// walker is the squashfs side of a pathwalk: p is the path looked up.
+type walker struct {
+	s *FS
+	p string
 }
+
+func (w walker) Child(dir Inode, name, walked string) (Inode, error) {
+	ents, err := w.s.ReadDir(dir)
+	if err != nil {
+		return Inode{}, err
+	}
+	i := slices.IndexFunc(ents, func(e Entry) bool { return e.Name == name })
+	if i < 0 {
+		return Inode{}, fmt.Errorf("%s: %w", w.p, ErrNotFound)
+	}
+	in, err := w.s.inode(ents[i].ref)
+	if err != nil {
+		return in, fmt.Errorf("%s: %w", walked, err)
+	}
+	return in, nil
+}
+
+func (walker) Link(in Inode) (string, bool, error) { return in.target, in.IsSymlink(), nil }
 
 // ErrNotFound means a path Lookup walked does not exist.
 var ErrNotFound = errors.New("not found")
