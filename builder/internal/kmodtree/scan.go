@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -49,11 +51,7 @@ func Scan(dir string) (*Tree, error) {
 		if _, dup := mods[name]; dup {
 			return nil
 		}
-		b, err := readModuleFile(p)
-		if err != nil {
-			return err
-		}
-		mi, err := Modinfo(b)
+		mi, err := scanModinfo(p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
@@ -149,11 +147,32 @@ func isModuleFile(name string) bool {
 // maxModinfo bounds the .modinfo section: real ones are a few KiB.
 const maxModinfo = 1 << 20
 
+// scanModinfo reads the .modinfo of the module file p: a plain .ko
+// through its section headers only (a kernel's modules are hundreds of
+// MiB, their .modinfo a few KiB each), a compressed one whole.
+func scanModinfo(p string) ([][2]string, error) {
+	if strings.HasSuffix(p, ".ko") {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return modinfo(f)
+	}
+	b, err := readModuleFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return Modinfo(b)
+}
+
 // Modinfo returns the key=value records of a module's .modinfo section,
 // in file order (a key such as alias repeats). b is the uncompressed
 // module; it is untrusted input (a package from anywhere).
-func Modinfo(b []byte) ([][2]string, error) {
-	f, err := elf.NewFile(bytes.NewReader(b))
+func Modinfo(b []byte) ([][2]string, error) { return modinfo(bytes.NewReader(b)) }
+
+func modinfo(r io.ReaderAt) ([][2]string, error) {
+	f, err := elf.NewFile(r)
 	if err != nil {
 		return nil, fmt.Errorf("not an ELF module: %w", err)
 	}
