@@ -165,3 +165,68 @@ func TestInitramfsFromISOURL(t *testing.T) {
 		t.Errorf("missing URL: exit %d, %s", code, stderr)
 	}
 }
+
+// TestInitramfsFromISOUnprivileged runs the built binary as nobody with
+// an empty PATH on a live ISO: no root, no mount, no other program.
+// It needs root to drop to nobody (setpriv), so it runs where make test
+// runs the unit tests as root, and is skipped elsewhere.
+func TestInitramfsFromISOUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the binary as nobody")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("no setpriv")
+	}
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	work, err := os.MkdirTemp("", "streamroot-unpriv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	if err := os.Chmod(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(work, "streamroot")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	var root []squashtest.File
+	for p, b := range isoModules(t) {
+		root = append(root, squashtest.File{Path: "usr/lib/modules/" + testKVer + "/" + p, Data: b})
+	}
+	root = append(root, squashtest.File{Path: "lib", Link: "usr/lib"})
+	iso := liveISO(t, work, root, testKVer)
+	writeTestFile(t, filepath.Join(work, initName), buildertest.ELF("", "init"))
+	for _, p := range []string{iso, filepath.Join(work, initName)} {
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, tmp := filepath.Join(work, "out"), filepath.Join(work, "tmp")
+	for _, d := range []string{out, tmp} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		bin, "initramfs", "--from-iso", iso, "-o", out, "--ca", "none", "--nic", "virtio_net", "--add-modules", "squashfs")
+	cmd.Env = []string{"PATH=", "HOME=/nonexistent", "TMPDIR=" + tmp}
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as nobody, PATH empty: %v\n%s", err, b)
+	}
+	for _, f := range []string{"vmlinuz", "initramfs.img"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("%d entries left in TMPDIR", len(left))
+	}
+}
