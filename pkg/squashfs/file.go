@@ -19,25 +19,35 @@ func (s *FS) Inode(e Entry) (Inode, error) { return s.inode(e.ref) }
 
 // File is a regular file's content as an io.ReaderAt: every data block
 // (compressed, stored or sparse) and the fragment tail, decompressed on
-// demand. The last block read is kept, so a sequential reader (a
-// filesystem image read through it) decompresses each block once.
+// demand. The blocks read last are kept (up to cacheBytes), so a
+// filesystem image read through it (an ext4 rootfs.img, whose inode
+// tables and file data alternate) decompresses each block about once.
 type File struct {
 	s      *FS
 	in     Inode
 	starts []uint64 // on-disk position of each block
 	words  []uint32 // each block's size word
 
-	mu       sync.Mutex
-	cacheIdx int // block in cache, -1 none; len(words) is the fragment
-	cache    []byte
+	mu    sync.Mutex
+	cache []cachedBlock // most recent first
 }
+
+// cachedBlock is one decompressed block; idx len(words) is the fragment.
+type cachedBlock struct {
+	idx  int
+	data []byte
+}
+
+// cacheBytes bounds a File's decompressed blocks kept: 16 MiB is 128
+// blocks of mksquashfs's default 128 KiB, 16 of the largest, 1 MiB.
+const cacheBytes = 16 << 20
 
 // Open returns the content of a regular file inode.
 func (s *FS) Open(in Inode) (*File, error) {
 	if !in.IsRegular() {
 		return nil, errors.New("not a regular file")
 	}
-	f := &File{s: s, in: in, cacheIdx: -1}
+	f := &File{s: s, in: in}
 	c := in.list
 	pos := in.blocksAt
 	for i := range in.blocks {
@@ -93,8 +103,12 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 // block returns data block idx decompressed, or the fragment tail when
 // idx is past the full blocks.
 func (f *File) block(idx int) ([]byte, error) {
-	if idx == f.cacheIdx {
-		return f.cache, nil
+	for i, c := range f.cache {
+		if c.idx == idx {
+			copy(f.cache[1:i+1], f.cache[:i])
+			f.cache[0] = c
+			return c.data, nil
+		}
 	}
 	bs := int(f.s.sb.BlockSize)
 	var data []byte
@@ -134,6 +148,9 @@ func (f *File) block(idx int) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("block %d of a file of %d", idx, len(f.words))
 	}
-	f.cacheIdx, f.cache = idx, data
+	f.cache = append([]cachedBlock{{idx, data}}, f.cache...)
+	if n := cacheBytes / max(bs, 1); len(f.cache) > n {
+		f.cache = f.cache[:n]
+	}
 	return data, nil
 }

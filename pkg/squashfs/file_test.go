@@ -74,6 +74,9 @@ func TestOpenMksquashfs(t *testing.T) {
 		files["lib/modules/1.0/kernel/a.ko"][i] = byte(rnd.IntN(4))
 	}
 	copy(files["holes"][390000:], "end")
+	for i := 100000; i < 200000; i++ {
+		files["holes"][i] = byte(i / 7)
+	}
 	for p, b := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
 			t.Fatal(err)
@@ -101,10 +104,29 @@ func TestOpenMksquashfs(t *testing.T) {
 					t.Errorf("%s: read %d bytes, not its %d", p, len(got), len(want))
 				}
 			}
+			// Random reads across blocks, as ext4 through the file does:
+			// the block cache must hand back the right block each time.
+			in, err := s.Lookup("holes")
+			if err != nil {
+				t.Fatal(err)
+			}
+			hf, err := s.Open(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := files["holes"]
+			buf := make([]byte, 3000)
+			for range 200 {
+				off := rnd.Int64N(int64(len(want)))
+				n, err := hf.ReadAt(buf, off)
+				if (err != nil && err != io.EOF) || !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
+					t.Fatalf("ReadAt(%d) = %d, %v: wrong bytes", off, n, err)
+				}
+			}
 			if got := readAll(t, s, "usrlib/modules/1.0/modules.dep"); string(got) != "kernel/a.ko:\n" {
 				t.Errorf("through the symlink: %q", got)
 			}
-			in, _ := s.Lookup("lib/modules/1.0")
+			in, _ = s.Lookup("lib/modules/1.0")
 			ents, err := s.ReadDir(in)
 			if err != nil || len(ents) != 2 {
 				t.Fatalf("ReadDir = %v, %v", ents, err)
