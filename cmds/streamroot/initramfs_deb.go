@@ -76,7 +76,7 @@ func newUnpacker(dir string) *unpacker {
 // module tree.
 func (u *unpacker) add(archName string, regular bool, size int64, body io.Reader) error {
 	name := path.Clean(strings.TrimPrefix(archName, "./"))
-	kver, keep := debWanted(name)
+	kver, treeRoot, keep := debWanted(name)
 	if !keep || !regular {
 		return nil
 	}
@@ -86,8 +86,7 @@ func (u *unpacker) add(archName string, regular bool, size int64, body io.Reader
 	if u.total += size; u.total > maxUnpacked {
 		return fmt.Errorf("more than %d bytes of kernel and modules: not a kernel package", int64(maxUnpacked))
 	}
-	treeRoot := name[:strings.Index(name, kver)+len(kver)]
-	if strings.HasPrefix(name, "boot/") || name == treeRoot+"/vmlinuz" {
+	if treeRoot == "" || name == treeRoot+"/vmlinuz" {
 		// EL keeps the kernel in the module tree (kernel-core's
 		// lib/modules/<kver>/vmlinuz); it is the kernel, not a module.
 		p := filepath.Join(u.dir, "kernel-"+kver)
@@ -124,18 +123,18 @@ func (u *unpacker) result(what, hint string) (kernelSource, error) {
 }
 
 // debWanted says whether a package path is part of the kernel or its
-// module tree, and for which release.
-func debWanted(name string) (kver string, ok bool) {
+// module tree, for which release, and the tree's root path.
+func debWanted(name string) (kver, treeRoot string, ok bool) {
 	if k, ok := strings.CutPrefix(name, "boot/vmlinuz-"); ok && !strings.Contains(k, "/") {
-		return k, validKVer(k)
+		return k, "", validKVer(k)
 	}
 	for _, pre := range []string{"lib/modules/", "usr/lib/modules/"} {
 		if rest, ok := strings.CutPrefix(name, pre); ok {
 			k, _, ok := strings.Cut(rest, "/")
-			return k, ok && validKVer(k)
+			return k, pre + k, ok && validKVer(k)
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 // validKVer rejects what cannot be a kernel release directory name.

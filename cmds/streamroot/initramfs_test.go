@@ -236,21 +236,22 @@ func TestInitramfsErrors(t *testing.T) {
 
 func TestDebWanted(t *testing.T) {
 	for _, tc := range []struct {
-		name, kver string
-		ok         bool
+		name, kver, root string
+		ok               bool
 	}{
-		{"boot/vmlinuz-6.1.0-47-amd64", "6.1.0-47-amd64", true},
-		{"lib/modules/6.1.0-47-amd64/kernel/a.ko", "6.1.0-47-amd64", true},
-		{"usr/lib/modules/6.9/modules.builtin", "6.9", true},
-		{"boot/config-6.1.0-47-amd64", "", false},
-		{"boot/vmlinuz-x/y", "", false},
-		{"lib/modules/6.1", "", false},
-		{"lib/modules/../x/y", "", false},
-		{"usr/share/doc/a", "", false},
+		{"boot/vmlinuz-6.1.0-47-amd64", "6.1.0-47-amd64", "", true},
+		{"lib/modules/6.1.0-47-amd64/kernel/a.ko", "6.1.0-47-amd64", "lib/modules/6.1.0-47-amd64", true},
+		{"usr/lib/modules/6.9/modules.builtin", "6.9", "usr/lib/modules/6.9", true},
+		{"lib/modules/modules/kernel/a.ko", "modules", "lib/modules/modules", true},
+		{"boot/config-6.1.0-47-amd64", "", "", false},
+		{"boot/vmlinuz-x/y", "", "", false},
+		{"lib/modules/6.1", "", "", false},
+		{"lib/modules/../x/y", "", "", false},
+		{"usr/share/doc/a", "", "", false},
 	} {
-		k, ok := debWanted(tc.name)
-		if ok != tc.ok || (ok && k != tc.kver) {
-			t.Errorf("debWanted(%q) = %q, %v; want %q, %v", tc.name, k, ok, tc.kver, tc.ok)
+		k, root, ok := debWanted(tc.name)
+		if ok != tc.ok || (ok && (k != tc.kver || root != tc.root)) {
+			t.Errorf("debWanted(%q) = %q, %q, %v; want %q, %q, %v", tc.name, k, root, ok, tc.kver, tc.root, tc.ok)
 		}
 	}
 }

@@ -36,6 +36,7 @@ const (
 	magic       = 0xEF53
 	rootInode   = 2
 
+	incompatMetaBG  = 0x10
 	incompat64Bit   = 0x80
 	incompatExtents = 0x40
 	incompatInline  = 0x8000
@@ -66,7 +67,11 @@ type FS struct {
 	perGroup  uint32
 	inodeSize int64
 	descSize  int64
-	descAt    int64 // position of the group descriptor table
+	descAt    int64  // position of the group descriptor table
+	firstData int64  // s_first_data_block
+	perGroupB int64  // blocks per group
+	firstMeta uint32 // meta_bg: the first descriptor block moved to its group
+	sparse    bool   // sparse_super: superblock copies only in groups 0, 1, powers of 3, 5, 7
 	groups    uint32
 	incompat  uint32
 }
@@ -115,8 +120,14 @@ func New(r io.ReaderAt) (*FS, error) {
 		return nil, errors.New("no inodes")
 	}
 	f.groups = (f.inodes + f.perGroup - 1) / f.perGroup
-	first := int64(le.Uint32(sb[20:])) // 1 with 1 KiB blocks, else 0
-	f.descAt = (first + 1) * f.blockSize
+	f.firstData = int64(le.Uint32(sb[20:])) // 1 with 1 KiB blocks, else 0
+	f.descAt = (f.firstData + 1) * f.blockSize
+	f.perGroupB = int64(le.Uint32(sb[32:]))
+	f.firstMeta = le.Uint32(sb[0x104:])
+	f.sparse = le.Uint32(sb[100:])&1 != 0
+	if f.perGroupB == 0 {
+		return nil, errors.New("no blocks per group")
+	}
 	return f, nil
 }
 
@@ -156,7 +167,7 @@ func (f *FS) inode(n uint32) (Inode, error) {
 		return Inode{}, fmt.Errorf("inode %d: group %d of %d", n, g, f.groups)
 	}
 	desc := make([]byte, f.descSize)
-	if err := f.readAt(desc, f.descAt+int64(g)*f.descSize); err != nil {
+	if err := f.readAt(desc, f.descPos(g)); err != nil {
 		return Inode{}, fmt.Errorf("group %d descriptor: %w", g, err)
 	}
 	le := binary.LittleEndian
@@ -182,6 +193,40 @@ func (f *FS) inode(n uint32) (Inode, error) {
 		}
 	}
 	return in, nil
+}
+
+// descPos is where group g's descriptor is: in the table after the
+// superblock, or, with meta_bg, in the first block group of its
+// "meta group" (after that group's superblock copy, if it has one).
+func (f *FS) descPos(g uint32) int64 {
+	perBlock := uint32(f.blockSize / f.descSize)
+	mg := g / perBlock
+	if f.incompat&incompatMetaBG == 0 || mg < f.firstMeta {
+		return f.descAt + int64(g)*f.descSize
+	}
+	first := mg * perBlock
+	block := f.firstData + int64(first)*f.perGroupB
+	if f.hasSuper(first) {
+		block++
+	}
+	return block*f.blockSize + int64(g%perBlock)*f.descSize
+}
+
+// hasSuper says whether group g holds a superblock copy.
+func (f *FS) hasSuper(g uint32) bool {
+	if !f.sparse || g <= 1 {
+		return true
+	}
+	for _, b := range []uint32{3, 5, 7} {
+		n := b
+		for n < g {
+			n *= b
+		}
+		if n == g {
+			return true
+		}
+	}
+	return false
 }
 
 // Root is the root directory's inode.

@@ -38,6 +38,12 @@ const slowTarget = "../usr/lib/modules/1.0/kernel/../../1.0/kernel/././././././.
 // mkfs writes the tree and builds an image of it with mkfs.ext4 -d.
 func mkfs(t *testing.T, args ...string) []byte {
 	t.Helper()
+	return mkfsTree(t, treeFiles(), map[string]string{"lib": "usr/lib", "etc/slow": slowTarget, "etc/abs": "/usr/lib/modules"}, args...)
+}
+
+// mkfsTree builds an image of files and symlinks (path → target).
+func mkfsTree(t *testing.T, files map[string][]byte, links map[string]string, args ...string) []byte {
+	t.Helper()
 	mk, err := exec.LookPath("mkfs.ext4")
 	if err != nil {
 		if _, err = os.Stat("/usr/sbin/mkfs.ext4"); err != nil {
@@ -46,7 +52,7 @@ func mkfs(t *testing.T, args ...string) []byte {
 		mk = "/usr/sbin/mkfs.ext4"
 	}
 	src := t.TempDir()
-	for p, b := range treeFiles() {
+	for p, b := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +60,7 @@ func mkfs(t *testing.T, args ...string) []byte {
 			t.Fatal(err)
 		}
 	}
-	for link, target := range map[string]string{"lib": "usr/lib", "etc/slow": slowTarget, "etc/abs": "/usr/lib/modules"} {
+	for link, target := range links {
 		if err := os.Symlink(target, filepath.Join(src, link)); err != nil {
 			t.Fatal(err)
 		}
@@ -175,6 +181,32 @@ func TestMkfs(t *testing.T) {
 		"ext4 no flex_bg 128": {"-I", "128", "-O", "^flex_bg"},
 	} {
 		t.Run(name, func(t *testing.T) { checkTree(t, mkfs(t, args...)) })
+	}
+}
+
+// TestMetaBG reads files whose groups' descriptors meta_bg moved out of
+// the table after the superblock: 64-byte descriptors, 16 to a 1 KiB
+// block, 32 groups of 16 inodes: 330 inodes reach past group 16.
+func TestMetaBG(t *testing.T) {
+	files := map[string][]byte{}
+	for i := range 300 {
+		files[fmt.Sprintf("d%02d/f%03d", i%30, i)] = []byte(fmt.Sprint(i))
+	}
+	f, err := New(bytes.NewReader(mkfsTree(t, files, nil, "-b", "1024", "-g", "256", "-N", "512", "-O", "meta_bg,^resize_inode,64bit")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	high := 0
+	for p, want := range files {
+		if got := readFile(t, f, p); !bytes.Equal(got, want) {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+		if in, _ := f.Lookup(p); (in.num-1)/f.perGroup >= 16 {
+			high++
+		}
+	}
+	if high == 0 {
+		t.Error("no file landed in a group past the first descriptor block: the test proves nothing")
 	}
 }
 
