@@ -230,3 +230,48 @@ func TestInitramfsFromISOUnprivileged(t *testing.T) {
 		t.Errorf("%d entries left in TMPDIR", len(left))
 	}
 }
+
+// TestInitramfsFromISORealTools builds the FDI's layers with the tools
+// that make real ones, when installed: mkfs.ext4 -d (rootfs.img, /lib a
+// symlink, .ko.xz modules), mksquashfs -comp xz (LiveOS/squashfs.img
+// holding LiveOS/rootfs.img), xorriso (Rock Ridge ISO).
+func TestInitramfsFromISORealTools(t *testing.T) {
+	tools := map[string]string{}
+	for _, n := range []string{"mkfs.ext4", "mksquashfs", "xorriso"} {
+		p, err := exec.LookPath(n)
+		if err != nil {
+			if _, err := os.Stat("/usr/sbin/" + n); err != nil {
+				t.Skipf("no %s", n)
+			}
+			p = "/usr/sbin/" + n
+		}
+		tools[n] = p
+	}
+	dir := t.TempDir()
+	run := func(name string, args ...string) {
+		t.Helper()
+		if b, err := exec.Command(tools[name], args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, b)
+		}
+	}
+	root := filepath.Join(dir, "root")
+	for p, b := range isoModules(t) {
+		writeTestFile(t, filepath.Join(root, "usr/lib/modules", testKVer, p), b)
+	}
+	if err := os.Symlink("usr/lib", filepath.Join(root, "lib")); err != nil {
+		t.Fatal(err)
+	}
+	sq := filepath.Join(dir, "sq")
+	if err := os.MkdirAll(filepath.Join(sq, "LiveOS"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run("mkfs.ext4", "-q", "-F", "-d", root, filepath.Join(sq, "LiveOS/rootfs.img"), "16M")
+	iso := filepath.Join(dir, "iso")
+	writeTestFile(t, filepath.Join(iso, "isolinux/vmlinuz0"), fakeBzImage(testKVer))
+	if err := os.MkdirAll(filepath.Join(iso, "LiveOS"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run("mksquashfs", sq, filepath.Join(iso, "LiveOS/squashfs.img"), "-comp", "xz", "-noappend", "-quiet")
+	run("xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "fdi-test", "-o", filepath.Join(dir, "fdi.iso"), iso)
+	checkISOBuild(t, filepath.Join(dir, "fdi.iso"), dir)
+}
