@@ -12,6 +12,7 @@ import (
 
 	"github.com/streamroot/streamroot/builder"
 	"github.com/streamroot/streamroot/pkg/atomicfile"
+	"github.com/streamroot/streamroot/pkg/bzimage"
 )
 
 const initramfsUsage = `Usage: streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE | --kernel-rpm FILE... | --from-iso ISO|URL) -o DIR
@@ -68,7 +69,7 @@ type initramfsResult struct {
 func runInitramfs(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("initramfs", initramfsUsage)
 	var (
-		modDir      = fs.String("modules", "", "kernel module tree lib/modules/<kver> (the source: one of --modules, --kernel-deb, --from-iso)")
+		modDir      = fs.String("modules", "", "kernel module tree lib/modules/<kver> (the source: one of --modules, --kernel-deb, --kernel-rpm, --from-iso)")
 		kernelFile  = fs.String("kernel", "", "with --modules: the kernel to copy to DIR/vmlinuz")
 		debFile     = fs.String("kernel-deb", "", "Debian kernel package (.deb) to take the kernel and modules from")
 		isoFile     = fs.String("from-iso", "", "live ISO (a file or an http(s) URL) to take the kernel and its modules from")
@@ -173,6 +174,9 @@ func runInitramfs(ctx context.Context, e *env, args []string) error {
 	}
 	opts.ModDir = filepath.Clean(src.modDir)
 	opts.KVer = filepath.Base(opts.ModDir)
+	if err := checkRelease(src.kernel, opts.KVer); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return err
 	}
@@ -228,6 +232,37 @@ func countSet(s ...string) int {
 type kernelSource struct {
 	modDir string // lib/modules/<kver>
 	kernel string // the kernel image, or "" (--modules without --kernel)
+}
+
+// checkRelease refuses a kernel whose bzImage header names another
+// release than the module tree: its modules would not load (vermagic),
+// and the boot would find no NIC driver. A kernel that is not an x86
+// bzImage (another architecture) is not checked.
+func checkRelease(kernel, kver string) error {
+	if kernel == "" {
+		return nil
+	}
+	f, err := os.Open(kernel)
+	if err != nil {
+		return fmt.Errorf("--kernel: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	rel, err := bzimage.Release(f, st.Size())
+	if errors.Is(err, bzimage.ErrNotBzImage) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", kernel, err)
+	}
+	if rel != kver {
+		return withHint(fmt.Errorf("%s is kernel %s, but the modules are for %s", kernel, rel, kver),
+			"give the module tree of that kernel (lib/modules/%s)", rel)
+	}
+	return nil
 }
 
 // pickCA resolves --ca: a path or "none" as given, else the first bundle

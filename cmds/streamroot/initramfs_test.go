@@ -196,6 +196,8 @@ func TestInitramfsErrors(t *testing.T) {
 	good := writeDeb(t, dir, ".xz", kernelFiles(t, ""))
 	noKernel := writeDeb(t, t.TempDir(), "", kernelFiles(t, "")[2:])
 	notDeb := writeTestFile(t, filepath.Join(dir, "x.deb"), []byte("PK\x03\x04 a zip"))
+	otherKernel := writeTestFile(t, filepath.Join(dir, "vmlinuz-other"), fakeBzImage("5.14.0-1.el9"))
+	writeTestFile(t, filepath.Join(dir, "lib/modules", testKVer, "modules.dep"), nil)
 	out := filepath.Join(dir, "out")
 	base := baseArgs(t, dir)
 	for _, tc := range []struct {
@@ -216,6 +218,7 @@ func TestInitramfsErrors(t *testing.T) {
 		{"not a deb", []string{"--kernel-deb", notDeb, "-o", out}, 1, "not a Debian package"},
 		{"no kernel in the deb", []string{"--kernel-deb", noKernel, "-o", out}, 1, "no kernel (boot/vmlinuz-<kver>"},
 		{"missing init", []string{"--kernel-deb", good, "-o", out, "--init", filepath.Join(dir, "none")}, 1, "-init"},
+		{"kernel of another release", []string{"--modules", filepath.Join(dir, "lib/modules", testKVer), "--kernel", otherKernel, "-o", out}, 1, "is kernel 5.14.0-1.el9, but the modules are for " + testKVer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCmd(t, append(append([]string{"initramfs"}, base...), tc.args...)...)
