@@ -267,33 +267,33 @@ func TestBuildErrors(t *testing.T) {
 		{name: "module by alias", mod: func(t *testing.T, o *Options) { o.Modules = []string{"crypto-crc32c", "block-major-7-0"} }},
 		{name: "no modules at all", mod: func(t *testing.T, o *Options) { o.NoModules, o.ModDir, o.KVer = true, "", "" }},
 		{name: "dynamic init", mod: func(t *testing.T, o *Options) {
-			o.Init = writeFile(t, o.Init+"-dyn", buildertest.ELF("/lib64/ld-linux-x86-64.so.2", "x"))
+			o.Init = buildertest.WriteFile(t, o.Init+"-dyn", buildertest.ELF("/lib64/ld-linux-x86-64.so.2", "x"))
 		}, wantErr: "dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2)"},
 		{name: "dynamic busybox", mod: func(t *testing.T, o *Options) {
-			o.Shell = writeFile(t, o.Shell+"-dyn", buildertest.ELF("/lib/ld-musl-x86_64.so.1", "x"))
+			o.Shell = buildertest.WriteFile(t, o.Shell+"-dyn", buildertest.ELF("/lib/ld-musl-x86_64.so.1", "x"))
 		}, wantErr: "busybox-dyn is dynamically linked (interpreter /lib/ld-musl-x86_64.so.1)"},
 		{name: "script init", mod: func(t *testing.T, o *Options) {
-			o.Init = writeFile(t, o.Init+"-sh", []byte("#!/bin/sh\nexec sh\n"))
+			o.Init = buildertest.WriteFile(t, o.Init+"-sh", []byte("#!/bin/sh\nexec sh\n"))
 		}, wantErr: "not an ELF"},
 		{name: "no shell", mod: func(t *testing.T, o *Options) { o.Shell = "" }},
 		{name: "missing CA bundle", mod: func(t *testing.T, o *Options) { o.CA = o.CA + "-missing" }, wantErr: "-ca none"},
 		{name: "extra CA", mod: func(t *testing.T, o *Options) {
 			c, _ := testCertPEM(t)
-			o.ExtraCA = []string{writeFile(t, o.CA+"-extra", c)}
+			o.ExtraCA = []string{buildertest.WriteFile(t, o.CA+"-extra", c)}
 		}},
 		{name: "extra CA only", mod: func(t *testing.T, o *Options) {
 			c, _ := testCertPEM(t)
-			o.CA, o.ExtraCA = "", []string{writeFile(t, o.CA+"-extra", c)}
+			o.CA, o.ExtraCA = "", []string{buildertest.WriteFile(t, o.CA+"-extra", c)}
 		}},
 		{name: "extra CA empty", mod: func(t *testing.T, o *Options) {
-			o.ExtraCA = []string{writeFile(t, o.CA+"-empty", []byte("nothing here\n"))}
+			o.ExtraCA = []string{buildertest.WriteFile(t, o.CA+"-empty", []byte("nothing here\n"))}
 		}, wantErr: "no PEM certificate"},
 		{name: "extra CA with a key", mod: func(t *testing.T, o *Options) {
 			c, k := testCertPEM(t)
-			o.ExtraCA = []string{writeFile(t, o.CA+"-key", append(c, k...))}
+			o.ExtraCA = []string{buildertest.WriteFile(t, o.CA+"-key", append(c, k...))}
 		}, wantErr: `"EC PRIVATE KEY", not CERTIFICATE`},
 		{name: "extra CA corrupt", mod: func(t *testing.T, o *Options) {
-			o.ExtraCA = []string{writeFile(t, o.CA+"-bad", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))}
+			o.ExtraCA = []string{buildertest.WriteFile(t, o.CA+"-bad", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))}
 		}, wantErr: "do not parse"},
 		{name: "no modules.dep", mod: func(t *testing.T, o *Options) {
 			if err := os.Remove(filepath.Join(o.ModDir, "modules.dep")); err != nil {
@@ -327,7 +327,7 @@ func TestExtraCAAppended(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
 	c, _ := testCertPEM(t)
-	opts.ExtraCA = []string{writeFile(t, filepath.Join(dir, "extra.pem"), c)}
+	opts.ExtraCA = []string{buildertest.WriteFile(t, filepath.Join(dir, "extra.pem"), c)}
 	if _, err := Build(opts, testLogger(new(bytes.Buffer))); err != nil {
 		t.Fatal(err)
 	}

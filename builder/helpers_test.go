@@ -25,17 +25,6 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-func writeFile(t *testing.T, p string, b []byte) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // testCertPEM returns a freshly generated self-signed certificate, and
 // its private key in PEM for the "key in a CA file" case.
 func testCertPEM(t *testing.T) (certPEM, keyPEM []byte) {
@@ -98,9 +87,9 @@ func writeModTree(t *testing.T, root string) string {
 		"kernel/drivers/net/ethernet/e1000.ko": moduleBody("e1000"),
 	}
 	for p, b := range mods {
-		writeFile(t, filepath.Join(dir, p), b)
+		buildertest.WriteFile(t, filepath.Join(dir, p), b)
 	}
-	writeFile(t, filepath.Join(dir, "modules.dep"), []byte(`kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio.ko
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.dep"), []byte(`kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio.ko
 kernel/drivers/virtio/virtio.ko:
 kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko
 kernel/fs/squashfs/squashfs.ko.xz:
@@ -109,10 +98,10 @@ kernel/fs/jbd2/jbd2.ko:
 kernel/crypto/crc32c_generic.ko:
 kernel/drivers/net/ethernet/e1000.ko:
 `))
-	writeFile(t, filepath.Join(dir, "modules.alias"), []byte("alias crypto-crc32c crc32c_generic\nalias virtio:d00000001v* virtio_net\nalias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000\n"))
-	writeFile(t, filepath.Join(dir, "modules.softdep"), []byte("softdep ext4 pre: crypto-crc32c\n"))
-	writeFile(t, filepath.Join(dir, "modules.builtin"), []byte("kernel/net/packet/af_packet.ko\nkernel/drivers/block/loop.ko\n"))
-	writeFile(t, filepath.Join(dir, "modules.builtin.modinfo"), []byte("loop.alias=block-major-7-*\x00"))
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.alias"), []byte("alias crypto-crc32c crc32c_generic\nalias virtio:d00000001v* virtio_net\nalias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000\n"))
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.softdep"), []byte("softdep ext4 pre: crypto-crc32c\n"))
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.builtin"), []byte("kernel/net/packet/af_packet.ko\nkernel/drivers/block/loop.ko\n"))
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.builtin.modinfo"), []byte("loop.alias=block-major-7-*\x00"))
 	return dir
 }
 
@@ -121,13 +110,13 @@ func testOptions(t *testing.T, dir string) Options {
 	t.Helper()
 	cert, _ := testCertPEM(t)
 	return Options{
-		Init:     writeFile(t, filepath.Join(dir, "in", "init"), buildertest.ELF("", "init")),
+		Init:     buildertest.WriteFile(t, filepath.Join(dir, "in", "init"), buildertest.ELF("", "init")),
 		KVer:     testKver,
 		ModDir:   writeModTree(t, filepath.Join(dir, "in")),
 		NIC:      []string{"virtio_net", "nosuchnic", "e1000"},
 		Modules:  []string{"virtio-pci", "squashfs", "ext4", "af_packet", "loop"},
-		Shell:    writeFile(t, filepath.Join(dir, "in", "busybox"), buildertest.ELF("", "busybox")),
-		CA:       writeFile(t, filepath.Join(dir, "in", "ca.crt"), cert),
+		Shell:    buildertest.WriteFile(t, filepath.Join(dir, "in", "busybox"), buildertest.ELF("", "busybox")),
+		CA:       buildertest.WriteFile(t, filepath.Join(dir, "in", "ca.crt"), cert),
 		Compress: "none",
 		Out:      filepath.Join(dir, "out", "initramfs.img"),
 	}

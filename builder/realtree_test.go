@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/streamroot/streamroot/builder/buildertest"
 )
 
 // realModDir is the module tree `make kernel` unpacks (make test fetches it
@@ -27,8 +29,8 @@ func buildDummyInit(t *testing.T) string {
 		t.Skip("no go toolchain in PATH")
 	}
 	src := t.TempDir()
-	writeFile(t, filepath.Join(src, "go.mod"), []byte("module dummyinit\n\ngo 1.22\n"))
-	writeFile(t, filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { println(\"dummy init\") }\n"))
+	buildertest.WriteFile(t, filepath.Join(src, "go.mod"), []byte("module dummyinit\n\ngo 1.22\n"))
+	buildertest.WriteFile(t, filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { println(\"dummy init\") }\n"))
 	out := filepath.Join(t.TempDir(), "init")
 	cmd := exec.Command(goBin, "build", "-o", out, ".")
 	cmd.Dir = src

@@ -53,7 +53,7 @@ func liveISO(t *testing.T, dir string, root []squashtest.File, kernelRel string)
 		{Path: "isolinux/initrd0.img", Data: []byte("stock dracut initrd")},
 		{Path: "LiveOS/squashfs.img", Data: squashtest.Build(root)},
 	}, isotest.Options{RockRidge: true})
-	return writeTestFile(t, filepath.Join(dir, "fdi.iso"), iso)
+	return buildertest.WriteFile(t, filepath.Join(dir, "fdi.iso"), iso)
 }
 
 func checkISOBuild(t *testing.T, iso, dir string) {
@@ -97,7 +97,7 @@ func TestInitramfsFromISOExt4Root(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "rootfs")
 	for p, b := range isoModules(t) {
-		writeTestFile(t, filepath.Join(src, "usr/lib/modules", testKVer, p), b)
+		buildertest.WriteFile(t, filepath.Join(src, "usr/lib/modules", testKVer, p), b)
 	}
 	if err := os.Symlink("usr/lib", filepath.Join(src, "lib")); err != nil {
 		t.Fatal(err)
@@ -116,14 +116,14 @@ func TestInitramfsFromISOExt4Root(t *testing.T) {
 func TestInitramfsFromISOErrors(t *testing.T) {
 	dir := t.TempDir()
 	mods := []squashtest.File{{Path: "lib/modules/" + testKVer + "/modules.builtin", Data: []byte("x\n")}}
-	noKernel := writeTestFile(t, filepath.Join(dir, "nokernel.iso"), isotest.Build([]isotest.File{
+	noKernel := buildertest.WriteFile(t, filepath.Join(dir, "nokernel.iso"), isotest.Build([]isotest.File{
 		{Path: "LiveOS/squashfs.img", Data: squashtest.Build(mods)},
 		{Path: "isolinux/vmlinuz0", Data: []byte("not a bzImage")},
 	}, isotest.Options{RockRidge: true}))
-	noSquash := writeTestFile(t, filepath.Join(dir, "nosquash.iso"), isotest.Build([]isotest.File{
+	noSquash := buildertest.WriteFile(t, filepath.Join(dir, "nosquash.iso"), isotest.Build([]isotest.File{
 		{Path: "isolinux/vmlinuz0", Data: fakeBzImage(testKVer)},
 	}, isotest.Options{RockRidge: true}))
-	twoKernels := writeTestFile(t, filepath.Join(dir, "two.iso"), isotest.Build([]isotest.File{
+	twoKernels := buildertest.WriteFile(t, filepath.Join(dir, "two.iso"), isotest.Build([]isotest.File{
 		{Path: "isolinux/vmlinuz0", Data: fakeBzImage(testKVer)},
 		{Path: "images/pxeboot/vmlinuz", Data: fakeBzImage("5.14.0-1.el9")},
 		{Path: "LiveOS/squashfs.img", Data: squashtest.Build(mods)},
@@ -131,7 +131,7 @@ func TestInitramfsFromISOErrors(t *testing.T) {
 	otherDir := t.TempDir()
 	wrongRelease := liveISO(t, otherDir, mods, "5.14.0-1.el9")
 	for _, tc := range []struct{ name, iso, err string }{
-		{"not an ISO", writeTestFile(t, filepath.Join(dir, "x.iso"), []byte("plain text")), "live ISO itself"},
+		{"not an ISO", buildertest.WriteFile(t, filepath.Join(dir, "x.iso"), []byte("plain text")), "live ISO itself"},
 		{"no kernel", noKernel, "no kernel (bzImage)"},
 		{"no squashfs", noSquash, "LiveOS/squashfs.img"},
 		{"two releases", twoKernels, "several releases"},
@@ -199,7 +199,7 @@ func TestInitramfsFromISOUnprivileged(t *testing.T) {
 	}
 	root = append(root, squashtest.File{Path: "lib", Link: "usr/lib"})
 	iso := liveISO(t, work, root, testKVer)
-	writeTestFile(t, filepath.Join(work, initName), buildertest.ELF("", "init"))
+	buildertest.WriteFile(t, filepath.Join(work, initName), buildertest.ELF("", "init"))
 	for _, p := range []string{iso, filepath.Join(work, initName)} {
 		if err := os.Chmod(p, 0o644); err != nil {
 			t.Fatal(err)
@@ -256,7 +256,7 @@ func TestInitramfsFromISORealTools(t *testing.T) {
 	}
 	root := filepath.Join(dir, "root")
 	for p, b := range isoModules(t) {
-		writeTestFile(t, filepath.Join(root, "usr/lib/modules", testKVer, p), b)
+		buildertest.WriteFile(t, filepath.Join(root, "usr/lib/modules", testKVer, p), b)
 	}
 	if err := os.Symlink("usr/lib", filepath.Join(root, "lib")); err != nil {
 		t.Fatal(err)
@@ -267,7 +267,7 @@ func TestInitramfsFromISORealTools(t *testing.T) {
 	}
 	run("mkfs.ext4", "-q", "-F", "-d", root, filepath.Join(sq, "LiveOS/rootfs.img"), "16M")
 	iso := filepath.Join(dir, "iso")
-	writeTestFile(t, filepath.Join(iso, "isolinux/vmlinuz0"), fakeBzImage(testKVer))
+	buildertest.WriteFile(t, filepath.Join(iso, "isolinux/vmlinuz0"), fakeBzImage(testKVer))
 	if err := os.MkdirAll(filepath.Join(iso, "LiveOS"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -40,24 +40,13 @@ func kernelFiles(t *testing.T, prefix string) []debtest.File {
 	}
 }
 
-func writeTestFile(t *testing.T, p string, b []byte) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func writeDeb(t *testing.T, dir, suffix string, files []debtest.File) string {
 	t.Helper()
 	b, err := debtest.Build(suffix, files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return writeTestFile(t, filepath.Join(dir, "kernel.deb"), b)
+	return buildertest.WriteFile(t, filepath.Join(dir, "kernel.deb"), b)
 }
 
 // cpioFiles reads an uncompressed initramfs into name → content.
@@ -89,7 +78,7 @@ func cpioFiles(t *testing.T, p string) map[string][]byte {
 // baseArgs are the flags every test build uses: a fake init, the test
 // kernel's driver and module names, no CA, an uncompressed archive.
 func baseArgs(t *testing.T, dir string) []string {
-	init := writeTestFile(t, filepath.Join(dir, "init"), buildertest.ELF("", "init"))
+	init := buildertest.WriteFile(t, filepath.Join(dir, "init"), buildertest.ELF("", "init"))
 	return []string{"--init", init, "--nic", "virtio_net", "--add-modules", "squashfs", "--ca", "none", "--compress", "none"}
 }
 
@@ -164,10 +153,10 @@ func TestInitramfsFromDeb(t *testing.T) {
 func TestInitramfsSameAsBuilder(t *testing.T) {
 	dir := t.TempDir()
 	mods := filepath.Join(dir, "lib/modules", testKVer)
-	writeTestFile(t, filepath.Join(mods, "kernel/drivers/net/virtio_net.ko"), buildertest.Module())
-	writeTestFile(t, filepath.Join(mods, "modules.dep"), []byte("kernel/drivers/net/virtio_net.ko:\n"))
-	writeTestFile(t, filepath.Join(mods, "modules.builtin"), []byte("kernel/fs/squashfs/squashfs.ko\n"))
-	kernel := writeTestFile(t, filepath.Join(dir, "vmlinuz"), []byte("bzImage"))
+	buildertest.WriteFile(t, filepath.Join(mods, "kernel/drivers/net/virtio_net.ko"), buildertest.Module())
+	buildertest.WriteFile(t, filepath.Join(mods, "modules.dep"), []byte("kernel/drivers/net/virtio_net.ko:\n"))
+	buildertest.WriteFile(t, filepath.Join(mods, "modules.builtin"), []byte("kernel/fs/squashfs/squashfs.ko\n"))
+	kernel := buildertest.WriteFile(t, filepath.Join(dir, "vmlinuz"), []byte("bzImage"))
 	args := append([]string{"initramfs", "--modules", mods, "--kernel", kernel, "-o", filepath.Join(dir, "cli")}, baseArgs(t, dir)...)
 	code, stdout, stderr := runCmd(t, args...)
 	if code != 0 {
@@ -195,9 +184,9 @@ func TestInitramfsErrors(t *testing.T) {
 	dir := t.TempDir()
 	good := writeDeb(t, dir, ".xz", kernelFiles(t, ""))
 	noKernel := writeDeb(t, t.TempDir(), "", kernelFiles(t, "")[2:])
-	notDeb := writeTestFile(t, filepath.Join(dir, "x.deb"), []byte("PK\x03\x04 a zip"))
-	otherKernel := writeTestFile(t, filepath.Join(dir, "vmlinuz-other"), fakeBzImage("5.14.0-1.el9"))
-	writeTestFile(t, filepath.Join(dir, "lib/modules", testKVer, "modules.dep"), nil)
+	notDeb := buildertest.WriteFile(t, filepath.Join(dir, "x.deb"), []byte("PK\x03\x04 a zip"))
+	otherKernel := buildertest.WriteFile(t, filepath.Join(dir, "vmlinuz-other"), fakeBzImage("5.14.0-1.el9"))
+	buildertest.WriteFile(t, filepath.Join(dir, "lib/modules", testKVer, "modules.dep"), nil)
 	out := filepath.Join(dir, "out")
 	base := baseArgs(t, dir)
 	for _, tc := range []struct {
@@ -286,8 +275,8 @@ func TestInitramfsFromRPM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	corePath := writeTestFile(t, filepath.Join(dir, "kernel-core.rpm"), core)
-	modPath := writeTestFile(t, filepath.Join(dir, "kernel-modules.rpm"), modules)
+	corePath := buildertest.WriteFile(t, filepath.Join(dir, "kernel-core.rpm"), core)
+	modPath := buildertest.WriteFile(t, filepath.Join(dir, "kernel-modules.rpm"), modules)
 	out := filepath.Join(dir, "out")
 	res := buildJSON(t, append([]string{"--kernel-rpm", corePath, "--kernel-rpm", modPath, "-o", out}, baseArgs(t, dir)...)...)
 	if k, _ := os.ReadFile(filepath.Join(out, "vmlinuz")); string(k) != "bzImage "+testKVer {
