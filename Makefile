@@ -50,12 +50,13 @@ initramfs: deps init
 	@if [ -n "$(IMAGE_MANIFEST)" ] && [ -n "$(IMAGE_MANIFEST_DIGEST)" ]; then echo "make initramfs: give IMAGE_MANIFEST=<file> or IMAGE_MANIFEST_DIGEST=sha256:<hex>, not both" >&2; exit 2; fi
 	@if [ -n "$(IMAGE_MANIFEST)" ] && [ ! -r "$(IMAGE_MANIFEST)" ]; then echo "make initramfs: IMAGE_MANIFEST=$(IMAGE_MANIFEST): cannot read that manifest file (the image would not be pinned)" >&2; exit 1; fi
 	@if [ -z "$(KVER)" ]; then $(MAKE) --no-print-directory kernel; fi
-	$(GO) run ./builder -init $(BUILD)/init \
+	$(GO) run ./builder/cmd/builder -init $(BUILD)/init \
 		-moddir $(if $(KVER),$(MODULES_DIR),$$(echo $(KERNEL_DIR)/lib/modules/*)) \
 		-compress $(COMPRESS) -shell $(RESCUE_SHELL) -ca $(CA) \
 		$(if $(NIC),-nic $(NIC)) $(if $(EXTRA_CA),-extra-ca $(EXTRA_CA)) \
 		$(if $(IMAGE_MANIFEST),-manifest-digest "$$(sha256sum < '$(IMAGE_MANIFEST)' | cut -d' ' -f1)") \
 		$(if $(IMAGE_MANIFEST_DIGEST),-manifest-digest '$(IMAGE_MANIFEST_DIGEST)') \
+		$(if $(IMAGE_URL),-image-url '$(IMAGE_URL)') \
 		-o $(INITRAMFS)
 
 lint:
@@ -81,7 +82,7 @@ qemu-test: test-deps kernel initramfs
 # exploring rather than minimising. mk/fuzz.sh runs them (and tells go1.26's
 # fuzz-coordinator deadline race from a find).
 FUZZTIME ?= 15s
-FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzInspect pkg/squashfs:FuzzSquashfs pkg/isoread:FuzzOpen pkg/imgfmt:FuzzDetect pkg/textesc:FuzzEscape pkg/bootlog:FuzzConsole pkg/kmod:FuzzModuleParams pkg/netup:FuzzBondOptions pkg/netup:FuzzParseRA pkg/netup:FuzzLeaseFrom6
+FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzInspect pkg/squashfs:FuzzSquashfs pkg/isoread:FuzzOpen pkg/imgfmt:FuzzDetect pkg/textesc:FuzzEscape pkg/bootlog:FuzzConsole pkg/kmod:FuzzModuleParams pkg/netup:FuzzBondOptions pkg/netup:FuzzParseRA pkg/netup:FuzzLeaseFrom6 builder/internal/kmodtree:FuzzModinfo pkg/deb:FuzzWalk pkg/ext4:FuzzExt4 pkg/bzimage:FuzzRelease pkg/rpm:FuzzWalk
 fuzz:
 	@mk/fuzz.sh $(GO) $(FUZZTIME) $(BUILD) $(FUZZ_TARGETS)
 

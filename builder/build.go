@@ -1,4 +1,4 @@
-package main
+package builder
 
 import (
 	"bufio"
@@ -7,42 +7,45 @@ import (
 	"io"
 	"log/slog"
 	"path"
-
-	"github.com/streamroot/streamroot/pkg/bootcfg"
 )
 
-// options is the validated configuration of one build; parseFlags makes
-// it from the command line, tests fill it directly.
-type options struct {
-	initPath       string
-	kver           string
-	moddir         string   // lib/modules/<kver> on the host; "" with noModules
-	noModules      bool     // -modules none: no kernel modules at all
-	nic            []string // NIC driver names, deduplicated
-	modules        []string // extra module names or aliases, deduplicated
-	shell          string   // busybox path; "" for none
-	ca             string   // base CA bundle; "" for none
-	extraCA        []string
-	compress       string
-	out            string
-	manifestDigest string // lowercase hex, or ""
-	imageURL       string // -image-url, checked, or ""
-	mtime          uint64 // every record's mtime (SOURCE_DATE_EPOCH or 0)
+// Options is the validated configuration of one build. ParseFlags makes
+// it from the builder's command line, `streamroot initramfs` from its own,
+// tests fill it directly.
+type Options struct {
+	Init           string   // the static /init binary on the host
+	KVer           string   // kernel release; "" only with NoModules
+	ModDir         string   // lib/modules/<kver> on the host; "" with NoModules
+	NoModules      bool     // -modules none: no kernel modules at all
+	NIC            []string // NIC driver names, deduplicated
+	Modules        []string // extra module names or aliases, deduplicated
+	Shell          string   // busybox path; "" for none
+	CA             string   // base CA bundle; "" for none
+	ExtraCA        []string
+	Compress       string
+	Out            string
+	ManifestDigest string // lowercase hex, or ""
+	ImageURL       string // written to /etc/streamroot/image-url, or ""
+	MTime          uint64 // every record's mtime (SOURCE_DATE_EPOCH or 0)
+	// ScanModules computes modules.dep, modules.alias and
+	// modules.softdep from the modules' own .modinfo when ModDir has no
+	// modules.dep (an unpacked kernel package), instead of failing.
+	ScanModules bool
 }
 
-// result describes a written image.
-type result struct {
-	path         string
-	size         int64
-	uncompressed int64
-	modules      int
-	compress     string
+// Result describes a written image.
+type Result struct {
+	Path         string
+	Size         int64
+	Uncompressed int64
+	Modules      int
+	Compress     string
 }
 
-// summary is the one line printed on stdout after a build.
-func (r result) summary() string {
+// Summary is the one line printed on stdout after a build.
+func (r Result) Summary() string {
 	return fmt.Sprintf("initramfs: %s %d bytes (%.2f MiB, %s), %d modules, uncompressed %d",
-		r.path, r.size, float64(r.size)/(1<<20), r.compress, r.modules, r.uncompressed)
+		r.Path, r.Size, float64(r.Size)/(1<<20), r.Compress, r.Modules, r.Uncompressed)
 }
 
 // buildInfo is /etc/streamroot/build.json: what went into the image, for
@@ -70,7 +73,7 @@ var baseDirs = []string{
 }
 
 // assemble collects the whole initramfs content in memory.
-func assemble(opts options, log *slog.Logger) (*image, moduleReport, error) {
+func assemble(opts Options, log *slog.Logger) (*image, moduleReport, error) {
 	im := newImage()
 	rep := moduleReport{nics: []string{}, builtin: []string{}, names: []string{}}
 	for _, d := range baseDirs {
@@ -88,54 +91,54 @@ func assemble(opts options, log *slog.Logger) (*image, moduleReport, error) {
 		return nil, rep, err
 	}
 
-	initBin, machine, err := readStaticELF(opts.initPath, "-init")
+	initBin, machine, err := readStaticELF(opts.Init, "-init")
 	if err != nil {
 		return nil, rep, err
 	}
 	if err := im.file("/init", 0o755, initBin); err != nil {
 		return nil, rep, err
 	}
-	if opts.shell != "" {
-		if err := addShell(im, opts.shell, machine); err != nil {
+	if opts.Shell != "" {
+		if err := addShell(im, opts.Shell, machine); err != nil {
 			return nil, rep, err
 		}
 	}
-	if opts.ca != "" || len(opts.extraCA) > 0 {
-		ca, err := loadCABundle(opts.ca, opts.extraCA, log)
+	if opts.CA != "" || len(opts.ExtraCA) > 0 {
+		ca, err := loadCABundle(opts.CA, opts.ExtraCA, log)
 		if err != nil {
 			return nil, rep, err
 		}
-		if err := im.file(caBundlePath, 0o644, ca); err != nil {
+		if err := im.file(CABundlePath, 0o644, ca); err != nil {
 			return nil, rep, err
 		}
 	}
-	if opts.kver != "" {
-		if err := im.dir(path.Join("/lib/modules", opts.kver), 0o755); err != nil {
+	if opts.KVer != "" {
+		if err := im.dir(path.Join("/lib/modules", opts.KVer), 0o755); err != nil {
 			return nil, rep, err
 		}
 	}
-	if !opts.noModules {
+	if !opts.NoModules {
 		if rep, err = addModules(im, opts, log); err != nil {
 			return nil, rep, err
 		}
 	}
-	if opts.manifestDigest != "" {
-		if err := im.file("/etc/streamroot/manifest.sha256", 0o644, []byte(opts.manifestDigest+"\n")); err != nil {
+	if opts.ManifestDigest != "" {
+		if err := im.file("/etc/streamroot/manifest.sha256", 0o644, []byte(opts.ManifestDigest+"\n")); err != nil {
 			return nil, rep, err
 		}
 	}
-	if opts.imageURL != "" {
-		if err := im.file(bootcfg.ImageURLFile, 0o644, []byte(opts.imageURL+"\n")); err != nil {
+	if opts.ImageURL != "" {
+		if err := im.file(ImageURLPath, 0o644, []byte(opts.ImageURL+"\n")); err != nil {
 			return nil, rep, err
 		}
 	}
 	info := buildInfo{
-		KVer:       opts.kver,
-		Compress:   opts.compress,
+		KVer:       opts.KVer,
+		Compress:   opts.Compress,
 		NICDrivers: rep.nics,
 		Modules:    rep.names,
 		Builtin:    rep.builtin,
-		Shell:      opts.shell != "",
+		Shell:      opts.Shell != "",
 	}
 	j, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
@@ -147,15 +150,15 @@ func assemble(opts options, log *slog.Logger) (*image, moduleReport, error) {
 	return im, rep, nil
 }
 
-// build assembles the image and writes it, compressed, to opts.out.
-func build(opts options, log *slog.Logger) (result, error) {
+// Build assembles the image and writes it, compressed, to opts.Out.
+func Build(opts Options, log *slog.Logger) (Result, error) {
 	im, rep, err := assemble(opts, log)
 	if err != nil {
-		return result{}, err
+		return Result{}, err
 	}
 	var raw int64
-	size, err := writeAtomic(opts.out, func(w io.Writer) error {
-		zw, err := newCompressor(opts.compress, w)
+	size, err := writeAtomic(opts.Out, func(w io.Writer) error {
+		zw, err := newCompressor(opts.Compress, w)
 		if err != nil {
 			return err
 		}
@@ -163,7 +166,7 @@ func build(opts options, log *slog.Logger) (result, error) {
 		// The cpio writer issues many tiny writes (magic, header, name,
 		// padding); batch them before the compressor.
 		bw := bufio.NewWriterSize(cw, 256<<10)
-		if err := im.writeCPIO(bw, opts.mtime); err != nil {
+		if err := im.writeCPIO(bw, opts.MTime); err != nil {
 			return err
 		}
 		if err := bw.Flush(); err != nil {
@@ -173,7 +176,7 @@ func build(opts options, log *slog.Logger) (result, error) {
 		return zw.Close()
 	})
 	if err != nil {
-		return result{}, fmt.Errorf("writing %s: %w", opts.out, err)
+		return Result{}, fmt.Errorf("writing %s: %w", opts.Out, err)
 	}
-	return result{path: opts.out, size: size, uncompressed: raw, modules: len(rep.names), compress: opts.compress}, nil
+	return Result{Path: opts.Out, Size: size, Uncompressed: raw, Modules: len(rep.names), Compress: opts.Compress}, nil
 }

@@ -1,4 +1,4 @@
-package main
+package builder
 
 import (
 	"bytes"
@@ -11,22 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/builder/buildertest"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
 func TestArchiveContents(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
-	opts.manifestDigest = strings.Repeat("ab", 32)
-	opts.imageURL = "http://10.77.0.1/fdi.iso"
+	opts.ManifestDigest = strings.Repeat("ab", 32)
+	opts.ImageURL = "http://10.0.0.1/fdi.iso"
 	var logs bytes.Buffer
-	res, err := build(opts, testLogger(&logs))
+	res, err := Build(opts, testLogger(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := readArchive(t, opts.out, "none")
-	if res.size != int64(len(a.raw)) || res.uncompressed != res.size {
-		t.Errorf("result sizes %d/%d, file %d", res.size, res.uncompressed, len(a.raw))
+	a := readArchive(t, opts.Out, "none")
+	if res.Size != int64(len(a.raw)) || res.Uncompressed != res.Size {
+		t.Errorf("result sizes %d/%d, file %d", res.Size, res.Uncompressed, len(a.raw))
 	}
 
 	// Order: sorted, every parent before its children, inodes unique.
@@ -80,13 +81,13 @@ func TestArchiveContents(t *testing.T) {
 	}{
 		{name: "dev/console", mode: cpio.S_IFCHR | 0o600, rmaj: 5, rmin: 1},
 		{name: "dev/null", mode: cpio.S_IFCHR | 0o666, rmaj: 1, rmin: 3},
-		{name: "init", mode: cpio.S_IFREG | 0o755, content: fakeELF("", "init"), checkContent: true},
-		{name: "bin/busybox", mode: cpio.S_IFREG | 0o755, content: fakeELF("", "busybox"), checkContent: true},
+		{name: "init", mode: cpio.S_IFREG | 0o755, content: buildertest.ELF("", "init"), checkContent: true},
+		{name: "bin/busybox", mode: cpio.S_IFREG | 0o755, content: buildertest.ELF("", "busybox"), checkContent: true},
 		{name: "bin/sh", mode: cpio.S_IFLNK | 0o777, content: []byte("busybox"), checkContent: true},
 		{name: "sbin/modprobe", mode: cpio.S_IFLNK | 0o777, content: []byte("../bin/busybox"), checkContent: true},
 		{name: "etc/ssl/certs/ca-certificates.crt", mode: cpio.S_IFREG | 0o644},
-		{name: "etc/streamroot/manifest.sha256", mode: cpio.S_IFREG | 0o644, content: []byte(opts.manifestDigest + "\n"), checkContent: true},
-		{name: "etc/streamroot/image-url", mode: cpio.S_IFREG | 0o644, content: []byte(opts.imageURL + "\n"), checkContent: true},
+		{name: "etc/streamroot/manifest.sha256", mode: cpio.S_IFREG | 0o644, content: []byte(opts.ManifestDigest + "\n"), checkContent: true},
+		{name: "etc/streamroot/image-url", mode: cpio.S_IFREG | 0o644, content: []byte("http://10.0.0.1/fdi.iso\n"), checkContent: true},
 		{name: "lib/modules/" + testKver + "/kernel/fs/squashfs/squashfs.ko", mode: cpio.S_IFREG | 0o644,
 			content: moduleBody("squashfs"), checkContent: true},
 		{name: "lib/modules/" + testKver + "/kernel/drivers/net/virtio_net.ko", mode: cpio.S_IFREG | 0o644,
@@ -112,9 +113,9 @@ func TestArchiveContents(t *testing.T) {
 		}
 	}
 
-	cert, _ := os.ReadFile(opts.ca)
+	cert, _ := os.ReadFile(opts.CA)
 	if got := a.content(t, "etc/ssl/certs/ca-certificates.crt"); !bytes.Equal(got, cert) {
-		t.Errorf("CA bundle differs from %s", opts.ca)
+		t.Errorf("CA bundle differs from %s", opts.CA)
 	}
 
 	checkModuleIndex(t, a, testKver)
@@ -144,8 +145,8 @@ func TestArchiveContents(t *testing.T) {
 	if !reflect.DeepEqual(info, want) {
 		t.Errorf("build.json = %+v\nwant %+v", info, want)
 	}
-	if res.modules != len(want.Modules) {
-		t.Errorf("result modules = %d", res.modules)
+	if res.Modules != len(want.Modules) {
+		t.Errorf("result modules = %d", res.Modules)
 	}
 	if !strings.Contains(logs.String(), "nosuchnic") {
 		t.Errorf("no warning about the missing NIC driver in:\n%s", logs.String())
@@ -157,22 +158,22 @@ func TestReproducible(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			dir := t.TempDir()
 			opts := testOptions(t, dir)
-			opts.compress = kind
+			opts.Compress = kind
 			var outs [][]byte
 			for i := range 2 {
-				opts.out = filepath.Join(dir, "out", kind+string(rune('a'+i)))
+				opts.Out = filepath.Join(dir, "out", kind+string(rune('a'+i)))
 				// Host metadata of the inputs must not leak into the
 				// image: give the second build different file times.
 				mt := time.Unix(int64(1e9+i*12345), 0)
-				for _, p := range []string{opts.initPath, opts.shell, opts.ca, filepath.Join(opts.moddir, "modules.dep")} {
+				for _, p := range []string{opts.Init, opts.Shell, opts.CA, filepath.Join(opts.ModDir, "modules.dep")} {
 					if err := os.Chtimes(p, mt, mt); err != nil {
 						t.Fatal(err)
 					}
 				}
-				if _, err := build(opts, testLogger(new(bytes.Buffer))); err != nil {
+				if _, err := Build(opts, testLogger(new(bytes.Buffer))); err != nil {
 					t.Fatal(err)
 				}
-				b, err := os.ReadFile(opts.out)
+				b, err := os.ReadFile(opts.Out)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -181,7 +182,7 @@ func TestReproducible(t *testing.T) {
 			if !bytes.Equal(outs[0], outs[1]) {
 				t.Fatalf("two builds differ (%d vs %d bytes)", len(outs[0]), len(outs[1]))
 			}
-			a := readArchive(t, opts.out, kind)
+			a := readArchive(t, opts.Out, kind)
 			if _, ok := a.recs["init"]; !ok {
 				t.Error("no init after decompression")
 			}
@@ -222,12 +223,12 @@ func TestCompressionHeaders(t *testing.T) {
 			return ""
 		}},
 	} {
-		opts.compress = tc.kind
-		opts.out = filepath.Join(dir, "out", tc.kind)
-		if _, err := build(opts, testLogger(new(bytes.Buffer))); err != nil {
+		opts.Compress = tc.kind
+		opts.Out = filepath.Join(dir, "out", tc.kind)
+		if _, err := Build(opts, testLogger(new(bytes.Buffer))); err != nil {
 			t.Fatal(err)
 		}
-		b, err := os.ReadFile(opts.out)
+		b, err := os.ReadFile(opts.Out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,13 +241,13 @@ func TestCompressionHeaders(t *testing.T) {
 func TestSourceDateEpoch(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
-	opts.mtime = 1700000000
-	if _, err := build(opts, testLogger(new(bytes.Buffer))); err != nil {
+	opts.MTime = 1700000000
+	if _, err := Build(opts, testLogger(new(bytes.Buffer))); err != nil {
 		t.Fatal(err)
 	}
-	a := readArchive(t, opts.out, "none")
+	a := readArchive(t, opts.Out, "none")
 	for _, n := range a.order {
-		if a.recs[n].MTime != opts.mtime {
+		if a.recs[n].MTime != opts.MTime {
 			t.Errorf("%s: mtime %d", n, a.recs[n].MTime)
 		}
 	}
@@ -255,47 +256,47 @@ func TestSourceDateEpoch(t *testing.T) {
 func TestBuildErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		mod     func(t *testing.T, o *options)
+		mod     func(t *testing.T, o *Options)
 		wantErr string // "" means the build must succeed
 	}{
-		{name: "missing NIC skipped", mod: func(t *testing.T, o *options) { o.nic = []string{"nosuch", "virtio-net"} }},
-		{name: "builtin NIC is found", mod: func(t *testing.T, o *options) { o.nic = []string{"af_packet"} }},
-		{name: "no NIC at all", mod: func(t *testing.T, o *options) { o.nic = []string{"nosuch1", "nosuch2"} }, wantErr: "none of"},
-		{name: "no NIC requested", mod: func(t *testing.T, o *options) { o.nic = nil }},
-		{name: "unknown module", mod: func(t *testing.T, o *options) { o.modules = []string{"squashfs", "nosuchfs"} }, wantErr: `"nosuchfs" is neither`},
-		{name: "module by alias", mod: func(t *testing.T, o *options) { o.modules = []string{"crypto-crc32c", "block-major-7-0"} }},
-		{name: "no modules at all", mod: func(t *testing.T, o *options) { o.noModules, o.moddir, o.kver = true, "", "" }},
-		{name: "dynamic init", mod: func(t *testing.T, o *options) {
-			o.initPath = writeFile(t, o.initPath+"-dyn", fakeELF("/lib64/ld-linux-x86-64.so.2", "x"))
+		{name: "missing NIC skipped", mod: func(t *testing.T, o *Options) { o.NIC = []string{"nosuch", "virtio-net"} }},
+		{name: "builtin NIC is found", mod: func(t *testing.T, o *Options) { o.NIC = []string{"af_packet"} }},
+		{name: "no NIC at all", mod: func(t *testing.T, o *Options) { o.NIC = []string{"nosuch1", "nosuch2"} }, wantErr: "none of"},
+		{name: "no NIC requested", mod: func(t *testing.T, o *Options) { o.NIC = nil }},
+		{name: "unknown module", mod: func(t *testing.T, o *Options) { o.Modules = []string{"squashfs", "nosuchfs"} }, wantErr: `"nosuchfs" is neither`},
+		{name: "module by alias", mod: func(t *testing.T, o *Options) { o.Modules = []string{"crypto-crc32c", "block-major-7-0"} }},
+		{name: "no modules at all", mod: func(t *testing.T, o *Options) { o.NoModules, o.ModDir, o.KVer = true, "", "" }},
+		{name: "dynamic init", mod: func(t *testing.T, o *Options) {
+			o.Init = buildertest.WriteFile(t, o.Init+"-dyn", buildertest.ELF("/lib64/ld-linux-x86-64.so.2", "x"))
 		}, wantErr: "dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2)"},
-		{name: "dynamic busybox", mod: func(t *testing.T, o *options) {
-			o.shell = writeFile(t, o.shell+"-dyn", fakeELF("/lib/ld-musl-x86_64.so.1", "x"))
+		{name: "dynamic busybox", mod: func(t *testing.T, o *Options) {
+			o.Shell = buildertest.WriteFile(t, o.Shell+"-dyn", buildertest.ELF("/lib/ld-musl-x86_64.so.1", "x"))
 		}, wantErr: "busybox-dyn is dynamically linked (interpreter /lib/ld-musl-x86_64.so.1)"},
-		{name: "script init", mod: func(t *testing.T, o *options) {
-			o.initPath = writeFile(t, o.initPath+"-sh", []byte("#!/bin/sh\nexec sh\n"))
+		{name: "script init", mod: func(t *testing.T, o *Options) {
+			o.Init = buildertest.WriteFile(t, o.Init+"-sh", []byte("#!/bin/sh\nexec sh\n"))
 		}, wantErr: "not an ELF"},
-		{name: "no shell", mod: func(t *testing.T, o *options) { o.shell = "" }},
-		{name: "missing CA bundle", mod: func(t *testing.T, o *options) { o.ca = o.ca + "-missing" }, wantErr: "-ca none"},
-		{name: "extra CA", mod: func(t *testing.T, o *options) {
+		{name: "no shell", mod: func(t *testing.T, o *Options) { o.Shell = "" }},
+		{name: "missing CA bundle", mod: func(t *testing.T, o *Options) { o.CA = o.CA + "-missing" }, wantErr: "-ca none"},
+		{name: "extra CA", mod: func(t *testing.T, o *Options) {
 			c, _ := testCertPEM(t)
-			o.extraCA = []string{writeFile(t, o.ca+"-extra", c)}
+			o.ExtraCA = []string{buildertest.WriteFile(t, o.CA+"-extra", c)}
 		}},
-		{name: "extra CA only", mod: func(t *testing.T, o *options) {
+		{name: "extra CA only", mod: func(t *testing.T, o *Options) {
 			c, _ := testCertPEM(t)
-			o.ca, o.extraCA = "", []string{writeFile(t, o.ca+"-extra", c)}
+			o.CA, o.ExtraCA = "", []string{buildertest.WriteFile(t, o.CA+"-extra", c)}
 		}},
-		{name: "extra CA empty", mod: func(t *testing.T, o *options) {
-			o.extraCA = []string{writeFile(t, o.ca+"-empty", []byte("nothing here\n"))}
+		{name: "extra CA empty", mod: func(t *testing.T, o *Options) {
+			o.ExtraCA = []string{buildertest.WriteFile(t, o.CA+"-empty", []byte("nothing here\n"))}
 		}, wantErr: "no PEM certificate"},
-		{name: "extra CA with a key", mod: func(t *testing.T, o *options) {
+		{name: "extra CA with a key", mod: func(t *testing.T, o *Options) {
 			c, k := testCertPEM(t)
-			o.extraCA = []string{writeFile(t, o.ca+"-key", append(c, k...))}
+			o.ExtraCA = []string{buildertest.WriteFile(t, o.CA+"-key", append(c, k...))}
 		}, wantErr: `"EC PRIVATE KEY", not CERTIFICATE`},
-		{name: "extra CA corrupt", mod: func(t *testing.T, o *options) {
-			o.extraCA = []string{writeFile(t, o.ca+"-bad", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))}
+		{name: "extra CA corrupt", mod: func(t *testing.T, o *Options) {
+			o.ExtraCA = []string{buildertest.WriteFile(t, o.CA+"-bad", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))}
 		}, wantErr: "do not parse"},
-		{name: "no modules.dep", mod: func(t *testing.T, o *options) {
-			if err := os.Remove(filepath.Join(o.moddir, "modules.dep")); err != nil {
+		{name: "no modules.dep", mod: func(t *testing.T, o *Options) {
+			if err := os.Remove(filepath.Join(o.ModDir, "modules.dep")); err != nil {
 				t.Fatal(err)
 			}
 		}, wantErr: "depmod -b "},
@@ -304,17 +305,17 @@ func TestBuildErrors(t *testing.T) {
 			dir := t.TempDir()
 			opts := testOptions(t, dir)
 			tc.mod(t, &opts)
-			_, err := build(opts, testLogger(new(bytes.Buffer)))
+			_, err := Build(opts, testLogger(new(bytes.Buffer)))
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("unexpected error: %v", err)
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("error = %v, want %q", err, tc.wantErr)
 			case tc.wantErr != "":
-				if _, serr := os.Stat(opts.out); serr == nil {
+				if _, serr := os.Stat(opts.Out); serr == nil {
 					t.Error("failed build left an output file")
 				}
-				if ents, _ := os.ReadDir(filepath.Dir(opts.out)); len(ents) > 0 {
+				if ents, _ := os.ReadDir(filepath.Dir(opts.Out)); len(ents) > 0 {
 					t.Errorf("failed build left %d files in the output directory", len(ents))
 				}
 			}
@@ -326,12 +327,12 @@ func TestExtraCAAppended(t *testing.T) {
 	dir := t.TempDir()
 	opts := testOptions(t, dir)
 	c, _ := testCertPEM(t)
-	opts.extraCA = []string{writeFile(t, filepath.Join(dir, "extra.pem"), c)}
-	if _, err := build(opts, testLogger(new(bytes.Buffer))); err != nil {
+	opts.ExtraCA = []string{buildertest.WriteFile(t, filepath.Join(dir, "extra.pem"), c)}
+	if _, err := Build(opts, testLogger(new(bytes.Buffer))); err != nil {
 		t.Fatal(err)
 	}
-	base, _ := os.ReadFile(opts.ca)
-	got := readArchive(t, opts.out, "none").content(t, "etc/ssl/certs/ca-certificates.crt")
+	base, _ := os.ReadFile(opts.CA)
+	got := readArchive(t, opts.Out, "none").content(t, "etc/ssl/certs/ca-certificates.crt")
 	if !bytes.Equal(got, append(base, c...)) {
 		t.Errorf("bundle is not base + extra")
 	}
@@ -346,58 +347,51 @@ func TestParseFlags(t *testing.T) {
 		args    []string
 		env     map[string]string
 		wantErr string
-		check   func(t *testing.T, o options)
+		check   func(t *testing.T, o Options)
 	}{
 		{name: "defaults from moddir", args: []string{"-init", "i", "-moddir", "/x/lib/modules/6.1.0-9-amd64/", "-o", "out"},
-			check: func(t *testing.T, o options) {
-				if o.kver != "6.1.0-9-amd64" || o.compress != "zstd" || o.shell != "/bin/busybox" || o.ca != caBundlePath || o.mtime != 0 {
+			check: func(t *testing.T, o Options) {
+				if o.KVer != "6.1.0-9-amd64" || o.Compress != "zstd" || o.Shell != "/bin/busybox" || o.CA != CABundlePath || o.MTime != 0 {
 					t.Errorf("%+v", o)
 				}
-				if len(o.nic) != 16 || o.nic[0] != "virtio_net" || !slices.Contains(o.modules, "virtio_rng") {
-					t.Errorf("nic %v modules %v", o.nic, o.modules)
+				if len(o.NIC) != 16 || o.NIC[0] != "virtio_net" || !slices.Contains(o.Modules, "virtio_rng") {
+					t.Errorf("nic %v modules %v", o.NIC, o.Modules)
 				}
 			}},
 		{name: "kver only", args: []string{"-init", "i", "-kver", "6.2", "-o", "out"},
-			check: func(t *testing.T, o options) {
-				if o.moddir != "/lib/modules/6.2" {
-					t.Errorf("moddir %q", o.moddir)
+			check: func(t *testing.T, o Options) {
+				if o.ModDir != "/lib/modules/6.2" {
+					t.Errorf("moddir %q", o.ModDir)
 				}
 			}},
 		{name: "no modules", args: []string{"-init", "i", "-modules", "none", "-shell", "none", "-ca", "none", "-o", "out"},
-			check: func(t *testing.T, o options) {
-				if !o.noModules || o.shell != "" || o.ca != "" || o.nic != nil {
+			check: func(t *testing.T, o Options) {
+				if !o.NoModules || o.Shell != "" || o.CA != "" || o.NIC != nil {
 					t.Errorf("%+v", o)
 				}
 			}},
 		{name: "lists deduplicated", args: []string{"-init", "i", "-kver", "k", "-nic", "virtio-net, virtio_net,,e1000", "-modules", "", "-extra-ca", "a.pem,b.pem", "-o", "out"},
-			check: func(t *testing.T, o options) {
-				if !reflect.DeepEqual(o.nic, []string{"virtio-net", "e1000"}) || o.modules != nil || len(o.extraCA) != 2 {
-					t.Errorf("nic %q modules %q extra %q", o.nic, o.modules, o.extraCA)
+			check: func(t *testing.T, o Options) {
+				if !reflect.DeepEqual(o.NIC, []string{"virtio-net", "e1000"}) || o.Modules != nil || len(o.ExtraCA) != 2 {
+					t.Errorf("nic %q modules %q extra %q", o.NIC, o.Modules, o.ExtraCA)
 				}
 			}},
 		{name: "nic none", args: []string{"-init", "i", "-kver", "k", "-nic", "none", "-o", "out"},
-			check: func(t *testing.T, o options) {
-				if o.nic != nil {
-					t.Errorf("nic %v", o.nic)
+			check: func(t *testing.T, o Options) {
+				if o.NIC != nil {
+					t.Errorf("nic %v", o.NIC)
 				}
 			}},
 		{name: "manifest digest", args: []string{"-init", "i", "-kver", "k", "-manifest-digest", "sha256:" + strings.Repeat("AB", 32), "-o", "out"},
-			check: func(t *testing.T, o options) {
-				if o.manifestDigest != strings.Repeat("ab", 32) {
-					t.Errorf("digest %q", o.manifestDigest)
+			check: func(t *testing.T, o Options) {
+				if o.ManifestDigest != strings.Repeat("ab", 32) {
+					t.Errorf("digest %q", o.ManifestDigest)
 				}
 			}},
-		{name: "image url", args: []string{"-init", "i", "-kver", "k", "-image-url", "https://s:8443/pub/fdi.iso", "-o", "out"},
-			check: func(t *testing.T, o options) {
-				if o.imageURL != "https://s:8443/pub/fdi.iso" {
-					t.Errorf("image url %q", o.imageURL)
-				}
-			}},
-		{name: "image url not http", args: []string{"-init", "i", "-kver", "k", "-image-url", "/fdi.iso", "-o", "out"}, wantErr: "-image-url"},
 		{name: "source date epoch", args: []string{"-init", "i", "-kver", "k", "-o", "out"}, env: map[string]string{"SOURCE_DATE_EPOCH": "1700000000"},
-			check: func(t *testing.T, o options) {
-				if o.mtime != 1700000000 {
-					t.Errorf("mtime %d", o.mtime)
+			check: func(t *testing.T, o Options) {
+				if o.MTime != 1700000000 {
+					t.Errorf("mtime %d", o.MTime)
 				}
 			}},
 		{name: "bad epoch", args: []string{"-init", "i", "-kver", "k", "-o", "out"}, env: map[string]string{"SOURCE_DATE_EPOCH": "yesterday"}, wantErr: "SOURCE_DATE_EPOCH"},
@@ -408,9 +402,18 @@ func TestParseFlags(t *testing.T) {
 		{name: "short digest", args: []string{"-init", "i", "-kver", "k", "-manifest-digest", "abcd", "-o", "out"}, wantErr: "64 hex digits"},
 		{name: "stray argument", args: []string{"-init", "i", "-kver", "k", "-o", "out", "extra"}, wantErr: "unexpected arguments"},
 		{name: "bad kver", args: []string{"-init", "i", "-kver", "../x", "-o", "out"}, wantErr: "not a kernel version"},
+		{name: "image url", args: []string{"-init", "i", "-kver", "k", "-image-url", "https://boot.example/fdi.iso", "-o", "out"},
+			check: func(t *testing.T, o Options) {
+				if o.ImageURL != "https://boot.example/fdi.iso" {
+					t.Errorf("image url %q", o.ImageURL)
+				}
+			}},
+		{name: "image url scheme", args: []string{"-init", "i", "-kver", "k", "-image-url", "/fdi.iso", "-o", "out"}, wantErr: "http:// or https://"},
+		{name: "image url space", args: []string{"-init", "i", "-kver", "k", "-image-url", "http://x/a b", "-o", "out"}, wantErr: "spaces"},
+		{name: "image url host", args: []string{"-init", "i", "-kver", "k", "-image-url", "http:///x", "-o", "out"}, wantErr: "no host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o, _, err := parseFlags(tc.args, env(tc.env), new(bytes.Buffer))
+			o, _, err := ParseFlags(tc.args, env(tc.env), new(bytes.Buffer))
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error = %v, want %q", err, tc.wantErr)

@@ -1,4 +1,4 @@
-package main
+package builder
 
 import (
 	"bytes"
@@ -9,9 +9,9 @@ import (
 	"os"
 )
 
-// caBundlePath is where the runtime (and Go's crypto/x509 on Linux) looks
+// CABundlePath is where the runtime (and Go's crypto/x509 on Linux) looks
 // for trusted roots.
-const caBundlePath = "/etc/ssl/certs/ca-certificates.crt"
+const CABundlePath = "/etc/ssl/certs/ca-certificates.crt"
 
 // loadCABundle reads the base bundle (skipped when base is "") and the
 // extra PEM files, checks them and returns their concatenation.

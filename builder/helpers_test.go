@@ -1,4 +1,4 @@
-package main
+package builder
 
 import (
 	"bytes"
@@ -8,8 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"debug/elf"
-	"encoding/binary"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -22,49 +20,10 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/streamroot/streamroot/builder/buildertest"
 	"github.com/u-root/u-root/pkg/cpio"
 	"github.com/ulikunitz/xz"
 )
-
-// fakeELF returns a minimal x86-64 ELF executable header, with a PT_INTERP
-// program header when interp is set: enough for debug/elf, and for the
-// builder's static check, without compiling anything.
-func fakeELF(interp, marker string) []byte {
-	var buf bytes.Buffer
-	hdr := elf.Header64{
-		Ident:     [16]byte{0x7f, 'E', 'L', 'F', byte(elf.ELFCLASS64), byte(elf.ELFDATA2LSB), byte(elf.EV_CURRENT)},
-		Type:      uint16(elf.ET_EXEC),
-		Machine:   uint16(elf.EM_X86_64),
-		Version:   uint32(elf.EV_CURRENT),
-		Ehsize:    64,
-		Phentsize: 56,
-	}
-	if interp != "" {
-		hdr.Phoff = 64
-		hdr.Phnum = 1
-	}
-	binary.Write(&buf, binary.LittleEndian, hdr)
-	if interp != "" {
-		n := uint64(len(interp) + 1)
-		binary.Write(&buf, binary.LittleEndian, elf.Prog64{
-			Type: uint32(elf.PT_INTERP), Off: 64 + 56, Filesz: n, Memsz: n, Align: 1,
-		})
-		buf.WriteString(interp + "\x00")
-	}
-	buf.WriteString(marker)
-	return buf.Bytes()
-}
-
-func writeFile(t *testing.T, p string, b []byte) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // testCertPEM returns a freshly generated self-signed certificate, and
 // its private key in PEM for the "key in a CA file" case.
@@ -128,9 +87,9 @@ func writeModTree(t *testing.T, root string) string {
 		"kernel/drivers/net/ethernet/e1000.ko": moduleBody("e1000"),
 	}
 	for p, b := range mods {
-		writeFile(t, filepath.Join(dir, p), b)
+		buildertest.WriteFile(t, filepath.Join(dir, p), b)
 	}
-	writeFile(t, filepath.Join(dir, "modules.dep"), []byte(`kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio.ko
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.dep"), []byte(`kernel/drivers/net/virtio_net.ko: kernel/drivers/virtio/virtio.ko
 kernel/drivers/virtio/virtio.ko:
 kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio.ko
 kernel/fs/squashfs/squashfs.ko.xz:
@@ -139,27 +98,27 @@ kernel/fs/jbd2/jbd2.ko:
 kernel/crypto/crc32c_generic.ko:
 kernel/drivers/net/ethernet/e1000.ko:
 `))
-	writeFile(t, filepath.Join(dir, "modules.alias"), []byte("alias crypto-crc32c crc32c_generic\nalias virtio:d00000001v* virtio_net\nalias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000\n"))
-	writeFile(t, filepath.Join(dir, "modules.softdep"), []byte("softdep ext4 pre: crypto-crc32c\n"))
-	writeFile(t, filepath.Join(dir, "modules.builtin"), []byte("kernel/net/packet/af_packet.ko\nkernel/drivers/block/loop.ko\n"))
-	writeFile(t, filepath.Join(dir, "modules.builtin.modinfo"), []byte("loop.alias=block-major-7-*\x00"))
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.alias"), []byte("alias crypto-crc32c crc32c_generic\nalias virtio:d00000001v* virtio_net\nalias pci:v00008086d0000100Esv*sd*bc*sc*i* e1000\n"))
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.softdep"), []byte("softdep ext4 pre: crypto-crc32c\n"))
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.builtin"), []byte("kernel/net/packet/af_packet.ko\nkernel/drivers/block/loop.ko\n"))
+	buildertest.WriteFile(t, filepath.Join(dir, "modules.builtin.modinfo"), []byte("loop.alias=block-major-7-*\x00"))
 	return dir
 }
 
-// testOptions returns options for a complete build from fakes in dir.
-func testOptions(t *testing.T, dir string) options {
+// testOptions returns Options for a complete build from fakes in dir.
+func testOptions(t *testing.T, dir string) Options {
 	t.Helper()
 	cert, _ := testCertPEM(t)
-	return options{
-		initPath: writeFile(t, filepath.Join(dir, "in", "init"), fakeELF("", "init")),
-		kver:     testKver,
-		moddir:   writeModTree(t, filepath.Join(dir, "in")),
-		nic:      []string{"virtio_net", "nosuchnic", "e1000"},
-		modules:  []string{"virtio-pci", "squashfs", "ext4", "af_packet", "loop"},
-		shell:    writeFile(t, filepath.Join(dir, "in", "busybox"), fakeELF("", "busybox")),
-		ca:       writeFile(t, filepath.Join(dir, "in", "ca.crt"), cert),
-		compress: "none",
-		out:      filepath.Join(dir, "out", "initramfs.img"),
+	return Options{
+		Init:     buildertest.WriteFile(t, filepath.Join(dir, "in", "init"), buildertest.ELF("", "init")),
+		KVer:     testKver,
+		ModDir:   writeModTree(t, filepath.Join(dir, "in")),
+		NIC:      []string{"virtio_net", "nosuchnic", "e1000"},
+		Modules:  []string{"virtio-pci", "squashfs", "ext4", "af_packet", "loop"},
+		Shell:    buildertest.WriteFile(t, filepath.Join(dir, "in", "busybox"), buildertest.ELF("", "busybox")),
+		CA:       buildertest.WriteFile(t, filepath.Join(dir, "in", "ca.crt"), cert),
+		Compress: "none",
+		Out:      filepath.Join(dir, "out", "initramfs.img"),
 	}
 }
 

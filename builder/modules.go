@@ -1,6 +1,7 @@
-package main
+package builder
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path"
@@ -18,28 +19,32 @@ type moduleReport struct {
 }
 
 // addModules resolves the NIC drivers and extra modules against the tree
-// in opts.moddir and adds their closure, decompressed, plus filtered
+// in opts.ModDir and adds their closure, decompressed, plus filtered
 // index files under /lib/modules/<kver>.
 //
 // Policy: a NIC driver this kernel lacks is skipped with a warning (the
 // default list is a wide net across vendors), but at least one must exist;
 // an unknown -modules entry is an error, because those are what the boot
 // itself needs (squashfs, overlay, nbd, ...).
-func addModules(im *image, opts options, log *slog.Logger) (moduleReport, error) {
+func addModules(im *image, opts Options, log *slog.Logger) (moduleReport, error) {
 	rep := moduleReport{nics: []string{}, builtin: []string{}, names: []string{}}
-	tree, err := kmodtree.Load(opts.moddir)
+	tree, err := kmodtree.Load(opts.ModDir)
+	if errors.Is(err, kmodtree.ErrNoDepmod) && opts.ScanModules {
+		log.Info("no modules.dep: computing the indexes from the modules' .modinfo", "dir", opts.ModDir)
+		tree, err = kmodtree.Scan(opts.ModDir)
+	}
 	if err != nil {
 		return rep, err
 	}
 	set := tree.NewSet()
 
-	for _, n := range opts.nic {
+	for _, n := range opts.NIC {
 		l, err := set.Add(n)
 		if err != nil {
 			return rep, err
 		}
 		if !l.Found() {
-			log.Warn("NIC driver not in this kernel; skipped", "driver", n, "kver", opts.kver)
+			log.Warn("NIC driver not in this kernel; skipped", "driver", n, "kver", opts.KVer)
 			continue
 		}
 		if len(l.Modules) == 0 {
@@ -48,17 +53,17 @@ func addModules(im *image, opts options, log *slog.Logger) (moduleReport, error)
 		}
 		rep.nics = append(rep.nics, kmod.Normalize(n))
 	}
-	if len(opts.nic) > 0 && len(rep.nics) == 0 {
-		return rep, fmt.Errorf("-nic: none of %v exists in kernel %s (%s)", opts.nic, opts.kver, opts.moddir)
+	if len(opts.NIC) > 0 && len(rep.nics) == 0 {
+		return rep, fmt.Errorf("-nic: none of %v exists in kernel %s (%s)", opts.NIC, opts.KVer, opts.ModDir)
 	}
 
-	for _, n := range opts.modules {
+	for _, n := range opts.Modules {
 		l, err := set.Add(n)
 		if err != nil {
 			return rep, err
 		}
 		if !l.Found() {
-			return rep, fmt.Errorf("-modules: %q is neither a module, an alias nor a builtin of kernel %s (%s)", n, opts.kver, opts.moddir)
+			return rep, fmt.Errorf("-modules: %q is neither a module, an alias nor a builtin of kernel %s (%s)", n, opts.KVer, opts.ModDir)
 		}
 		if len(l.Modules) == 0 {
 			log.Info("module is built into the kernel", "module", n)
@@ -69,7 +74,7 @@ func addModules(im *image, opts options, log *slog.Logger) (moduleReport, error)
 		log.Warn(w)
 	}
 
-	base := path.Join("/lib/modules", opts.kver)
+	base := path.Join("/lib/modules", opts.KVer)
 	for _, m := range set.Modules() {
 		b, err := tree.ReadModule(m)
 		if err != nil {

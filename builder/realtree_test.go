@@ -1,4 +1,4 @@
-package main
+package builder
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/streamroot/streamroot/builder/buildertest"
 )
 
 // realModDir is the module tree `make kernel` unpacks (make test fetches it
@@ -27,8 +29,8 @@ func buildDummyInit(t *testing.T) string {
 		t.Skip("no go toolchain in PATH")
 	}
 	src := t.TempDir()
-	writeFile(t, filepath.Join(src, "go.mod"), []byte("module dummyinit\n\ngo 1.22\n"))
-	writeFile(t, filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { println(\"dummy init\") }\n"))
+	buildertest.WriteFile(t, filepath.Join(src, "go.mod"), []byte("module dummyinit\n\ngo 1.22\n"))
+	buildertest.WriteFile(t, filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() { println(\"dummy init\") }\n"))
 	out := filepath.Join(t.TempDir(), "init")
 	cmd := exec.Command(goBin, "build", "-o", out, ".")
 	cmd.Dir = src
@@ -51,24 +53,24 @@ func TestRealKernelTree(t *testing.T) {
 	if _, err := os.Stat("/bin/busybox"); err != nil {
 		args = append(args, "-shell", "none")
 	}
-	if _, err := os.Stat(caBundlePath); err != nil {
+	if _, err := os.Stat(CABundlePath); err != nil {
 		args = append(args, "-ca", "none")
 	}
 	// Go through the flag defaults: they are what `make initramfs` uses.
-	opts, _, err := parseFlags(args, func(string) string { return "" }, new(bytes.Buffer))
+	opts, _, err := ParseFlags(args, func(string) string { return "" }, new(bytes.Buffer))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	res, err := build(opts, testLogger(&logs))
+	res, err := Build(opts, testLogger(&logs))
 	if err != nil {
 		t.Fatalf("%v\nlog:\n%s", err, logs.String())
 	}
-	t.Log(res.summary())
-	a := readArchive(t, opts.out, "zstd")
-	checkModuleIndex(t, a, opts.kver)
+	t.Log(res.Summary())
+	a := readArchive(t, opts.Out, "zstd")
+	checkModuleIndex(t, a, opts.KVer)
 
-	base := "lib/modules/" + opts.kver + "/"
+	base := "lib/modules/" + opts.KVer + "/"
 	for _, p := range []string{
 		"kernel/drivers/net/virtio_net.ko",
 		"kernel/drivers/virtio/virtio_pci.ko",
@@ -109,21 +111,21 @@ func TestRealKernelTree(t *testing.T) {
 	if !strings.Contains(string(a.content(t, base+"modules.softdep")), "softdep ext4 pre: crypto-crc32c") {
 		t.Error("ext4 softdep missing from modules.softdep")
 	}
-	if res.modules < 20 || res.size > 32<<20 {
-		t.Errorf("%d modules, %d bytes: unexpected", res.modules, res.size)
+	if res.Modules < 20 || res.Size > 32<<20 {
+		t.Errorf("%d modules, %d bytes: unexpected", res.Modules, res.Size)
 	}
 
 	// The synthetic reproducibility test fits in one zstd block; this
 	// one spans many, with the encoder's concurrency in play.
-	first, err := os.ReadFile(opts.out)
+	first, err := os.ReadFile(opts.Out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.out = filepath.Join(dir, "again.img")
-	if _, err := build(opts, testLogger(new(bytes.Buffer))); err != nil {
+	opts.Out = filepath.Join(dir, "again.img")
+	if _, err := Build(opts, testLogger(new(bytes.Buffer))); err != nil {
 		t.Fatal(err)
 	}
-	second, err := os.ReadFile(opts.out)
+	second, err := os.ReadFile(opts.Out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ BENCH_MICRO_RTTS ?= 0,50
 # 1: build the Debian networkd root for the lease figures if the cache lacks
 # it (debootstrap, about a minute); 0: skip that section instead.
 BENCH_DEBIAN   ?= 1
-# The NIC drivers of streamroot's default initramfs (builder/main.go), given
+# The NIC drivers of streamroot's default initramfs (builder/flags.go, DefaultNICs), given
 # to dracut too; dracut's kernel-network-modules adds every other Ethernet
 # driver on top, so "ours, dracut's NIC set" is built for an equal-coverage
 # size comparison.

@@ -69,7 +69,7 @@ func buildInitramfs(t *testing.T, flags ...string) string {
 		t.Fatal("no ../build/kernel/lib/modules: run make kernel")
 	}
 	out := filepath.Join(t.TempDir(), "initramfs.img")
-	args := append([]string{"run", "../builder", "-init", "../build/init", "-moddir", mods[0], "-o", out}, flags...)
+	args := append([]string{"run", "../builder/cmd/builder", "-init", "../build/init", "-moddir", mods[0], "-o", out}, flags...)
 	cmd := exec.Command("go", args...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("builder: %v\n%s", err, b)

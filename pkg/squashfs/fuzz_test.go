@@ -77,4 +77,16 @@ func checkHead(t *testing.T, s *squashfs.FS, sb squashfs.Super, ino squashfs.Ino
 	if err == nil && uint64(len(head)) > uint64(sb.BlockSize) {
 		t.Fatalf("Head returned %d bytes, more than the %d-byte block", len(head), sb.BlockSize)
 	}
+	// Open and read the start and the end: the block list and the
+	// fragment tail are claims too.
+	f, err := s.Open(ino)
+	if err != nil {
+		return
+	}
+	buf := make([]byte, 8192)
+	for _, off := range []int64{0, f.Size() - 1, f.Size() / 2} {
+		if n, err := f.ReadAt(buf, max(off, 0)); n > len(buf) || (err == nil && n != len(buf)) {
+			t.Fatalf("ReadAt at %d = %d, %v", off, n, err)
+		}
+	}
 }

@@ -1,7 +1,9 @@
-// Package squashfs reads squashfs 4.0 metadata through an io.ReaderAt:
-// enough to look a path up, list a directory and read the first bytes of a
-// file, so the CLI's inspect can see inside an image on an HTTP server with
-// a handful of Range requests. Layout: squashfs-tools' squashfs_fs.h and
+// Package squashfs reads squashfs 4.0 images through an io.ReaderAt: look
+// a path up, list a directory and read the first bytes of a file, so the
+// CLI's inspect can see inside an image on an HTTP server with a handful
+// of Range requests; and read whole files (Open), so `streamroot
+// initramfs --from-iso` can take a kernel's modules, or the ext4
+// rootfs.img holding them, out of a live image. Layout: squashfs-tools' squashfs_fs.h and
 // the kernel's Documentation/filesystems/squashfs.rst.
 //
 // Every size and position in the image is the image's claim, not a fact:
@@ -19,11 +21,10 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"path"
 	"slices"
-	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/streamroot/streamroot/pkg/pathwalk"
 	"github.com/streamroot/streamroot/pkg/readat"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
@@ -35,8 +36,6 @@ const (
 	sqFlagCompOp = 0x0400 // compressor options follow the superblock
 	sqNameMax    = 256    // SQUASHFS_NAME_LEN: the kernel refuses longer names
 	sqLinkMax    = 4096   // PATH_MAX: the longest symlink target a lookup follows
-	sqMaxHops    = 40     // symlinks one lookup follows, as Linux does
-	sqMaxSteps   = 256    // components one lookup walks (real paths take a few)
 )
 
 // Super is the 96-byte squashfs superblock, in disk order.
@@ -253,8 +252,9 @@ type Inode struct {
 	blocksAt   uint64 // file: position of its first data block
 	fragment   uint32
 	fragOffset uint32
-	firstBlock uint32 // file: on-disk size word of its first data block, if any
-	blocks     int    // number of full data blocks
+	firstBlock uint32     // file: on-disk size word of its first data block, if any
+	blocks     int        // number of full data blocks
+	list       metaCursor // file: where its block size words start
 }
 
 // IsDir says whether the inode is a directory.
@@ -341,6 +341,7 @@ func (s *FS) inode(ref uint64) (Inode, error) {
 		if in.fragment == sqNoFragment && in.size%bs != 0 {
 			in.blocks++
 		}
+		in.list = *c
 		if in.blocks > 0 {
 			b, err := c.read(4)
 			if err != nil {
@@ -422,62 +423,32 @@ func (s *FS) Lookup(p string) (Inode, error) {
 	if err != nil {
 		return root, err
 	}
-	stack := []Inode{root} // the directories from the root to where the walk is
-	var names []string     // their names, for messages
-	parts := splitPath(path.Clean("/" + p))
-	for steps, hops := 0, 0; len(parts) > 0; {
-		if steps++; steps > sqMaxSteps {
-			return root, fmt.Errorf("%s: resolving it walks more than %d components", p, sqMaxSteps)
-		}
-		name := parts[0]
-		parts = parts[1:]
-		switch name {
-		case ".":
-			continue
-		case "..":
-			if len(stack) > 1 {
-				stack, names = stack[:len(stack)-1], names[:len(names)-1]
-			}
-			continue
-		}
-		walked := path.Join(append(slices.Clone(names), name)...)
-		ents, err := s.ReadDir(stack[len(stack)-1])
-		if err != nil {
-			return root, err
-		}
-		i := slices.IndexFunc(ents, func(e Entry) bool { return e.Name == name })
-		if i < 0 {
-			return root, fmt.Errorf("%s: %w", p, ErrNotFound)
-		}
-		in, err := s.inode(ents[i].ref)
-		if err != nil {
-			return in, fmt.Errorf("%s: %w", walked, err)
-		}
-		if in.typ != 3 && in.typ != 10 {
-			stack, names = append(stack, in), append(names, name)
-			continue
-		}
-		if hops++; hops > sqMaxHops {
-			return in, fmt.Errorf("%s: more than %d symlinks", p, sqMaxHops)
-		}
-		if path.IsAbs(in.target) {
-			stack, names = stack[:1], nil
-		}
-		parts = append(splitPath(in.target), parts...)
-	}
-	return stack[len(stack)-1], nil
+	return pathwalk.Resolve[Inode](walker{s, p}, root, p)
 }
 
-// splitPath is p's non-empty components, ".." and "." kept.
-func splitPath(p string) []string {
-	var out []string
-	for part := range strings.SplitSeq(p, "/") {
-		if part != "" {
-			out = append(out, part)
-		}
-	}
-	return out
+// walker is the squashfs side of a pathwalk: p is the path looked up.
+type walker struct {
+	s *FS
+	p string
 }
+
+func (w walker) Child(dir Inode, name, walked string) (Inode, error) {
+	ents, err := w.s.ReadDir(dir)
+	if err != nil {
+		return Inode{}, err
+	}
+	i := slices.IndexFunc(ents, func(e Entry) bool { return e.Name == name })
+	if i < 0 {
+		return Inode{}, fmt.Errorf("%s: %w", w.p, ErrNotFound)
+	}
+	in, err := w.s.inode(ents[i].ref)
+	if err != nil {
+		return in, fmt.Errorf("%s: %w", walked, err)
+	}
+	return in, nil
+}
+
+func (walker) Link(in Inode) (string, bool, error) { return in.target, in.IsSymlink(), nil }
 
 // ErrNotFound means a path Lookup walked does not exist.
 var ErrNotFound = errors.New("not found")
@@ -506,6 +477,14 @@ func (s *FS) Head(in Inode) ([]byte, error) {
 	if in.fragment == sqNoFragment {
 		return nil, nil
 	}
+	return s.fragment(in)
+}
+
+// fragment returns the part of a file kept in a fragment block: all of
+// it for a small file, the tail of a larger one (size mod block size).
+func (s *FS) fragment(in Inode) ([]byte, error) {
+	bs := int(s.sb.BlockSize)
+	want := in.size - uint64(in.blocks)*uint64(bs)
 	// Fragment table: an array of u64 positions of metadata blocks, each
 	// holding 512 entries {start u64, size u32, unused u32}.
 	if in.fragment >= s.sb.Fragments {
@@ -543,10 +522,10 @@ func (s *FS) Head(in Inode) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if off := uint64(in.fragOffset); off > uint64(len(data)) || in.size > uint64(len(data))-off {
-		return nil, fmt.Errorf("fragment of %d bytes holds no %d bytes at %d", len(data), in.size, in.fragOffset)
+	if off := uint64(in.fragOffset); off > uint64(len(data)) || want > uint64(len(data))-off {
+		return nil, fmt.Errorf("fragment of %d bytes holds no %d bytes at %d", len(data), want, in.fragOffset)
 	}
-	return data[in.fragOffset : uint64(in.fragOffset)+in.size], nil
+	return data[in.fragOffset : uint64(in.fragOffset)+want], nil
 }
 
 // xzCheckDict refuses an xz stream whose first block asks for an LZMA2

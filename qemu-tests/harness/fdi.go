@@ -535,7 +535,7 @@ func buildFDIInitramfs(f *FDI, imageURL string) (string, error) {
 	initBin, out := filepath.Join(dir, "init"), filepath.Join(dir, "initrd0.img")
 	for _, c := range []*exec.Cmd{
 		exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", initBin, "./cmds/init"),
-		exec.Command(goBin, "run", "./builder", "-init", initBin, "-moddir", f.Modules, "-image-url", imageURL, "-o", out),
+		exec.Command(goBin, "run", "./builder/cmd/builder", "-init", initBin, "-moddir", f.Modules, "-image-url", imageURL, "-o", out),
 	} {
 		c.Dir = mod
 		c.Env = append(os.Environ(), "CGO_ENABLED=0")

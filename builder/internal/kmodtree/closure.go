@@ -2,8 +2,6 @@ package kmodtree
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -154,7 +152,7 @@ func (s *Set) IndexFiles() (map[string][]byte, error) {
 		}},
 	}
 	for _, fl := range filters {
-		b, err := s.readIndex(fl.name)
+		b, err := s.t.readIndex(fl.name)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +182,7 @@ func (s *Set) IndexFiles() (map[string][]byte, error) {
 	}
 
 	for _, name := range []string{"modules.builtin", "modules.builtin.modinfo"} {
-		b, err := s.readIndex(name)
+		b, err := s.t.readIndex(name)
 		if err != nil {
 			return nil, err
 		}
@@ -193,13 +191,4 @@ func (s *Set) IndexFiles() (map[string][]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// readIndex returns the named index file, or nil if the tree lacks it.
-func (s *Set) readIndex(name string) ([]byte, error) {
-	b, err := os.ReadFile(filepath.Join(s.t.Dir, name))
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	return b, err
 }

@@ -22,17 +22,25 @@ const maxModuleSize = 512 << 20
 // uncompressed in the initramfs: the initramfs itself is compressed, and
 // the runtime then hands plain files to finit_module without needing the
 // kernel's in-kernel module decompression (often not configured).
+//
+// Decompressing keeps a signed module's signature: the kernel signs the
+// .ko and appends the signature before the build compresses the file, so
+// the decompressed bytes are exactly the signed module.
 func (t *Tree) ReadModule(m *Module) ([]byte, error) {
-	p := filepath.Join(t.Dir, filepath.FromSlash(m.Path))
+	return readModuleFile(filepath.Join(t.Dir, filepath.FromSlash(m.Path)))
+}
+
+// readModuleFile reads the module file p, decompressed by its suffix.
+func readModuleFile(p string) ([]byte, error) {
 	raw, err := os.ReadFile(p)
 	if err != nil {
 		return nil, err
 	}
 	var r io.Reader
 	switch {
-	case strings.HasSuffix(m.Path, ".ko"):
+	case strings.HasSuffix(p, ".ko"):
 		return checkELF(p, raw)
-	case strings.HasSuffix(m.Path, ".ko.xz"):
+	case strings.HasSuffix(p, ".ko.xz"):
 		// The xz reader accepts every check type (kernel build systems
 		// use CRC32 or CRC64) and verifies it.
 		xr, err := xz.NewReader(bytes.NewReader(raw))
@@ -40,14 +48,14 @@ func (t *Tree) ReadModule(m *Module) ([]byte, error) {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		r = xr
-	case strings.HasSuffix(m.Path, ".ko.zst"):
+	case strings.HasSuffix(p, ".ko.zst"):
 		zr, err := zstd.NewReader(bytes.NewReader(raw), zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		defer zr.Close()
 		r = zr
-	case strings.HasSuffix(m.Path, ".ko.gz"):
+	case strings.HasSuffix(p, ".ko.gz"):
 		gr, err := gzip.NewReader(bytes.NewReader(raw))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)

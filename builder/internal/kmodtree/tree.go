@@ -57,6 +57,9 @@ type Tree struct {
 	// on a kernel that builds crc32c in.
 	builtinAliases []kmod.Alias
 	softdeps       map[string]kmod.Softdep
+	// computed are the index files Scan made, by name; they stand in
+	// for files the tree lacks.
+	computed map[string][]byte
 }
 
 // ErrNoDepmod reports a module tree without modules.dep.
@@ -81,23 +84,25 @@ func Load(dir string) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
+	return t, t.parse(dep)
+}
+
+// parse reads modules.dep (given) and the optional indexes into t.
+func (t *Tree) parse(dep []byte) error {
 	if err := t.parseDep(dep); err != nil {
-		return nil, fmt.Errorf("%s/modules.dep: %w", dir, err)
+		return fmt.Errorf("%s/modules.dep: %w", t.Dir, err)
 	}
 	if err := t.parseOptional("modules.alias", func(b []byte) error { t.aliases = kmod.ParseAliases(b); return nil }); err != nil {
-		return nil, err
+		return err
 	}
 	t.softdeps = map[string]kmod.Softdep{}
 	if err := t.parseOptional("modules.softdep", func(b []byte) error { t.softdeps = kmod.ParseSoftdeps(b); return nil }); err != nil {
-		return nil, err
+		return err
 	}
 	if err := t.parseOptional("modules.builtin", t.parseBuiltin); err != nil {
-		return nil, err
+		return err
 	}
-	if err := t.parseOptional("modules.builtin.modinfo", t.parseBuiltinModinfo); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return t.parseOptional("modules.builtin.modinfo", t.parseBuiltinModinfo)
 }
 
 // depmodArgs splits .../lib/modules/<kver> into the depmod base directory
@@ -116,12 +121,12 @@ func depmodArgs(dir string) (base, kver string) {
 }
 
 func (t *Tree) parseOptional(name string, parse func([]byte) error) error {
-	b, err := os.ReadFile(filepath.Join(t.Dir, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	b, err := t.readIndex(name)
 	if err != nil {
 		return err
+	}
+	if b == nil {
+		return nil
 	}
 	if err := parse(b); err != nil {
 		return fmt.Errorf("%s/%s: %w", t.Dir, name, err)
@@ -283,4 +288,17 @@ func (t *Tree) Lookup(name string) Lookup {
 		l.Builtin = true
 	}
 	return l
+}
+
+// readIndex returns the named index file (computed by Scan, else read
+// from the tree), or nil if there is none.
+func (t *Tree) readIndex(name string) ([]byte, error) {
+	if b, ok := t.computed[name]; ok {
+		return b, nil
+	}
+	b, err := os.ReadFile(filepath.Join(t.Dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
 }
