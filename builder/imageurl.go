@@ -1,10 +1,12 @@
 package builder
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
+	"github.com/streamroot/streamroot/pkg/hint"
 )
 
 // ImageURLPath is the file the boot reads the default image URL from
@@ -26,6 +28,11 @@ func CheckImageURL(s string) (string, error) {
 		return "", fmt.Errorf("%q: spaces or control characters do not belong in a URL (percent-encode them)", s)
 	}
 	if _, err := bootcfg.ParseImageURL(s); err != nil {
+		// The boot's words, without its "kernel argument": this is a flag.
+		var ae *bootcfg.ArgError
+		if errors.As(err, &ae) {
+			return "", hint.New(fmt.Errorf("%q: %s", s, ae.Reason), "give an http:// or https:// URL with a host, as the node will fetch it")
+		}
 		return "", err
 	}
 	return s, nil

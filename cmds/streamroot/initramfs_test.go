@@ -201,7 +201,7 @@ func TestInitramfsErrors(t *testing.T) {
 		{"no output", []string{"--kernel-deb", good}, 2, "-o DIR is required"},
 		{"name with a slash", []string{"--kernel-deb", good, "-o", out, "--kernel-name", "../vmlinuz"}, 2, "not a file name"},
 		{"same names", []string{"--kernel-deb", good, "-o", out, "--kernel-name", "x", "--initramfs-name", "x"}, 2, "both"},
-		{"bad image URL", []string{"--kernel-deb", good, "-o", out, "--image-url", "ftp://x/y"}, 2, "http:// or https://"},
+		{"bad image URL", []string{"--kernel-deb", good, "-o", out, "--image-url", "ftp://x/y"}, 2, "only http and https"},
 		{"positional", []string{"--kernel-deb", good, "-o", out, "extra"}, 2, "unexpected arguments"},
 		{"missing deb", []string{"--kernel-deb", filepath.Join(dir, "none.deb"), "-o", out}, 1, "no such file"},
 		{"not a deb", []string{"--kernel-deb", notDeb, "-o", out}, 1, "not a Debian package"},
