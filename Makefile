@@ -26,7 +26,7 @@ GO        ?= go
 GOFLAGS_STATIC := -trimpath -ldflags='-s -w -buildid='
 QEMU_TEST_TIMEOUT ?= 45m
 
-.PHONY: all deps test-deps kernel init initramfs test unit qemu-test lint clean repro-check fuzz
+.PHONY: all deps test-deps kernel init initramfs uki test unit qemu-test lint clean repro-check fuzz
 
 all: initramfs
 
@@ -58,6 +58,18 @@ initramfs: deps init
 		$(if $(IMAGE_MANIFEST_DIGEST),-manifest-digest '$(IMAGE_MANIFEST_DIGEST)') \
 		$(if $(IMAGE_URL),-image-url '$(IMAGE_URL)') \
 		-o $(INITRAMFS)
+
+# A unified kernel image of the kernel, the initramfs and UKI_CMDLINE on
+# systemd's stub, signed when UKI_KEY and UKI_CERT are given.
+UKI          ?= $(BUILD)/streamroot.efi
+UKI_CMDLINE  ?=
+UKI_KEY      ?=
+UKI_CERT     ?=
+uki: kernel initramfs
+	@if [ -z "$(UKI_CMDLINE)" ]; then echo 'make uki: give UKI_CMDLINE="ip=dhcp root=live:http://SERVER/IMAGE ..." (the UKI carries the whole kernel command line)' >&2; exit 2; fi
+	builder/deps.sh uki
+	$(GO) run ./cmds/streamroot uki --kernel $(KERNEL_DIR)/vmlinuz --initramfs $(INITRAMFS) --cmdline '$(UKI_CMDLINE)' \
+		$(if $(UKI_KEY),--key '$(UKI_KEY)') $(if $(UKI_CERT),--cert '$(UKI_CERT)') -o $(UKI)
 
 lint:
 	@test -z "$$(gofmt -l cmds pkg builder qemu-tests)" || { gofmt -l cmds pkg builder qemu-tests; echo "gofmt: files above need formatting"; exit 1; }

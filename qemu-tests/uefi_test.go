@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
@@ -375,5 +376,99 @@ func TestUEFISecureBootUnsignedModule(t *testing.T) {
 	// restricted").
 	if con := vm.Console(); !strings.Contains(con, "Loading of unsigned module is rejected") && !strings.Contains(con, "unsigned module loading is restricted") {
 		t.Errorf("the kernel did not log its refusal of an unsigned module")
+	}
+}
+
+// ukiSetup is uefiSetup for the UKI tests: the snakeoil firmware, systemd's
+// stub and sbsign too, and a UKI of our kernel and initramfs with a
+// command line that boots the uefi fixture from nginx, signed with the
+// snakeoil key. It returns the UKI, its command line, and nginx serving
+// the UKI (as /streamroot.efi) and the root image.
+func ukiSetup(t *testing.T) (ukiPath, cmdline string, ns *harness.Netns, web *harness.Nginx) {
+	t.Helper()
+	root, ns := uefiSetup(t)
+	if err := harness.CheckUKIHost(); err != nil {
+		t.Fatal(err)
+	}
+	web = harness.StartNginx(t, ns, harness.NginxOptions{})
+	// No BOOTIF: no loader is left to write it; the one NIC is the boot NIC.
+	cmdline = strings.TrimSpace(harness.GuestConsoleArgs) + " ip=dhcp root=live:" + web.URL(uefiImage) + " streamroot.onfail=reboot streamroot.reboot.delay=0"
+	ukiPath = harness.SignedUKI(t, env.ArtifactDir(t), env.Kernel, env.Initramfs, cmdline)
+	if err := web.AddFile(root, uefiImage); err != nil {
+		t.Fatal(err)
+	}
+	return ukiPath, cmdline, ns, web
+}
+
+// TestUEFIHTTPBootSignedUKI: OVMF with Secure Boot on and only the snakeoil
+// key trusted → UEFI HTTP Boot of one file, the UKI `streamroot uki` built
+// and signed with that key (systemd's stub + our kernel, initramfs and
+// command line) → the root over HTTP, in lockdown, with the UKI's own
+// command line. No loader and no TFTP: the firmware verified the kernel,
+// the initramfs and the command line in one signature.
+func TestUEFIHTTPBootSignedUKI(t *testing.T) {
+	ukiPath, cmdline, ns, web := ukiSetup(t)
+	if err := web.AddFile(ukiPath, "streamroot.efi"); err != nil {
+		t.Fatal(err)
+	}
+	dhcp := harness.StartDnsmasq(t, ns, harness.HTTPBootDnsmasqOptions(web.URL("streamroot.efi")))
+
+	vm := env.BootUEFI(t, harness.PXEBootOptions{Netns: ns}, harness.UEFI{SecureBoot: true, Snakeoil: true, HTTPOnly: true})
+	vm.WaitMilestones(t, harness.DefaultUEFIBootTimeout, uefiMilestones(
+		harness.Milestone{Name: "HTTP Boot", Re: regexp.MustCompile(`UEFI HTTPv4 \(MAC:525400123456\)`)})...)
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "uefi")
+	if got := strings.Join(strings.Fields(r.Cmdline), " "); got != cmdline {
+		t.Errorf("the root's /proc/cmdline is not the UKI's:\n got %q\nwant %q", got, cmdline)
+	}
+	if !r.HasMount("squashfs", "") {
+		t.Errorf("no squashfs mount:\n%s", r.Mounts)
+	}
+	u, err := harness.ParseUEFIReport(vm.Console())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("UEFI report: %+v", *u)
+	if !u.EFI {
+		t.Errorf("/sys/firmware/efi is missing: the kernel was not started by UEFI")
+	}
+	checkSecureBoot(t, vm, u)
+	checkServedWhole(t, web, [][2]string{{ukiPath, "/streamroot.efi"}})
+	if log := dhcp.Log(); !strings.Contains(log, "tags: efihttp") {
+		t.Errorf("dnsmasq's DHCP log shows no HTTP Boot client (vendor class HTTPClient)")
+	}
+}
+
+// TestUEFISignedUKITampered: the signed UKI of TestUEFIHTTPBootSignedUKI
+// with one byte of its command line changed, over the same HTTP Boot with
+// Secure Boot on. The firmware fetches it whole, finds the signature does
+// not match and refuses it (EFI_SECURITY_VIOLATION, "Access Denied" on
+// the console); no kernel starts.
+func TestUEFISignedUKITampered(t *testing.T) {
+	ukiPath, _, ns, web := ukiSetup(t)
+	bad := filepath.Join(env.ArtifactDir(t), "tampered.efi")
+	if err := harness.TamperUKISection(ukiPath, bad, ".cmdline"); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.AddFile(bad, "streamroot.efi"); err != nil {
+		t.Fatal(err)
+	}
+	harness.StartDnsmasq(t, ns, harness.HTTPBootDnsmasqOptions(web.URL("streamroot.efi")))
+
+	vm := env.BootUEFI(t, harness.PXEBootOptions{Netns: ns}, harness.UEFI{SecureBoot: true, Snakeoil: true, HTTPOnly: true})
+	refusal := regexp.MustCompile(`failed to load Boot\d+ "UEFI HTTPv4 \(MAC:525400123456\)"[^\n]*: (Access Denied|Security Violation)`)
+	line, err := vm.WaitFor(refusal, harness.DefaultUEFIBootTimeout)
+	if err != nil {
+		t.Fatalf("the firmware did not refuse the tampered UKI: %v", err)
+	}
+	t.Logf("firmware: %s", strings.TrimSpace(line))
+	checkServedWhole(t, web, [][2]string{{bad, "/streamroot.efi"}})
+	// The stub and the kernel log before anything else they do; give a
+	// wrongly accepted image the time to show it did start.
+	if _, err := vm.WaitFor(regexp.MustCompile(`Linux version \d|EFI stub: `), 20*time.Second); err == nil {
+		t.Errorf("a kernel started from the tampered UKI")
+	}
+	if err := vm.Kill(); err != nil {
+		t.Logf("kill: %v", err)
 	}
 }
