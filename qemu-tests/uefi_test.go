@@ -24,8 +24,9 @@ const (
 	uefiKernelPath = "/" + pxeKernelName
 	uefiInitrdPath = "/" + pxeInitrdName
 	// uefiGrubBootIF is what the `streamroot pxe --format grub` entry puts
-	// on the kernel line for BootMAC: GRUB's $net_default_mac.
-	uefiGrubBootIF = "BOOTIF=52:54:00:12:34:56"
+	// on the kernel line for BootMAC: 01- and GRUB's $net_default_mac, as
+	// Foreman's GRUB2 templates write it.
+	uefiGrubBootIF = "BOOTIF=01-52:54:00:12:34:56"
 )
 
 // uefiMilestones are the console lines of one UEFI network boot, after
@@ -57,14 +58,14 @@ func uefiSetup(t *testing.T) (root string, ns *harness.Netns) {
 
 // uefiEntry is `streamroot pxe --format <format> --foreman` for the uefi
 // fixture on nginx, loading kernel and initrd; it checks the entry takes
-// BOOTIF from the loader.
-func uefiEntry(t *testing.T, format, kernel, initrd string) string {
+// BOOTIF from the loader. more are further `streamroot pxe` flags.
+func uefiEntry(t *testing.T, format, kernel, initrd string, more ...string) string {
 	t.Helper()
-	entry := harness.StreamrootPXE(t, "--format", format, "--foreman", "--foreman-url", pxeForemanURL,
-		"--server", "http://"+harness.ServerIP, "--image", uefiImage,
-		"--kernel", kernel, "--initrd", initrd, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
+	entry := harness.StreamrootPXE(t, append([]string{"--format", format, "--foreman", "--foreman-url", pxeForemanURL,
+		"--server", "http://" + harness.ServerIP, "--image", uefiImage,
+		"--kernel", kernel, "--initrd", initrd, "--append", strings.TrimSpace(harness.GuestConsoleArgs)}, more...)...)
 	t.Logf("streamroot pxe --format %s:\n%s", format, entry)
-	bootif := map[string]string{"grub": "BOOTIF=$net_default_mac", "ipxe": "BOOTIF=01-${net0/mac:hexhyp}"}[format]
+	bootif := map[string]string{"grub": "BOOTIF=01-$net_default_mac", "ipxe": "BOOTIF=01-${net0/mac:hexhyp}"}[format]
 	if !strings.Contains(entry, bootif) {
 		t.Errorf("the %s entry does not take BOOTIF from the loader (%s):\n%s", format, bootif, entry)
 	}
@@ -178,13 +179,13 @@ func TestUEFIPXESecureBoot(t *testing.T) {
 // TestUEFIPXEGrubMknetdir: OVMF (Secure Boot off) → its own PXE →
 // Debian's unsigned GRUB as `grub-mknetdir` lays it out (core.efi, then
 // its modules over TFTP as it needs them) → grub.cfg from `streamroot pxe
-// --format grub --foreman` with `(http,SERVER)/…` paths → kernel +
+// --format grub --foreman --grub-http SERVER` ((http,SERVER)/… paths) → kernel +
 // initramfs over HTTP by GRUB's http module → the root.
 func TestUEFIPXEGrubMknetdir(t *testing.T) {
 	root, ns := uefiSetup(t)
 	tftp := filepath.Join(env.ArtifactDir(t), "tftp")
 	httpDev := "(http," + harness.ServerIP + ")"
-	entry := uefiEntry(t, "grub", httpDev+uefiKernelPath, httpDev+uefiInitrdPath)
+	entry := uefiEntry(t, "grub", uefiKernelPath, uefiInitrdPath, "--grub-http", harness.ServerIP)
 	if !strings.Contains(entry, "\tlinux "+httpDev+uefiKernelPath+" ") || !strings.Contains(entry, "\tinitrd "+httpDev+uefiInitrdPath+"\n") {
 		t.Errorf("the GRUB entry does not load kernel and initrd from %s:\n%s", httpDev, entry)
 	}
