@@ -78,19 +78,27 @@ func uefiGrubEntry(t *testing.T) string {
 	return uefiEntry(t, "grub", uefiKernelPath, uefiInitrdPath)
 }
 
-// checkUEFIRoot asserts what every UEFI-booted root must show: the uefi
-// fixture as an overlay over squashfs, booted by UEFI with the seed's
-// Foreman arguments and bootif on its kernel line, and the modules it runs
-// with from the initramfs (the root has none).
+// checkUEFIRoot asserts what every UEFI-booted root must show
+// (checkUEFIBoot), with the seed's Foreman arguments and bootif on its
+// kernel line.
 func checkUEFIRoot(t *testing.T, vm *harness.VM, imageURL, bootif string) (*harness.Report, *harness.UEFIReport) {
 	t.Helper()
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "uefi")
+	r, u := checkUEFIBoot(t, vm)
 	for _, arg := range []string{bootif, "proxy.url=" + pxeForemanURL, "proxy.type=foreman", "root=live:" + imageURL, "ip=dhcp"} {
 		if !slices.Contains(strings.Fields(r.Cmdline), arg) {
 			t.Errorf("the root's /proc/cmdline lacks %s: %q", arg, r.Cmdline)
 		}
 	}
+	return r, u
+}
+
+// checkUEFIBoot asserts the uefi fixture as an overlay over squashfs,
+// booted by UEFI, and the modules it runs with from the initramfs (the
+// root has none).
+func checkUEFIBoot(t *testing.T, vm *harness.VM) (*harness.Report, *harness.UEFIReport) {
+	t.Helper()
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "uefi")
 	if !r.HasMount("squashfs", "") {
 		t.Errorf("no squashfs mount:\n%s", r.Mounts)
 	}
@@ -417,21 +425,9 @@ func TestUEFIHTTPBootSignedUKI(t *testing.T) {
 	vm := env.BootUEFI(t, harness.PXEBootOptions{Netns: ns}, harness.UEFI{SecureBoot: true, Snakeoil: true, HTTPOnly: true})
 	vm.WaitMilestones(t, harness.DefaultUEFIBootTimeout, uefiMilestones(
 		harness.Milestone{Name: "HTTP Boot", Re: regexp.MustCompile(`UEFI HTTPv4 \(MAC:525400123456\)`)})...)
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "uefi")
+	r, u := checkUEFIBoot(t, vm)
 	if got := strings.Join(strings.Fields(r.Cmdline), " "); got != cmdline {
 		t.Errorf("the root's /proc/cmdline is not the UKI's:\n got %q\nwant %q", got, cmdline)
-	}
-	if !r.HasMount("squashfs", "") {
-		t.Errorf("no squashfs mount:\n%s", r.Mounts)
-	}
-	u, err := harness.ParseUEFIReport(vm.Console())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("UEFI report: %+v", *u)
-	if !u.EFI {
-		t.Errorf("/sys/firmware/efi is missing: the kernel was not started by UEFI")
 	}
 	checkSecureBoot(t, vm, u)
 	checkServedWhole(t, web, [][2]string{{ukiPath, "/streamroot.efi"}})
