@@ -73,7 +73,9 @@ func Build(stub []byte, sections []Section) ([]byte, error) {
 	}
 	secAlign := le.Uint32(stub[opt+optSectionAlign:])
 	fileAlign := le.Uint32(stub[opt+optFileAlign:])
-	if secAlign == 0 || fileAlign == 0 || secAlign&(secAlign-1) != 0 || fileAlign&(fileAlign-1) != 0 {
+	// The PE format's bounds: file alignment 512 to 64 KiB, powers of two.
+	if fileAlign < 512 || fileAlign > 1<<16 || secAlign > 1<<20 || secAlign == 0 ||
+		secAlign&(secAlign-1) != 0 || fileAlign&(fileAlign-1) != 0 {
 		return nil, fmt.Errorf("uki: stub has bad alignments (section %d, file %d)", secAlign, fileAlign)
 	}
 	if le.Uint32(stub[opt+optNumDirs:]) > dirSecurity && optSize >= optDirs+8*(dirSecurity+1) {
@@ -89,6 +91,10 @@ func Build(stub []byte, sections []Section) ([]byte, error) {
 	headers := le.Uint32(stub[opt+optSizeOfHeaders:])
 	firstRaw := headers
 	var vEnd, rawEnd uint32
+	if uint64(headers) > uint64(len(stub)) {
+		return nil, fmt.Errorf("uki: stub's headers (%d bytes) run past its %d bytes", headers, len(stub))
+	}
+	rawEnd = headers
 	for i := 0; i < nsec; i++ {
 		h := stub[table+i*sectionHeaderSize:]
 		va, vsize := le.Uint32(h[12:]), le.Uint32(h[8:])
@@ -97,6 +103,9 @@ func Build(stub []byte, sections []Section) ([]byte, error) {
 			firstRaw = raw
 		}
 		vEnd = max(vEnd, va+max(vsize, rawSize))
+		if uint64(raw)+uint64(rawSize) > uint64(len(stub)) {
+			return nil, fmt.Errorf("uki: stub's section %d runs past its %d bytes", i, len(stub))
+		}
 		rawEnd = max(rawEnd, raw+rawSize)
 	}
 	newEnd := tableEnd + len(sections)*sectionHeaderSize

@@ -157,3 +157,28 @@ func TestDebianStub(t *testing.T) {
 		}
 	}
 }
+
+// FuzzBuild: a damaged stub is an error, never a panic or a huge
+// allocation; what Build returns debug/pe reads, with the sections given.
+func FuzzBuild(f *testing.F) {
+	f.Add(minimalStub(0x400, nil, false))
+	f.Add(minimalStub(0x400, []byte("symbols"), true))
+	f.Add(minimalStub(0x1c0, nil, false))
+	f.Fuzz(func(t *testing.T, stub []byte) {
+		out, err := Build(stub, Sections([]byte("kernel"), []byte("initrd"), "quiet"))
+		if err != nil {
+			return
+		}
+		pf, err := pe.NewFile(bytes.NewReader(out))
+		if err != nil {
+			return // debug/pe is stricter about the stub's own fields
+		}
+		s := pf.Section(".linux")
+		if s == nil {
+			t.Fatalf("Build succeeded without a readable .linux section")
+		}
+		if d, err := s.Data(); err != nil || !bytes.HasPrefix(d, []byte("kernel")) {
+			t.Fatalf(".linux = %q, %v", d, err)
+		}
+	})
+}
