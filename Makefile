@@ -26,7 +26,7 @@ GO        ?= go
 GOFLAGS_STATIC := -trimpath -ldflags='-s -w -buildid='
 QEMU_TEST_TIMEOUT ?= 45m
 
-.PHONY: all deps test-deps kernel init initramfs test unit qemu-test lint clean repro-check fuzz
+.PHONY: all deps test-deps kernel init initramfs uki test unit qemu-test lint clean repro-check fuzz
 
 all: initramfs
 
@@ -59,6 +59,18 @@ initramfs: deps init
 		$(if $(IMAGE_URL),-image-url '$(IMAGE_URL)') \
 		-o $(INITRAMFS)
 
+# A unified kernel image of the kernel, the initramfs and UKI_CMDLINE on
+# systemd's stub, signed when UKI_KEY and UKI_CERT are given.
+UKI          ?= $(BUILD)/streamroot.efi
+UKI_CMDLINE  ?=
+UKI_KEY      ?=
+UKI_CERT     ?=
+uki: kernel initramfs
+	@if [ -z "$(UKI_CMDLINE)" ]; then echo 'make uki: give UKI_CMDLINE="ip=dhcp root=live:http://SERVER/IMAGE ..." (the UKI carries the whole kernel command line)' >&2; exit 2; fi
+	builder/deps.sh uki
+	$(GO) run ./cmds/streamroot uki --kernel $(KERNEL_DIR)/vmlinuz --initramfs $(INITRAMFS) --cmdline '$(UKI_CMDLINE)' \
+		$(if $(UKI_KEY),--key '$(UKI_KEY)') $(if $(UKI_CERT),--cert '$(UKI_CERT)') -o $(UKI)
+
 lint:
 	@test -z "$$(gofmt -l cmds pkg builder qemu-tests)" || { gofmt -l cmds pkg builder qemu-tests; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
@@ -82,7 +94,7 @@ qemu-test: test-deps kernel initramfs
 # exploring rather than minimising. mk/fuzz.sh runs them (and tells go1.26's
 # fuzz-coordinator deadline race from a find).
 FUZZTIME ?= 15s
-FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzInspect pkg/squashfs:FuzzSquashfs pkg/isoread:FuzzOpen pkg/imgfmt:FuzzDetect pkg/textesc:FuzzEscape pkg/bootlog:FuzzConsole pkg/kmod:FuzzModuleParams pkg/netup:FuzzBondOptions pkg/netup:FuzzParseRA pkg/netup:FuzzLeaseFrom6 builder/internal/kmodtree:FuzzModinfo pkg/deb:FuzzWalk pkg/ext4:FuzzExt4 pkg/bzimage:FuzzRelease pkg/rpm:FuzzWalk
+FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzInspect pkg/squashfs:FuzzSquashfs pkg/isoread:FuzzOpen pkg/imgfmt:FuzzDetect pkg/textesc:FuzzEscape pkg/bootlog:FuzzConsole pkg/kmod:FuzzModuleParams pkg/netup:FuzzBondOptions pkg/netup:FuzzParseRA pkg/netup:FuzzLeaseFrom6 builder/internal/kmodtree:FuzzModinfo pkg/deb:FuzzWalk pkg/ext4:FuzzExt4 pkg/bzimage:FuzzRelease pkg/rpm:FuzzWalk pkg/uki:FuzzBuild
 fuzz:
 	@mk/fuzz.sh $(GO) $(FUZZTIME) $(BUILD) $(FUZZ_TARGETS)
 

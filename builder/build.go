@@ -39,13 +39,15 @@ type Result struct {
 	Size         int64
 	Uncompressed int64
 	Modules      int
-	Compress     string
+	// SignedModules of Modules carry their appended signature.
+	SignedModules int
+	Compress      string
 }
 
 // Summary is the one line printed on stdout after a build.
 func (r Result) Summary() string {
-	return fmt.Sprintf("initramfs: %s %d bytes (%.2f MiB, %s), %d modules, uncompressed %d",
-		r.Path, r.Size, float64(r.Size)/(1<<20), r.Compress, r.Modules, r.Uncompressed)
+	return fmt.Sprintf("initramfs: %s %d bytes (%.2f MiB, %s), %d modules (%d signed), uncompressed %d",
+		r.Path, r.Size, float64(r.Size)/(1<<20), r.Compress, r.Modules, r.SignedModules, r.Uncompressed)
 }
 
 // buildInfo is /etc/streamroot/build.json: what went into the image, for
@@ -59,6 +61,9 @@ type buildInfo struct {
 	NICDrivers []string `json:"nic_drivers"`
 	// Modules are the module names in the image, sorted.
 	Modules []string `json:"modules"`
+	// SignedModules is how many of Modules carry an appended signature
+	// (Secure Boot loads no other).
+	SignedModules int `json:"signed_modules"`
 	// Builtin are requested names (NIC or -modules) compiled into the
 	// kernel, so nothing was shipped for them.
 	Builtin []string `json:"builtin"`
@@ -133,12 +138,13 @@ func assemble(opts Options, log *slog.Logger) (*image, moduleReport, error) {
 		}
 	}
 	info := buildInfo{
-		KVer:       opts.KVer,
-		Compress:   opts.Compress,
-		NICDrivers: rep.nics,
-		Modules:    rep.names,
-		Builtin:    rep.builtin,
-		Shell:      opts.Shell != "",
+		KVer:          opts.KVer,
+		Compress:      opts.Compress,
+		NICDrivers:    rep.nics,
+		Modules:       rep.names,
+		SignedModules: rep.signed,
+		Builtin:       rep.builtin,
+		Shell:         opts.Shell != "",
 	}
 	j, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
@@ -178,5 +184,5 @@ func Build(opts Options, log *slog.Logger) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("writing %s: %w", opts.Out, err)
 	}
-	return Result{Path: opts.Out, Size: size, Uncompressed: raw, Modules: len(rep.names), Compress: opts.Compress}, nil
+	return Result{Path: opts.Out, Size: size, Uncompressed: raw, Modules: len(rep.names), SignedModules: rep.signed, Compress: opts.Compress}, nil
 }

@@ -89,9 +89,10 @@ func TestArchiveContents(t *testing.T) {
 		{name: "etc/streamroot/manifest.sha256", mode: cpio.S_IFREG | 0o644, content: []byte(opts.ManifestDigest + "\n"), checkContent: true},
 		{name: "etc/streamroot/image-url", mode: cpio.S_IFREG | 0o644, content: []byte("http://10.0.0.1/fdi.iso\n"), checkContent: true},
 		{name: "lib/modules/" + testKver + "/kernel/fs/squashfs/squashfs.ko", mode: cpio.S_IFREG | 0o644,
-			content: moduleBody("squashfs"), checkContent: true},
+			content: signedModuleBody("squashfs"), checkContent: true}, // .ko.xz decompressed, signature byte for byte
+
 		{name: "lib/modules/" + testKver + "/kernel/drivers/net/virtio_net.ko", mode: cpio.S_IFREG | 0o644,
-			content: moduleBody("virtio_net"), checkContent: true},
+			content: signedModuleBody("virtio_net"), checkContent: true},
 	} {
 		r, ok := a.recs[tc.name]
 		if !ok {
@@ -135,18 +136,22 @@ func TestArchiveContents(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := buildInfo{
-		KVer:       testKver,
-		Compress:   "none",
-		NICDrivers: []string{"virtio_net", "e1000"},
-		Modules:    []string{"crc32c_generic", "e1000", "ext4", "jbd2", "squashfs", "virtio", "virtio_net", "virtio_pci"},
-		Builtin:    []string{"af_packet", "loop"},
-		Shell:      true,
+		KVer:          testKver,
+		Compress:      "none",
+		NICDrivers:    []string{"virtio_net", "e1000"},
+		Modules:       []string{"crc32c_generic", "e1000", "ext4", "jbd2", "squashfs", "virtio", "virtio_net", "virtio_pci"},
+		SignedModules: 2,
+		Builtin:       []string{"af_packet", "loop"},
+		Shell:         true,
 	}
 	if !reflect.DeepEqual(info, want) {
 		t.Errorf("build.json = %+v\nwant %+v", info, want)
 	}
-	if res.Modules != len(want.Modules) {
-		t.Errorf("result modules = %d", res.Modules)
+	if res.Modules != len(want.Modules) || res.SignedModules != 2 {
+		t.Errorf("result modules = %d, signed %d; want %d, 2 signed", res.Modules, res.SignedModules, len(want.Modules))
+	}
+	if s := res.Summary(); !strings.Contains(s, " 8 modules (2 signed), ") {
+		t.Errorf("the summary does not say how many modules are signed: %q", s)
 	}
 	if !strings.Contains(logs.String(), "nosuchnic") {
 		t.Errorf("no warning about the missing NIC driver in:\n%s", logs.String())

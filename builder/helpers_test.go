@@ -55,6 +55,12 @@ func testCertPEM(t *testing.T) (certPEM, keyPEM []byte) {
 
 func moduleBody(name string) []byte { return []byte("\x7fELF fake module " + name) }
 
+// signedModuleBody is moduleBody with a (fake) appended signature: the
+// PKCS#7 blob, struct module_signature and the marker.
+func signedModuleBody(name string) []byte {
+	return append(moduleBody(name), "\x30\x82fake pkcs7 of "+name+"\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x14"+buildertest.ModuleSignature...)
+}
+
 func xzBytes(t *testing.T, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -77,10 +83,10 @@ func writeModTree(t *testing.T, root string) string {
 	t.Helper()
 	dir := filepath.Join(root, "lib", "modules", testKver)
 	mods := map[string][]byte{
-		"kernel/drivers/net/virtio_net.ko":     moduleBody("virtio_net"),
+		"kernel/drivers/net/virtio_net.ko":     signedModuleBody("virtio_net"),
 		"kernel/drivers/virtio/virtio.ko":      moduleBody("virtio"),
 		"kernel/drivers/virtio/virtio_pci.ko":  moduleBody("virtio_pci"),
-		"kernel/fs/squashfs/squashfs.ko.xz":    xzBytes(t, moduleBody("squashfs")),
+		"kernel/fs/squashfs/squashfs.ko.xz":    xzBytes(t, signedModuleBody("squashfs")),
 		"kernel/fs/ext4/ext4.ko":               moduleBody("ext4"),
 		"kernel/fs/jbd2/jbd2.ko":               moduleBody("jbd2"),
 		"kernel/crypto/crc32c_generic.ko":      moduleBody("crc32c_generic"),

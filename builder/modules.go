@@ -16,6 +16,9 @@ type moduleReport struct {
 	nics    []string // requested NIC drivers present (module or builtin), normalized
 	builtin []string // requested names compiled into the kernel, normalized
 	names   []string // modules included, sorted
+	// signed counts the modules that kept an appended signature (after
+	// decompression): under Secure Boot only those load.
+	signed int
 }
 
 // addModules resolves the NIC drivers and extra modules against the tree
@@ -83,7 +86,10 @@ func addModules(im *image, opts Options, log *slog.Logger) (moduleReport, error)
 		if err := im.file(path.Join(base, m.StoredPath()), 0o644, b); err != nil {
 			return rep, err
 		}
-		log.Debug("module", "name", m.Name, "path", m.StoredPath(), "bytes", len(b))
+		if kmod.HasSignature(b) {
+			rep.signed++
+		}
+		log.Debug("module", "name", m.Name, "path", m.StoredPath(), "bytes", len(b), "signed", kmod.HasSignature(b))
 	}
 	idx, err := set.IndexFiles()
 	if err != nil {

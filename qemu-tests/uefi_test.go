@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
@@ -23,8 +24,9 @@ const (
 	uefiKernelPath = "/" + pxeKernelName
 	uefiInitrdPath = "/" + pxeInitrdName
 	// uefiGrubBootIF is what the `streamroot pxe --format grub` entry puts
-	// on the kernel line for BootMAC: GRUB's $net_default_mac.
-	uefiGrubBootIF = "BOOTIF=52:54:00:12:34:56"
+	// on the kernel line for BootMAC: 01- and GRUB's $net_default_mac, as
+	// Foreman's GRUB2 templates write it.
+	uefiGrubBootIF = "BOOTIF=01-52:54:00:12:34:56"
 )
 
 // uefiMilestones are the console lines of one UEFI network boot, after
@@ -56,14 +58,14 @@ func uefiSetup(t *testing.T) (root string, ns *harness.Netns) {
 
 // uefiEntry is `streamroot pxe --format <format> --foreman` for the uefi
 // fixture on nginx, loading kernel and initrd; it checks the entry takes
-// BOOTIF from the loader.
-func uefiEntry(t *testing.T, format, kernel, initrd string) string {
+// BOOTIF from the loader. more are further `streamroot pxe` flags.
+func uefiEntry(t *testing.T, format, kernel, initrd string, more ...string) string {
 	t.Helper()
-	entry := harness.StreamrootPXE(t, "--format", format, "--foreman", "--foreman-url", pxeForemanURL,
-		"--server", "http://"+harness.ServerIP, "--image", uefiImage,
-		"--kernel", kernel, "--initrd", initrd, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
+	entry := harness.StreamrootPXE(t, append([]string{"--format", format, "--foreman", "--foreman-url", pxeForemanURL,
+		"--server", "http://" + harness.ServerIP, "--image", uefiImage,
+		"--kernel", kernel, "--initrd", initrd, "--append", strings.TrimSpace(harness.GuestConsoleArgs)}, more...)...)
 	t.Logf("streamroot pxe --format %s:\n%s", format, entry)
-	bootif := map[string]string{"grub": "BOOTIF=$net_default_mac", "ipxe": "BOOTIF=01-${net0/mac:hexhyp}"}[format]
+	bootif := map[string]string{"grub": "BOOTIF=01-$net_default_mac", "ipxe": "BOOTIF=01-${net0/mac:hexhyp}"}[format]
 	if !strings.Contains(entry, bootif) {
 		t.Errorf("the %s entry does not take BOOTIF from the loader (%s):\n%s", format, bootif, entry)
 	}
@@ -76,19 +78,27 @@ func uefiGrubEntry(t *testing.T) string {
 	return uefiEntry(t, "grub", uefiKernelPath, uefiInitrdPath)
 }
 
-// checkUEFIRoot asserts what every UEFI-booted root must show: the uefi
-// fixture as an overlay over squashfs, booted by UEFI with the seed's
-// Foreman arguments and bootif on its kernel line, and the modules it runs
-// with from the initramfs (the root has none).
+// checkUEFIRoot asserts what every UEFI-booted root must show
+// (checkUEFIBoot), with the seed's Foreman arguments and bootif on its
+// kernel line.
 func checkUEFIRoot(t *testing.T, vm *harness.VM, imageURL, bootif string) (*harness.Report, *harness.UEFIReport) {
 	t.Helper()
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "uefi")
+	r, u := checkUEFIBoot(t, vm)
 	for _, arg := range []string{bootif, "proxy.url=" + pxeForemanURL, "proxy.type=foreman", "root=live:" + imageURL, "ip=dhcp"} {
 		if !slices.Contains(strings.Fields(r.Cmdline), arg) {
 			t.Errorf("the root's /proc/cmdline lacks %s: %q", arg, r.Cmdline)
 		}
 	}
+	return r, u
+}
+
+// checkUEFIBoot asserts the uefi fixture as an overlay over squashfs,
+// booted by UEFI, and the modules it runs with from the initramfs (the
+// root has none).
+func checkUEFIBoot(t *testing.T, vm *harness.VM) (*harness.Report, *harness.UEFIReport) {
+	t.Helper()
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "uefi")
 	if !r.HasMount("squashfs", "") {
 		t.Errorf("no squashfs mount:\n%s", r.Mounts)
 	}
@@ -177,13 +187,13 @@ func TestUEFIPXESecureBoot(t *testing.T) {
 // TestUEFIPXEGrubMknetdir: OVMF (Secure Boot off) → its own PXE →
 // Debian's unsigned GRUB as `grub-mknetdir` lays it out (core.efi, then
 // its modules over TFTP as it needs them) → grub.cfg from `streamroot pxe
-// --format grub --foreman` with `(http,SERVER)/…` paths → kernel +
+// --format grub --foreman --grub-http SERVER` ((http,SERVER)/… paths) → kernel +
 // initramfs over HTTP by GRUB's http module → the root.
 func TestUEFIPXEGrubMknetdir(t *testing.T) {
 	root, ns := uefiSetup(t)
 	tftp := filepath.Join(env.ArtifactDir(t), "tftp")
 	httpDev := "(http," + harness.ServerIP + ")"
-	entry := uefiEntry(t, "grub", httpDev+uefiKernelPath, httpDev+uefiInitrdPath)
+	entry := uefiEntry(t, "grub", uefiKernelPath, uefiInitrdPath, "--grub-http", harness.ServerIP)
 	if !strings.Contains(entry, "\tlinux "+httpDev+uefiKernelPath+" ") || !strings.Contains(entry, "\tinitrd "+httpDev+uefiInitrdPath+"\n") {
 		t.Errorf("the GRUB entry does not load kernel and initrd from %s:\n%s", httpDev, entry)
 	}
@@ -375,5 +385,87 @@ func TestUEFISecureBootUnsignedModule(t *testing.T) {
 	// restricted").
 	if con := vm.Console(); !strings.Contains(con, "Loading of unsigned module is rejected") && !strings.Contains(con, "unsigned module loading is restricted") {
 		t.Errorf("the kernel did not log its refusal of an unsigned module")
+	}
+}
+
+// ukiSetup is uefiSetup for the UKI tests: the snakeoil firmware, systemd's
+// stub and sbsign too, and a UKI of our kernel and initramfs with a
+// command line that boots the uefi fixture from nginx, signed with the
+// snakeoil key. It returns the UKI, its command line, and nginx serving
+// the UKI (as /streamroot.efi) and the root image.
+func ukiSetup(t *testing.T) (ukiPath, cmdline string, ns *harness.Netns, web *harness.Nginx) {
+	t.Helper()
+	root, ns := uefiSetup(t)
+	if err := harness.CheckUKIHost(); err != nil {
+		t.Fatal(err)
+	}
+	web = harness.StartNginx(t, ns, harness.NginxOptions{})
+	// No BOOTIF: no loader is left to write it; the one NIC is the boot NIC.
+	cmdline = strings.TrimSpace(harness.GuestConsoleArgs) + " ip=dhcp root=live:" + web.URL(uefiImage) + " streamroot.onfail=reboot streamroot.reboot.delay=0"
+	ukiPath = harness.SignedUKI(t, env.ArtifactDir(t), env.Kernel, env.Initramfs, cmdline)
+	if err := web.AddFile(root, uefiImage); err != nil {
+		t.Fatal(err)
+	}
+	return ukiPath, cmdline, ns, web
+}
+
+// TestUEFIHTTPBootSignedUKI: OVMF with Secure Boot on and only the snakeoil
+// key trusted → UEFI HTTP Boot of one file, the UKI `streamroot uki` built
+// and signed with that key (systemd's stub + our kernel, initramfs and
+// command line) → the root over HTTP, in lockdown, with the UKI's own
+// command line. No loader and no TFTP: the firmware verified the kernel,
+// the initramfs and the command line in one signature.
+func TestUEFIHTTPBootSignedUKI(t *testing.T) {
+	ukiPath, cmdline, ns, web := ukiSetup(t)
+	if err := web.AddFile(ukiPath, "streamroot.efi"); err != nil {
+		t.Fatal(err)
+	}
+	dhcp := harness.StartDnsmasq(t, ns, harness.HTTPBootDnsmasqOptions(web.URL("streamroot.efi")))
+
+	vm := env.BootUEFI(t, harness.PXEBootOptions{Netns: ns}, harness.UEFI{SecureBoot: true, Snakeoil: true, HTTPOnly: true})
+	vm.WaitMilestones(t, harness.DefaultUEFIBootTimeout, uefiMilestones(
+		harness.Milestone{Name: "HTTP Boot", Re: regexp.MustCompile(`UEFI HTTPv4 \(MAC:525400123456\)`)})...)
+	r, u := checkUEFIBoot(t, vm)
+	if got := strings.Join(strings.Fields(r.Cmdline), " "); got != cmdline {
+		t.Errorf("the root's /proc/cmdline is not the UKI's:\n got %q\nwant %q", got, cmdline)
+	}
+	checkSecureBoot(t, vm, u)
+	checkServedWhole(t, web, [][2]string{{ukiPath, "/streamroot.efi"}})
+	if log := dhcp.Log(); !strings.Contains(log, "tags: efihttp") {
+		t.Errorf("dnsmasq's DHCP log shows no HTTP Boot client (vendor class HTTPClient)")
+	}
+}
+
+// TestUEFISignedUKITampered: the signed UKI of TestUEFIHTTPBootSignedUKI
+// with one byte of its command line changed, over the same HTTP Boot with
+// Secure Boot on. The firmware fetches it whole, finds the signature does
+// not match and refuses it (EFI_SECURITY_VIOLATION, "Access Denied" on
+// the console); no kernel starts.
+func TestUEFISignedUKITampered(t *testing.T) {
+	ukiPath, _, ns, web := ukiSetup(t)
+	bad := filepath.Join(env.ArtifactDir(t), "tampered.efi")
+	if err := harness.TamperUKISection(ukiPath, bad, ".cmdline"); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.AddFile(bad, "streamroot.efi"); err != nil {
+		t.Fatal(err)
+	}
+	harness.StartDnsmasq(t, ns, harness.HTTPBootDnsmasqOptions(web.URL("streamroot.efi")))
+
+	vm := env.BootUEFI(t, harness.PXEBootOptions{Netns: ns}, harness.UEFI{SecureBoot: true, Snakeoil: true, HTTPOnly: true})
+	refusal := regexp.MustCompile(`failed to load Boot\d+ "UEFI HTTPv4 \(MAC:525400123456\)"[^\n]*: (Access Denied|Security Violation)`)
+	line, err := vm.WaitFor(refusal, harness.DefaultUEFIBootTimeout)
+	if err != nil {
+		t.Fatalf("the firmware did not refuse the tampered UKI: %v", err)
+	}
+	t.Logf("firmware: %s", strings.TrimSpace(line))
+	checkServedWhole(t, web, [][2]string{{bad, "/streamroot.efi"}})
+	// The stub and the kernel log before anything else they do; give a
+	// wrongly accepted image the time to show it did start.
+	if _, err := vm.WaitFor(regexp.MustCompile(`Linux version \d|EFI stub: `), 20*time.Second); err == nil {
+		t.Errorf("a kernel started from the tampered UKI")
+	}
+	if err := vm.Kill(); err != nil {
+		t.Logf("kill: %v", err)
 	}
 }

@@ -62,8 +62,10 @@ type initramfsResult struct {
 	Initramfs string `json:"initramfs"`
 	Size      int64  `json:"size"`
 	Modules   int    `json:"modules"`
-	Compress  string `json:"compress"`
-	ImageURL  string `json:"image_url,omitempty"`
+	// SignedModules of Modules kept their appended signature.
+	SignedModules int    `json:"signed_modules"`
+	Compress      string `json:"compress"`
+	ImageURL      string `json:"image_url,omitempty"`
 }
 
 func runInitramfs(ctx context.Context, e *env, args []string) error {
@@ -187,7 +189,7 @@ func runInitramfs(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	res := initramfsResult{KVer: opts.KVer, ImageURL: opts.ImageURL,
-		Initramfs: br.Path, Size: br.Size, Modules: br.Modules, Compress: br.Compress}
+		Initramfs: br.Path, Size: br.Size, Modules: br.Modules, SignedModules: br.SignedModules, Compress: br.Compress}
 	if src.kernel != "" {
 		res.Kernel = filepath.Join(*outDir, *kernelName)
 		if err := copyKernel(src.kernel, res.Kernel); err != nil {

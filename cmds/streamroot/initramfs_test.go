@@ -98,8 +98,8 @@ func buildJSON(t *testing.T, args ...string) initramfsResult {
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("stdout %q: %v", stdout, err)
 	}
-	if res.KVer != testKVer || res.Modules != 2 {
-		t.Errorf("result %+v: want kver %s and 2 modules", res, testKVer)
+	if res.KVer != testKVer || res.Modules != 2 || res.SignedModules != 2 {
+		t.Errorf("result %+v: want kver %s and 2 modules, both signed", res, testKVer)
 	}
 	return res
 }
@@ -121,7 +121,7 @@ func TestInitramfsFromDeb(t *testing.T) {
 				t.Fatalf("stdout %q: %v", stdout, err)
 			}
 			want := initramfsResult{Kernel: filepath.Join(out, "vmlinuz0"), KVer: testKVer, Initramfs: filepath.Join(out, "initrd0.img"),
-				Size: res.Size, Modules: 2, Compress: "none", ImageURL: "http://10.0.0.1/fdi.iso"}
+				Size: res.Size, Modules: 2, SignedModules: 2, Compress: "none", ImageURL: "http://10.0.0.1/fdi.iso"}
 			if res != want {
 				t.Errorf("result %+v, want %+v", res, want)
 			}

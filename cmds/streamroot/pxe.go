@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 const pxeUsage = `Usage: streamroot pxe --server URL --image PATH [--format pxelinux|ipxe|grub]
                       [--kernel vmlinuz] [--initrd initramfs.img] [--append "extra args"]
                       [--label L] [--menu-label TEXT] [--ipxe-nic net0]
+                      [--grub-el] [--grub-http HOST]
                       [--foreman --foreman-url URL] [--manifest IMAGE.manifest] [--json]
 
 Prints a boot entry that boots the image at <server>/<image> with the
@@ -28,10 +30,14 @@ the NIC the machine network-booted from:
             BOOTIF=01-<mac>); paste into pxelinux.cfg/default
   ipxe      an iPXE script: kernel ... BOOTIF=01-${net0/mac:hexhyp},
             initrd, boot
-  grub      a GRUB menuentry; BOOTIF=$net_default_mac when GRUB itself was
-            network-booted (GRUB cannot rewrite the MAC into PXELinux's
-            01-aa-bb-... form; the colon form is accepted by streamroot and
-            dracut), and no BOOTIF otherwise
+  grub      a GRUB menuentry; BOOTIF=01-$net_default_mac when GRUB itself
+            was network-booted, as Foreman's GRUB2 templates write it (GRUB
+            cannot rewrite the MAC into PXELinux's 01-aa-bb-... form; the
+            colon form is accepted by streamroot and dracut), and no BOOTIF
+            otherwise. --grub-el writes linuxefi/initrdefi, the commands of
+            EL's GRUB for UEFI (Debian's GRUB has linux/initrd only);
+            --grub-http HOST loads kernel and initrd from (http,HOST)/...
+            (UEFI HTTP Boot: GRUB's own HTTP client, no TFTP)
 
 --foreman prints the Foreman Discovery Image entry ("PXELinux global
 default" template): label discovery_http and the arguments the Discovery
@@ -48,7 +54,10 @@ image too big for RAM) the chunks alone vouch for it. streamroot.sha256=
 without the manifest would only be checked on a whole copy in RAM.
 
 Kernel and initrd paths are written as given: relative to the TFTP root
-for PXELinux, to the script's own URL for iPXE, to $root for GRUB.
+for PXELinux, to the script's own URL for iPXE, to $root for GRUB. For
+GRUB the defaults are /vmlinuz and /initramfs.img: GRUB opens a path on
+a disk or over HTTP only when it starts with / (a relative one works over
+TFTP alone), so with --grub-http a path is always made absolute.
 A password in --server is kept on the kernel line (the node needs it) but
 never shown in a menu title or a message.
 
@@ -69,6 +78,8 @@ type pxeOptions struct {
 	foreman    bool
 	foremanURL string
 	ipxeNIC    string
+	grubEL     bool     // linuxefi/initrdefi
+	grubHTTP   string   // (http,HOST) device for kernel and initrd
 	pins       []string // streamroot.manifest=..., streamroot.sha256=...
 }
 
@@ -90,6 +101,8 @@ func runPXE(_ context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.foreman, "foreman", false, "Foreman Discovery Image entry (needs --foreman-url)")
 	fs.StringVar(&o.foremanURL, "foreman-url", "", "Foreman or Smart Proxy `URL` for proxy.url= (with --foreman)")
 	fs.StringVar(&o.ipxeNIC, "ipxe-nic", "net0", "iPXE device whose MAC becomes BOOTIF (net0, net1, ... or netX for the last one opened)")
+	fs.BoolVar(&o.grubEL, "grub-el", false, "with --format grub: linuxefi/initrdefi, for EL's GRUB on UEFI (Foreman's PXEGrub2 templates)")
+	fs.StringVar(&o.grubHTTP, "grub-http", "", "with --format grub: load kernel and initrd from (http,`HOST`)/..., GRUB's HTTP client (UEFI HTTP Boot)")
 	manifestPath := fs.String("manifest", "", "`file` written by 'streamroot manifest': pin the image with its digests")
 	asJSON := fs.Bool("json", false, "print the entry and its parts as a JSON object")
 	pos, err := fs.parse(e, args)
@@ -99,6 +112,17 @@ func runPXE(_ context.Context, e *env, args []string) error {
 	e.json = *asJSON
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q (all pxe arguments are flags)", pos[0])
+	}
+	// GRUB opens only absolute paths on a disk or over HTTP.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if o.format == "grub" {
+		if !given["kernel"] {
+			o.kernel = "/" + o.kernel
+		}
+		if !given["initrd"] {
+			o.initrd = "/" + o.initrd
+		}
 	}
 	if *manifestPath != "" {
 		data, err := os.ReadFile(*manifestPath)
@@ -201,6 +225,12 @@ func checkWord(flagName, s string) error {
 	return nil
 }
 
+// grubHTTPPath is p on GRUB's HTTP device for host: (http,HOST)/p, the
+// path absolute (GRUB sends it as the request's path).
+func grubHTTPPath(host, p string) string {
+	return "(http," + host + ")/" + strings.TrimLeft(p, "/")
+}
+
 func pxeEntry(o pxeOptions) (pxeResult, error) {
 	var none pxeResult
 	srv, err := checkURL("server", o.server, "the initramfs fetches the image over HTTP")
@@ -233,6 +263,22 @@ func pxeEntry(o pxeOptions) (pxeResult, error) {
 	}
 	if strings.ContainsAny(o.extra, "\r\n") || strings.ContainsAny(o.menuLabel, "\r\n'") {
 		return none, usagef("--append and --menu-label must be one line (and --menu-label without ')")
+	}
+	if o.format != "grub" && (o.grubEL || o.grubHTTP != "") {
+		return none, usagef("--grub-el and --grub-http go with --format grub")
+	}
+	if o.grubHTTP != "" {
+		if err := checkWord("grub-http", o.grubHTTP); err != nil {
+			return none, err
+		}
+		if strings.ContainsAny(o.grubHTTP, "(),/") {
+			return none, usagef("--grub-http %q: want a host or host:port (GRUB writes the device as (http,HOST))", o.grubHTTP)
+		}
+		for _, p := range []string{o.kernel, o.initrd} {
+			if strings.HasPrefix(p, "(") {
+				return none, usagef("--grub-http with --kernel/--initrd %q: give the path alone, --grub-http adds the device", p)
+			}
+		}
 	}
 	if o.ipxeNIC != "netX" && !(strings.HasPrefix(o.ipxeNIC, "net") && len(o.ipxeNIC) > 3 && strings.Trim(o.ipxeNIC[3:], "0123456789") == "") {
 		return none, usagef("--ipxe-nic %q: want net0, net1, ... or netX", o.ipxeNIC)
@@ -282,12 +328,20 @@ func pxeEntry(o pxeOptions) (pxeResult, error) {
 		fmt.Fprintf(&b, "#!ipxe\n# %s (%s)\nkernel %s initrd=%s %s\ninitrd %s\nboot\n",
 			menu, label, o.kernel, path.Base(o.initrd), cmdline("BOOTIF=01-${"+o.ipxeNIC+"/mac:hexhyp}"), o.initrd)
 	case "grub":
+		linux, initrd := "linux", "initrd"
+		if o.grubEL {
+			linux, initrd = "linuxefi", "initrdefi"
+		}
+		kernel, ird := o.kernel, o.initrd
+		if o.grubHTTP != "" {
+			kernel, ird = grubHTTPPath(o.grubHTTP, kernel), grubHTTPPath(o.grubHTTP, ird)
+		}
 		fmt.Fprintf(&b, "menuentry '%s' --id %s {\n"+
 			"\tset sr_bootif=\"\"\n"+
-			"\tif [ -n \"$net_default_mac\" ]; then set sr_bootif=\"BOOTIF=$net_default_mac\"; fi\n"+
-			"\tlinux %s %s\n"+
-			"\tinitrd %s\n"+
-			"}\n", menu, label, o.kernel, cmdline("$sr_bootif"), o.initrd)
+			"\tif [ -n \"$net_default_mac\" ]; then set sr_bootif=\"BOOTIF=01-$net_default_mac\"; fi\n"+
+			"\t%s %s %s\n"+
+			"\t%s %s\n"+
+			"}\n", menu, label, linux, kernel, cmdline("$sr_bootif"), initrd, ird)
 	default:
 		return none, usagef("--format %q: want pxelinux, ipxe or grub", o.format)
 	}

@@ -2,11 +2,15 @@ package main
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/streamroot/streamroot/pkg/bootcfg"
 )
 
 // The seed's "PXELinux global default" entry ("Booting Discovery over
@@ -56,9 +60,39 @@ boot
 		{"grub", []string{"--format", "grub", "--server", "http://10.0.0.1:8080", "--image", "squashfs.img", "--kernel", "/boot/vmlinuz",
 			"--initrd", "/boot/initramfs.img", "--append", "console=ttyS0"}, `menuentry 'streamroot: http://10.0.0.1:8080/squashfs.img' --id streamroot {
 	set sr_bootif=""
-	if [ -n "$net_default_mac" ]; then set sr_bootif="BOOTIF=$net_default_mac"; fi
+	if [ -n "$net_default_mac" ]; then set sr_bootif="BOOTIF=01-$net_default_mac"; fi
 	linux /boot/vmlinuz ip=dhcp root=live:http://10.0.0.1:8080/squashfs.img $sr_bootif console=ttyS0
 	initrd /boot/initramfs.img
+}
+`},
+		// The defaults made absolute: GRUB opens nothing relative on a
+		// disk or over HTTP.
+		{"grub defaults", []string{"--format", "grub", "--server", "http://10.0.0.1", "--image", "squashfs.img"}, `menuentry 'streamroot: http://10.0.0.1/squashfs.img' --id streamroot {
+	set sr_bootif=""
+	if [ -n "$net_default_mac" ]; then set sr_bootif="BOOTIF=01-$net_default_mac"; fi
+	linux /vmlinuz ip=dhcp root=live:http://10.0.0.1/squashfs.img $sr_bootif
+	initrd /initramfs.img
+}
+`},
+		// Foreman's "PXEGrub2 global default": EL's linuxefi/initrdefi,
+		// paths relative to the TFTP root as given.
+		{"grub EL foreman", []string{"--format", "grub", "--grub-el", "--foreman", "--foreman-url", "https://foreman.example",
+			"--server", "http://10.0.0.1", "--image", "fdi.iso", "--kernel", "boot/fdi-image/vmlinuz0", "--initrd", "boot/fdi-image/initrd0.img"},
+			`menuentry 'Foreman Discovery via HTTP' --id discovery_http {
+	set sr_bootif=""
+	if [ -n "$net_default_mac" ]; then set sr_bootif="BOOTIF=01-$net_default_mac"; fi
+	linuxefi boot/fdi-image/vmlinuz0 ip=dhcp root=live:http://10.0.0.1/fdi.iso rd.shell ro acpi=force rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.shell rd.debug=1 nomodeset proxy.url=https://foreman.example proxy.type=foreman $sr_bootif
+	initrdefi boot/fdi-image/initrd0.img
+}
+`},
+		// "Grub2 UEFI HTTP": kernel and initrd from GRUB's HTTP device,
+		// absolute paths.
+		{"grub EL http", []string{"--format", "grub", "--grub-el", "--grub-http", "10.0.0.1:8000", "--server", "http://10.0.0.1", "--image", "squashfs.img",
+			"--kernel", "httpboot/vmlinuz", "--initrd", "/httpboot/initramfs.img"}, `menuentry 'streamroot: http://10.0.0.1/squashfs.img' --id streamroot {
+	set sr_bootif=""
+	if [ -n "$net_default_mac" ]; then set sr_bootif="BOOTIF=01-$net_default_mac"; fi
+	linuxefi (http,10.0.0.1:8000)/httpboot/vmlinuz ip=dhcp root=live:http://10.0.0.1/squashfs.img $sr_bootif
+	initrdefi (http,10.0.0.1:8000)/httpboot/initramfs.img
 }
 `},
 	}
@@ -129,5 +163,48 @@ func TestPXEErrors(t *testing.T) {
 				t.Errorf("stderr %q does not contain %q", errs, tt.want)
 			}
 		})
+	}
+}
+
+// TestPXEGrubBootIF: the BOOTIF GRUB writes (01- and $net_default_mac's
+// colon form, as Foreman's templates) is one the initramfs's parser takes
+// for the boot NIC.
+func TestPXEGrubBootIF(t *testing.T) {
+	code, out, errs := runCmd(t, "pxe", "--format", "grub", "--server", "http://10.0.0.1", "--image", "squashfs.img", "--json")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	var res pxeResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`sr_bootif="(BOOTIF=[^"]*)"`).FindStringSubmatch(res.Entry)
+	if m == nil {
+		t.Fatalf("no BOOTIF in the entry:\n%s", res.Entry)
+	}
+	// What GRUB makes of it on a node whose boot NIC is 52:54:00:12:34:56.
+	line := res.KernelArgs + " " + strings.ReplaceAll(m[1], "$net_default_mac", "52:54:00:12:34:56")
+	cfg, err := bootcfg.Parse(line)
+	if err != nil {
+		t.Fatalf("bootcfg.Parse(%q): %v", line, err)
+	}
+	if got := cfg.Net.BootIF.String(); got != "52:54:00:12:34:56" {
+		t.Errorf("BOOTIF from %q is %q, want 52:54:00:12:34:56", m[1], got)
+	}
+}
+
+func TestPXEGrubFlagsRefused(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--grub-el"}, "go with --format grub"},
+		{[]string{"--format", "grub", "--grub-http", "(http,x)"}, "want a host or host:port"},
+		{[]string{"--format", "grub", "--grub-http", "10.0.0.1", "--kernel", "(tftp)/vmlinuz"}, "--grub-http adds the device"},
+	} {
+		code, _, errs := runCmd(t, append([]string{"pxe", "--server", "http://10.0.0.1", "--image", "a.img"}, c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("pxe %q: exit %d, %q; want 2 and %q", c.args, code, errs, c.want)
+		}
 	}
 }

@@ -8,6 +8,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// SignatureMarker ends a module file that carries an appended signature
+// (what the kernel's sign-file writes after the ELF object).
+const SignatureMarker = "~Module signature appended~\n"
+
+// HasSignature reports whether the (decompressed) module file ko carries
+// an appended signature: whether a kernel that loads only signed modules
+// can check it at all.
+func HasSignature(ko []byte) bool { return strings.HasSuffix(string(ko), SignatureMarker) }
+
 // SignatureError is a module the kernel refused to load for its signature:
 // under Secure Boot the kernel is locked down and loads only modules
 // signed by a key it trusts (so does module.sig_enforce=1).

@@ -50,3 +50,21 @@ func TestSignatureRefusal(t *testing.T) {
 		})
 	}
 }
+
+func TestHasSignature(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ko   string
+		want bool
+	}{
+		{"signed", "\x7fELF...sig\x00\x00\x02" + SignatureMarker, true},
+		{"unsigned", "\x7fELF...", false},
+		{"marker not at the end", "\x7fELF" + SignatureMarker + "x", false},
+		{"marker cut short", "\x7fELF~Module signature appended~", false},
+		{"empty", "", false},
+	} {
+		if got := HasSignature([]byte(c.ko)); got != c.want {
+			t.Errorf("%s: HasSignature = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

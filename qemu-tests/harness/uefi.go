@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"bytes"
+	"debug/pe"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -29,6 +31,19 @@ const (
 	// anything unsigned is refused.
 	OVMFCodeSecure = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"
 	OVMFVarsMS     = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+	// OVMFCodeSnakeoil and OVMFVarsSnakeoil are Debian's test build: the
+	// "snakeoil" key is PK, KEK and db, Secure Boot on; its private half
+	// (SnakeoilKey, passphrase SnakeoilPassphrase, per the package's
+	// README.Debian) and certificate ship beside it, so a test can sign
+	// what the firmware must trust.
+	OVMFCodeSnakeoil   = "/usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd"
+	OVMFVarsSnakeoil   = "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd"
+	SnakeoilKey        = "/usr/share/ovmf/PkKek-1-snakeoil.key"
+	SnakeoilCert       = "/usr/share/ovmf/PkKek-1-snakeoil.pem"
+	SnakeoilPassphrase = "snakeoil"
+	// UKIStub is systemd's EFI stub (Debian's systemd-boot-efi), what
+	// `streamroot uki` packs a UKI on.
+	UKIStub = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 
 	// ShimSigned is Debian's shim (shim-signed), signed by Microsoft; it
 	// trusts Debian's CA and loads grubx64.efi from where it came from.
@@ -55,6 +70,10 @@ type UEFI struct {
 	// SecureBoot boots OVMFCodeSecure (q35 with SMM) with a copy of
 	// OVMFVarsMS: Secure Boot on, Microsoft's keys enrolled.
 	SecureBoot bool
+	// Snakeoil, with SecureBoot, enrolls the snakeoil test key instead
+	// of Microsoft's (OVMFCodeSnakeoil, OVMFVarsSnakeoil): only what that
+	// key signed boots.
+	Snakeoil bool
 	// HTTPOnly drops the firmware's PXE boot options (fw_cfg
 	// opt/org.tianocore/IPv4PXESupport=no), so it goes straight to UEFI
 	// HTTP Boot. IPv6 PXE is always off: the test networks have no IPv6
@@ -70,6 +89,9 @@ func (u UEFI) qemuArgs(vars string) ([]string, error) {
 	var args []string
 	if u.SecureBoot {
 		code, tmpl = OVMFCodeSecure, OVMFVarsMS
+		if u.Snakeoil {
+			code, tmpl = OVMFCodeSnakeoil, OVMFVarsSnakeoil
+		}
 		// The Secure Boot build refuses to start without SMM, and the
 		// variable store must be writable by SMM code only.
 		args = append(args, "-machine", "q35,smm=on",
@@ -109,6 +131,70 @@ func CheckUEFIHost() error {
 	return nil
 }
 
+// CheckUKIHost reports why this host cannot build and boot a signed UKI:
+// OVMF's snakeoil build and key (ovmf), systemd's stub (systemd-boot-efi),
+// sbsign (sbsigntool) and openssl to unlock the key.
+func CheckUKIHost() error {
+	var missing []string
+	for _, f := range []struct{ path, pkg string }{
+		{OVMFCodeSnakeoil, "ovmf"}, {OVMFVarsSnakeoil, "ovmf"}, {SnakeoilKey, "ovmf"}, {SnakeoilCert, "ovmf"},
+		{UKIStub, "systemd-boot-efi"}, {"/usr/bin/sbsign", "sbsigntool"}, {"/usr/bin/openssl", "openssl"},
+	} {
+		if _, err := os.Stat(f.path); err != nil {
+			missing = append(missing, f.path+" (Debian package "+f.pkg+")")
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s; make test installs them (builder/deps.sh test)", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// SignedUKI runs `streamroot uki` on kernel and initramfs with cmdline,
+// signed with the snakeoil key (unlocked into dir first: sbsign would ask
+// for its passphrase), and returns the UKI's path in dir.
+func SignedUKI(t testing.TB, dir, kernel, initramfs, cmdline string) string {
+	t.Helper()
+	if err := CheckUKIHost(); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "snakeoil.key")
+	if _, err := runCmd(time.Minute, "openssl", "pkey", "-in", SnakeoilKey, "-passin", "pass:"+SnakeoilPassphrase, "-out", key); err != nil {
+		t.Fatalf("unlocking the snakeoil key: %v", err)
+	}
+	out := filepath.Join(dir, "streamroot.efi")
+	if _, err := runCmd(2*time.Minute, StreamrootCLI(t), "uki", "--kernel", kernel, "--initramfs", initramfs,
+		"--cmdline", cmdline, "--key", key, "--cert", SnakeoilCert, "--stub", UKIStub, "-o", out); err != nil {
+		t.Fatalf("streamroot uki: %v", err)
+	}
+	return out
+}
+
+// TamperUKISection copies the UKI at src to dst with one byte of its
+// section name (".cmdline", ".initrd", …) changed: the last byte for
+// .cmdline's text (before its NUL), else the first. The signature no
+// longer matches; nothing else changed.
+func TamperUKISection(src, dst, name string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	f, err := pe.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	s := f.Section(name)
+	if s == nil || s.VirtualSize < 2 {
+		return fmt.Errorf("%s has no section %s to change", src, name)
+	}
+	at := int(s.Offset)
+	if name == ".cmdline" {
+		at += int(s.VirtualSize) - 2
+	}
+	b[at] ^= 0x01
+	return os.WriteFile(dst, b, 0o644)
+}
+
 // BootUEFI starts OVMF (u) with no kernel and no disk: its own network
 // stack (VirtioNetDxe; the NIC gets no iPXE option ROM) boots from br0 of
 // opts.Netns by PXE, or by HTTP Boot when u.HTTPOnly. Otherwise it is
@@ -126,6 +212,9 @@ func (e *Env) BootUEFI(t testing.TB, opts PXEBootOptions, u UEFI) *VM {
 	}
 	if u.SecureBoot {
 		how += ", Secure Boot on"
+		if u.Snakeoil {
+			how += " (snakeoil keys)"
+		}
 	}
 	return e.startVM(t, vmSpec{
 		name: opts.Name, netns: opts.Netns, memoryMiB: opts.MemoryMiB, timeout: opts.Timeout,

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/streamroot/streamroot/pkg/uki"
 )
 
 // signedModule is body with a signature block appended the way
@@ -129,5 +131,47 @@ func TestUEFIQEMUArgs(t *testing.T) {
 		if len(want) == 0 || !bytes.Equal(got, want) {
 			t.Errorf("%+v: the variable store is not a fresh copy of %s", tc.u, tc.tmpl)
 		}
+	}
+}
+
+// TestTamperUKISection: exactly one byte changes, inside the named
+// section's data (for .cmdline: its text, not the NUL after it).
+func TestTamperUKISection(t *testing.T) {
+	stub, err := os.ReadFile(UKIStub)
+	if err != nil {
+		t.Skip("systemd-boot-efi is not installed")
+	}
+	img, err := uki.Build(stub, uki.Sections([]byte("kernel"), []byte("initrd"), "console=ttyS0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "a.efi"), filepath.Join(dir, "b.efi")
+	if err := os.WriteFile(src, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		section string
+		want    []byte
+	}{{".cmdline", []byte("console=ttyS1\x00")}, {".initrd", []byte("hnitrd")}} {
+		if err := TamperUKISection(src, dst, c.section); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var diff []int
+		for i := range img {
+			if img[i] != got[i] {
+				diff = append(diff, i)
+			}
+		}
+		if len(diff) != 1 || len(got) != len(img) || !bytes.Contains(got, c.want) {
+			t.Errorf("%s: bytes %v changed, want one, making %q", c.section, diff, c.want)
+		}
+	}
+	if err := TamperUKISection(src, dst, ".nosuch"); err == nil {
+		t.Errorf("no error for a missing section")
 	}
 }
