@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/kmod"
 )
 
 // UEFI boots: Debian's OVMF (package ovmf) instead of SeaBIOS, on the same
@@ -430,11 +432,11 @@ func (e *Env) UEFIRoot(t testing.TB) string {
 	return p
 }
 
-// moduleSigMagic ends a module with an appended signature; before it is
-// struct module_signature (12 bytes: algo, hash, id_type, signer_len,
+// moduleSigMagic (pkg/kmod's SignatureMarker) ends a module with an
+// appended signature; before it is struct module_signature (12 bytes: algo, hash, id_type, signer_len,
 // key_id_len, 3 bytes pad, big-endian sig_len), before that the signer's
 // name, the key id and the signature (PKCS#7 for the kernels we boot).
-const moduleSigMagic = "~Module signature appended~\n"
+const moduleSigMagic = kmod.SignatureMarker
 
 // StripModuleSignature returns a module file without its appended
 // signature: what a build that rewrites modules (strip, re-compression
