@@ -138,7 +138,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	if err := publishImage(iso, res.Image); err != nil {
 		return err
 	}
-	m, mdata, err := writeManifest(e, res.Image, res.Manifest)
+	m, mdata, err := publishManifest(e, res.Image, res.Manifest)
 	if err != nil {
 		return err
 	}
@@ -214,9 +214,9 @@ func publishImage(iso, dst string) error {
 	})
 }
 
-// writeManifest writes img's chunk manifest (default chunk size) to out
-// and returns it with its bytes.
-func writeManifest(e *env, img, out string) (*manifest.Manifest, []byte, error) {
+// publishManifest writes the published image's manifest (the default
+// chunk size), as 'streamroot manifest' does.
+func publishManifest(e *env, img, out string) (*manifest.Manifest, []byte, error) {
 	f, err := os.Open(img)
 	if err != nil {
 		return nil, nil, err
@@ -226,20 +226,7 @@ func writeManifest(e *env, img, out string) (*manifest.Manifest, []byte, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	p := startProgress(e, false, "hashing "+textesc.Escape(img), st.Size())
-	m, err := manifest.Build(progressReaderAt{f, p}, st.Size(), manifest.DefaultChunk)
-	p.finish()
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", img, err)
-	}
-	data := m.Marshal()
-	if err := atomicfile.Write(out, 0o644, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	}); err != nil {
-		return nil, nil, fmt.Errorf("write manifest: %w", err)
-	}
-	return m, data, nil
+	return writeManifest(e, f, st, out, manifest.DefaultChunk, false)
 }
 
 // publishStall is how long the self-check waits on a server making no

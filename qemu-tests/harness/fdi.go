@@ -64,6 +64,7 @@ var fdiModules = []string{
 	"kernel/drivers/net/virtio_net.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/dummy.ko",
 	"kernel/net/core/failover.ko", "kernel/net/packet", "kernel/lib", "kernel/crypto",
 	"kernel/fs/ext4", "kernel/fs/jbd2", "kernel/fs/mbcache.ko", "kernel/fs/squashfs", "kernel/fs/overlayfs", "kernel/fs/isofs",
+	"kernel/drivers/cdrom", // isofs needs it: the initramfs built from the ISO takes both from its tree
 }
 
 // fdiNMConf is the FDI's NetworkManager.conf (22-discovery.ks) on
