@@ -16,6 +16,7 @@ import (
 
 	"github.com/streamroot/streamroot/pkg/atomicfile"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
+	"github.com/streamroot/streamroot/pkg/isoread"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/textesc"
 )
@@ -135,6 +136,9 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 
 	res := publishResult{Image: filepath.Join(*httpRoot, *name), ImageURL: redactRaw(imageURL), Entries: entries}
 	res.Manifest = res.Image + ".manifest"
+	if err := checkLiveISO(iso); err != nil {
+		return err
+	}
 	if err := publishImage(iso, res.Image); err != nil {
 		return err
 	}
@@ -187,6 +191,35 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	return checkErr
 }
 
+// checkLiveISO refuses, before anything published is replaced, a file
+// that is no live ISO: one with no kernel or no root a boot would find.
+// The module tree is looked for later, by the initramfs build.
+func checkLiveISO(iso string) error {
+	f, err := os.Open(iso)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return withHint(fmt.Errorf("%s: not a regular file", iso), "give the ISO file (the Foreman Discovery Image's fdi-*.iso)")
+	}
+	im, err := isoread.Open(f, st.Size())
+	if err != nil {
+		return withHint(fmt.Errorf("%s: %w", iso, err), "give the live ISO itself (the Foreman Discovery Image's fdi-*.iso)")
+	}
+	if _, err := findISOKernel(im); err != nil {
+		return fmt.Errorf("%s: %w", iso, err)
+	}
+	if _, _, err := isoRoot(im); err != nil {
+		return fmt.Errorf("%s: %w", iso, err)
+	}
+	return nil
+}
+
 // publishImage copies iso to dst atomically, unless they are one file
 // already (a re-run on the published copy).
 func publishImage(iso, dst string) error {
@@ -198,9 +231,6 @@ func publishImage(iso, dst string) error {
 	st, err := src.Stat()
 	if err != nil {
 		return err
-	}
-	if !st.Mode().IsRegular() {
-		return withHint(fmt.Errorf("%s: not a regular file", iso), "give the ISO file (the Foreman Discovery Image's fdi-*.iso)")
 	}
 	if dst, err := os.Stat(dst); err == nil && os.SameFile(st, dst) {
 		return nil

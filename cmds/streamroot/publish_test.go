@@ -252,7 +252,7 @@ func TestPublishErrors(t *testing.T) {
 		{"foreman without URL", append([]string{iso, "--server", "http://s", "--foreman"}, roots...), 2, "--foreman-url is required"},
 		{"missing ISO", append([]string{filepath.Join(dir, "nope.iso"), "--server", "http://s"}, roots...), 1, "no such file"},
 		{"a directory", append([]string{dir, "--server", "http://s"}, roots...), 1, "not a regular file"},
-		{"not an ISO", append([]string{filepath.Join(dir, "init"), "--server", "http://s", "--no-check"}, roots...), 1, ""},
+		{"not an ISO", append([]string{filepath.Join(dir, "init"), "--server", "http://s", "--no-check"}, roots...), 1, "not an ISO 9660 image"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,7 +262,10 @@ func TestPublishErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat(filepath.Join(dir, "t", fdiTFTPDir, "initrd0.img")); err == nil {
-		t.Error("a failed publish wrote an initrd")
+	// Nothing published is replaced by what is no live ISO.
+	for _, p := range []string{filepath.Join(dir, "t", fdiTFTPDir, "initrd0.img"), filepath.Join(dir, "h", "fdi.iso")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("a failed publish wrote %s", p)
+		}
 	}
 }
