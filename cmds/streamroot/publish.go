@@ -136,9 +136,6 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 
 	res := publishResult{Image: filepath.Join(*httpRoot, *name), ImageURL: redactRaw(imageURL), Entries: entries}
 	res.Manifest = res.Image + ".manifest"
-	if err := checkLiveISO(iso); err != nil {
-		return err
-	}
 	if err := publishImage(iso, res.Image); err != nil {
 		return err
 	}
@@ -191,37 +188,11 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	return checkErr
 }
 
-// checkLiveISO refuses, before anything published is replaced, a file
-// that is no live ISO: one with no kernel or no root a boot would find.
-// The module tree is looked for later, by the initramfs build.
-func checkLiveISO(iso string) error {
-	f, err := os.Open(iso)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return withHint(fmt.Errorf("%s: not a regular file", iso), "give the ISO file (the Foreman Discovery Image's fdi-*.iso)")
-	}
-	im, err := isoread.Open(f, st.Size())
-	if err != nil {
-		return withHint(fmt.Errorf("%s: %w", iso, err), "give the live ISO itself (the Foreman Discovery Image's fdi-*.iso)")
-	}
-	if _, err := findISOKernel(im); err != nil {
-		return fmt.Errorf("%s: %w", iso, err)
-	}
-	if _, _, err := isoRoot(im); err != nil {
-		return fmt.Errorf("%s: %w", iso, err)
-	}
-	return nil
-}
-
 // publishImage copies iso to dst atomically, unless they are one file
-// already (a re-run on the published copy).
+// already (a re-run on the published copy). A file that is no live ISO
+// (no kernel, or no root a boot would find) is refused first, so it never
+// replaces the published one; the module tree is looked for later, by the
+// initramfs build.
 func publishImage(iso, dst string) error {
 	src, err := os.Open(iso)
 	if err != nil {
@@ -232,6 +203,19 @@ func publishImage(iso, dst string) error {
 	if err != nil {
 		return err
 	}
+	if !st.Mode().IsRegular() {
+		return withHint(fmt.Errorf("%s: not a regular file", iso), "give the ISO file (the Foreman Discovery Image's fdi-*.iso)")
+	}
+	im, err := isoread.Open(src, st.Size())
+	if err != nil {
+		return withHint(fmt.Errorf("%s: %w", iso, err), "give the live ISO itself (the Foreman Discovery Image's fdi-*.iso)")
+	}
+	if _, err := findISOKernel(im); err != nil {
+		return fmt.Errorf("%s: %w", iso, err)
+	}
+	if _, _, err := isoRoot(im); err != nil {
+		return fmt.Errorf("%s: %w", iso, err)
+	}
 	if dst, err := os.Stat(dst); err == nil && os.SameFile(st, dst) {
 		return nil
 	}
@@ -239,7 +223,7 @@ func publishImage(iso, dst string) error {
 		return err
 	}
 	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
-		_, err := io.Copy(w, src)
+		_, err := io.Copy(w, io.NewSectionReader(src, 0, st.Size()))
 		return err
 	})
 }
