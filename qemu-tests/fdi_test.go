@@ -1,8 +1,10 @@
 package qemutests
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -17,8 +19,10 @@ import (
 // template lines, unchanged, boot the stand-in FDI (its own kernel, another
 // Debian release than make kernel's) through iPXE ROM → dnsmasq TFTP →
 // pxelinux.0, with vmlinuz0 the FDI's kernel and initrd0.img our initramfs
-// built for it with the image URL baked in. The lines get only the
-// harness's console arguments and streamroot.fetch=lazy appended.
+// built for it with the image URL and the manifest pin baked in, all laid
+// out by `streamroot publish` on the ISO (once per test process, shared by
+// both tests). The lines get only the harness's console arguments and
+// streamroot.fetch=lazy appended.
 
 const (
 	fdiTimeout = 420 * time.Second // PXE, then a systemd + NetworkManager root under TCG
@@ -34,7 +38,8 @@ func TestFDIForemanTemplate(t *testing.T) {
 
 // TestFDIForemanTemplateURL: the same lines with root=live:http://…: the
 // kernel line's URL wins over the built-in one, which the server does not
-// even have.
+// even have (it serves the published ISO and manifest under that name: the
+// pin built in still applies).
 func TestFDIForemanTemplateURL(t *testing.T) {
 	t.Parallel()
 	testFDI(t, "root=live:http://"+harness.ServerIP+"/discovery.iso", "discovery.iso")
@@ -47,20 +52,29 @@ func testFDI(t *testing.T, root, served string) {
 	}
 	fx := env.FDIFixture(t)
 	dir := env.ArtifactDir(t)
-	builtIn := "http://" + harness.ServerIP + "/" + harness.FDIImageName
-	initrd := harness.FDIInitramfs(t, fx, builtIn)
+	pub := harness.FDIPublish(t, fx, "http://"+harness.ServerIP)
+	if want := "http://" + harness.ServerIP + "/" + harness.FDIImageName; pub.ImageURL != want || pub.Pin == "" {
+		t.Fatalf("publish built in image URL %q and pin %q, want %s and a pin", pub.ImageURL, pub.Pin, want)
+	}
+	if !sameBytes(t, pub.Kernel, fx.Kernel) || !sameBytes(t, pub.ISO, fx.ISO) {
+		t.Fatalf("publish laid out %s and %s, not the ISO's kernel and the ISO", pub.Kernel, pub.ISO)
+	}
+	initrd := pub.Initrd
 
 	entry := harness.FDIPXELinuxEntry(root, strings.TrimSpace(harness.GuestConsoleArgs)+" streamroot.fetch=lazy")
 	t.Logf("pxelinux.cfg/default entry:\n%s", entry)
 	tftp := filepath.Join(dir, "tftp")
 	kernelName, initrdName := harness.FDITFTPDir+"/vmlinuz0", harness.FDITFTPDir+"/initrd0.img"
-	if err := harness.PXELinuxRoot(tftp, fx.Kernel, initrd, kernelName, initrdName, entry); err != nil {
+	if err := harness.PXELinuxRoot(tftp, pub.Kernel, initrd, kernelName, initrdName, entry); err != nil {
 		t.Fatal(err)
 	}
 	ns := env.NewNetns(t)
 	dhcp := harness.StartDnsmasq(t, ns, harness.TFTPDnsmasqOptions(tftp, "pxelinux.0"))
 	web := harness.StartNginx(t, ns, harness.NginxOptions{})
-	if err := web.AddFile(fx.ISO, served); err != nil {
+	if err := web.AddFile(pub.ISO, served); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.AddFile(pub.Manifest, served+".manifest"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -172,6 +186,10 @@ func testFDI(t *testing.T, root, served string) {
 	if n := web.Requests("/" + harness.FDIImageName); served != harness.FDIImageName && len(n) != 0 {
 		t.Errorf("the built-in URL was fetched %d times though the kernel line named /%s", len(n), served)
 	}
+	// The pin publish built in: the node fetched the manifest beside the image.
+	if n := web.Requests("/" + served + ".manifest"); len(n) == 0 {
+		t.Errorf("the node never fetched /%s.manifest, though publish built %s in", served, pub.Pin)
+	}
 	sent := dhcp.TFTPSent(tftp)
 	for _, f := range []string{"pxelinux.0", kernelName, initrdName} {
 		if !slices.Contains(sent, f) {
@@ -182,9 +200,23 @@ func testFDI(t *testing.T, root, served string) {
 		fmtMiB(st), served, strings.TrimSpace(fr.Live), fr.DevRoot)
 	// Over TFTP: ours is vmlinuz0 + initrd0.img; the stock FDI's initrd0.img
 	// is dracut with the whole ISO inside, so at least vmlinuz0 + the ISO.
-	ours, stock := fileSize(t, fx.Kernel)+fileSize(t, initrd), fileSize(t, fx.Kernel)+fileSize(t, fx.ISO)
+	ours, stock := fileSize(t, pub.Kernel)+fileSize(t, initrd), fileSize(t, pub.Kernel)+fileSize(t, pub.ISO)
 	t.Logf("TFTP bytes: ours %s (vmlinuz0 + initrd0.img); stock-style ≥ %s (vmlinuz0 + the ISO inside dracut's initrd): %.1f×",
 		fmtMiB(ours), fmtMiB(stock), float64(stock)/float64(ours))
+}
+
+// sameBytes says whether files a and b hold the same bytes.
+func sameBytes(t *testing.T, a, b string) bool {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(x, y)
 }
 
 func fmtMiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

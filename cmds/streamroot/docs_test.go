@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -143,5 +144,46 @@ func TestMakeManifestDigest(t *testing.T) {
 	}
 	if !strings.Contains(string(raw), "make initramfs IMAGE_MANIFEST_DIGEST=sha256:") {
 		t.Error("docs/cli.md no longer shows IMAGE_MANIFEST_DIGEST: update this test with it")
+	}
+}
+
+// TestReadmeFDIEntry: the Foreman template entry in the README and in
+// docs/fdi.md loads the very files publish lays out and names in its own
+// PXELinux entry, so the docs' promise (replace two files, keep the
+// template) is what the command does.
+func TestReadmeFDIEntry(t *testing.T) {
+	dir, iso := publishISO(t)
+	tftp := filepath.Join(dir, "tftp")
+	code, out, errs := publishRun(t, dir, iso, "--tftp-root", tftp, "--http-root", filepath.Join(dir, "http"),
+		"--server", "http://SOME_HTTP_SERVER", "--no-check")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	m := regexp.MustCompile(`(?m)^KERNEL (\S+)\nAPPEND initrd=(\S+) `).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("publish printed no PXELinux KERNEL/APPEND lines:\n%s", out)
+	}
+	for _, f := range m[1:] {
+		if _, err := os.Stat(filepath.Join(tftp, f)); err != nil {
+			t.Errorf("publish's entry names %s, which it did not lay out under the TFTP root: %v", f, err)
+		}
+	}
+	entry := regexp.MustCompile(`(?m)^\s*LABEL discovery\n\s*MENU LABEL .*\n\s*KERNEL (\S+)\n\s*APPEND initrd=(\S+) (.*)\n\s*IPAPPEND 2$`)
+	for _, doc := range []string{"../../README.md", "../../docs/fdi.md"} {
+		raw, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := entry.FindStringSubmatch(string(raw))
+		if d == nil {
+			t.Errorf("%s has no Foreman template entry (LABEL discovery)", doc)
+			continue
+		}
+		if d[1] != m[1] || d[2] != m[2] {
+			t.Errorf("%s's template loads %s and %s; publish lays out %s and %s", doc, d[1], d[2], m[1], m[2])
+		}
+		if !strings.Contains(" "+d[3]+" ", " root=live:/fdi.iso ") {
+			t.Errorf("%s's template entry is not Foreman's root=live:/fdi.iso line: %s", doc, d[3])
+		}
 	}
 }

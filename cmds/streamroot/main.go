@@ -8,6 +8,7 @@
 //	streamroot inspect  [-json] [-cacert FILE] [-insecure] IMAGE|ISO|URL
 //	streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-verify] [-json]
 //	streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE) -o DIR [flags]
+//	streamroot publish  ISO --tftp-root DIR --http-root DIR --server URL [--foreman --foreman-url URL] [--json]
 //	streamroot uki      --kernel FILE --initramfs FILE --cmdline "ARGS" -o OUT.efi [--key KEY --cert CERT]
 //	streamroot pxe      --server URL --image PATH [--format pxelinux|ipxe|grub] [--foreman --foreman-url URL] [--json]
 //
@@ -65,6 +66,7 @@ func commands() []command {
 		{"inspect", "tell what layout an image, ISO or URL has (ISO → squashfs → rootfs.img, erofs, ext4)", runInspect},
 		{"manifest", "write IMAGE.manifest (SHA-256 per chunk) and print the kernel arguments that pin it", runManifest},
 		{"pxe", "print a PXELinux, iPXE or GRUB boot entry for an image on an HTTP server", runPXE},
+		{"publish", "lay out an ISO for Foreman's PXE templates: ISO + manifest (HTTP), kernel + initramfs (TFTP), entries, a check", runPublish},
 		{"uki", "pack kernel, initramfs and command line into one signed unified kernel image (Secure Boot covers all three)", runUKI},
 		{"initramfs", "build the initramfs (and copy the kernel) from a module tree or a kernel .deb, no root needed", runInitramfs},
 		{"version", "print the version of this binary", runVersion},

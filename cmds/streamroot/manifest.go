@@ -110,26 +110,38 @@ func runManifest(_ context.Context, e *env, args []string) error {
 		return printPins(e, *out, data, m)
 	}
 
-	p := startProgress(e, *noProgress, "hashing "+textesc.Escape(img), st.Size())
-	m, err := manifest.Build(progressReaderAt{f, p}, st.Size(), int64(chunk))
-	p.finish()
+	m, data, err := writeManifest(e, f, st, *out, int64(chunk), *noProgress)
 	if err != nil {
-		return fmt.Errorf("%s: %w", img, err)
-	}
-	// The image must not have changed while it was read.
-	if st2, err := f.Stat(); err == nil && (st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime())) {
-		return fmt.Errorf("%s: changed while it was being hashed; run again", img)
-	}
-	data := m.Marshal()
-	if err := atomicfile.Write(*out, 0o644, func(w io.Writer) error {
-		_, err := io.Copy(w, bytes.NewReader(data))
 		return err
-	}); err != nil {
-		return fmt.Errorf("write manifest: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "wrote %s: %d bytes in %s of %s (manifest format %d)\n",
 		textesc.Escape(*out), m.Size, chunks(m.NumChunks()), humanBytes(m.Chunk), manifest.Version)
 	return printPins(e, *out, data, m)
+}
+
+// writeManifest hashes the image f (st its Stat) into a manifest of
+// chunk-sized chunks and writes it atomically to out; publish writes the
+// published ISO's manifest with it too.
+func writeManifest(e *env, f *os.File, st os.FileInfo, out string, chunk int64, noProgress bool) (*manifest.Manifest, []byte, error) {
+	img := f.Name()
+	p := startProgress(e, noProgress, "hashing "+textesc.Escape(img), st.Size())
+	m, err := manifest.Build(progressReaderAt{f, p}, st.Size(), chunk)
+	p.finish()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", img, err)
+	}
+	// The image must not have changed while it was read.
+	if st2, err := f.Stat(); err == nil && (st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime())) {
+		return nil, nil, fmt.Errorf("%s: changed while it was being hashed; run again", img)
+	}
+	data := m.Marshal()
+	if err := atomicfile.Write(out, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, bytes.NewReader(data))
+		return err
+	}); err != nil {
+		return nil, nil, fmt.Errorf("write manifest: %w", err)
+	}
+	return m, data, nil
 }
 
 // manifestResult is what manifest --json prints.

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -63,6 +64,7 @@ var fdiModules = []string{
 	"kernel/drivers/net/virtio_net.ko", "kernel/drivers/net/net_failover.ko", "kernel/drivers/net/dummy.ko",
 	"kernel/net/core/failover.ko", "kernel/net/packet", "kernel/lib", "kernel/crypto",
 	"kernel/fs/ext4", "kernel/fs/jbd2", "kernel/fs/mbcache.ko", "kernel/fs/squashfs", "kernel/fs/overlayfs", "kernel/fs/isofs",
+	"kernel/drivers/cdrom", // isofs needs it: the initramfs built from the ISO takes both from its tree
 }
 
 // fdiNMConf is the FDI's NetworkManager.conf (22-discovery.ks) on
@@ -492,58 +494,94 @@ func treeSize(dir string) (int64, error) {
 	return n, err
 }
 
-// fdiInitrd is the FDI's initramfs, built once per test process.
-var fdiInitrd struct {
-	once      sync.Once
-	url, path string
-	err       error
+// fdiBootModules are the boot pipeline's modules (builder.DefaultModules)
+// that the stand-in's trimmed tree (fdiModules) has: no erofs, VLAN,
+// bonding or bridge, which these boots do not use.
+const fdiBootModules = "virtio_pci,squashfs,overlay,loop,isofs,ext4,nbd,af_packet,virtio_rng"
+
+// FDIPublished is what `streamroot publish` laid out for the stand-in FDI:
+// the HTTP root's ISO and manifest, the TFTP root's boot/fdi-image files.
+type FDIPublished struct {
+	ImageURL string // built into the initramfs: what root=live:/fdi.iso stands for
+	ISO      string // <http-root>/fdi.iso
+	Manifest string // <http-root>/fdi.iso.manifest
+	Kernel   string // <tftp-root>/boot/fdi-image/vmlinuz0
+	Initrd   string // <tftp-root>/boot/fdi-image/initrd0.img
+	Pin      string // streamroot.manifest=sha256:… built into the initramfs
+	Entries  map[string]string
 }
 
-// FDIInitramfs builds our initramfs for the FDI's kernel with the existing
-// builder, once per test process (into a temporary directory, as
-// StreamrootCLI's binary): a static /init from this tree, the FDI kernel's
-// modules, and imageURL built in (what a path root stands for).
-func FDIInitramfs(t testing.TB, f *FDI, imageURL string) string {
+// fdiPublish is the stand-in FDI published, once per test process.
+var fdiPublish struct {
+	once sync.Once
+	url  string
+	pub  *FDIPublished
+	err  error
+}
+
+// FDIPublish runs `streamroot publish` on the stand-in FDI's ISO, once per
+// test process (into a temporary directory, as StreamrootCLI's binary),
+// with a static /init from this tree and imageURL as the server's image
+// URL; the tests' servers start later, in their namespaces, so publish's
+// own check of the URL is skipped (--no-check; its unit tests cover it).
+func FDIPublish(t testing.TB, f *FDI, server string) *FDIPublished {
 	t.Helper()
-	b := &fdiInitrd
+	cli := StreamrootCLI(t)
+	b := &fdiPublish
 	b.once.Do(func() {
 		start := time.Now()
-		b.url = imageURL
-		if b.path, b.err = buildFDIInitramfs(f, imageURL); b.err == nil {
-			t.Logf("fdi initramfs built in %s: %s (image URL %s)", time.Since(start).Round(time.Millisecond), b.path, imageURL)
+		b.url = server
+		if b.pub, b.err = publishFDI(cli, f, server); b.err == nil {
+			t.Logf("fdi published in %s: %s, %s (image URL %s)", time.Since(start).Round(time.Millisecond), b.pub.Kernel, b.pub.Initrd, b.pub.ImageURL)
 		}
 	})
 	if b.err != nil {
-		t.Fatalf("fdi initramfs: %v", b.err)
+		t.Fatalf("streamroot publish: %v", b.err)
 	}
-	if b.url != imageURL {
-		t.Fatalf("fdi initramfs: built with image URL %s, asked for %s", b.url, imageURL)
+	if b.url != server {
+		t.Fatalf("streamroot publish: published for %s, asked for %s", b.url, server)
 	}
-	return b.path
+	return b.pub
 }
 
-func buildFDIInitramfs(f *FDI, imageURL string) (string, error) {
+func publishFDI(cli string, f *FDI, server string) (*FDIPublished, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		return "", fmt.Errorf("the builder needs go on PATH: %w", err)
+		return nil, fmt.Errorf("the init build needs go on PATH: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "streamroot-fdi-initramfs-")
+	dir, err := os.MkdirTemp("", "streamroot-fdi-publish-")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	mod := filepath.Dir(resolvePath("go.mod"))
-	initBin, out := filepath.Join(dir, "init"), filepath.Join(dir, "initrd0.img")
-	for _, c := range []*exec.Cmd{
-		exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", initBin, "./cmds/init"),
-		exec.Command(goBin, "run", "./builder/cmd/builder", "-init", initBin, "-moddir", f.Modules, "-image-url", imageURL, "-o", out),
-	} {
-		c.Dir = mod
-		c.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := runWithTimeout(c, 5*time.Minute); err != nil {
-			return "", fmt.Errorf("%s: %v\n%s", strings.Join(c.Args, " "), err, Tail(b, 20))
-		}
+	initBin := filepath.Join(dir, "init")
+	c := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", initBin, "./cmds/init")
+	c.Dir = filepath.Dir(resolvePath("go.mod"))
+	c.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := runWithTimeout(c, 5*time.Minute); err != nil {
+		return nil, fmt.Errorf("go build ./cmds/init: %v\n%s", err, Tail(b, 20))
 	}
-	return out, nil
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	pc := exec.CommandContext(ctx, cli, "publish", f.ISO, "--tftp-root", filepath.Join(dir, "tftp"), "--http-root", filepath.Join(dir, "http"),
+		"--server", server, "--init", initBin, "--add-modules", fdiBootModules, "--no-check", "--json")
+	pc.Stdout, pc.Stderr = &stdout, &stderr
+	if err := pc.Run(); err != nil {
+		return nil, fmt.Errorf("%v\n%s", err, Tail(stderr.String(), 20))
+	}
+	var r struct {
+		ImageURL string            `json:"image_url"`
+		Image    string            `json:"image"`
+		Manifest string            `json:"manifest"`
+		Kernel   string            `json:"kernel"`
+		Initrd   string            `json:"initrd"`
+		Pin      string            `json:"pin"`
+		Entries  map[string]string `json:"entries"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		return nil, fmt.Errorf("publish --json: %w\n%s", err, Tail(stderr.String(), 20))
+	}
+	return &FDIPublished{ImageURL: r.ImageURL, ISO: r.Image, Manifest: r.Manifest, Kernel: r.Kernel, Initrd: r.Initrd, Pin: r.Pin, Entries: r.Entries}, nil
 }
 
 // FDIReport is the FDI REPORT line: what the booted FDI root saw once
