@@ -112,7 +112,7 @@ var forms = []Form{
 		Effect: "DHCPv4 on the boot link (the default without `ip=`)",
 		NM:     "`on` and `any` mean DHCPv4 and IPv6 autoconfiguration (NM's `auto`); dracut and streamroot: DHCPv4"},
 	{Section: "network", Key: "ip", Syntax: "ip=<method>,<method>[,…]", Origin: "dracut (ifup.sh runs each); Fedora CoreOS, RHCOS (`ip=dhcp,dhcp6`)", Example: "ip=dhcp,dhcp6",
-		Effect: "each method on the one boot link: `dhcp,dhcp6` is dual stack (DHCPv4 and DHCPv6), `dhcp,auto6` DHCPv4 and SLAAC; a list of IPv6 methods only is an IPv6-only boot (no IPv4 on the link). `link6` is refused (a link-local address cannot reach the root's server)",
+		Effect: "each method on the one boot link: `dhcp,dhcp6` is dual stack (DHCPv4 and DHCPv6), `dhcp,auto6` DHCPv4 and SLAAC; beside IPv4 the IPv6 half is best effort (as NetworkManager's may-fail): it waits at most 20 s once IPv4 is bound, and if it fails the boot goes on over IPv4 with a warning; a list of IPv6 methods only is an IPv6-only boot (no IPv4 on the link). `link6` is refused (a link-local address cannot reach the root's server)",
 		NM:     "accepts only some combinations (`dhcp,dhcp6`, `dhcp,link6`, lists with `auto`)"},
 	{Section: "network", Key: "ip", Syntax: "ip=auto", Origin: "NM, kernel", Example: "ip=auto",
 		Effect: "DHCPv4; the IPv6 autoconfiguration part is logged as not supported yet (on an IPv4-only network it would wait for a router advertisement that never comes): `ip=dhcp ip=auto6` configures both",

@@ -89,6 +89,14 @@ func TestNetConfig(t *testing.T) {
 			if got.Static != nil || got.Iface != "" || got.V6 == nil || got.V6.Method != netup.V6DHCP || got.V6.Only {
 				t.Errorf("dual stack: %+v v6 %+v", got, got.V6)
 			}
+			if got.V6.Timeout != DualStackV6Wait || !got.V6.MayFail {
+				t.Errorf("dual stack IPv6 wait %s, want the best-effort %s (rd.retry's 180 s bounds IPv4 only)", got.V6.Timeout, DualStackV6Wait)
+			}
+		}},
+		{name: "dual stack, short rd.retry", cmdline: root + "ip=dhcp,dhcp6 rd.retry=7", check: func(t *testing.T, got netup.Config) {
+			if got.V6 == nil || got.V6.Timeout != 7*time.Second {
+				t.Errorf("dual stack IPv6 wait %+v, want rd.retry's 7s (shorter than the cap)", got.V6)
+			}
 		}},
 		{name: "dual stack in two ip=", cmdline: root + "ip=ens3:dhcp ip=ens3:auto6", check: func(t *testing.T, got netup.Config) {
 			if got.Iface != "ens3" || got.V6 == nil || got.V6.Method != netup.V6Auto || got.V6.Only {
@@ -108,6 +116,9 @@ func TestNetConfig(t *testing.T) {
 		{name: "static v4 and v6", cmdline: root + "ip=10.0.0.7::10.0.0.1:24::ens3:none ip=[fd00:77::7]:::64::ens3:none", check: func(t *testing.T, got netup.Config) {
 			if got.Static == nil || got.Static.Addr.String() != "10.0.0.7/24" || got.V6 == nil || got.V6.Only || got.V6.Static.Addr.String() != "fd00:77::7/64" {
 				t.Errorf("static %+v v6 %+v", got.Static, got.V6)
+			}
+			if got.V6.Timeout == DualStackV6Wait || got.V6.MayFail {
+				t.Errorf("a static IPv6 address beside IPv4 is not best effort: wait %s", got.V6.Timeout)
 			}
 		}},
 		{name: "duid", cmdline: root + "ip=dhcp6 rd.net.dhcp.duid=00:04:01:02:03 rd.net.dhcp.duid=ens9:00:02:00:00:00:09:01", check: func(t *testing.T, got netup.Config) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/hint"
@@ -63,6 +64,12 @@ func addV6(nc *netup.Config, ip bootcfg.IPConf, notes *[]string) (v4 bool, err e
 	return v4, nil
 }
 
+// DualStackV6Wait bounds the IPv6 half of a dual-stack line (an RA, then
+// DHCPv6 or SLAAC) once IPv4 is bound: long enough for a router and a
+// DHCPv6 server that answer at all (they do within a second or two), short
+// enough that an IPv4-only network boots without stalling.
+const DualStackV6Wait = 20 * time.Second
+
 // finishV6 settles what the whole line says about IPv6: whether any IPv4
 // is configured beside it (none: an IPv6-only boot), the wait, and the
 // DUID (rd.net.dhcp.duid=, else netup's DUID-LL from the MAC).
@@ -72,6 +79,13 @@ func finishV6(nc *netup.Config, anyV4 bool, n bootcfg.Net) {
 	}
 	nc.V6.Only = !anyV4
 	nc.V6.Timeout = nc.DHCPTimeout
+	if anyV4 && nc.V6.Method != netup.V6Static {
+		// Beside IPv4 the IPv6 half is best effort, as NetworkManager's
+		// may-fail: Fedora CoreOS's default ip=dhcp,dhcp6 must boot an
+		// IPv4-only network without waiting rd.retry for a router.
+		nc.V6.Timeout = min(nc.V6.Timeout, DualStackV6Wait)
+		nc.V6.MayFail = true
+	}
 	for _, d := range n.DUIDs {
 		if d.Iface == "" || d.Iface == nc.Iface {
 			nc.V6.DUID = d.Bytes

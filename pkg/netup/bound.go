@@ -12,7 +12,8 @@ import (
 // never shows an empty IPv4 address "via static".
 func (l *Lease) Bound() string {
 	var addrs, hows []string
-	if l.Addr.IP != nil {
+	// On an IPv6-only boot Addr is the first IPv6 address, listed below.
+	if l.Addr.IP != nil && l.Addr.IP.To4() != nil {
 		how := "static"
 		if l.DHCP {
 			how = fmt.Sprintf("DHCP from %s, lease %s, client id %x", l.ServerID, l.LeaseTime, l.ClientID)

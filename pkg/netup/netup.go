@@ -178,7 +178,10 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 	}
 	if cfg.V6 != nil {
 		if err := up6(ctx, link, cfg, lease, log); err != nil {
-			return nil, err
+			if !cfg.V6.MayFail || cfg.V6.Only || ctx.Err() != nil {
+				return nil, err
+			}
+			log.Warn(fmt.Sprintf("booting on IPv4 alone: the IPv6 half did not come up: %v", err), "iface", attrs.Name)
 		}
 	}
 	return lease, nil

@@ -54,6 +54,9 @@ type V6 struct {
 	DUID []byte
 	// Timeout bounds the wait for an RA and for DHCPv6 (0: 60 s).
 	Timeout time.Duration
+	// MayFail: IPv4 carries the boot, so an IPv6 failure is a warning,
+	// not the boot's end (dual stack, as NetworkManager's may-fail).
+	MayFail bool
 }
 
 // Lease6 is the IPv6 configuration the node holds, and where it came from.
