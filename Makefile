@@ -24,7 +24,7 @@ export STREAMROOT_CACHE
 
 GO        ?= go
 GOFLAGS_STATIC := -trimpath -ldflags='-s -w -buildid='
-QEMU_TEST_TIMEOUT ?= 45m
+QEMU_TEST_TIMEOUT ?= 60m
 
 .PHONY: all deps test-deps kernel init initramfs uki test unit qemu-test lint clean repro-check fuzz
 
