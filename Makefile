@@ -91,12 +91,14 @@ qemu-test: test-deps kernel initramfs
 # Each parser's fuzz target runs for FUZZTIME; a crasher is saved under the
 # package's testdata/fuzz and then fails every later `go test` until fixed.
 # New inputs are minimised for at most 3 s, so a short run spends its time
-# exploring rather than minimising. mk/fuzz.sh runs them (and tells go1.26's
-# fuzz-coordinator deadline race from a find).
+# exploring rather than minimising. mk/fuzz.sh runs them in FUZZ_JOBS lanes
+# side by side, one fuzz worker each (and tells go1.26's fuzz-coordinator
+# deadline race from a find).
 FUZZTIME ?= 15s
+FUZZ_JOBS ?= 2
 FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzInspect pkg/squashfs:FuzzSquashfs pkg/isoread:FuzzOpen pkg/imgfmt:FuzzDetect pkg/textesc:FuzzEscape pkg/bootlog:FuzzConsole pkg/kmod:FuzzModuleParams pkg/netup:FuzzBondOptions pkg/netup:FuzzParseRA pkg/netup:FuzzLeaseFrom6 builder/internal/kmodtree:FuzzModinfo pkg/deb:FuzzWalk pkg/ext4:FuzzExt4 pkg/bzimage:FuzzRelease pkg/rpm:FuzzWalk pkg/uki:FuzzBuild
 fuzz:
-	@mk/fuzz.sh $(GO) $(FUZZTIME) $(BUILD) $(FUZZ_TARGETS)
+	@mk/fuzz.sh $(GO) $(FUZZTIME) $(BUILD) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 # Two builds of the same inputs must give the same bytes.
 repro-check: initramfs
