@@ -40,16 +40,26 @@ const (
 	ioprioClassIdle  = 3
 )
 
-// fillThread lowers the calling thread (the fill worker is locked to it)
-// and returns functions to lower it again and to raise it back to normal.
+// fillThread returns functions that lower the calling thread (the fill
+// worker is locked to it) and raise it back to the priority it had when
+// fillThread was called: the daemon's own, which is 0 under PID 1 but not
+// under `nice` (a test run, a daemon started by hand).
 func fillThread() (lower, raise func()) {
 	tid := unix.Gettid()
-	set := func(nice int, ioprio int) {
+	baseNice := 0
+	if p, err := unix.Getpriority(unix.PRIO_PROCESS, tid); err == nil {
+		baseNice = 20 - p // the raw syscall returns 20-nice
+	}
+	baseIOPrio, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0)
+	if errno != 0 {
+		baseIOPrio = 0
+	}
+	set := func(nice int, ioprio uintptr) {
 		// Failures only cost priority, never correctness: ignore them.
 		_ = unix.Setpriority(unix.PRIO_PROCESS, tid, nice)
-		_, _, _ = unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), uintptr(ioprio))
+		_, _, _ = unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), ioprio)
 	}
-	return func() { set(fillNice, ioprioClassIdle<<ioprioClassShift) }, func() { set(0, 0) }
+	return func() { set(fillNice, ioprioClassIdle<<ioprioClassShift) }, func() { set(baseNice, baseIOPrio) }
 }
 
 // fillPacer bounds the fill's rate to fillBusyRate while other processes
