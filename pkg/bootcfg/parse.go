@@ -141,6 +141,13 @@ func (p *parser) arg(t token) {
 		default:
 			p.fail(t, "unknown failure policy", "use streamroot.onfail=reboot, halt or shell")
 		}
+	case "streamroot.tpm":
+		switch v := TPMPolicy(t.val); v {
+		case TPMAuto, TPMRequired, TPMOff:
+			c.TPM = v
+		default:
+			p.fail(t, "unknown TPM policy", "use streamroot.tpm=auto, required or off")
+		}
 	case "streamroot.reboot.delay":
 		if d, ok := p.seconds(t); ok {
 			c.RebootDelay = d
@@ -260,7 +267,7 @@ func (p *parser) arg(t token) {
 		switch {
 		case strings.HasPrefix(t.key, "streamroot."):
 			p.fail(t, "unknown streamroot argument",
-				"known: streamroot.fetch, streamroot.sha256, streamroot.manifest, streamroot.manifest.url, streamroot.onfail, streamroot.reboot.delay, streamroot.io.timeout, streamroot.cache")
+				"known: streamroot.fetch, streamroot.sha256, streamroot.manifest, streamroot.manifest.url, streamroot.onfail, streamroot.reboot.delay, streamroot.io.timeout, streamroot.cache, streamroot.tpm")
 		case strings.HasPrefix(t.key, "rd."):
 			p.ignore(t)
 		}
