@@ -28,25 +28,7 @@ import (
 func TestTPMMeasuredBoot(t *testing.T) {
 	t.Parallel()
 	n := setup(t, netOptions{})
-	img, err := harness.TPMFixture(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Build(bytes.NewReader(data), int64(len(data)), 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	man := m.Marshal()
-	if err := os.WriteFile(img+".manifest", man, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	url := n.serve(t, "tpm.squashfs", img)
-	n.serve(t, "tpm.squashfs.manifest", img+".manifest")
-
+	url, man := serveTPMFixture(t, n)
 	tpm := env.StartSWTPM(t)
 	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " " + manifest.KernelArg(man) + " streamroot.tpm=required", TPM: tpm})
 	r := vm.ExpectTPMReport(t)
@@ -68,6 +50,7 @@ func TestTPMMeasuredBoot(t *testing.T) {
 		t.Fatalf("%d streamroot records in the log, want 1: %+v", len(ours), recs)
 	}
 	rec := ours[0]
+	t.Logf("measured %q into PCR %d; PCR 15 in the booted root: %v", rec.Content.String, rec.PCR, r.PCR15)
 	digest := sha256.Sum256(man)
 	if want := (measure.Identity{ManifestDigest: digest[:], URL: url}).Event(); rec.Content.String != want {
 		t.Errorf("measured %q\nwant     %q", rec.Content.String, want)
@@ -119,6 +102,49 @@ func TestTPMMeasuredBoot(t *testing.T) {
 	con := vm.Console()
 	if !strings.Contains(con, "image measured") || strings.Contains(con, "not measured") {
 		t.Error("the console does not say the image was measured")
+	}
+}
+
+// serveTPMFixture serves the TPM fixture and its manifest, and returns the
+// image URL and the manifest.
+func serveTPMFixture(t *testing.T, n *testNet) (string, []byte) {
+	t.Helper()
+	img, err := harness.TPMFixture(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Build(bytes.NewReader(data), int64(len(data)), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := m.Marshal()
+	if err := os.WriteFile(img+".manifest", man, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.serve(t, "tpm.squashfs.manifest", img+".manifest")
+	return n.serve(t, "tpm.squashfs", img), man
+}
+
+// The default policy on a node without a TPM: said once, and the boot goes
+// on to the image's init, with no measurement log.
+func TestTPMAbsentBootsOn(t *testing.T) {
+	t.Parallel()
+	n := setup(t, netOptions{})
+	url, _ := serveTPMFixture(t, n)
+	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url})
+	r := vm.ExpectTPMReport(t)
+	if r.PID != 1 || r.Fixture != "tpm" {
+		t.Fatalf("booted fixture %q as pid %d, want tpm as pid 1", r.Fixture, r.PID)
+	}
+	if len(r.Log) != 0 || len(r.PCR15) != 0 {
+		t.Errorf("without a TPM: log %q, PCRs %v", r.Log, r.PCR15)
+	}
+	if c := strings.Count(vm.Console(), "no TPM 2.0 on this node: this boot is not measured"); c != 1 {
+		t.Errorf("the console says %d times that there is no TPM, want once", c)
 	}
 }
 
