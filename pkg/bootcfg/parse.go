@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"math"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -135,19 +136,9 @@ func (p *parser) arg(t token) {
 		}
 		c.ManifestURL = t.val // as written: re-serialising could change escaping
 	case "streamroot.onfail":
-		switch f := OnFail(t.val); f {
-		case OnFailReboot, OnFailHalt, OnFailShell:
-			c.OnFail = f
-		default:
-			p.fail(t, "unknown failure policy", "use streamroot.onfail=reboot, halt or shell")
-		}
+		oneOf(p, t, &c.OnFail, "unknown failure policy", "use streamroot.onfail=reboot, halt or shell", OnFailReboot, OnFailHalt, OnFailShell)
 	case "streamroot.tpm":
-		switch v := TPMPolicy(t.val); v {
-		case TPMAuto, TPMRequired, TPMOff:
-			c.TPM = v
-		default:
-			p.fail(t, "unknown TPM policy", "use streamroot.tpm=auto, required or off")
-		}
+		oneOf(p, t, &c.TPM, "unknown TPM policy", "use streamroot.tpm=auto, required or off", TPMAuto, TPMRequired, TPMOff)
 	case "streamroot.reboot.delay":
 		if d, ok := p.seconds(t); ok {
 			c.RebootDelay = d
@@ -333,6 +324,16 @@ func (p *parser) seconds(t token) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(n) * time.Second, true
+}
+
+// oneOf sets *dst to t's value when it is one of allowed, else fails t
+// with reason and hint.
+func oneOf[T ~string](p *parser, t token, dst *T, reason, hint string, allowed ...T) {
+	if v := T(t.val); slices.Contains(allowed, v) {
+		*dst = v
+		return
+	}
+	p.fail(t, reason, hint)
 }
 
 // digest parses exactly 64 hex digits (either case) into 32 bytes.
