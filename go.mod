@@ -3,6 +3,7 @@ module github.com/streamroot/streamroot
 go 1.26.0
 
 require (
+	github.com/google/go-tpm v0.9.8
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
 	github.com/klauspost/compress v1.20.4

@@ -18,6 +18,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/liveroot"
+	"github.com/streamroot/streamroot/pkg/measure"
 	"github.com/streamroot/streamroot/pkg/netup"
 	"github.com/streamroot/streamroot/pkg/rootdev"
 )
@@ -40,7 +41,9 @@ type boot struct {
 
 	cfg   *bootcfg.Config   // config
 	mode  bootcfg.FetchMode // config: the fetch mode in effect (fetch: the one used)
+	tpm   *measure.TPM      // tpm: nil without one or with streamroot.tpm=off
 	lease *netup.Lease      // network
+	spec  *rootdev.Spec     // fetch: what was fetched and how it was pinned
 	dev   *rootdev.Device   // fetch: the RAM file or the daemon's nbd device
 	root  *liveroot.Root    // layers
 }
@@ -77,10 +80,12 @@ func (b *boot) stages() []stage {
 		{"early", b.early},
 		{"config", b.config},
 		{"modules", b.modules},
+		{"tpm", b.openTPM},
 		{"network", b.network},
 		{"fetch", b.fetch},
 		{"layers", b.layers},
 		{"handover", b.handover},
+		{"measure", b.measure},
 		{"switch", b.switchRoot},
 	}
 }

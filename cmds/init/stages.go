@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,6 +19,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/kmod"
 	"github.com/streamroot/streamroot/pkg/liveroot"
+	"github.com/streamroot/streamroot/pkg/measure"
 	"github.com/streamroot/streamroot/pkg/netconfig"
 	"github.com/streamroot/streamroot/pkg/netup"
 	"github.com/streamroot/streamroot/pkg/rootdev"
@@ -98,6 +101,30 @@ func (b *boot) modules(context.Context) error {
 	return nil
 }
 
+// openTPM finds the TPM the measure stage extends (streamroot.tpm=). It
+// runs before the network so that streamroot.tpm=required on a node
+// without one fails before anything is fetched.
+func (b *boot) openTPM(context.Context) error {
+	if b.cfg.TPM == bootcfg.TPMOff {
+		b.log.Info("streamroot.tpm=off: this boot is not measured")
+		return nil
+	}
+	t, err := measure.Open()
+	switch {
+	case err == nil:
+		b.tpm = t
+		b.log.Info("TPM found: the image will be measured before switch_root", "device", t.Path, "pcr", measure.PCR)
+	case b.cfg.TPM == bootcfg.TPMRequired:
+		return hint.New(fmt.Errorf("streamroot.tpm=required: %w", err),
+			"enable the TPM 2.0 in the firmware (QEMU: -tpmdev emulator + -device tpm-tis), or boot without streamroot.tpm=required")
+	case errors.Is(err, measure.ErrNoTPM):
+		b.log.Info("no TPM 2.0 on this node: this boot is not measured")
+	default:
+		b.log.Warn("TPM unusable: this boot is not measured", "err", err)
+	}
+	return nil
+}
+
 // network brings up the boot link and gets an address.
 func (b *boot) network(ctx context.Context) error {
 	nc, notes, err := netconfig.FromBoot(b.cfg)
@@ -132,7 +159,7 @@ func (b *boot) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.dev, b.mode = dev, dev.Mode
+	b.spec, b.dev, b.mode = spec, dev, dev.Mode
 	return nil
 }
 
@@ -187,6 +214,34 @@ func (b *boot) writeReport() error {
 		rep.Layers = b.root.Layers
 	}
 	return rep.WriteFile(filepath.Join(runDir, "streamroot.json"))
+}
+
+// measure extends the image's identity into the TPM and systemd's
+// measurement log in /run, which switch_root moves into the booted root.
+func (b *boot) measure(context.Context) error {
+	if b.tpm == nil {
+		return nil
+	}
+	defer b.tpm.Close()
+	id := measure.Identity{URL: b.spec.Name, ImageSHA256: b.spec.SHA256}
+	if len(b.spec.Manifest) > 0 {
+		d := sha256.Sum256(b.spec.Manifest)
+		id.ManifestDigest = d[:]
+	}
+	rec, err := b.tpm.Measure(id, "")
+	if err != nil {
+		if b.cfg.TPM == bootcfg.TPMRequired {
+			return hint.New(err, "the TPM did not take the measurement; boot without streamroot.tpm=required to go on unmeasured")
+		}
+		b.log.Warn("the image was not measured", "err", err)
+		return nil
+	}
+	banks := make([]string, len(rec.Digests))
+	for i, d := range rec.Digests {
+		banks[i] = d.HashAlg
+	}
+	b.log.Info("image measured", "pcr", rec.PCR, "banks", strings.Join(banks, ","), "event", rec.Content.String, "log", measure.LogPath)
+	return nil
 }
 
 // switchRoot execs the image's init as PID 1 in /sysroot.

@@ -50,6 +50,9 @@ type Config struct {
 	ManifestURL string
 	// OnFail is streamroot.onfail=; default OnFailReboot.
 	OnFail OnFail
+	// TPM is streamroot.tpm=: whether the booted image is measured into
+	// the TPM; default TPMAuto.
+	TPM TPMPolicy
 	// RebootDelay is streamroot.reboot.delay= (whole seconds); default 30s.
 	// Zero is allowed and means reboot at once.
 	RebootDelay time.Duration
@@ -121,6 +124,16 @@ const (
 	OnFailReboot OnFail = "reboot"
 	OnFailHalt   OnFail = "halt"
 	OnFailShell  OnFail = "shell"
+)
+
+// TPMPolicy is streamroot.tpm=: what measured boot does.
+type TPMPolicy string
+
+// TPM policies.
+const (
+	TPMAuto     TPMPolicy = "auto"     // measure when there is a TPM, else say so and go on
+	TPMRequired TPMPolicy = "required" // refuse to boot without a TPM to measure into
+	TPMOff      TPMPolicy = "off"      // do not measure
 )
 
 // RootKind tells which kind of root the command line names.
@@ -397,6 +410,7 @@ func defaults() *Config {
 		LiveDir:     DefaultLiveDir,
 		SquashImg:   DefaultSquashImg,
 		OnFail:      OnFailReboot,
+		TPM:         TPMAuto,
 		RebootDelay: DefaultRebootDelay,
 		IOTimeout:   DefaultIOTimeout,
 		Retry:       DefaultRetry,

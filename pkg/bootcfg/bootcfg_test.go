@@ -155,6 +155,9 @@ func TestParse(t *testing.T) {
 		{"onfail shell", "streamroot.onfail=shell streamroot.reboot.delay=5", func(c *Config) {
 			c.OnFail, c.RebootDelay = OnFailShell, 5*time.Second
 		}},
+		{"tpm required", "streamroot.tpm=required", func(c *Config) { c.TPM = TPMRequired }},
+		{"tpm off, last wins", "streamroot.tpm=required streamroot.tpm=off", func(c *Config) { c.TPM = TPMOff }},
+		{"tpm auto", "streamroot.tpm=auto", func(c *Config) {}},
 		{"writable fsimg off is fine", "rd.writable.fsimg=0", func(c *Config) {}},
 
 		// Debug and policy.
@@ -350,6 +353,8 @@ func TestErrors(t *testing.T) {
 		{"streamroot.fetch=fast", "streamroot.fetch=fast", "unknown fetch mode"},
 		{"streamroot.fetch", "streamroot.fetch", "unknown fetch mode"},
 		{"streamroot.onfail=poweroff", "streamroot.onfail=poweroff", "unknown failure policy"},
+		{"streamroot.tpm=yes", "streamroot.tpm=yes", "unknown TPM policy"},
+		{"streamroot.tpm", "streamroot.tpm", "unknown TPM policy"},
 		{"streamroot.sha256=abc", "streamroot.sha256=abc", "exactly 64"},
 		{"streamroot.sha256=" + strings.Repeat("zz", 32), "streamroot.sha256=" + strings.Repeat("zz", 32), "not hex"},
 		{"streamroot.manifest=" + hex64a, "streamroot.manifest=" + hex64a, `start with "sha256:"`},

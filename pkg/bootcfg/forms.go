@@ -92,6 +92,8 @@ var forms = []Form{
 		Effect: "whole-image SHA-256. Alone, it can only be checked on a whole copy: the default mode then boots as `ram` (download, verify, mount); `streamroot.fetch=stream\\|lazy` without a manifest is refused. With a manifest it must equal the manifest's own whole-image line and is checked again when the fill completes in `stream` mode ([what each pin protects](#integrity-what-each-pin-protects))"},
 	{Section: "streamroot", Key: "streamroot.onfail", Syntax: "streamroot.onfail=reboot\\|halt\\|shell", Origin: "streamroot", Example: "streamroot.onfail=halt",
 		Effect: "what a failed boot does (default `reboot`, so a PXE node tries again)"},
+	{Section: "streamroot", Key: "streamroot.tpm", Syntax: "streamroot.tpm=auto\\|required\\|off", Origin: "streamroot", Example: "streamroot.tpm=required",
+		Effect: "measured boot ([docs/measure.md](measure.md)): before switch_root the image's identity (manifest digest, whole-image pin, signing key id, version, URL) is extended into PCR 15 of every TPM 2.0 bank and logged in `/run/log/systemd/tpm2-measure.log`. `auto` (default): measure when there is a TPM, else say so once and go on; `required`: refuse to boot without a TPM, before the network is touched; `off`: do not measure"},
 	{Section: "streamroot", Key: "streamroot.reboot.delay", Syntax: "streamroot.reboot.delay=<s>", Origin: "streamroot", Example: "streamroot.reboot.delay=5",
 		Effect: "countdown before that reboot (default 30)"},
 
@@ -103,7 +105,7 @@ var forms = []Form{
 	{Section: "failure", Key: "rd.shell", Syntax: "rd.shell", Origin: "dracut; Foreman", Example: "rd.shell",
 		Effect: "on failure, start a shell on the console; the failure policy applies when it exits"},
 	{Section: "failure", Key: "rd.break", Syntax: "rd.break[=<stage>[,…]]", Origin: "dracut (its own stage names differ)", Example: "rd.break=network",
-		Effect: "shell before a stage (`modules network fetch layers handover switch`); plain `rd.break` = before `switch`"},
+		Effect: "shell before a stage (`modules tpm network fetch layers handover measure switch`); plain `rd.break` = before `switch`"},
 	{Section: "failure", Key: "rd.debug", Syntax: "rd.debug", Origin: "dracut; Foreman", Example: "rd.debug=1",
 		Effect: "more detail on the console and in the log"},
 

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"math"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -135,12 +136,9 @@ func (p *parser) arg(t token) {
 		}
 		c.ManifestURL = t.val // as written: re-serialising could change escaping
 	case "streamroot.onfail":
-		switch f := OnFail(t.val); f {
-		case OnFailReboot, OnFailHalt, OnFailShell:
-			c.OnFail = f
-		default:
-			p.fail(t, "unknown failure policy", "use streamroot.onfail=reboot, halt or shell")
-		}
+		oneOf(p, t, &c.OnFail, "unknown failure policy", "use streamroot.onfail=reboot, halt or shell", OnFailReboot, OnFailHalt, OnFailShell)
+	case "streamroot.tpm":
+		oneOf(p, t, &c.TPM, "unknown TPM policy", "use streamroot.tpm=auto, required or off", TPMAuto, TPMRequired, TPMOff)
 	case "streamroot.reboot.delay":
 		if d, ok := p.seconds(t); ok {
 			c.RebootDelay = d
@@ -260,7 +258,7 @@ func (p *parser) arg(t token) {
 		switch {
 		case strings.HasPrefix(t.key, "streamroot."):
 			p.fail(t, "unknown streamroot argument",
-				"known: streamroot.fetch, streamroot.sha256, streamroot.manifest, streamroot.manifest.url, streamroot.onfail, streamroot.reboot.delay, streamroot.io.timeout, streamroot.cache")
+				"known: streamroot.fetch, streamroot.sha256, streamroot.manifest, streamroot.manifest.url, streamroot.onfail, streamroot.reboot.delay, streamroot.io.timeout, streamroot.cache, streamroot.tpm")
 		case strings.HasPrefix(t.key, "rd."):
 			p.ignore(t)
 		}
@@ -326,6 +324,16 @@ func (p *parser) seconds(t token) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(n) * time.Second, true
+}
+
+// oneOf sets *dst to t's value when it is one of allowed, else fails t
+// with reason and hint.
+func oneOf[T ~string](p *parser, t token, dst *T, reason, hint string, allowed ...T) {
+	if v := T(t.val); slices.Contains(allowed, v) {
+		*dst = v
+		return
+	}
+	p.fail(t, reason, hint)
 }
 
 // digest parses exactly 64 hex digits (either case) into 32 bytes.

@@ -38,6 +38,7 @@ type BootOptions struct {
 	Initramfs string // default Env.Initramfs
 	MemoryMiB int    // default 1024
 	RNG       bool   // add -device virtio-rng-pci
+	TPM       *SWTPM // attach this software TPM (StartSWTPM)
 	// Timeout bounds the whole QEMU run (it is killed then), default
 	// DefaultBootTimeout. Waiting for a free VM slot does not count.
 	Timeout  time.Duration
@@ -105,6 +106,9 @@ func (e *Env) Boot(t testing.TB, opts BootOptions) *VM {
 	}
 	if opts.RNG {
 		args = append(args, "-device", "virtio-rng-pci")
+	}
+	if opts.TPM != nil {
+		args = append(args, opts.TPM.QEMUArgs()...)
 	}
 	kernelArgs := GuestConsoleArgs + opts.Append
 	return e.startVM(t, vmSpec{
