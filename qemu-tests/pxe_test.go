@@ -197,20 +197,7 @@ func TestPXEChainIPXEScript(t *testing.T) {
 	checkPXEReport(t, r, web.URL(pxeImage))
 
 	// nginx served the script, the kernel and the initramfs whole, then the image.
-	for _, f := range [][2]string{{scriptPath, "/boot.ipxe"}, {env.Kernel, "/" + pxeKernelName}, {env.Initramfs, "/" + pxeInitrdName}} {
-		st, err := os.Stat(f[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		reqs := web.Requests(f[1])
-		if len(reqs) == 0 {
-			t.Errorf("nginx never served %s", f[1])
-			continue
-		}
-		if reqs[0].Status != 200 || web.BytesSent(f[1]) < st.Size() {
-			t.Errorf("%s: status %d, %d body bytes sent, want 200 and %d bytes", f[1], reqs[0].Status, web.BytesSent(f[1]), st.Size())
-		}
-	}
+	web.ExpectServedWhole(t, [][2]string{{scriptPath, "/boot.ipxe"}, {env.Kernel, "/" + pxeKernelName}, {env.Initramfs, "/" + pxeInitrdName}})
 	checkImageServed(t, web, fx.Plain)
 	log := dhcp.Log()
 	for _, want := range []string{"tags: ipxe", "boot.ipxe"} {
