@@ -60,15 +60,11 @@ func runExtract(ctx context.Context, e *env, args []string) error {
 			return withHint(fmt.Errorf("-o %s: not a directory", *outDir), "-o names the directory to write into (the file keeps its name), or - for stdout")
 		}
 	}
-	f, err := os.Open(isoPath)
+	f, st, err := openStat(isoPath)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	im, err := isoread.Open(f, st.Size())
 	if err != nil {
 		return fmt.Errorf("%s: %w", isoPath, err)

@@ -61,15 +61,11 @@ func runManifest(_ context.Context, e *env, args []string) error {
 	if *out == "" {
 		*out = img + ".manifest"
 	}
-	f, err := os.Open(img)
+	f, st, err := openStat(img)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	if !st.Mode().IsRegular() {
 		what := fileKind(st.Mode())
 		if what == "" {

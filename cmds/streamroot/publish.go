@@ -194,15 +194,11 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 // replaces the published one; the module tree is looked for later, by the
 // initramfs build.
 func publishImage(iso, dst string) error {
-	src, err := os.Open(iso)
+	src, st, err := openStat(iso)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return err
-	}
 	if !st.Mode().IsRegular() {
 		return withHint(fmt.Errorf("%s: not a regular file", iso), "give the ISO file (the Foreman Discovery Image's fdi-*.iso)")
 	}
@@ -231,15 +227,11 @@ func publishImage(iso, dst string) error {
 // publishManifest writes the published image's manifest (the default
 // chunk size), as 'streamroot manifest' does.
 func publishManifest(e *env, img, out string) (*manifest.Manifest, []byte, error) {
-	f, err := os.Open(img)
+	f, st, err := openStat(img)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
 	return writeManifest(e, f, st, out, manifest.DefaultChunk, false)
 }
 
