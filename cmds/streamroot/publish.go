@@ -103,15 +103,10 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		noCheck  = fs.Bool("no-check", false, "do not check the URL as a node sees it")
 		asJSON   = fs.Bool("json", false, "print the result as a JSON object")
 	)
-	pos, err := fs.parse(e, args)
+	iso, err := fs.parseOne(e, args, "ISO", asJSON)
 	if err != nil {
 		return err
 	}
-	e.json = *asJSON
-	if len(pos) != 1 {
-		return usagef("want exactly one ISO, got %d arguments", len(pos))
-	}
-	iso := pos[0]
 	if *tftpRoot == "" || *httpRoot == "" {
 		return usagef("--tftp-root DIR and --http-root DIR are required")
 	}
