@@ -1,9 +1,7 @@
 package qemutests
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,16 +19,11 @@ import (
 // fileSHA256 is the hex SHA-256 of the file at p.
 func fileSHA256(t *testing.T, p string) string {
 	t.Helper()
-	f, err := os.Open(p)
+	sum, err := harness.SHA256File(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return sum
 }
 
 // sentBefore is what nginx sent of path in requests that ended by seen.
