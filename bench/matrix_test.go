@@ -38,16 +38,11 @@ func specsFor(imageName string, rtts []time.Duration, rttModes []string) []bootS
 func TestBoot(t *testing.T) {
 	section(t, "boot")
 	requireBoot(t)
-	imgs := images(t)
 	rttModes := []string{"stream"}
 	if s := os.Getenv("STREAMROOT_BENCH_PLAIN_RTT_MODES"); s != "" {
 		rttModes = strings.Split(s, ",")
 	}
-	var all []bootResult
-	for _, spec := range specsFor("plain", cfg.rtts, rttModes) {
-		all = append(all, measure(t, spec, imgs["plain"], cfg.runs)...)
-	}
-	writeSection("boot", bootTable("Small image: plain.squashfs", imgs["plain"], all))
+	measureSection(t, "boot", "Small image: plain.squashfs", "plain", specsFor("plain", cfg.rtts, rttModes), cfg.runs)
 }
 
 // TestNoPing: the small image at RTT 0 with a DHCP server that offers at
@@ -56,15 +51,10 @@ func TestBoot(t *testing.T) {
 func TestNoPing(t *testing.T) {
 	section(t, "noping")
 	requireBoot(t)
-	imgs := images(t)
-	var all []bootResult
-	for _, spec := range []bootSpec{
+	measureSection(t, "noping", "Small image, DHCP server without its address probe (dnsmasq --no-ping)", "plain", []bootSpec{
 		{Initramfs: ours, Image: "plain", Mode: "stream", NoPing: true},
 		{Initramfs: dracut, Image: "plain", Mode: "download", NoPing: true},
-	} {
-		all = append(all, measure(t, spec, imgs["plain"], cfg.runs)...)
-	}
-	writeSection("noping", bootTable("Small image, DHCP server without its address probe (dnsmasq --no-ping)", imgs["plain"], all))
+	}, cfg.runs)
 }
 
 // TestHuge: the 1 GiB image (huge.squashfs), every row booted
@@ -77,7 +67,6 @@ func TestNoPing(t *testing.T) {
 func TestHuge(t *testing.T) {
 	section(t, "huge")
 	requireBoot(t)
-	imgs := images(t)
 	runs := cfg.runs
 	if n, err := strconv.Atoi(os.Getenv("STREAMROOT_BENCH_HUGE_RUNS")); err == nil && n > 0 {
 		runs = n
@@ -91,14 +80,23 @@ func TestHuge(t *testing.T) {
 			}
 		}
 	}
-	var all []bootResult
-	for _, spec := range specsFor("huge", rtts, []string{"stream", "lazy"}) {
-		if spec.Initramfs == dracut && spec.RTT > 0 && os.Getenv("STREAMROOT_BENCH_HUGE_DRACUT_RTT") != "1" {
-			continue
-		}
-		all = append(all, measure(t, spec, imgs["huge"], runs)...)
+	specs := specsFor("huge", rtts, []string{"stream", "lazy"})
+	if os.Getenv("STREAMROOT_BENCH_HUGE_DRACUT_RTT") != "1" {
+		specs = slices.DeleteFunc(specs, func(s bootSpec) bool { return s.Initramfs == dracut && s.RTT > 0 })
 	}
-	writeSection("huge", bootTable("1 GiB image: huge.squashfs", imgs["huge"], all))
+	measureSection(t, "huge", "1 GiB image: huge.squashfs", "huge", specs, runs)
+}
+
+// measureSection boots each spec runs times with the image named image
+// and writes the table of section name, headed title.
+func measureSection(t *testing.T, name, title, image string, specs []bootSpec, runs int) {
+	t.Helper()
+	img := images(t)[image]
+	var all []bootResult
+	for _, spec := range specs {
+		all = append(all, measure(t, spec, img, runs)...)
+	}
+	writeSection(name, bootTable(title, img, all))
 }
 
 type group struct {

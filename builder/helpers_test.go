@@ -21,6 +21,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/streamroot/streamroot/builder/buildertest"
+	"github.com/streamroot/streamroot/pkg/kmod"
 	"github.com/u-root/u-root/pkg/cpio"
 	"github.com/ulikunitz/xz"
 )
@@ -58,7 +59,7 @@ func moduleBody(name string) []byte { return []byte("\x7fELF fake module " + nam
 // signedModuleBody is moduleBody with a (fake) appended signature: the
 // PKCS#7 blob, struct module_signature and the marker.
 func signedModuleBody(name string) []byte {
-	return append(moduleBody(name), "\x30\x82fake pkcs7 of "+name+"\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x14"+buildertest.ModuleSignature...)
+	return append(moduleBody(name), "\x30\x82fake pkcs7 of "+name+"\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x14"+kmod.SignatureMarker...)
 }
 
 func xzBytes(t *testing.T, b []byte) []byte {

@@ -92,29 +92,47 @@ func TestGapDNSLateAnswer(t *testing.T) {
 	}
 }
 
+// eachStreamMode runs test once per mode that reads the image while the
+// root runs (stream and lazy), as parallel subtests, each on a network of
+// its own set up with o.
+func eachStreamMode(t *testing.T, o netOptions, test func(t *testing.T, n *testNet, mode string)) {
+	t.Helper()
+	for _, mode := range []string{"stream", "lazy"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			test(t, setup(t, o), mode)
+		})
+	}
+}
+
+// lazyArg is the kernel argument that asks for mode lazy, and none for
+// stream, the default.
+func lazyArg(mode string) string {
+	if mode == "lazy" {
+		return " streamroot.fetch=lazy"
+	}
+	return ""
+}
+
 // A chunk the layers stage reads (chunk 0: the squashfs superblock) fails
 // the manifest: the block names the chunk and its offset, not just an I/O
 // error, and the corrupt bytes never reach the kernel.
 func TestGapCorruptChunkBeforeSwitch(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"stream", "lazy"} {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			n := setup(t, netOptions{})
-			url, arg, _ := pinned(t, n, 4096+123)
-			vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, arg, "rd.retry=20", "streamroot.io.timeout=10", "streamroot.fetch="+mode)})
-			fb := vm.ExpectFailure(t, "layers", "stream.squashfs", "chunk 0 (bytes 0-1048575 of the image)", "SHA-256 mismatch")
-			if !strings.Contains(fb.Hint, "manifest") {
-				t.Errorf("the hint does not point at the image or its manifest: %q", fb.Hint)
-			}
-			if !strings.Contains(vm.Console(), "refusing a corrupt chunk") {
-				t.Error("the block daemon did not say it refused the chunk")
-			}
-			if strings.Contains(vm.Console(), "layers: mounted") {
-				t.Error("something was mounted from the corrupt image")
-			}
-		})
-	}
+	eachStreamMode(t, netOptions{}, func(t *testing.T, n *testNet, mode string) {
+		url, arg, _ := pinned(t, n, 4096+123)
+		vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, arg, "rd.retry=20", "streamroot.io.timeout=10", "streamroot.fetch="+mode)})
+		fb := vm.ExpectFailure(t, "layers", "stream.squashfs", "chunk 0 (bytes 0-1048575 of the image)", "SHA-256 mismatch")
+		if !strings.Contains(fb.Hint, "manifest") {
+			t.Errorf("the hint does not point at the image or its manifest: %q", fb.Hint)
+		}
+		if !strings.Contains(vm.Console(), "refusing a corrupt chunk") {
+			t.Error("the block daemon did not say it refused the chunk")
+		}
+		if strings.Contains(vm.Console(), "layers: mounted") {
+			t.Error("something was mounted from the corrupt image")
+		}
+	})
 }
 
 // imageHandler serves one file at /name; before, if set, may answer a
@@ -174,70 +192,62 @@ func TestGapRetryAfter(t *testing.T) {
 func TestGapServerRestart(t *testing.T) {
 	t.Parallel()
 	fx := env.StreamFixtures(t)
-	for _, mode := range []string{"stream", "lazy"} {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			n := setup(t, netOptions{noHTTP: true})
-			var slow atomic.Bool // trickle until the restart, so a body is in flight at the kill
-			slow.Store(true)
-			var reqs atomic.Int32
-			srv := harness.StartGoServer(t, n.ns, "10.77.0.1:8080", nil, imageHandler(fx.Stream, "stream.squashfs", func(w http.ResponseWriter, r *http.Request) bool {
-				reqs.Add(1)
-				if slow.Load() {
-					harness.ServeFile(harness.Throttle(w, 256<<10), r, fx.Stream)
-					return true
-				}
-				return false
-			}))
-			extra := ""
-			if mode == "lazy" {
-				extra = " streamroot.fetch=lazy"
+	eachStreamMode(t, netOptions{noHTTP: true}, func(t *testing.T, n *testNet, mode string) {
+		var slow atomic.Bool // trickle until the restart, so a body is in flight at the kill
+		slow.Store(true)
+		var reqs atomic.Int32
+		srv := harness.StartGoServer(t, n.ns, "10.77.0.1:8080", nil, imageHandler(fx.Stream, "stream.squashfs", func(w http.ResponseWriter, r *http.Request) bool {
+			reqs.Add(1)
+			if slow.Load() {
+				harness.ServeFile(harness.Throttle(w, 256<<10), r, fx.Stream)
+				return true
 			}
-			vm := n.boot(t, harness.BootOptions{
-				Append:  "ip=dhcp root=live:" + srv.URL("10.77.0.1", "stream.squashfs") + extra + " fixture.mode=hash",
-				Timeout: 360 * time.Second,
-			})
-			// The open is one request; the next are the layers stage's reads.
-			deadline := time.Now().Add(240 * time.Second)
-			for reqs.Load() < 2 {
-				if time.Now().After(deadline) || vm.Exited() {
-					t.Fatal("the guest never read the image")
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			time.Sleep(500 * time.Millisecond) // a body is on its way
-			if strings.Contains(vm.Console(), "switch: starting") {
-				t.Fatal("the root was up before the server went away: this tests nothing")
-			}
-			if err := srv.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			before := len(srv.Requests("/stream.squashfs"))
-			time.Sleep(3 * time.Second)
-			slow.Store(false)
-			if err := srv.Start(); err != nil {
-				t.Fatal(err)
-			}
-			r := vm.ExpectReport(t)
-			checkRoot(t, r, "stream")
-			m := rawReport(t, vm)
-			if m["data_sha256"] != fx.DataSHA256 {
-				t.Errorf("/data/random.bin reads as %v, want %s", m["data_sha256"], fx.DataSHA256)
-			}
-			after := len(srv.Requests("/stream.squashfs")) - before
-			t.Logf("%d requests before the stop, %d after the restart", before, after)
-			if after == 0 {
-				t.Error("no request after the restart")
-			}
-			con := vm.Console()
-			if !strings.Contains(con, "blockd: WARNING: retrying") {
-				t.Error("the block daemon did not say it retried while the server was away")
-			}
-			if strings.Contains(con, "returning EIO") {
-				t.Error("a read failed although the server came back within streamroot.io.timeout")
-			}
+			return false
+		}))
+		vm := n.boot(t, harness.BootOptions{
+			Append:  "ip=dhcp root=live:" + srv.URL("10.77.0.1", "stream.squashfs") + lazyArg(mode) + " fixture.mode=hash",
+			Timeout: 360 * time.Second,
 		})
-	}
+		// The open is one request; the next are the layers stage's reads.
+		deadline := time.Now().Add(240 * time.Second)
+		for reqs.Load() < 2 {
+			if time.Now().After(deadline) || vm.Exited() {
+				t.Fatal("the guest never read the image")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond) // a body is on its way
+		if strings.Contains(vm.Console(), "switch: starting") {
+			t.Fatal("the root was up before the server went away: this tests nothing")
+		}
+		if err := srv.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		before := len(srv.Requests("/stream.squashfs"))
+		time.Sleep(3 * time.Second)
+		slow.Store(false)
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := vm.ExpectReport(t)
+		checkRoot(t, r, "stream")
+		m := rawReport(t, vm)
+		if m["data_sha256"] != fx.DataSHA256 {
+			t.Errorf("/data/random.bin reads as %v, want %s", m["data_sha256"], fx.DataSHA256)
+		}
+		after := len(srv.Requests("/stream.squashfs")) - before
+		t.Logf("%d requests before the stop, %d after the restart", before, after)
+		if after == 0 {
+			t.Error("no request after the restart")
+		}
+		con := vm.Console()
+		if !strings.Contains(con, "blockd: WARNING: retrying") {
+			t.Error("the block daemon did not say it retried while the server was away")
+		}
+		if strings.Contains(con, "returning EIO") {
+			t.Error("a read failed although the server came back within streamroot.io.timeout")
+		}
+	})
 }
 
 var fallbackLine = regexp.MustCompile(`streamroot: blockd: WARNING: the image \([0-9.]+ MiB\) does not fit in RAM \([0-9.]+ MiB available\): falling back to streamroot.fetch=lazy`)
@@ -271,42 +281,34 @@ func TestGapStreamRAMFallback(t *testing.T) {
 func TestGapSlowServer(t *testing.T) {
 	t.Parallel()
 	fx := env.StreamFixtures(t)
-	for _, mode := range []string{"stream", "lazy"} {
-		t.Run(mode, func(t *testing.T) {
-			t.Parallel()
-			n := setup(t, netOptions{noHTTP: true})
-			srv := harness.StartGoServer(t, n.ns, "10.77.0.1:8080", nil, imageHandler(fx.Stream, "stream.squashfs", func(w http.ResponseWriter, r *http.Request) bool {
-				harness.ServeFile(harness.Throttle(w, 256<<10), r, fx.Stream)
-				return true
-			}))
-			extra := ""
-			if mode == "lazy" {
-				extra = " streamroot.fetch=lazy"
-			}
-			// io.timeout 20 s: a chunk takes 4 s, so the bound holds with room.
-			vm := n.boot(t, harness.BootOptions{
-				Append:  "ip=dhcp root=live:" + srv.URL("10.77.0.1", "stream.squashfs") + extra + " streamroot.io.timeout=20",
-				Timeout: 360 * time.Second,
-			})
-			r := vm.ExpectReport(t)
-			checkRoot(t, r, "stream")
-			var slowest time.Duration
-			reqs := srv.Requests("/stream.squashfs")
-			for _, e := range reqs {
-				slowest = max(slowest, e.Took)
-			}
-			t.Logf("%d requests, the slowest took %s", len(reqs), slowest.Round(time.Millisecond))
-			if slowest < 2*time.Second {
-				t.Errorf("no request took over 2 s: the server was not slow, this tests nothing")
-			}
-			con := vm.Console()
-			for _, bad := range []string{"returning EIO", "WARNING: retrying", "chunk fetch failed"} {
-				if strings.Contains(con, bad) {
-					t.Errorf("a slow but live server was treated as failing: console has %q", bad)
-				}
-			}
+	eachStreamMode(t, netOptions{noHTTP: true}, func(t *testing.T, n *testNet, mode string) {
+		srv := harness.StartGoServer(t, n.ns, "10.77.0.1:8080", nil, imageHandler(fx.Stream, "stream.squashfs", func(w http.ResponseWriter, r *http.Request) bool {
+			harness.ServeFile(harness.Throttle(w, 256<<10), r, fx.Stream)
+			return true
+		}))
+		// io.timeout 20 s: a chunk takes 4 s, so the bound holds with room.
+		vm := n.boot(t, harness.BootOptions{
+			Append:  "ip=dhcp root=live:" + srv.URL("10.77.0.1", "stream.squashfs") + lazyArg(mode) + " streamroot.io.timeout=20",
+			Timeout: 360 * time.Second,
 		})
-	}
+		r := vm.ExpectReport(t)
+		checkRoot(t, r, "stream")
+		var slowest time.Duration
+		reqs := srv.Requests("/stream.squashfs")
+		for _, e := range reqs {
+			slowest = max(slowest, e.Took)
+		}
+		t.Logf("%d requests, the slowest took %s", len(reqs), slowest.Round(time.Millisecond))
+		if slowest < 2*time.Second {
+			t.Errorf("no request took over 2 s: the server was not slow, this tests nothing")
+		}
+		con := vm.Console()
+		for _, bad := range []string{"returning EIO", "WARNING: retrying", "chunk fetch failed"} {
+			if strings.Contains(con, bad) {
+				t.Errorf("a slow but live server was treated as failing: console has %q", bad)
+			}
+		}
+	})
 }
 
 // HTTPS to a server whose certificate, from the trusted site CA, is for

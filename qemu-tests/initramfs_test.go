@@ -13,48 +13,6 @@ import (
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
-// fdiKernelPkg is a Debian kernel other than make kernel's: booting it
-// proves the initramfs carries that kernel's modules, not the default's.
-const fdiKernelPkg = "linux-image-6.1.0-47-amd64"
-
-// kernelDeb returns the cached .deb of a Debian kernel package,
-// downloading it into $STREAMROOT_CACHE/debs (as fetch-kernel.sh does)
-// when absent.
-func kernelDeb(t *testing.T, pkg string) string {
-	t.Helper()
-	dir := filepath.Join(env.Cache, "debs")
-	if debs, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb")); len(debs) > 0 {
-		return debs[0]
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// apt drops privileges to _apt for downloads: give it a directory it
-	// may write, then move the file into the cache.
-	tmp, err := os.MkdirTemp("", "streamroot-deb-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("apt-get", "download", "-q", pkg)
-	cmd.Dir = tmp
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("apt-get download %s: %v\n%s", pkg, err, b)
-	}
-	debs, _ := filepath.Glob(filepath.Join(tmp, pkg+"_*.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("apt-get download %s left %v", pkg, debs)
-	}
-	dst := filepath.Join(dir, filepath.Base(debs[0]))
-	if err := os.Rename(debs[0], dst); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // TestInitramfsFromKernelDeb builds the kernel and initramfs with
 // `streamroot initramfs --kernel-deb` as an unprivileged user with an
 // empty PATH (no root, no dpkg, no depmod, no other program), then boots
@@ -62,8 +20,10 @@ func kernelDeb(t *testing.T, pkg string) string {
 func TestInitramfsFromKernelDeb(t *testing.T) {
 	t.Parallel()
 	env.Require(t)
-	deb := kernelDeb(t, fdiKernelPkg)
-	kver := strings.TrimPrefix(fdiKernelPkg, "linux-image-")
+	// The FDI's kernel, other than make kernel's: booting it proves the
+	// initramfs carries that kernel's modules, not the default's.
+	deb := env.FDIKernelDeb(t)
+	kver := strings.TrimPrefix(harness.FDIKernelPackage, "linux-image-")
 
 	// A directory the unprivileged user may enter: the binary with the
 	// init beside it (where --init looks by default), and its output.

@@ -190,9 +190,7 @@ func replaceServed(t *testing.T, n *testNet, name, with string) {
 // anonymous I/O error or a root assembled from two files.
 func TestImageReplacedMidStream(t *testing.T) {
 	t.Parallel()
-	n := setup(t, netOptions{nginx: harness.NginxOptions{LimitRate: "512k"}})
-	fx := env.StreamFixtures(t)
-	url := n.serve(t, "stream.squashfs", fx.Stream)
+	n, _, url := streamNet(t, netOptions{nginx: harness.NginxOptions{LimitRate: "512k"}})
 	seen := len(n.web.Requests("/stream.squashfs")) // a rerun (-count) appends to the same log
 	vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, "rd.retry=20"), Timeout: 240 * time.Second})
 	// The daemon's first request pins the image; at 512 KiB/s the boot's
@@ -222,9 +220,7 @@ func TestImageReplacedDuringFill(t *testing.T) {
 	// nginx sends the first second's worth of a response at once, so at
 	// 256 KiB/s a 1 MiB chunk takes 3 s: the 4 fill workers need half a
 	// minute to reach the blocks the init reads 10 s after it started.
-	n := setup(t, netOptions{nginx: harness.NginxOptions{LimitRate: "256k"}})
-	fx := env.StreamFixtures(t)
-	url := n.serve(t, "stream.squashfs", fx.Stream)
+	n, fx, url := streamNet(t, netOptions{nginx: harness.NginxOptions{LimitRate: "256k"}})
 	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " fixture.mode=sleepread", Timeout: 300 * time.Second})
 	if err := vm.WaitForString("STREAMROOT-BOOTED", 200*time.Second); err != nil {
 		t.Fatal(err)

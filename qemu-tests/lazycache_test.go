@@ -15,9 +15,7 @@ import (
 // and the cache does not thrash (the server sends each byte about once).
 func TestLazySmallCacheBound(t *testing.T) {
 	t.Parallel()
-	n := setup(t, netOptions{})
-	fx := env.StreamFixtures(t)
-	url := n.serve(t, "stream.squashfs", fx.Stream)
+	n, fx, url := streamNet(t, netOptions{})
 	vm := n.boot(t, harness.BootOptions{
 		Append:    "ip=dhcp root=live:" + url + " streamroot.fetch=lazy streamroot.cache=1 fixture.mode=hash",
 		MemoryMiB: 1024,

@@ -63,9 +63,7 @@ func TestDHCPOptions(t *testing.T) {
 // DHCP server is there to see any.
 func TestStaticIP(t *testing.T) {
 	t.Parallel()
-	fx := env.StreamFixtures(t)
-	n := setup(t, netOptions{})
-	url := n.serve(t, "stream.squashfs", fx.Stream)
+	n, _, url := streamNet(t, netOptions{})
 	vm := n.boot(t, harness.BootOptions{Append: "ip=10.77.0.9::10.77.0.1:255.255.255.0:static-node:ens3:none nameserver=10.77.0.53 root=live:" + url + " streamroot.fetch=lazy"})
 	r := vm.ExpectReport(t)
 	checkRoot(t, r, "stream")
@@ -83,9 +81,7 @@ func TestStaticIP(t *testing.T) {
 // ifname= names the link before it goes up, so the real OS sees that name.
 func TestIfname(t *testing.T) {
 	t.Parallel()
-	fx := env.StreamFixtures(t)
-	n := setup(t, netOptions{})
-	url := n.serve(t, "stream.squashfs", fx.Stream)
+	n, _, url := streamNet(t, netOptions{})
 	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp ifname=bootnet:52:54:00:12:34:56 root=live:" + url + " streamroot.fetch=lazy"})
 	r := vm.ExpectReport(t)
 	checkRoot(t, r, "stream")

@@ -1,9 +1,7 @@
 package qemutests
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,16 +19,11 @@ import (
 // fileSHA256 is the hex SHA-256 of the file at p.
 func fileSHA256(t *testing.T, p string) string {
 	t.Helper()
-	f, err := os.Open(p)
+	sum, err := harness.SHA256File(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
+	return sum
 }
 
 // sentBefore is what nginx sent of path in requests that ended by seen.
@@ -49,9 +42,7 @@ func sentBefore(n *testNet, path string, seen time.Time) int64 {
 // is mounted, and the console says why.
 func TestPinSHA256DefaultBootsFromRAM(t *testing.T) {
 	t.Parallel()
-	n := setup(t, netOptions{})
-	fx := env.StreamFixtures(t)
-	url := n.serve(t, "stream.squashfs", fx.Stream)
+	n, fx, url := streamNet(t, netOptions{})
 	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " streamroot.sha256=" + fileSHA256(t, fx.Stream) + " fixture.mode=hash"})
 	r, seen := reportAfterInit(t, vm, 240*time.Second, "stream")
 	size := fileSize(t, fx.Stream)
@@ -85,9 +76,7 @@ func TestPinSHA256DefaultBootsFromRAM(t *testing.T) {
 // stage, nothing mounted.
 func TestPinSHA256DefaultWrong(t *testing.T) {
 	t.Parallel()
-	n := setup(t, netOptions{})
-	fx := env.StreamFixtures(t)
-	url := n.serve(t, "stream.squashfs", fx.Stream)
+	n, fx, url := streamNet(t, netOptions{})
 	vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url, "streamroot.sha256="+fx.HugeSHA256)})
 	vm.ExpectFailure(t, "fetch", "stream.squashfs", "streamroot.sha256 wants "+fx.HugeSHA256)
 	con := vm.Console()
@@ -106,9 +95,7 @@ func TestPinSHA256StreamingRefused(t *testing.T) {
 	for _, mode := range []string{"lazy", "stream"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
-			n := setup(t, netOptions{})
-			fx := env.StreamFixtures(t)
-			url := n.serve(t, "stream.squashfs", fx.Stream)
+			n, fx, url := streamNet(t, netOptions{})
 			vm := n.boot(t, harness.BootOptions{Append: harness.FailureCmdline("live:"+url,
 				"streamroot.fetch="+mode, "streamroot.sha256="+fileSHA256(t, fx.Stream))})
 			vm.ExpectFailure(t, "config", "streamroot.fetch="+mode, "streamroot.sha256=",

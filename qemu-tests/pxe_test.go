@@ -94,25 +94,38 @@ func checkOneLease(t *testing.T, dhcp *harness.Dnsmasq, r *harness.Report) {
 	}
 }
 
-// TestPXEChainPXELinux: iPXE ROM → dnsmasq DHCP + TFTP → pxelinux.0 +
-// ldlinux.c32 → pxelinux.cfg/default from `streamroot pxe --format pxelinux
-// --foreman` (the seed's APPEND line with IPAPPEND 2) → kernel + initramfs
-// over TFTP → the root over HTTP from nginx.
-func TestPXEChainPXELinux(t *testing.T) {
+// pxeSetup starts a PXE test (in parallel with the others): the host's
+// PXE files, the fixtures and a fresh network namespace.
+func pxeSetup(t *testing.T) (*harness.Fixtures, *harness.Netns) {
+	t.Helper()
 	t.Parallel()
 	env.Require(t)
 	if err := harness.CheckPXEHost(); err != nil {
 		t.Fatal(err)
 	}
-	fx := env.Fixtures(t)
-	dir := env.ArtifactDir(t)
-	ns := env.NewNetns(t)
-	tftp := filepath.Join(dir, "tftp")
+	return env.Fixtures(t), env.NewNetns(t)
+}
 
-	entry := harness.StreamrootPXE(t, "--format", "pxelinux", "--foreman", "--foreman-url", pxeForemanURL,
+// pxeEntry is `streamroot pxe --format <format> --foreman` for the plain
+// fixture on nginx as pxeImage, loading pxeKernelName and pxeInitrdName.
+func pxeEntry(t *testing.T, format string) string {
+	t.Helper()
+	entry := harness.StreamrootPXE(t, "--format", format, "--foreman", "--foreman-url", pxeForemanURL,
 		"--server", "http://"+harness.ServerIP, "--image", pxeImage,
 		"--kernel", pxeKernelName, "--initrd", pxeInitrdName, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
-	t.Logf("streamroot pxe --format pxelinux:\n%s", entry)
+	t.Logf("streamroot pxe --format %s:\n%s", format, entry)
+	return entry
+}
+
+// TestPXEChainPXELinux: iPXE ROM → dnsmasq DHCP + TFTP → pxelinux.0 +
+// ldlinux.c32 → pxelinux.cfg/default from `streamroot pxe --format pxelinux
+// --foreman` (the seed's APPEND line with IPAPPEND 2) → kernel + initramfs
+// over TFTP → the root over HTTP from nginx.
+func TestPXEChainPXELinux(t *testing.T) {
+	fx, ns := pxeSetup(t)
+	tftp := filepath.Join(env.ArtifactDir(t), "tftp")
+
+	entry := pxeEntry(t, "pxelinux")
 	for _, want := range []string{"LABEL discovery_http\n", "\nIPAPPEND 2\n", "APPEND initrd=" + pxeInitrdName + " ip=dhcp root=live:http://10.77.0.1/" + pxeImage + " rd.shell ro acpi=force"} {
 		if !strings.Contains(entry, want) {
 			t.Errorf("streamroot pxe output lacks %q", want)
@@ -164,17 +177,8 @@ func TestPXEChainPXELinux(t *testing.T) {
 // URL) → boot.ipxe from `streamroot pxe --format ipxe --foreman` on nginx →
 // kernel + initramfs over HTTP → the root over HTTP. No TFTP at all.
 func TestPXEChainIPXEScript(t *testing.T) {
-	t.Parallel()
-	env.Require(t)
-	if err := harness.CheckPXEHost(); err != nil {
-		t.Fatal(err)
-	}
-	fx := env.Fixtures(t)
-	ns := env.NewNetns(t)
-	script := harness.StreamrootPXE(t, "--format", "ipxe", "--foreman", "--foreman-url", pxeForemanURL,
-		"--server", "http://"+harness.ServerIP, "--image", pxeImage,
-		"--kernel", pxeKernelName, "--initrd", pxeInitrdName, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
-	t.Logf("streamroot pxe --format ipxe:\n%s", script)
+	fx, ns := pxeSetup(t)
+	script := pxeEntry(t, "ipxe")
 	if !strings.HasPrefix(script, "#!ipxe\n") || !strings.Contains(script, "BOOTIF=01-${net0/mac:hexhyp}") {
 		t.Errorf("not an iPXE script with BOOTIF=01-${net0/mac:hexhyp}:\n%s", script)
 	}
@@ -197,20 +201,7 @@ func TestPXEChainIPXEScript(t *testing.T) {
 	checkPXEReport(t, r, web.URL(pxeImage))
 
 	// nginx served the script, the kernel and the initramfs whole, then the image.
-	for _, f := range [][2]string{{scriptPath, "/boot.ipxe"}, {env.Kernel, "/" + pxeKernelName}, {env.Initramfs, "/" + pxeInitrdName}} {
-		st, err := os.Stat(f[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		reqs := web.Requests(f[1])
-		if len(reqs) == 0 {
-			t.Errorf("nginx never served %s", f[1])
-			continue
-		}
-		if reqs[0].Status != 200 || web.BytesSent(f[1]) < st.Size() {
-			t.Errorf("%s: status %d, %d body bytes sent, want 200 and %d bytes", f[1], reqs[0].Status, web.BytesSent(f[1]), st.Size())
-		}
-	}
+	web.ExpectServedWhole(t, [][2]string{{scriptPath, "/boot.ipxe"}, {env.Kernel, "/" + pxeKernelName}, {env.Initramfs, "/" + pxeInitrdName}})
 	checkImageServed(t, web, fx.Plain)
 	log := dhcp.Log()
 	for _, want := range []string{"tags: ipxe", "boot.ipxe"} {

@@ -86,9 +86,7 @@ func fileSize(t *testing.T, p string) int64 {
 // file of the image still reads back correctly.
 func TestStreamFillThenServerGone(t *testing.T) {
 	t.Parallel()
-	n := setup(t, netOptions{})
-	fx := env.StreamFixtures(t)
-	url := n.serve(t, "stream.squashfs", fx.Stream)
+	n, fx, url := streamNet(t, netOptions{})
 	serveAlive(t, n)
 	vm := n.boot(t, harness.BootOptions{
 		Append:    "ip=dhcp root=live:" + url + " fixture.mode=afterfill",
@@ -118,9 +116,7 @@ func TestStreamFillThenServerGone(t *testing.T) {
 // I/O error after streamroot.io.timeout, not a hang.
 func TestLazyServerGoneGivesIOError(t *testing.T) {
 	t.Parallel()
-	n := setup(t, netOptions{})
-	fx := env.StreamFixtures(t)
-	url := n.serve(t, "stream.squashfs", fx.Stream)
+	n, fx, url := streamNet(t, netOptions{})
 	serveAlive(t, n)
 	vm := n.boot(t, harness.BootOptions{
 		Append:  "ip=dhcp root=live:" + url + " streamroot.fetch=lazy streamroot.io.timeout=5 fixture.mode=lazyfail",
@@ -261,4 +257,14 @@ func TestNBDRoot(t *testing.T) {
 	if !strings.Contains(vm.Console(), "reconnected to NBD server") {
 		t.Error("the block daemon did not log a reconnect")
 	}
+}
+
+// streamNet sets up a test network with o and serves the stream fixture
+// on it as stream.squashfs: the network, the stream fixtures and the
+// image's URL.
+func streamNet(t *testing.T, o netOptions) (*testNet, *harness.StreamFixtures, string) {
+	t.Helper()
+	n := setup(t, o)
+	fx := env.StreamFixtures(t)
+	return n, fx, n.serve(t, "stream.squashfs", fx.Stream)
 }

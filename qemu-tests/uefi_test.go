@@ -246,20 +246,7 @@ func checkSecureBootOff(t *testing.T, u *harness.UEFIReport) {
 // whole with 200.
 func checkServedWhole(t *testing.T, web *harness.Nginx, files [][2]string) {
 	t.Helper()
-	for _, f := range files {
-		st, err := os.Stat(f[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		reqs := web.Requests(f[1])
-		if len(reqs) == 0 {
-			t.Errorf("nginx never served %s", f[1])
-			continue
-		}
-		if reqs[0].Status != 200 || web.BytesSent(f[1]) < st.Size() {
-			t.Errorf("%s: status %d, %d body bytes sent, want 200 and %d bytes", f[1], reqs[0].Status, web.BytesSent(f[1]), st.Size())
-		}
-	}
+	web.ExpectServedWhole(t, files)
 }
 
 // TestUEFIHTTPBoot: OVMF with its PXE options off → UEFI HTTP Boot

@@ -8,6 +8,8 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"strings"
+
+	"github.com/streamroot/streamroot/pkg/kmod"
 )
 
 // ELF returns a minimal x86-64 ELF executable header, with a PT_INTERP
@@ -40,14 +42,11 @@ func ELF(interp, marker string) []byte {
 	return buf.Bytes()
 }
 
-// ModuleSignature is the trailer Module appends, as the kernel's
-// sign-file appends a signature after the ELF object: a reader must pass
-// it through byte for byte.
-const ModuleSignature = "~Module signature appended~\n"
-
 // Module is a minimal relocatable x86-64 ELF object with a .modinfo
 // section holding the key=value records, as modpost leaves in a .ko,
-// followed by ModuleSignature.
+// followed by kmod.SignatureMarker, as the kernel's sign-file appends a
+// signature after the ELF object: a reader must pass it through byte for
+// byte.
 func Module(records ...string) []byte {
 	modinfo := []byte(strings.Join(records, "\x00") + "\x00")
 	shstr := []byte("\x00.modinfo\x00.shstrtab\x00")
@@ -78,6 +77,6 @@ func Module(records ...string) []byte {
 	} {
 		_ = binary.Write(&b, le, s)
 	}
-	b.WriteString(ModuleSignature)
+	b.WriteString(kmod.SignatureMarker)
 	return b.Bytes()
 }

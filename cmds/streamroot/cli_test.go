@@ -291,23 +291,7 @@ func TestServeStopsWithSlowClient(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "big.img"), make([]byte, 64<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errb syncbuf.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", "-grace", "200ms", dir}, &env{stdout: &out, stderr: &errb})
-	}()
-	re := regexp.MustCompile(`url=http://(127\.0\.0\.1:\d+)/`)
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := re.FindStringSubmatch(errb.String()); m != nil {
-			addr = m[1]
-		}
-	}
-	if addr == "" {
-		t.Fatalf("no listening line: %s", errb.String())
-	}
+	addr, errb, stop := startServe(t, "-addr", "127.0.0.1:0", "-grace", "200ms", dir)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -322,15 +306,7 @@ func TestServeStopsWithSlowClient(t *testing.T) {
 	if !strings.HasPrefix(string(buf), "HTTP/1.1 200") {
 		t.Fatalf("response %q", buf)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d after SIGTERM with a slow client: %s", code, errb.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stop(60 * time.Second)
 	log := errb.String()
 	for _, w := range []string{"msg=\"shutting down\"", "requests_in_flight=1", "grace=200ms",
 		"level=WARN msg=\"grace period over", "msg=stopped", "agent=slow-reader/1", "note=\"client aborted"} {

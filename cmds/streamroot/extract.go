@@ -40,14 +40,10 @@ func runExtract(ctx context.Context, e *env, args []string) error {
 	force := fs.Bool("f", false, "replace the file in DIR if it exists")
 	fs.BoolVar(force, "force", false, "the same as -f")
 	noProgress := fs.Bool("no-progress", false, "draw no progress line (there is none anyway when stderr is not a terminal)")
-	pos, err := fs.parse(e, args)
+	isoPath, err := fs.parseOne(e, args, "ISO", nil)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("want exactly one ISO, got %d arguments", len(pos))
-	}
-	isoPath := pos[0]
 	if strings.Contains(isoPath, "://") {
 		return withHint(usagef("%s: extract reads a local ISO file, not a URL", redactRaw(isoPath)),
 			"download it first (curl -O URL), or boot root=live:<the ISO's URL> directly: the boot reads only what it needs")
@@ -60,15 +56,11 @@ func runExtract(ctx context.Context, e *env, args []string) error {
 			return withHint(fmt.Errorf("-o %s: not a directory", *outDir), "-o names the directory to write into (the file keeps its name), or - for stdout")
 		}
 	}
-	f, err := os.Open(isoPath)
+	f, st, err := openStat(isoPath)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	im, err := isoread.Open(f, st.Size())
 	if err != nil {
 		return fmt.Errorf("%s: %w", isoPath, err)

@@ -102,56 +102,56 @@ type treeEntry struct {
 	node treeNode
 }
 
-type squashTree struct{ s *squashfs.FS }
+// imageFS is what squashfs.FS and ext4.FS both offer, with I their
+// inode, E their directory entry and F their open file.
+type imageFS[I treeNode, E any, F sizedReaderAt] interface {
+	Lookup(p string) (I, error)
+	ReadDir(in I) ([]E, error)
+	Inode(e E) (I, error)
+	Open(in I) (F, error)
+}
 
-func (t squashTree) lookup(p string) (treeNode, error) { return t.s.Lookup(p) }
-func (t squashTree) list(n treeNode) ([]treeEntry, error) {
-	ents, err := t.s.ReadDir(n.(squashfs.Inode))
+type sizedReaderAt interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// fsTree is the rootTree of an imageFS; name reads an entry's name.
+type fsTree[I treeNode, E any, F sizedReaderAt] struct {
+	fs   imageFS[I, E, F]
+	name func(E) string
+}
+
+func (t fsTree[I, E, F]) lookup(p string) (treeNode, error) { return t.fs.Lookup(p) }
+func (t fsTree[I, E, F]) list(n treeNode) ([]treeEntry, error) {
+	ents, err := t.fs.ReadDir(n.(I))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]treeEntry, 0, len(ents))
 	for _, e := range ents {
-		in, err := t.s.Inode(e)
+		in, err := t.fs.Inode(e)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", e.Name, err)
+			return nil, fmt.Errorf("%s: %w", t.name(e), err)
 		}
-		out = append(out, treeEntry{e.Name, in})
+		out = append(out, treeEntry{t.name(e), in})
 	}
 	return out, nil
 }
-func (t squashTree) open(n treeNode) (io.ReaderAt, int64, error) {
-	f, err := t.s.Open(n.(squashfs.Inode))
+func (t fsTree[I, E, F]) open(n treeNode) (io.ReaderAt, int64, error) {
+	f, err := t.fs.Open(n.(I))
 	if err != nil {
 		return nil, 0, err
 	}
 	return f, f.Size(), nil
 }
 
-type ext4Tree struct{ f *ext4.FS }
-
-func (t ext4Tree) lookup(p string) (treeNode, error) { return t.f.Lookup(p) }
-func (t ext4Tree) list(n treeNode) ([]treeEntry, error) {
-	ents, err := t.f.ReadDir(n.(ext4.Inode))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]treeEntry, 0, len(ents))
-	for _, e := range ents {
-		in, err := t.f.Inode(e)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", e.Name, err)
-		}
-		out = append(out, treeEntry{e.Name, in})
-	}
-	return out, nil
+func squashTree(s *squashfs.FS) rootTree {
+	return fsTree[squashfs.Inode, squashfs.Entry, *squashfs.File]{s, func(e squashfs.Entry) string { return e.Name }}
 }
-func (t ext4Tree) open(n treeNode) (io.ReaderAt, int64, error) {
-	f, err := t.f.Open(n.(ext4.Inode))
-	if err != nil {
-		return nil, 0, err
-	}
-	return f, f.Size(), nil
+
+func ext4Tree(f *ext4.FS) rootTree {
+	return fsTree[ext4.Inode, ext4.Entry, *ext4.File]{f, func(e ext4.Entry) string { return e.Name }}
 }
 
 // fromISO takes the kernel out of an ISO (a file, or an http(s) URL read
@@ -253,7 +253,7 @@ func isoRoot(im *isoread.Image) (rootTree, string, error) {
 	}
 	inner := layout.Inner(imgfmt.Squashfs, isFile)
 	if inner == "" {
-		return squashTree{s}, sqf.Path, nil
+		return squashTree(s), sqf.Path, nil
 	}
 	in, err := s.Lookup(inner)
 	if err != nil {
@@ -267,7 +267,7 @@ func isoRoot(im *isoread.Image) (rootTree, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("%s/%s: %w", sqf.Path, inner, err)
 	}
-	return ext4Tree{e}, sqf.Path + "/" + inner, nil
+	return ext4Tree(e), sqf.Path + "/" + inner, nil
 }
 
 // copyTree copies the directories and regular files under n (at p in

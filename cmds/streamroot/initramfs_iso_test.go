@@ -44,6 +44,28 @@ func isoModules(t *testing.T) map[string][]byte {
 	}
 }
 
+// usrMergedRoot is isoModules in a usr-merged root's squashfs files
+// (usr/lib/modules/<kver>, lib a symlink to usr/lib), then more.
+func usrMergedRoot(t *testing.T, more ...squashtest.File) []squashtest.File {
+	t.Helper()
+	var root []squashtest.File
+	for p, b := range isoModules(t) {
+		root = append(root, squashtest.File{Path: "usr/lib/modules/" + testKVer + "/" + p, Data: b})
+	}
+	return append(append(root, squashtest.File{Path: "lib", Link: "usr/lib"}), more...)
+}
+
+// writeUsrMergedRoot writes isoModules as a usr-merged tree under dir.
+func writeUsrMergedRoot(t *testing.T, dir string) {
+	t.Helper()
+	for p, b := range isoModules(t) {
+		buildertest.WriteFile(t, filepath.Join(dir, "usr/lib/modules", testKVer, p), b)
+	}
+	if err := os.Symlink("usr/lib", filepath.Join(dir, "lib")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // liveISO is an ISO in the FDI's layout: isolinux/vmlinuz0 and
 // LiveOS/squashfs.img holding root (the squashfs's files).
 func liveISO(t *testing.T, dir string, root []squashtest.File, kernelRel string) string {
@@ -76,11 +98,7 @@ func checkISOBuild(t *testing.T, iso, dir string) {
 // TestInitramfsFromISOSquashfsRoot: the squashfs is the root itself.
 func TestInitramfsFromISOSquashfsRoot(t *testing.T) {
 	dir := t.TempDir()
-	var root []squashtest.File
-	for p, b := range isoModules(t) {
-		root = append(root, squashtest.File{Path: "usr/lib/modules/" + testKVer + "/" + p, Data: b})
-	}
-	root = append(root, squashtest.File{Path: "lib", Link: "usr/lib"}, squashtest.File{Path: "sbin/init", Data: []byte("#!/bin/sh\n")})
+	root := usrMergedRoot(t, squashtest.File{Path: "sbin/init", Data: []byte("#!/bin/sh\n")})
 	checkISOBuild(t, liveISO(t, dir, root, testKVer), dir)
 }
 
@@ -96,12 +114,7 @@ func TestInitramfsFromISOExt4Root(t *testing.T) {
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "rootfs")
-	for p, b := range isoModules(t) {
-		buildertest.WriteFile(t, filepath.Join(src, "usr/lib/modules", testKVer, p), b)
-	}
-	if err := os.Symlink("usr/lib", filepath.Join(src, "lib")); err != nil {
-		t.Fatal(err)
-	}
+	writeUsrMergedRoot(t, src)
 	img := filepath.Join(dir, "rootfs.img")
 	if b, err := exec.Command(mk, "-q", "-F", "-d", src, img, "4M").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, b)
@@ -193,12 +206,7 @@ func TestInitramfsFromISOUnprivileged(t *testing.T) {
 	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
-	var root []squashtest.File
-	for p, b := range isoModules(t) {
-		root = append(root, squashtest.File{Path: "usr/lib/modules/" + testKVer + "/" + p, Data: b})
-	}
-	root = append(root, squashtest.File{Path: "lib", Link: "usr/lib"})
-	iso := liveISO(t, work, root, testKVer)
+	iso := liveISO(t, work, usrMergedRoot(t), testKVer)
 	buildertest.WriteFile(t, filepath.Join(work, initName), buildertest.ELF("", "init"))
 	for _, p := range []string{iso, filepath.Join(work, initName)} {
 		if err := os.Chmod(p, 0o644); err != nil {
@@ -255,12 +263,7 @@ func TestInitramfsFromISORealTools(t *testing.T) {
 		}
 	}
 	root := filepath.Join(dir, "root")
-	for p, b := range isoModules(t) {
-		buildertest.WriteFile(t, filepath.Join(root, "usr/lib/modules", testKVer, p), b)
-	}
-	if err := os.Symlink("usr/lib", filepath.Join(root, "lib")); err != nil {
-		t.Fatal(err)
-	}
+	writeUsrMergedRoot(t, root)
 	sq := filepath.Join(dir, "sq")
 	if err := os.MkdirAll(filepath.Join(sq, "LiveOS"), 0o755); err != nil {
 		t.Fatal(err)

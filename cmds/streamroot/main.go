@@ -257,6 +257,23 @@ func (fs *flagSet) parse(e *env, args []string) ([]string, error) {
 	}
 }
 
+// parseOne is parse for a command that takes exactly one argument, what
+// in the usage error. asJSON, the command's -json if it has one, is
+// applied before that check, so the error comes as JSON too.
+func (fs *flagSet) parseOne(e *env, args []string, what string, asJSON *bool) (string, error) {
+	pos, err := fs.parse(e, args)
+	if err != nil {
+		return "", err
+	}
+	if asJSON != nil {
+		e.json = *asJSON
+	}
+	if len(pos) != 1 {
+		return "", usagef("want exactly one %s, got %d arguments", what, len(pos))
+	}
+	return pos[0], nil
+}
+
 func (fs *flagSet) printUsage(w io.Writer) {
 	fmt.Fprint(w, fs.usage)
 	fmt.Fprint(w, "\nFlags (one or two dashes):\n")

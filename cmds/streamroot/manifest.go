@@ -46,30 +46,21 @@ func runManifest(_ context.Context, e *env, args []string) error {
 	verify := fs.Bool("verify", false, "check IMAGE against its existing manifest instead of writing one")
 	asJSON := fs.Bool("json", false, "print the result as a JSON object")
 	noProgress := fs.Bool("no-progress", false, "draw no progress line (there is none anyway when stderr is not a terminal)")
-	pos, err := fs.parse(e, args)
+	img, err := fs.parseOne(e, args, "IMAGE", asJSON)
 	if err != nil {
 		return err
 	}
-	e.json = *asJSON
-	if len(pos) != 1 {
-		return usagef("want exactly one IMAGE, got %d arguments", len(pos))
-	}
-	img := pos[0]
 	if !manifest.ValidChunkSize(int64(chunk)) {
 		return usagef("-chunk %s: must be a power of two from 64KiB to 64MiB", humanBytes(int64(chunk)))
 	}
 	if *out == "" {
 		*out = img + ".manifest"
 	}
-	f, err := os.Open(img)
+	f, st, err := openStat(img)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	if !st.Mode().IsRegular() {
 		what := fileKind(st.Mode())
 		if what == "" {

@@ -103,15 +103,10 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		noCheck  = fs.Bool("no-check", false, "do not check the URL as a node sees it")
 		asJSON   = fs.Bool("json", false, "print the result as a JSON object")
 	)
-	pos, err := fs.parse(e, args)
+	iso, err := fs.parseOne(e, args, "ISO", asJSON)
 	if err != nil {
 		return err
 	}
-	e.json = *asJSON
-	if len(pos) != 1 {
-		return usagef("want exactly one ISO, got %d arguments", len(pos))
-	}
-	iso := pos[0]
 	if *tftpRoot == "" || *httpRoot == "" {
 		return usagef("--tftp-root DIR and --http-root DIR are required")
 	}
@@ -194,15 +189,11 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 // replaces the published one; the module tree is looked for later, by the
 // initramfs build.
 func publishImage(iso, dst string) error {
-	src, err := os.Open(iso)
+	src, st, err := openStat(iso)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return err
-	}
 	if !st.Mode().IsRegular() {
 		return withHint(fmt.Errorf("%s: not a regular file", iso), "give the ISO file (the Foreman Discovery Image's fdi-*.iso)")
 	}
@@ -231,15 +222,11 @@ func publishImage(iso, dst string) error {
 // publishManifest writes the published image's manifest (the default
 // chunk size), as 'streamroot manifest' does.
 func publishManifest(e *env, img, out string) (*manifest.Manifest, []byte, error) {
-	f, err := os.Open(img)
+	f, st, err := openStat(img)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, nil, err
-	}
 	return writeManifest(e, f, st, out, manifest.DefaultChunk, false)
 }
 

@@ -24,11 +24,7 @@ import (
 func publishISO(t *testing.T) (dir, iso string) {
 	t.Helper()
 	dir = t.TempDir()
-	var root []squashtest.File
-	for p, b := range isoModules(t) {
-		root = append(root, squashtest.File{Path: "usr/lib/modules/" + testKVer + "/" + p, Data: b})
-	}
-	root = append(root, squashtest.File{Path: "lib", Link: "usr/lib"}, squashtest.File{Path: "sbin/init", Data: []byte("#!/bin/sh\n")})
+	root := usrMergedRoot(t, squashtest.File{Path: "sbin/init", Data: []byte("#!/bin/sh\n")})
 	return dir, liveISO(t, dir, root, testKVer)
 }
 

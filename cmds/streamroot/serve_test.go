@@ -225,42 +225,53 @@ func TestServeAccessLog(t *testing.T) {
 	}
 }
 
+// startServe runs `streamroot serve args` in the background, as main
+// would, and waits for its listening line. It returns the address it
+// listens on (host:port), its stderr, and stop, which ends the command's
+// context as SIGINT/SIGTERM do and asserts it then exits 0 within wait.
+func startServe(t *testing.T, args ...string) (addr string, stderr *syncbuf.Buffer, stop func(wait time.Duration)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var out, errb syncbuf.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve"}, args...), &env{stdout: &out, stderr: &errb})
+	}()
+	re := regexp.MustCompile(`url=http://(127\.0\.0\.1:\d+)/`)
+	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(errb.String()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no listening line: %s", errb.String())
+	}
+	return addr, &errb, func(wait time.Duration) {
+		t.Helper()
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited %d after its context ended: %s", code, errb.String())
+			}
+		case <-time.After(wait):
+			t.Fatal("serve did not stop")
+		}
+	}
+}
+
 // TestServeCommand runs the subcommand itself: listens, serves, and shuts
 // down gracefully when its context ends (as on SIGINT/SIGTERM).
 func TestServeCommand(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "img"), []byte("hello"), 0o644)
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncbuf.Buffer
-	done := make(chan int)
-	go func() {
-		done <- run(ctx, []string{"serve", "-addr", "127.0.0.1:0", dir}, &env{stdout: &out, stderr: &errb})
-	}()
-	re := regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+/)`)
-	var url string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := re.FindStringSubmatch(errb.String()); m != nil {
-			url = m[1]
-			break
-		}
-	}
-	if url == "" {
-		cancel()
-		t.Fatalf("no listening line: %s", errb.String())
-	}
-	resp, body := do(t, "GET", url+"img", map[string]string{"Range": "bytes=1-2"})
+	addr, errb, stop := startServe(t, "-addr", "127.0.0.1:0", dir)
+	resp, body := do(t, "GET", "http://"+addr+"/img", map[string]string{"Range": "bytes=1-2"})
 	if resp.StatusCode != 206 || body != "el" {
 		t.Errorf("GET: %d %q", resp.StatusCode, body)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d: %s", code, errb.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stop(15 * time.Second)
 	if !strings.Contains(errb.String(), "msg=stopped") {
 		t.Errorf("no graceful stop logged: %s", errb.String())
 	}

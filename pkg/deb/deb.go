@@ -18,16 +18,13 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/streamroot/streamroot/pkg/decompress"
 )
 
 const (
@@ -110,36 +107,22 @@ func readMember(br *bufio.Reader) (string, int64, error) {
 	return name, size, nil
 }
 
+// dataFormats are data.tar's suffixes dpkg knows.
+var dataFormats = map[string]decompress.Format{
+	"": decompress.None, ".xz": decompress.XZ, ".zst": decompress.Zstd, ".gz": decompress.Gzip, ".bz2": decompress.Bzip2,
+}
+
 // walkData decompresses data.tar<suffix> and walks its entries.
 func walkData(name, suffix string, r io.Reader, fn func(*tar.Header, io.Reader) error) error {
-	var zr io.Reader
-	switch suffix {
-	case "":
-		zr = r
-	case ".xz":
-		x, err := xz.NewReader(r)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		zr = x
-	case ".zst":
-		z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		defer z.Close()
-		zr = z
-	case ".gz":
-		g, err := gzip.NewReader(r)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		zr = g
-	case ".bz2":
-		zr = bzip2.NewReader(r)
-	default:
+	f, ok := dataFormats[suffix]
+	if !ok {
 		return fmt.Errorf("%s: unknown compression (want .xz, .zst, .gz, .bz2 or none)", name)
 	}
+	zr, err := decompress.Reader(f, r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	defer zr.Close()
 	tr := tar.NewReader(zr)
 	for {
 		h, err := tr.Next()

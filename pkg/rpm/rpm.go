@@ -14,8 +14,6 @@ package rpm
 import (
 	"bufio"
 	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -23,8 +21,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/streamroot/streamroot/pkg/decompress"
 )
 
 const (
@@ -67,10 +64,11 @@ func Walk(r io.Reader, fn func(f File, body io.Reader) error) error {
 			return fmt.Errorf("%w: header %d: %v", ErrNotRPM, i+1, err)
 		}
 	}
-	payload, err := decompress(br)
+	payload, err := openPayload(br)
 	if err != nil {
 		return err
 	}
+	defer payload.Close()
 	if err := walkCPIO(payload, fn); err != nil {
 		return err
 	}
@@ -108,29 +106,31 @@ func skipHeader(br *bufio.Reader, pad bool) error {
 	return err
 }
 
-// decompress opens the payload by its magic.
-func decompress(br *bufio.Reader) (io.Reader, error) {
+// openPayload opens the payload by its magic.
+func openPayload(br *bufio.Reader) (io.ReadCloser, error) {
 	magic, err := br.Peek(6)
 	if err != nil {
 		return nil, fmt.Errorf("payload: %w", err)
 	}
-	switch {
-	case bytes.HasPrefix(magic, []byte("\xfd7zXZ\x00")):
-		return xz.NewReader(br)
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		z, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
+	for _, m := range payloadMagics {
+		if bytes.HasPrefix(magic, m.magic) {
+			return decompress.Reader(m.format, br)
 		}
-		return z.IOReadCloser(), nil
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		return gzip.NewReader(br)
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(br), nil
-	case bytes.HasPrefix(magic, []byte("07070")):
-		return br, nil
 	}
 	return nil, fmt.Errorf("payload compression with magic %x: want xz, zstd, gzip, bzip2 or none", magic)
+}
+
+// payloadMagics tell the payload's compression apart, as rpm2cpio does;
+// a newc cpio magic is an uncompressed payload.
+var payloadMagics = []struct {
+	magic  []byte
+	format decompress.Format
+}{
+	{[]byte("\xfd7zXZ\x00"), decompress.XZ},
+	{[]byte{0x28, 0xb5, 0x2f, 0xfd}, decompress.Zstd},
+	{[]byte{0x1f, 0x8b}, decompress.Gzip},
+	{[]byte("BZh"), decompress.Bzip2},
+	{[]byte("07070"), decompress.None},
 }
 
 // walkCPIO reads a newc ("070701") or crc ("070702") cpio stream.

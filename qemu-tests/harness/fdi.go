@@ -219,10 +219,8 @@ func fdiKernelFixture(cache string) (fixture, error) {
 		recipe: fdiRecipeVersion + "\nfetch-kernel.sh " + sum + " " + FDIKernelPackage,
 		build: func(work, out string) (map[string]string, error) {
 			k := filepath.Join(work, "k")
-			cmd := exec.Command(script, k, FDIKernelPackage)
-			cmd.Env = append(os.Environ(), "STREAMROOT_CACHE="+cache)
-			if b, err := runWithTimeout(cmd, fdiBuildMax); err != nil {
-				return nil, fmt.Errorf("fetch-kernel.sh %s: %w\n%s", FDIKernelPackage, err, Tail(b, 20))
+			if err := fetchFDIKernel(cache, k); err != nil {
+				return nil, err
 			}
 			kv, err := os.ReadFile(filepath.Join(k, "kver"))
 			if err != nil {
@@ -237,6 +235,36 @@ func fdiKernelFixture(cache string) (fixture, error) {
 			return map[string]string{"kver": strings.TrimSpace(string(kv))}, nil
 		},
 	}, nil
+}
+
+// fetchFDIKernel runs builder/fetch-kernel.sh for FDIKernelPackage into
+// dir, with the .deb cached in cache/debs.
+func fetchFDIKernel(cache, dir string) error {
+	cmd := exec.Command(resolvePath("builder/fetch-kernel.sh"), dir, FDIKernelPackage)
+	cmd.Env = append(os.Environ(), "STREAMROOT_CACHE="+cache)
+	if b, err := runWithTimeout(cmd, fdiBuildMax); err != nil {
+		return fmt.Errorf("fetch-kernel.sh %s: %w\n%s", FDIKernelPackage, err, Tail(b, 20))
+	}
+	return nil
+}
+
+// FDIKernelDeb returns the cached .deb of FDIKernelPackage, fetched when
+// absent as the FDI fixture fetches it (builder/fetch-kernel.sh): one
+// download and one cache, $STREAMROOT_CACHE/debs, for both.
+func (e *Env) FDIKernelDeb(t testing.TB) string {
+	t.Helper()
+	glob := filepath.Join(e.Cache, "debs", FDIKernelPackage+"_*.deb")
+	if debs, _ := filepath.Glob(glob); len(debs) > 0 {
+		return debs[0]
+	}
+	if err := fetchFDIKernel(e.Cache, filepath.Join(t.TempDir(), "k")); err != nil {
+		t.Fatal(err)
+	}
+	debs, _ := filepath.Glob(glob)
+	if len(debs) == 0 {
+		t.Fatalf("fetch-kernel.sh %s left no %s", FDIKernelPackage, glob)
+	}
+	return debs[0]
 }
 
 // runWithTimeout runs cmd with a deadline and returns its combined output.

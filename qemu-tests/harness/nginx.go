@@ -260,6 +260,27 @@ func (n *Nginx) Requests(uriPath string) []AccessEntry {
 	return out
 }
 
+// ExpectServedWhole asserts that the first request for each file's URL
+// path was answered 200 and that at least the local file's size went out
+// as body bytes: files are (local path, URL path) pairs.
+func (n *Nginx) ExpectServedWhole(t testing.TB, files [][2]string) {
+	t.Helper()
+	for _, f := range files {
+		st, err := os.Stat(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs := n.Requests(f[1])
+		if len(reqs) == 0 {
+			t.Errorf("nginx never served %s", f[1])
+			continue
+		}
+		if reqs[0].Status != 200 || n.BytesSent(f[1]) < st.Size() {
+			t.Errorf("%s: status %d, %d body bytes sent, want 200 and %d bytes", f[1], reqs[0].Status, n.BytesSent(f[1]), st.Size())
+		}
+	}
+}
+
 // Tail returns the last n lines of s.
 func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
