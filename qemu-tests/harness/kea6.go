@@ -36,10 +36,24 @@ func (l Kea6Lease) Active(now time.Time) bool {
 	return l.ValidLifetime > 0 && l.State == 0 && l.Expire.After(now)
 }
 
+// Kea6Options add to StartKea6's configuration.
+type Kea6Options struct {
+	// ClientClasses is Dhcp6's "client-classes" (each a name, a test
+	// expression and the option-data its members get), e.g.
+	// HTTPBoot6KeaClasses.
+	ClientClasses []map[string]any
+}
+
 // StartKea6 writes the configuration, checks it (kea-dhcp6 -t), starts
 // kea-dhcp6 in ns (EnableIPv6 first) and waits until it serves. It is
 // killed by t.Cleanup.
 func StartKea6(t testing.TB, ns *Netns) *Kea6 {
+	t.Helper()
+	return StartKea6With(t, ns, Kea6Options{})
+}
+
+// StartKea6With is StartKea6 with opts added to the configuration.
+func StartKea6With(t testing.TB, ns *Netns, opts Kea6Options) *Kea6 {
 	t.Helper()
 	k := &Kea6{PeerFiles: PeerFiles{Dir: filepath.Join(ns.Dir, "kea6")}}
 	if err := os.MkdirAll(k.Dir, 0o755); err != nil {
@@ -49,7 +63,7 @@ func StartKea6(t testing.TB, ns *Netns) *Kea6 {
 	k.LeaseFile = filepath.Join(k.Dir, "leases6.csv")
 	k.LogFile = filepath.Join(k.Dir, "kea.log")
 	type m = map[string]any
-	conf, _ := json.MarshalIndent(m{"Dhcp6": m{
+	dhcp6 := m{
 		"interfaces-config": m{"interfaces": []string{Bridge0}},
 		// A fixed server DUID, not persisted: no file outside Dir.
 		"server-id":          m{"type": "EN", "enterprise-id": 2495, "identifier": "73747265616d726f6f74", "persist": false},
@@ -62,7 +76,11 @@ func StartKea6(t testing.TB, ns *Netns) *Kea6 {
 		}},
 		"loggers": []m{{"name": "kea-dhcp6", "severity": "INFO",
 			"output_options": []m{{"output": k.LogFile, "flush": true}}}},
-	}}, "", "  ")
+	}
+	if len(opts.ClientClasses) > 0 {
+		dhcp6["client-classes"] = opts.ClientClasses
+	}
+	conf, _ := json.MarshalIndent(m{"Dhcp6": dhcp6}, "", "  ")
 	if err := os.WriteFile(k.ConfigPath, conf, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -78,8 +78,9 @@ type UEFI struct {
 	Snakeoil bool
 	// HTTPOnly drops the firmware's PXE boot options (fw_cfg
 	// opt/org.tianocore/IPv4PXESupport=no), so it goes straight to UEFI
-	// HTTP Boot. IPv6 PXE is always off: the test networks have no IPv6
-	// DHCP server, and OVMF would wait for one before trying anything else.
+	// HTTP Boot (over IPv4, then over IPv6). IPv6 PXE is always off: no
+	// test boots by it, and OVMF would wait for a DHCPv6 PXE answer before
+	// trying anything else.
 	HTTPOnly bool
 }
 
@@ -239,6 +240,26 @@ func HTTPBootDnsmasqOptions(bootURL string) DnsmasqOptions {
 		"--dhcp-vendorclass=set:efihttp,HTTPClient",
 		"--dhcp-option-force=tag:efihttp,60,HTTPClient",
 		"--dhcp-boot=tag:efihttp," + bootURL,
+	}}
+}
+
+// HTTPBoot6KeaClasses make StartKea6With answer UEFI HTTP Boot over IPv6
+// with bootURL (an http://[v6]/ URL) as the boot file URL (option 59):
+// a client whose vendor class (option 16: enterprise number, length,
+// data) says HTTPClient gets it, and the vendor class HTTPClient back,
+// which EDK2 requires to take an advertise for an HTTP Boot offer.
+// Enterprise 343 is what EDK2 sends. Kea, not dnsmasq: dnsmasq 2.90
+// encodes any option 16 value as length-prefixed strings without the
+// enterprise number, which EDK2 does not read as HTTPClient.
+func HTTPBoot6KeaClasses(bootURL string) []map[string]any {
+	return []map[string]any{{
+		"name": "HTTPClient",
+		"test": "substring(option[16].hex,6,10) == 'HTTPClient'",
+		"option-data": []map[string]any{
+			{"name": "bootfile-url", "data": bootURL},
+			{"name": "vendor-class", "csv-format": false, "always-send": true,
+				"data": fmt.Sprintf("%08X%04X%X", 343, len("HTTPClient"), "HTTPClient")},
+		},
 	}}
 }
 

@@ -3,9 +3,12 @@ package harness
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -173,5 +176,59 @@ func TestTamperUKISection(t *testing.T) {
 	}
 	if err := TamperUKISection(src, dst, ".nosuch"); err == nil {
 		t.Errorf("no error for a missing section")
+	}
+}
+
+// TestHTTPBoot6KeaClasses: the class matches the vendor class EDK2's HTTP
+// Boot sends (option 16 payload: enterprise 343, length, the class string)
+// and not PXE's, and answers with option 16 laid out as EDK2 reads it
+// (HTTPClient at bytes 6-15, the length field saying 10) and the URL.
+func TestHTTPBoot6KeaClasses(t *testing.T) {
+	const url = "http://[fd00:77::1]/streamroot.efi"
+	classes := HTTPBoot6KeaClasses(url)
+	if len(classes) != 1 {
+		t.Fatalf("%d classes, want 1", len(classes))
+	}
+	c := classes[0]
+	// Kea's substring(option[16].hex, start, length) on the client's payload.
+	m := regexp.MustCompile(`^substring\(option\[16\]\.hex,(\d+),(\d+)\) == '([^']*)'$`).FindStringSubmatch(c["test"].(string))
+	if m == nil {
+		t.Fatalf("test %q is not the substring match this test reads", c["test"])
+	}
+	start, _ := strconv.Atoi(m[1])
+	n, _ := strconv.Atoi(m[2])
+	vendorClass := func(class string) []byte {
+		return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint32(nil, 343), uint16(len(class))) // enterprise, length
+	}
+	for _, tc := range []struct {
+		class string
+		match bool
+	}{
+		{"HTTPClient:Arch:00016:UNDI:003001", true},
+		{"PXEClient:Arch:00007:UNDI:003016", false},
+	} {
+		p := append(vendorClass(tc.class), tc.class...)
+		if got := len(p) >= start+n && string(p[start:start+n]) == m[3]; got != tc.match {
+			t.Errorf("class test on %q: %v, want %v", tc.class, got, tc.match)
+		}
+	}
+	var gotURL string
+	var vc []byte
+	for _, o := range c["option-data"].([]map[string]any) {
+		switch o["name"] {
+		case "bootfile-url":
+			gotURL = o["data"].(string)
+		case "vendor-class":
+			var err error
+			if vc, err = hex.DecodeString(o["data"].(string)); err != nil || o["csv-format"] != false {
+				t.Errorf("vendor-class data %q (csv-format %v) is not raw hex: %v", o["data"], o["csv-format"], err)
+			}
+		}
+	}
+	if gotURL != url {
+		t.Errorf("bootfile-url %q, want %q", gotURL, url)
+	}
+	if want := append(vendorClass("HTTPClient"), "HTTPClient"...); !bytes.Equal(vc, want) {
+		t.Errorf("vendor-class payload % x, want % x", vc, want)
 	}
 }
