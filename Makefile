@@ -18,6 +18,10 @@ NIC          ?=
 CA           ?= /etc/ssl/certs/ca-certificates.crt
 EXTRA_CA     ?=
 IMAGE_MANIFEST ?=
+# TRUST_KEY=key.pub[,key2.pub…] bakes minisign public keys in: only images
+# they sign boot (docs/trust.md); MIN_VERSION=N refuses older statements.
+TRUST_KEY    ?=
+MIN_VERSION  ?=
 INITRAMFS    ?= $(BUILD)/initramfs.img
 STREAMROOT_CACHE ?= /var/cache/streamroot
 export STREAMROOT_CACHE
@@ -57,6 +61,7 @@ initramfs: deps init
 		$(if $(IMAGE_MANIFEST),-manifest-digest "$$(sha256sum < '$(IMAGE_MANIFEST)' | cut -d' ' -f1)") \
 		$(if $(IMAGE_MANIFEST_DIGEST),-manifest-digest '$(IMAGE_MANIFEST_DIGEST)') \
 		$(if $(IMAGE_URL),-image-url '$(IMAGE_URL)') \
+		$(if $(TRUST_KEY),-trust-key '$(TRUST_KEY)') $(if $(MIN_VERSION),-min-version '$(MIN_VERSION)') \
 		-o $(INITRAMFS)
 
 # A unified kernel image of the kernel, the initramfs and UKI_CMDLINE on

@@ -20,6 +20,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/liveroot"
 	"github.com/streamroot/streamroot/pkg/netup"
 	"github.com/streamroot/streamroot/pkg/rootdev"
+	"github.com/streamroot/streamroot/pkg/trust"
 )
 
 // Paths of the boot; /run survives switch_root, so what lands there stays
@@ -40,9 +41,13 @@ type boot struct {
 
 	cfg   *bootcfg.Config   // config
 	mode  bootcfg.FetchMode // config: the fetch mode in effect (fetch: the one used)
+	trust *trust.Policy     // config: the keys a signed image needs (nil: none baked in)
 	lease *netup.Lease      // network
-	dev   *rootdev.Device   // fetch: the RAM file or the daemon's nbd device
-	root  *liveroot.Root    // layers
+	// verified is the image's identity as the fetch stage checked it
+	// (manifest digest; signing key and version when signed; URL).
+	verified trust.Verified  // fetch
+	dev      *rootdev.Device // fetch: the RAM file or the daemon's nbd device
+	root     *liveroot.Root  // layers
 }
 
 type stage struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/netup"
 	"github.com/streamroot/streamroot/pkg/rootdev"
 	"github.com/streamroot/streamroot/pkg/switchroot"
+	"github.com/streamroot/streamroot/pkg/trust"
 )
 
 // early mounts the API filesystems and starts the log file.
@@ -68,7 +69,14 @@ func (b *boot) config(context.Context) error {
 	for _, w := range cfg.Warnings {
 		b.log.Warn(w.Arg+": "+w.Reason, "arg", w.Arg)
 	}
-	b.mode, err = rootdev.Plan(cfg, rootdev.BakedManifest, b.log)
+	baked, err := trust.LoadBaked(trust.KeysFile, trust.MinVersionFile)
+	if err != nil {
+		return hint.New(fmt.Errorf("the initramfs's trusted keys: %w", err), "rebuild the initramfs with streamroot initramfs --trust-key (make initramfs TRUST_KEY=)")
+	}
+	if b.trust, err = trust.Narrow(baked, cfg.Trust, cfg.MinVersion); err != nil {
+		return hint.New(err, "streamroot.trust= and streamroot.min_version= can only narrow what the initramfs trusts: name its keys, or drop them")
+	}
+	b.mode, err = rootdev.Plan(cfg, rootdev.BakedManifest, b.trust, b.log)
 	return err
 }
 
@@ -124,10 +132,11 @@ func (b *boot) network(ctx context.Context) error {
 // fetch makes the root image available: a block device served by the
 // block daemon (stream, lazy, NBD roots) or a file in RAM (ram mode).
 func (b *boot) fetch(ctx context.Context) error {
-	spec, err := rootdev.NewSpec(ctx, b.cfg, b.mode, b.log)
+	spec, err := rootdev.NewSpec(ctx, b.cfg, b.mode, b.trust, b.log)
 	if err != nil {
 		return err
 	}
+	b.verified = spec.Verified
 	dev, err := rootdev.Open(ctx, spec, rootdev.Options{Log: b.log, RunDir: runDir})
 	if err != nil {
 		return err
