@@ -32,7 +32,7 @@ type Options struct {
 	// MinVersion is the lowest signed version a node accepts, written to
 	// trust.MinVersionFile; 0 for none. Needs TrustKeys.
 	MinVersion uint64
-	MTime          uint64 // every record's mtime (SOURCE_DATE_EPOCH or 0)
+	MTime      uint64 // every record's mtime (SOURCE_DATE_EPOCH or 0)
 	// ScanModules computes modules.dep, modules.alias and
 	// modules.softdep from the modules' own .modinfo when ModDir has no
 	// modules.dep (an unpacked kernel package), instead of failing.

@@ -80,7 +80,7 @@ type Spec struct {
 	// when signed, the key and version), for the boot's record and its
 	// measurement; not sent to the daemon.
 	Verified trust.Verified `json:"-"`
-	Debug    bool               `json:"debug,omitempty"`
+	Debug    bool           `json:"debug,omitempty"`
 }
 
 // ParsedManifest is the verified chunk manifest, or nil when none is
