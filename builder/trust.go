@@ -19,8 +19,13 @@ func ReadTrustKeys(items []string) ([]string, error) {
 	var keys []string
 	for _, it := range items {
 		data, err := os.ReadFile(it)
-		if errors.Is(err, fs.ErrNotExist) && !strings.ContainsRune(it, '/') {
-			data, err = []byte(it), nil // the key itself
+		if errors.Is(err, fs.ErrNotExist) {
+			// The key itself? (base64 has '/' too: try it as a key first.)
+			_, kerr := trust.ParseKeys([]byte(it))
+			if kerr != nil {
+				return nil, fmt.Errorf("%s: neither a key file nor a minisign public key (%v)", it, kerr)
+			}
+			data, err = []byte(it), nil
 		}
 		if err != nil {
 			return nil, err

@@ -42,8 +42,8 @@ func TestTrustFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"-min-version", "3"}, "needs -trust-key"},
-		{[]string{"-trust-key", "RWQnotakey"}, "invalid public key"},
-		{[]string{"-trust-key", filepath.Join(dir, "missing.pub")}, "no such file"},
+		{[]string{"-trust-key", "RWQnotakey"}, "neither a key file nor a minisign public key"},
+		{[]string{"-trust-key", filepath.Join(dir, "missing.pub")}, "neither a key file"},
 		{[]string{"-trust-key", af, "-min-version", "-1"}, "invalid value"},
 	} {
 		_, _, err := ParseFlags(append(base, tc.args...), func(string) string { return "" }, &bytes.Buffer{})
