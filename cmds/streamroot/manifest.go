@@ -61,25 +61,11 @@ func runManifest(_ context.Context, e *env, args []string) error {
 	if *out == "" {
 		*out = img + ".manifest"
 	}
-	f, err := os.Open(img)
+	f, st, err := openImage(img)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		what := fileKind(st.Mode())
-		if what == "" {
-			what = "a block device"
-		}
-		return withHint(fmt.Errorf("%s: not a regular file (%s)", img, what), "a manifest pins an image file: give the file the server publishes")
-	}
-	if st.Size() == 0 {
-		return withHint(fmt.Errorf("%s: empty file", img), "an interrupted copy? copy the image again")
-	}
 
 	if *verify {
 		data, err := os.ReadFile(*out)
@@ -107,6 +93,32 @@ func runManifest(_ context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stderr, "wrote %s: %d bytes in %s of %s (manifest format %d)\n",
 		textesc.Escape(*out), m.Size, chunks(m.NumChunks()), humanBytes(m.Chunk), manifest.Version)
 	return printPins(e, *out, data, m)
+}
+
+// openImage opens the image file a manifest is about: a regular file, not
+// empty (manifest, sign, verify).
+func openImage(img string) (*os.File, os.FileInfo, error) {
+	f, err := os.Open(img)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+	case !st.Mode().IsRegular():
+		what := fileKind(st.Mode())
+		if what == "" {
+			what = "a block device"
+		}
+		err = withHint(fmt.Errorf("%s: not a regular file (%s)", img, what), "a manifest pins an image file: give the file the server publishes")
+	case st.Size() == 0:
+		err = withHint(fmt.Errorf("%s: empty file", img), "an interrupted copy? copy the image again")
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
 }
 
 // verifyImage checks the image f (size bytes) against m, read from the

@@ -175,18 +175,11 @@ func runSign(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	img := pos[0]
-	f, err := os.Open(img)
+	f, st0, err := openImage(img)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st0, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if !st0.Mode().IsRegular() || st0.Size() == 0 {
-		return withHint(fmt.Errorf("%s: not a regular, non-empty file", img), "sign the image file the server publishes")
-	}
 	out := img + ".manifest"
 	m, data, err := writeManifest(e, f, st0, out, int64(chunk), *noProgress)
 	if err != nil {
@@ -359,14 +352,10 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 
 // checkImageFile hashes the image file against its signed manifest.
 func checkImageFile(e *env, img, mname string, m *manifest.Manifest, noProgress bool) error {
-	f, err := os.Open(img)
+	f, st, err := openImage(img)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	return verifyImage(e, f, st.Size(), m, mname, "the image is corrupt or was replaced after signing: copy it again, or sign the new one", noProgress)
 }
