@@ -18,6 +18,10 @@ NIC          ?=
 CA           ?= /etc/ssl/certs/ca-certificates.crt
 EXTRA_CA     ?=
 IMAGE_MANIFEST ?=
+# TRUST_KEY=key.pub[,key2.pub…] bakes minisign public keys in: only images
+# they sign boot (docs/trust.md); MIN_VERSION=N refuses older statements.
+TRUST_KEY    ?=
+MIN_VERSION  ?=
 INITRAMFS    ?= $(BUILD)/initramfs.img
 STREAMROOT_CACHE ?= /var/cache/streamroot
 export STREAMROOT_CACHE
@@ -57,6 +61,7 @@ initramfs: deps init
 		$(if $(IMAGE_MANIFEST),-manifest-digest "$$(sha256sum < '$(IMAGE_MANIFEST)' | cut -d' ' -f1)") \
 		$(if $(IMAGE_MANIFEST_DIGEST),-manifest-digest '$(IMAGE_MANIFEST_DIGEST)') \
 		$(if $(IMAGE_URL),-image-url '$(IMAGE_URL)') \
+		$(if $(TRUST_KEY),-trust-key '$(TRUST_KEY)') $(if $(MIN_VERSION),-min-version '$(MIN_VERSION)') \
 		-o $(INITRAMFS)
 
 # A unified kernel image of the kernel, the initramfs and UKI_CMDLINE on
@@ -96,7 +101,7 @@ qemu-test: test-deps kernel initramfs
 # deadline race from a find).
 FUZZTIME ?= 15s
 FUZZ_JOBS ?= 2
-FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzInspect pkg/squashfs:FuzzSquashfs pkg/isoread:FuzzOpen pkg/imgfmt:FuzzDetect pkg/textesc:FuzzEscape pkg/bootlog:FuzzConsole pkg/kmod:FuzzModuleParams pkg/netup:FuzzBondOptions pkg/netup:FuzzParseRA pkg/netup:FuzzLeaseFrom6 builder/internal/kmodtree:FuzzModinfo pkg/deb:FuzzWalk pkg/ext4:FuzzExt4 pkg/bzimage:FuzzRelease pkg/rpm:FuzzWalk pkg/uki:FuzzBuild pkg/measure:FuzzParseLog
+FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzInspect pkg/squashfs:FuzzSquashfs pkg/isoread:FuzzOpen pkg/imgfmt:FuzzDetect pkg/textesc:FuzzEscape pkg/bootlog:FuzzConsole pkg/kmod:FuzzModuleParams pkg/netup:FuzzBondOptions pkg/netup:FuzzParseRA pkg/netup:FuzzLeaseFrom6 builder/internal/kmodtree:FuzzModinfo pkg/deb:FuzzWalk pkg/ext4:FuzzExt4 pkg/bzimage:FuzzRelease pkg/rpm:FuzzWalk pkg/uki:FuzzBuild pkg/measure:FuzzParseLog pkg/trust:FuzzParseSignature
 fuzz:
 	@mk/fuzz.sh $(GO) $(FUZZTIME) $(BUILD) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 

@@ -3,6 +3,7 @@ module github.com/streamroot/streamroot
 go 1.26.0
 
 require (
+	aead.dev/minisign v0.3.0
 	github.com/google/go-tpm v0.9.8
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/insomniacslk/dhcp v0.0.0-20260901064844-234b97448fae
@@ -25,5 +26,6 @@ require (
 	github.com/stretchr/testify v1.7.1 // indirect
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect
 	github.com/vishvananda/netns v0.0.5 // indirect
+	golang.org/x/crypto v0.51.0 // indirect
 	golang.org/x/sync v0.18.0 // indirect
 )

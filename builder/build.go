@@ -26,7 +26,13 @@ type Options struct {
 	Out            string
 	ManifestDigest string // lowercase hex, or ""
 	ImageURL       string // written to /etc/streamroot/image-url, or ""
-	MTime          uint64 // every record's mtime (SOURCE_DATE_EPOCH or 0)
+	// TrustKeys are minisign public keys (base64, ReadTrustKeys), written
+	// to trust.KeysFile: with any, only images they sign boot.
+	TrustKeys []string
+	// MinVersion is the lowest signed version a node accepts, written to
+	// trust.MinVersionFile; 0 for none. Needs TrustKeys.
+	MinVersion uint64
+	MTime      uint64 // every record's mtime (SOURCE_DATE_EPOCH or 0)
 	// ScanModules computes modules.dep, modules.alias and
 	// modules.softdep from the modules' own .modinfo when ModDir has no
 	// modules.dep (an unpacked kernel package), instead of failing.
@@ -136,6 +142,9 @@ func assemble(opts Options, log *slog.Logger) (*image, moduleReport, error) {
 		if err := im.file(ImageURLPath, 0o644, []byte(opts.ImageURL+"\n")); err != nil {
 			return nil, rep, err
 		}
+	}
+	if err := addTrust(im, opts); err != nil {
+		return nil, rep, err
 	}
 	info := buildInfo{
 		KVer:          opts.KVer,

@@ -3,7 +3,7 @@
 # usage: deps.sh [build|test|uki]
 set -euo pipefail
 build=(busybox-static ca-certificates kmod)
-test=(cpio qemu-system-x86 squashfs-tools e2fsprogs dnsmasq-base nginx-light iproute2 busybox-static debootstrap kea-dhcp4-server nbd-server xorriso ipxe-qemu pxelinux syslinux-common ovmf shim-signed grub-efi-amd64-signed grub-efi-amd64-bin ipxe zstd kea-dhcp6-server radvd sbsigntool systemd-boot-efi openssl swtpm)
+test=(cpio qemu-system-x86 squashfs-tools e2fsprogs dnsmasq-base nginx-light iproute2 busybox-static debootstrap kea-dhcp4-server nbd-server xorriso ipxe-qemu pxelinux syslinux-common ovmf shim-signed grub-efi-amd64-signed grub-efi-amd64-bin ipxe zstd kea-dhcp6-server radvd sbsigntool systemd-boot-efi openssl swtpm minisign)
 uki=(systemd-boot-efi sbsigntool)
 want=("${build[@]}")
 [[ ${1:-build} == test ]] && want+=("${test[@]}")

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/streamroot/streamroot/pkg/kmod"
+	"github.com/streamroot/streamroot/pkg/trust"
 )
 
 const (
@@ -70,7 +71,9 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Op
 		manifest = fs.String("manifest-digest", "", "SHA-256 (hex) of the image's chunk manifest, written to /etc/streamroot/manifest.sha256")
 		verbose  = fs.Bool("v", false, "log every module added")
 		imageURL = fs.String("image-url", "", "default image URL, written to "+ImageURLPath+" (root=live:/PATH then means this URL)")
+		trustKey = fs.String("trust-key", "", "comma-separated minisign public keys (files, or the base64 key itself) written to "+trust.KeysFile+": only images they sign boot")
 	)
+	fs.Uint64Var(&o.MinVersion, "min-version", 0, "lowest signed statement version a node accepts (rollback), written to "+trust.MinVersionFile+"; needs -trust-key")
 	fs.StringVar(&o.Init, "init", "", "static /init binary (required)")
 	fs.StringVar(&o.KVer, "kver", "", "kernel version (default: base name of -moddir)")
 	fs.StringVar(&o.ModDir, "moddir", "", "kernel module tree, the lib/modules/<kver> directory (default: /lib/modules/<kver>)")
@@ -134,6 +137,12 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Op
 	}
 
 	var err error
+	if o.TrustKeys, err = ReadTrustKeys(splitList(*trustKey)); err != nil {
+		return o, false, fmt.Errorf("-trust-key: %w", err)
+	}
+	if o.MinVersion > 0 && len(o.TrustKeys) == 0 {
+		return o, false, errors.New("-min-version needs -trust-key: a version is only checked in a signed statement")
+	}
 	if o.ImageURL, err = CheckImageURL(*imageURL); err != nil {
 		return o, false, fmt.Errorf("-image-url: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/measure"
 	"github.com/streamroot/streamroot/pkg/netup"
 	"github.com/streamroot/streamroot/pkg/rootdev"
+	"github.com/streamroot/streamroot/pkg/trust"
 )
 
 // Paths of the boot; /run survives switch_root, so what lands there stays
@@ -42,8 +43,9 @@ type boot struct {
 	cfg   *bootcfg.Config   // config
 	mode  bootcfg.FetchMode // config: the fetch mode in effect (fetch: the one used)
 	tpm   *measure.TPM      // tpm: nil without one or with streamroot.tpm=off
+	trust *trust.Policy     // config: the keys a signed image needs (nil: none baked in)
 	lease *netup.Lease      // network
-	spec  *rootdev.Spec     // fetch: what was fetched and how it was pinned
+	spec  *rootdev.Spec     // fetch: what was fetched, how it was pinned, and who signed it
 	dev   *rootdev.Device   // fetch: the RAM file or the daemon's nbd device
 	root  *liveroot.Root    // layers
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/netup"
 	"github.com/streamroot/streamroot/pkg/rootdev"
 	"github.com/streamroot/streamroot/pkg/switchroot"
+	"github.com/streamroot/streamroot/pkg/trust"
 )
 
 // early mounts the API filesystems and starts the log file.
@@ -71,7 +72,14 @@ func (b *boot) config(context.Context) error {
 	for _, w := range cfg.Warnings {
 		b.log.Warn(w.Arg+": "+w.Reason, "arg", w.Arg)
 	}
-	b.mode, err = rootdev.Plan(cfg, rootdev.BakedManifest, b.log)
+	baked, err := trust.LoadBaked(trust.KeysFile, trust.MinVersionFile)
+	if err != nil {
+		return hint.New(fmt.Errorf("the initramfs's trusted keys: %w", err), "rebuild the initramfs with streamroot initramfs --trust-key (make initramfs TRUST_KEY=)")
+	}
+	if b.trust, err = trust.Narrow(baked, cfg.Trust, cfg.MinVersion); err != nil {
+		return hint.New(err, "streamroot.trust= and streamroot.min_version= can only narrow what the initramfs trusts: name its keys, or drop them")
+	}
+	b.mode, err = rootdev.Plan(cfg, rootdev.BakedManifest, b.trust, b.log)
 	return err
 }
 
@@ -151,7 +159,7 @@ func (b *boot) network(ctx context.Context) error {
 // fetch makes the root image available: a block device served by the
 // block daemon (stream, lazy, NBD roots) or a file in RAM (ram mode).
 func (b *boot) fetch(ctx context.Context) error {
-	spec, err := rootdev.NewSpec(ctx, b.cfg, b.mode, b.log)
+	spec, err := rootdev.NewSpec(ctx, b.cfg, b.mode, b.trust, b.log)
 	if err != nil {
 		return err
 	}
@@ -223,7 +231,10 @@ func (b *boot) measure(context.Context) error {
 		return nil
 	}
 	defer b.tpm.Close()
-	id := measure.Identity{URL: b.spec.Name, ImageSHA256: b.spec.SHA256}
+	// The verified identity: the URL without a password, and the signing
+	// key and version of a signed image (empty and 0 when unsigned).
+	v := b.spec.Verified
+	id := measure.Identity{URL: v.URL, ImageSHA256: b.spec.SHA256, KeyID: v.KeyID, Version: v.Version}
 	if len(b.spec.Manifest) > 0 {
 		d := sha256.Sum256(b.spec.Manifest)
 		id.ManifestDigest = d[:]

@@ -13,12 +13,14 @@ import (
 	"github.com/streamroot/streamroot/builder"
 	"github.com/streamroot/streamroot/pkg/atomicfile"
 	"github.com/streamroot/streamroot/pkg/bzimage"
+	"github.com/streamroot/streamroot/pkg/trust"
 )
 
 const initramfsUsage = `Usage: streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE | --kernel-rpm FILE... | --from-iso ISO|URL) -o DIR
        [--kernel-name vmlinuz] [--initramfs-name initramfs.img] [--init PATH]
        [--shell PATH|none] [--ca FILE|none] [--extra-ca FILES] [--nic LIST] [--add-modules LIST]
-       [--compress zstd|xz|gzip|none] [--manifest-digest HEX] [--image-url URL] [--json] [-v]
+       [--compress zstd|xz|gzip|none] [--manifest-digest HEX] [--image-url URL]
+       [--trust-key KEYS [--min-version N]] [--json] [-v]
 
 Builds the streamroot initramfs for a kernel and writes DIR/initramfs.img,
 and with it the kernel as DIR/vmlinuz, both replaced atomically. The same
@@ -43,6 +45,12 @@ depmod's modules.dep (a package never installed) gets its indexes computed
 from the modules' own .modinfo. Compressed modules (.ko.xz, .ko.zst,
 .ko.gz) are stored decompressed, signatures intact.
 
+--trust-key bakes minisign public keys (key files as 'streamroot keygen'
+writes them, or the base64 keys, comma-separated) into the initramfs: a node
+then boots only images whose manifest one of them signed ('streamroot sign'),
+pinned or not; --min-version refuses statements below that version
+(docs/trust.md).
+
 --init defaults to streamroot-init next to this binary (the static
 cmds/init build; 'make init' writes build/init). Stdout carries the result
 lines (--json: one object); the build's log goes to stderr.
@@ -66,6 +74,9 @@ type initramfsResult struct {
 	SignedModules int    `json:"signed_modules"`
 	Compress      string `json:"compress"`
 	ImageURL      string `json:"image_url,omitempty"`
+	// TrustKeys are the baked keys' ids, MinVersion the baked minimum.
+	TrustKeys  []string `json:"trust_keys,omitempty"`
+	MinVersion uint64   `json:"min_version,omitempty"`
 }
 
 func runInitramfs(ctx context.Context, e *env, args []string) error {
@@ -88,6 +99,8 @@ func runInitramfs(ctx context.Context, e *env, args []string) error {
 		compression = fs.String("compress", "zstd", "compression: zstd, xz, gzip or none")
 		manifestDig = fs.String("manifest-digest", "", "SHA-256 (hex) of the image's chunk manifest, baked in as the pin")
 		imageURL    = fs.String("image-url", "", "default image URL, baked in: root=live:/PATH (Foreman's template) then boots it")
+		trustKey    = fs.String("trust-key", "", "comma-separated minisign public keys (files or base64), baked in: only images they sign boot")
+		minVersion  = fs.String("min-version", "", "lowest signed statement version a node accepts (rollback); needs --trust-key")
 		asJSON      = fs.Bool("json", false, "print the result as a JSON object")
 		verbose     = fs.Bool("v", false, "log every module added")
 	)
@@ -131,6 +144,12 @@ func runInitramfs(ctx context.Context, e *env, args []string) error {
 	}
 	if *imageURL != "" {
 		bargs = append(bargs, "-image-url", *imageURL)
+	}
+	if *trustKey != "" {
+		bargs = append(bargs, "-trust-key", *trustKey)
+	}
+	if *minVersion != "" {
+		bargs = append(bargs, "-min-version", *minVersion)
 	}
 	if *initPath == "" {
 		exe, err := os.Executable()
@@ -189,7 +208,14 @@ func runInitramfs(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	res := initramfsResult{KVer: opts.KVer, ImageURL: opts.ImageURL,
-		Initramfs: br.Path, Size: br.Size, Modules: br.Modules, SignedModules: br.SignedModules, Compress: br.Compress}
+		Initramfs: br.Path, Size: br.Size, Modules: br.Modules, SignedModules: br.SignedModules, Compress: br.Compress, MinVersion: opts.MinVersion}
+	keys, err := trust.ParseKeys([]byte(strings.Join(opts.TrustKeys, "\n"))) // checked by ParseFlags
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		res.TrustKeys = append(res.TrustKeys, trust.KeyID(k.ID()))
+	}
 	if src.kernel != "" {
 		res.Kernel = filepath.Join(*outDir, *kernelName)
 		if err := copyKernel(src.kernel, res.Kernel); err != nil {
@@ -203,6 +229,9 @@ func runInitramfs(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "kernel: %s (%s)\n", res.Kernel, res.KVer)
 	}
 	fmt.Fprintln(e.stdout, br.Summary())
+	if len(res.TrustKeys) > 0 {
+		fmt.Fprintf(e.stdout, "trusted keys: %s (min version %d): only images they sign boot\n", strings.Join(res.TrustKeys, ", "), res.MinVersion)
+	}
 	return nil
 }
 

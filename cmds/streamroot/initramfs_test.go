@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -122,7 +123,7 @@ func TestInitramfsFromDeb(t *testing.T) {
 			}
 			want := initramfsResult{Kernel: filepath.Join(out, "vmlinuz0"), KVer: testKVer, Initramfs: filepath.Join(out, "initrd0.img"),
 				Size: res.Size, Modules: 2, SignedModules: 2, Compress: "none", ImageURL: "http://10.0.0.1/fdi.iso"}
-			if res != want {
+			if !reflect.DeepEqual(res, want) {
 				t.Errorf("result %+v, want %+v", res, want)
 			}
 			if k, err := os.ReadFile(res.Kernel); err != nil || string(k) != "bzImage "+testKVer {

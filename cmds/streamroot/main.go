@@ -7,6 +7,9 @@
 //	streamroot extract  ISO [-path LiveOS/squashfs.img] [-o DIR|-] [-f]
 //	streamroot inspect  [-json] [-cacert FILE] [-insecure] IMAGE|ISO|URL
 //	streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-verify] [-json]
+//	streamroot keygen   [-o PREFIX] [-f] [-json]
+//	streamroot sign     IMAGE -key FILE -version N [-valid-for 720h] [-json]
+//	streamroot verify   IMAGE|URL -key FILES [-min-version N] [-json]
 //	streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE) -o DIR [flags]
 //	streamroot publish  ISO --tftp-root DIR --http-root DIR --server URL [--foreman --foreman-url URL] [--json]
 //	streamroot uki      --kernel FILE --initramfs FILE --cmdline "ARGS" -o OUT.efi [--key KEY --cert CERT]
@@ -65,6 +68,9 @@ func commands() []command {
 		{"extract", "copy LiveOS/squashfs.img (or another file) out of an ISO, no mount needed", runExtract},
 		{"inspect", "tell what layout an image, ISO or URL has (ISO → squashfs → rootfs.img, erofs, ext4)", runInspect},
 		{"manifest", "write IMAGE.manifest (SHA-256 per chunk) and print the kernel arguments that pin it", runManifest},
+		{"keygen", "make a minisign key pair for signing images (the public key is what initramfs --trust-key bakes in)", runKeygen},
+		{"sign", "write IMAGE.manifest and its minisign signature: a node with the key baked in boots it unpinned", runSign},
+		{"verify", "check an image (file or URL) and its signed manifest as a node with those keys would", runVerify},
 		{"pxe", "print a PXELinux, iPXE or GRUB boot entry for an image on an HTTP server", runPXE},
 		{"publish", "lay out an ISO for Foreman's PXE templates: ISO + manifest (HTTP), kernel + initramfs (TFTP), entries, a check", runPublish},
 		{"uki", "pack kernel, initramfs and command line into one signed unified kernel image (Secure Boot covers all three)", runUKI},

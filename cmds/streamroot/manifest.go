@@ -56,21 +56,11 @@ func runManifest(_ context.Context, e *env, args []string) error {
 	if *out == "" {
 		*out = img + ".manifest"
 	}
-	f, st, err := openStat(img)
+	f, st, err := openImage(img)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if !st.Mode().IsRegular() {
-		what := fileKind(st.Mode())
-		if what == "" {
-			what = "a block device"
-		}
-		return withHint(fmt.Errorf("%s: not a regular file (%s)", img, what), "a manifest pins an image file: give the file the server publishes")
-	}
-	if st.Size() == 0 {
-		return withHint(fmt.Errorf("%s: empty file", img), "an interrupted copy? copy the image again")
-	}
 
 	if *verify {
 		data, err := os.ReadFile(*out)
@@ -83,19 +73,9 @@ func runManifest(_ context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", *out, err)
 		}
-		if m.Size != st.Size() {
-			return fmt.Errorf("%s: %d bytes, but %s says %d", img, st.Size(), *out, m.Size)
-		}
-		p := startProgress(e, *noProgress, "verifying "+textesc.Escape(img), st.Size())
-		err = m.Verify(progressReaderAt{f, p})
-		p.finish()
-		if err != nil {
-			var ce *manifest.ChunkError
-			if errors.As(err, &ce) {
-				return withHint(fmt.Errorf("%s does not match %s: %w", img, *out, err),
-					"the image is corrupt or was replaced: copy it again, or rewrite the manifest (and the kernel arguments) if the new image is the right one")
-			}
-			return fmt.Errorf("%s: %w", img, err)
+		if err := verifyImage(e, f, st.Size(), m, *out,
+			"the image is corrupt or was replaced: copy it again, or rewrite the manifest (and the kernel arguments) if the new image is the right one", *noProgress); err != nil {
+			return err
 		}
 		fmt.Fprintf(e.stderr, "%s: matches %s (%s of %s)\n", textesc.Escape(img), textesc.Escape(*out), chunks(m.NumChunks()), humanBytes(m.Chunk))
 		return printPins(e, *out, data, m)
@@ -108,6 +88,51 @@ func runManifest(_ context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stderr, "wrote %s: %d bytes in %s of %s (manifest format %d)\n",
 		textesc.Escape(*out), m.Size, chunks(m.NumChunks()), humanBytes(m.Chunk), manifest.Version)
 	return printPins(e, *out, data, m)
+}
+
+// openImage opens the image file a manifest is about: a regular file, not
+// empty (manifest, sign, verify).
+func openImage(img string) (*os.File, os.FileInfo, error) {
+	f, st, err := openStat(img)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case !st.Mode().IsRegular():
+		what := fileKind(st.Mode())
+		if what == "" {
+			what = "a block device"
+		}
+		err = withHint(fmt.Errorf("%s: not a regular file (%s)", img, what), "a manifest pins an image file: give the file the server publishes")
+	case st.Size() == 0:
+		err = withHint(fmt.Errorf("%s: empty file", img), "an interrupted copy? copy the image again")
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
+}
+
+// verifyImage checks the image f (size bytes) against m, read from the
+// file mname, naming the first chunk that differs; advice is the hint for
+// an image that does not match.
+func verifyImage(e *env, f *os.File, size int64, m *manifest.Manifest, mname, advice string, noProgress bool) error {
+	img := f.Name()
+	if m.Size != size {
+		return fmt.Errorf("%s: %d bytes, but %s says %d", img, size, mname, m.Size)
+	}
+	p := startProgress(e, noProgress, "verifying "+textesc.Escape(img), size)
+	err := m.Verify(progressReaderAt{f, p})
+	p.finish()
+	if err != nil {
+		var ce *manifest.ChunkError
+		if errors.As(err, &ce) {
+			return withHint(fmt.Errorf("%s does not match %s: %w", img, mname, err), "%s", advice)
+		}
+		return fmt.Errorf("%s: %w", img, err)
+	}
+	return nil
 }
 
 // writeManifest hashes the image f (st its Stat) into a manifest of

@@ -48,6 +48,15 @@ type Config struct {
 	// ManifestURL is streamroot.manifest.url=: where to fetch the manifest
 	// from (http or https), or "" for the caller's default.
 	ManifestURL string
+	// Trust is streamroot.trust=<keyid>[,…]: the signing keys (16 hex
+	// digits, uppercase, as minisign prints them) this boot accepts among
+	// those baked into the initramfs; nil means all of them. Several
+	// arguments narrow each other (the keys every one names).
+	Trust []string
+	// MinVersion is streamroot.min_version=: the lowest signed statement
+	// version this boot accepts, on top of the initramfs's own; 0 means
+	// not given. Several arguments: the highest.
+	MinVersion uint64
 	// OnFail is streamroot.onfail=; default OnFailReboot.
 	OnFail OnFail
 	// TPM is streamroot.tpm=: whether the booted image is measured into
@@ -475,7 +484,9 @@ func ParseWith(cmdline string, d Defaults) (*Config, error) {
 func isListKey(key string) bool {
 	switch key {
 	case "ip", "ifname", "nameserver", "rd.net.dhcp.client-id", "rd.net.dhcp.duid", "rd.break",
-		"vlan", "bond", "team", "bridge", "ib.pkey", "rd.ethtool", "rd.route":
+		"vlan", "bond", "team", "bridge", "ib.pkey", "rd.ethtool", "rd.route",
+		// They narrow: every one counts, so a later one cannot widen an earlier.
+		"streamroot.trust", "streamroot.min_version":
 		return true
 	}
 	return false

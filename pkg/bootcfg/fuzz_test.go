@@ -15,6 +15,7 @@ func FuzzParse(f *testing.F) {
 		`root="live:http://s/a b.iso" rd.live.dir=x rd.live.squashimg=y`,
 		"root=live:https://[fd00::1]:8443/s.img streamroot.fetch=lazy streamroot.sha256=" + hex64a,
 		"streamroot.fetch=lazy streamroot.cache=64 streamroot.cache=0 streamroot.cache=1048577",
+		"streamroot.trust=8f1a2b3c4d5e6f70,1 streamroot.trust=1 streamroot.min_version=3 streamroot.min_version=18446744073709551615",
 		"root=nbd:[fd00::1]:10809:squashfs:ro:timeout=3 netroot=nbd:s:e root=/dev/nbd0",
 		"ip=192.0.2.10::192.0.2.1:255.255.255.0:node1:eth0:none:192.0.2.53:192.0.2.54",
 		"ip=[2001:db8::10]::[2001:db8::1]:64:h:eth0:none:[2001:db8::53] ip=eth0:dhcp:9000:52:54:00:12:34:56",

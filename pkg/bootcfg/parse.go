@@ -2,6 +2,7 @@ package bootcfg
 
 import (
 	"encoding/hex"
+	"fmt"
 	"math"
 	"path"
 	"slices"
@@ -19,6 +20,7 @@ type parser struct {
 	root, netroot *token // last root= and netroot=, resolved in finish
 	fetch         *token // streamroot.fetch=, which beats rd.live.ram
 	liveRAM       bool   // rd.live.ram was true
+	trusted       bool   // a streamroot.trust= was read (Config.Trust narrows)
 	// cluster holds the last gateway=, netmask=, hostname=, ksdevice= and
 	// mtu=, for anaconda's ip=<address>; clusterIP is the index of that
 	// ip= in Config.Net.IP (-1: none).
@@ -135,6 +137,15 @@ func (p *parser) arg(t token) {
 			return
 		}
 		c.ManifestURL = t.val // as written: re-serialising could change escaping
+	case "streamroot.trust":
+		p.trust(t)
+	case "streamroot.min_version":
+		n, err := strconv.ParseUint(t.val, 10, 64)
+		if !allDigits(t.val) || err != nil || n == 0 {
+			p.fail(t, "minimum version must be a whole number from 1 to 18446744073709551615", "e.g. streamroot.min_version=42")
+			return
+		}
+		c.MinVersion = max(c.MinVersion, n)
 	case "streamroot.onfail":
 		oneOf(p, t, &c.OnFail, "unknown failure policy", "use streamroot.onfail=reboot, halt or shell", OnFailReboot, OnFailHalt, OnFailShell)
 	case "streamroot.tpm":
@@ -395,4 +406,32 @@ next:
 		}
 		p.cfg.Break = append(p.cfg.Break, s)
 	}
+}
+
+// trust reads streamroot.trust=<keyid>[,…]: each id is up to 16 hex digits
+// (minisign's key id, case and leading zeros free), kept as 16 uppercase
+// digits. A second argument keeps only the ids both name: the kernel line
+// can only narrow the keys a boot trusts, so an empty intersection is an
+// error rather than "all keys".
+func (p *parser) trust(t token) {
+	var ids []string
+	for _, f := range strings.Split(t.val, ",") {
+		id, err := strconv.ParseUint(f, 16, 64)
+		if f == "" || len(f) > 16 || err != nil || strings.HasPrefix(f, "+") {
+			p.fail(t, "key id "+strconv.Quote(f)+" is not up to 16 hex digits", "name the minisign key ids to trust, e.g. streamroot.trust=8F1A2B3C4D5E6F70[,…]")
+			return
+		}
+		if s := fmt.Sprintf("%016X", id); !slices.Contains(ids, s) {
+			ids = append(ids, s)
+		}
+	}
+	if p.trusted {
+		ids = slices.DeleteFunc(ids, func(s string) bool { return !slices.Contains(p.cfg.Trust, s) })
+		if len(ids) == 0 {
+			p.fail(t, "names no key the streamroot.trust= before it names: no key would be trusted", "give one streamroot.trust= with the key ids to accept")
+			return
+		}
+	}
+	p.trusted = true
+	p.cfg.Trust = ids
 }

@@ -30,7 +30,7 @@ func TestLoadManifestRedactsURL(t *testing.T) {
 	u.User = url.UserPassword("op", "s3cret")
 	var logs bytes.Buffer
 	cfg := &bootcfg.Config{Root: bootcfg.Root{Kind: bootcfg.RootLive, URL: u}, Manifest: make([]byte, 32), Retry: 5 * time.Second}
-	_, err = NewSpec(context.Background(), cfg, bootcfg.FetchStream, slog.New(slog.NewTextHandler(&logs, nil)))
+	_, err = NewSpec(context.Background(), cfg, bootcfg.FetchStream, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err == nil {
 		t.Fatal("a manifest that does not match the pin was accepted")
 	}
@@ -107,7 +107,7 @@ func TestPlan(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			mode, err := Plan(cfg, tc.baked, slog.New(slog.NewTextHandler(&out, nil)))
+			mode, err := Plan(cfg, tc.baked, nil, slog.New(slog.NewTextHandler(&out, nil)))
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("Plan = %s, %v; want %q", mode, err, tc.err)

@@ -30,6 +30,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/manifest"
+	"github.com/streamroot/streamroot/pkg/trust"
 	"golang.org/x/sys/unix"
 )
 
@@ -75,7 +76,11 @@ type Spec struct {
 	// pin by NewSpec; manifest is its parsed form.
 	Manifest []byte             `json:"manifest,omitempty"`
 	manifest *manifest.Manifest // nil: no manifest pinned
-	Debug    bool               `json:"debug,omitempty"`
+	// Verified is the booted image's identity (its manifest's digest and,
+	// when signed, the key and version), for the boot's record and its
+	// measurement; not sent to the daemon.
+	Verified trust.Verified `json:"-"`
+	Debug    bool           `json:"debug,omitempty"`
 }
 
 // ParsedManifest is the verified chunk manifest, or nil when none is
@@ -99,9 +104,10 @@ func PlanMode(cfg *bootcfg.Config) (bootcfg.FetchMode, string, error) {
 // Plan is the config stage's part of the root device: it refuses a line
 // without a root, pins the image with the initramfs's baked manifest
 // (baked; see BakedManifest) when the line pins none, and decides the
-// fetch mode (PlanMode), logging the root, the mode and what the operator
-// should know about them.
-func Plan(cfg *bootcfg.Config, baked string, log *slog.Logger) (bootcfg.FetchMode, error) {
+// fetch mode (PlanMode; a trust policy, pol non-nil, means a signed
+// manifest will be verified), logging the root, the mode and what the
+// operator should know about them.
+func Plan(cfg *bootcfg.Config, baked string, pol *trust.Policy, log *slog.Logger) (bootcfg.FetchMode, error) {
 	if cfg.Root.Kind == bootcfg.RootNone {
 		return "", hint.New(errors.New("no root= on the kernel command line"),
 			"add root=live:http://SERVER/squashfs.img (or root=nbd:SERVER:EXPORT) to the kernel arguments")
@@ -116,9 +122,13 @@ func Plan(cfg *bootcfg.Config, baked string, log *slog.Logger) (bootcfg.FetchMod
 			log.Info("image manifest pinned by the initramfs", "sha256", hex.EncodeToString(sum))
 		}
 	}
-	mode, note, err := PlanMode(cfg)
+	p, err := planFetch(cfg.Fetch, len(cfg.SHA256) > 0, len(cfg.Manifest) > 0 || pol != nil, nil)
 	if err != nil {
 		return "", err
+	}
+	mode, note := p.Mode, p.Note
+	if pol != nil {
+		log.Info("only images signed by a trusted key boot", "keys", strings.Join(pol.IDs(), ","), "min_version", pol.MinVersion)
 	}
 	if note != "" {
 		log.Warn(note)
@@ -138,9 +148,10 @@ func Plan(cfg *bootcfg.Config, baked string, log *slog.Logger) (bootcfg.FetchMod
 }
 
 // NewSpec builds the Spec for cfg's root in the planned mode, fetching the
-// pinned chunk manifest (if any) and checking it against its pin and
-// against streamroot.sha256=, before anything is mounted.
-func NewSpec(ctx context.Context, cfg *bootcfg.Config, mode bootcfg.FetchMode, log *slog.Logger) (*Spec, error) {
+// pinned or signed chunk manifest (if any) and checking it against its
+// pin, its signature (pol non-nil: then one is required, pinned or not)
+// and streamroot.sha256=, before anything is mounted.
+func NewSpec(ctx context.Context, cfg *bootcfg.Config, mode bootcfg.FetchMode, pol *trust.Policy, log *slog.Logger) (*Spec, error) {
 	s := &Spec{Mode: mode, Insecure: cfg.NoVerifySSL, CABundle: DefaultCABundle, Retry: cfg.Retry,
 		IOTimeout: cfg.IOTimeout, CacheMiB: cfg.CacheMiB, SHA256: cfg.SHA256, Debug: cfg.Debug}
 	switch cfg.Root.Kind {
@@ -154,18 +165,23 @@ func NewSpec(ctx context.Context, cfg *bootcfg.Config, mode bootcfg.FetchMode, l
 	default:
 		return nil, errors.New("no network root to open")
 	}
-	if len(cfg.Manifest) == 0 {
+	s.Verified.URL = s.Name
+	if len(cfg.Manifest) == 0 && pol == nil {
 		return s, nil
 	}
 	u := cfg.ManifestURL
 	if u == "" {
 		if s.URL == "" {
-			return nil, hint.New(errors.New("streamroot.manifest= needs streamroot.manifest.url= for an NBD root"),
+			what := "streamroot.manifest="
+			if pol != nil {
+				what = "an initramfs with trusted keys"
+			}
+			return nil, hint.New(fmt.Errorf("%s needs streamroot.manifest.url= for an NBD root", what),
 				"serve the manifest over HTTP and name it with streamroot.manifest.url=")
 		}
 		u = s.URL + ".manifest"
 	}
-	if err := s.loadManifest(ctx, u, [32]byte(cfg.Manifest), log); err != nil {
+	if err := s.loadManifest(ctx, u, cfg.Manifest, pol, log); err != nil {
 		return nil, err
 	}
 	if err := checkPins(s.SHA256, s.manifest.SHA256); err != nil {

@@ -107,7 +107,7 @@ func TestOpenRAM(t *testing.T) {
 			if err != nil || mode != bootcfg.FetchStream && mode != bootcfg.FetchRAM {
 				t.Fatalf("PlanMode: %s %v", mode, err)
 			}
-			spec, err := NewSpec(context.Background(), cfg, bootcfg.FetchRAM, quiet())
+			spec, err := NewSpec(context.Background(), cfg, bootcfg.FetchRAM, nil, quiet())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +156,7 @@ func TestNewSpec(t *testing.T) {
 	t.Run("round trip", func(t *testing.T) {
 		cfg := liveConfig(t, srv.URL+"/img.squashfs")
 		cfg.Manifest, cfg.SHA256, cfg.IOTimeout, cfg.CacheMiB = pin[:], m.SHA256[:], 7*time.Second, 32
-		s, err := NewSpec(context.Background(), cfg, bootcfg.FetchStream, quiet())
+		s, err := NewSpec(context.Background(), cfg, bootcfg.FetchStream, nil, quiet())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +201,7 @@ func TestNewSpec(t *testing.T) {
 		}, "manifest " + srv.URL, "regenerate it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewSpec(context.Background(), tc.cfg(), bootcfg.FetchStream, quiet())
+			_, err := NewSpec(context.Background(), tc.cfg(), bootcfg.FetchStream, nil, quiet())
 			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(hint.Of(err), tc.hint) {
 				t.Fatalf("NewSpec: %v (hint %q), want %q / %q", err, hint.Of(err), tc.err, tc.hint)
 			}
