@@ -151,20 +151,29 @@ func TestClientAgainstNBDServer(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() { cmd.Process.Kill(); <-exited }()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// nbd-server may take seconds to listen on a loaded host: wait while it
+	// runs (bounded at a minute), not for a fixed number of tries.
 	var c *Client
-	for i := 0; ; i++ {
+	for deadline := time.Now().Add(time.Minute); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		c, err = Dial(ctx, addr, "disk")
 		cancel()
 		if err == nil {
 			break
 		}
-		if i > 50 {
+		select {
+		case werr := <-exited:
+			exited <- werr
+			t.Fatalf("nbd-server exited (%v) before it answered: %v", werr, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
 			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	defer c.Close()
 	if c.Size() != int64(len(img)) || !c.ReadOnly() {
