@@ -11,7 +11,8 @@ import (
 // runs in the booted root (a systemd oneshot service on the Debian roots,
 // exec'd by /sbin/init on the busybox root), finds the boot link by the MAC
 // in /run/initramfs/net.*.env, waits (bounded) until the root's own DHCP
-// client holds a lease on it, writes one
+// client holds the leases the initramfs held on it (DHCPv4, DHCPv6 or
+// both), writes one
 //
 //	STREAMROOT-REPORT {json}
 //
@@ -41,7 +42,7 @@ envfile=
 for f in /run/initramfs/net.*.env; do
 	if [ -f "$f" ]; then envfile=$f; break; fi
 done
-MAC= ADDRESS= CLIENT_ID_HEX=
+MAC= ADDRESS= CLIENT_ID_HEX= METHOD= IPV6_SERVER_DUID=
 if [ -n "$envfile" ]; then . "$envfile"; fi
 # Another initramfs (dracut, for make bench) writes no env file: the boot
 # NIC's MAC is then PXELinux's BOOTIF=01-aa-bb-... on the command line.
@@ -59,13 +60,45 @@ ifindex=
 if [ -n "$link" ]; then ifindex=$(cat "/sys/class/net/$link/ifindex"); fi
 say "boot link: mac ${MAC:-?} is ${link:-not found} (ifindex ${ifindex:-?}); the initramfs leased ${ADDRESS:-nothing}"
 
-bound() {
-	[ -n "$link" ] || return 1
+# Which leases to wait for: the initramfs's (METHOD=dhcp for DHCPv4, a
+# DHCPv6 server's DUID for DHCPv6); without an env file, ip= on the
+# command line (dhcp6 in it: DHCPv6; dhcp not followed by 6: DHCPv4).
+want4=false want6=false
+if [ -n "$envfile" ]; then
+	if [ "$METHOD" = dhcp ]; then want4=true; fi
+	if [ -n "$IPV6_SERVER_DUID" ]; then want6=true; fi
+else
+	for a in $(cat /proc/cmdline); do
+		case $a in ip=*dhcp6*) want6=true ;; esac
+		case $a in ip=*dhcp | ip=*dhcp,* | ip=*dhcp:*) want4=true ;; esac
+	done
+	if ! $want6; then want4=true; fi
+fi
+say "waiting for DHCPv4: $want4, DHCPv6: $want6"
+
+bound4() {
 	case $os_dhcp in
 	networkd) [ -s "/run/systemd/netif/leases/$ifindex" ] ;;
 	NetworkManager) nmcli -t -f DHCP4 device show "$link" 2>/dev/null | grep -q 'ip_address' ;;
 	*) return 1 ;;
 	esac
+}
+# networkd keeps no DHCPv6 lease file: its status names the address's
+# origin, its journal logs each DHCPv6 address it got.
+bound6() {
+	case $os_dhcp in
+	networkd)
+		networkctl --no-pager status "$link" 2>/dev/null | grep -q 'DHCPv6 via' ||
+			journalctl -b --no-pager -u systemd-networkd 2>/dev/null | grep -q "$link: DHCPv6 address" ;;
+	NetworkManager) nmcli -t -f DHCP6 device show "$link" 2>/dev/null | grep -q '^DHCP6.OPTION' ;;
+	*) return 1 ;;
+	esac
+}
+bound() {
+	[ -n "$link" ] || return 1
+	if $want4 && ! bound4; then return 1; fi
+	if $want6 && ! bound6; then return 1; fi
+	return 0
 }
 
 start=$(now)
