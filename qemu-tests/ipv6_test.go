@@ -289,8 +289,8 @@ func testIPv6OneLease(t *testing.T, c leaseClient, server string, dual bool) {
 			t.Errorf("net.*.env ADDRESS %q, want the leased %s", lr.EnvVar("ADDRESS"), ip4)
 		}
 	}
-	t.Logf("%s × %s: %d DHCPv6 exchanges for %s; lease %s; the root's client held it after %ds (report at %.1fs guest uptime)",
-		c.name, server, srv.transactions(bootDUID), bootDUID, l.IP, lr.OSWait, lr.Uptime)
+	t.Logf("%s × %s: %d DHCPv6 exchanges for %s; lease %s, the root has %v; its client held the lease(s) after %ds (report at %.1fs guest uptime)",
+		c.name, server, srv.transactions(bootDUID), bootDUID, l.IP, globalV6On(lr.Report, harness.BootMAC), lr.OSWait, lr.Uptime)
 }
 
 // checkDualStackV4 asserts dnsmasq's one DHCPv4 lease beside the DHCPv6
