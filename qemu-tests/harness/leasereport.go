@@ -42,7 +42,7 @@ envfile=
 for f in /run/initramfs/net.*.env; do
 	if [ -f "$f" ]; then envfile=$f; break; fi
 done
-MAC= ADDRESS= CLIENT_ID_HEX= METHOD= IPV6_SERVER_DUID=
+MAC= ADDRESS= CLIENT_ID_HEX= METHOD= IPV6_SERVER_DUID= IPV6_ADDRESS= IPV6_VALID_SECONDS= ACQUIRED_EPOCH=
 if [ -n "$envfile" ]; then . "$envfile"; fi
 # Another initramfs (dracut, for make bench) writes no env file: the boot
 # NIC's MAC is then PXELinux's BOOTIF=01-aa-bb-... on the command line.
@@ -83,13 +83,22 @@ bound4() {
 	*) return 1 ;;
 	esac
 }
-# networkd keeps no DHCPv6 lease file: its status names the address's
-# origin, its journal logs each DHCPv6 address it got.
+# renewed6: the initramfs's DHCPv6 address lives longer than the
+# initramfs's lease left it (IPV6_VALID_SECONDS from ACQUIRED_EPOCH on,
+# plus 15 s for the initramfs's own exchange): a later REPLY, the root's
+# client's, refreshed its lifetime. networkd 252 keeps no DHCPv6 lease file
+# and neither its status nor (below debug) its journal tells an address it
+# renewed from one it found.
+renewed6() {
+	[ -n "$IPV6_ADDRESS" ] && [ -n "$IPV6_VALID_SECONDS" ] && [ -n "$ACQUIRED_EPOCH" ] || return 1
+	lft=$(ip -6 -o addr show dev "$link" | awk -v a="$IPV6_ADDRESS/" 'index($4, a) == 1 {
+		for (i = 5; i < NF; i++) if ($i == "valid_lft") { sub("sec", "", $(i + 1)); print $(i + 1); exit } }')
+	case $lft in '' | *[!0-9]*) return 1 ;; esac
+	[ "$lft" -gt $((IPV6_VALID_SECONDS - ($(date +%s) - ACQUIRED_EPOCH) + 15)) ]
+}
 bound6() {
 	case $os_dhcp in
-	networkd)
-		networkctl --no-pager status "$link" 2>/dev/null | grep -q 'DHCPv6 via' ||
-			journalctl -b --no-pager -u systemd-networkd 2>/dev/null | grep -q "$link: DHCPv6 address" ;;
+	networkd) renewed6 ;;
 	NetworkManager) nmcli -t -f DHCP6 device show "$link" 2>/dev/null | grep -q '^DHCP6.OPTION' ;;
 	*) return 1 ;;
 	esac
