@@ -215,8 +215,9 @@ func (b *boot) handover(context.Context) error {
 func (b *boot) writeReport() error {
 	rep := bootlog.Report{Stages: b.timings, Image: b.dev.Record()}
 	if l := b.lease; l != nil {
-		rep.Lease = &bootlog.ReportLease{Iface: l.Iface, MAC: l.MAC.String(), Address: l.Addr.String(), Router: ipOrEmpty(l.Router),
-			ServerID: ipOrEmpty(l.ServerID), LeaseSeconds: int(l.LeaseTime.Seconds()), ClientID: fmt.Sprintf("%x", l.ClientID), DHCP: l.DHCP}
+		rep.Lease = &bootlog.ReportLease{Iface: l.Iface, MAC: l.MAC.String(), Address: netOrEmpty(l.Addr), Router: ipOrEmpty(l.Router),
+			ServerID: ipOrEmpty(l.ServerID), LeaseSeconds: int(l.LeaseTime.Seconds()), ClientID: fmt.Sprintf("%x", l.ClientID), DHCP: l.DHCP,
+			IPv6: handover.Lease6JSON(l)}
 	}
 	if b.root != nil {
 		rep.Layers = b.root.Layers
@@ -283,4 +284,13 @@ func ipOrEmpty(ip net.IP) string {
 		return ""
 	}
 	return ip.String()
+}
+
+// netOrEmpty renders the IPv4 address with its prefix, "" on an
+// IPv6-only link (not "<nil>").
+func netOrEmpty(n net.IPNet) string {
+	if n.IP == nil {
+		return ""
+	}
+	return n.String()
 }

@@ -25,6 +25,36 @@ type ReportLease struct {
 	LeaseSeconds int    `json:"lease_seconds"`
 	ClientID     string `json:"client_id"` // hex
 	DHCP         bool   `json:"dhcp"`
+	// IPv6 is the link's IPv6 configuration (DHCPv6 or SLAAC), the same
+	// record as net.<iface>.json's "ipv6"; absent without IPv6.
+	IPv6 *ReportLease6 `json:"ipv6,omitempty"`
+}
+
+// ReportLease6 is the boot link's IPv6 configuration: its addresses and,
+// from DHCPv6, the identity (DUID, IAID) the booted system's client must
+// present to keep the one lease, the server's DUID and the lease times.
+type ReportLease6 struct {
+	Method    string        `json:"method"` // dhcp6, auto6 or static
+	Addresses []ReportAddr6 `json:"addresses"`
+	Router    string        `json:"router,omitempty"`
+	DNS       []string      `json:"dns,omitempty"`
+	Search    []string      `json:"search,omitempty"`
+	DUID      string        `json:"duid,omitempty"` // colon hex
+	IAID      uint32        `json:"iaid"`
+	ServerID  string        `json:"server_duid,omitempty"` // colon hex; "" without DHCPv6
+	T1        int64         `json:"t1_seconds,omitempty"`
+	T2        int64         `json:"t2_seconds,omitempty"`
+	Managed   bool          `json:"ra_managed,omitempty"`
+	Other     bool          `json:"ra_other,omitempty"`
+}
+
+// ReportAddr6 is one global IPv6 address on the boot link.
+type ReportAddr6 struct {
+	Address   string `json:"address"`
+	Prefix    int    `json:"prefix"`
+	From      string `json:"from"`          // dhcp6, slaac or static
+	Valid     int64  `json:"valid_seconds"` // -1: forever
+	Preferred int64  `json:"preferred_seconds"`
 }
 
 // ReportImage is the root image and how it was opened.

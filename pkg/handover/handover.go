@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/netup"
 )
 
@@ -138,8 +139,8 @@ type leaseDoc struct {
 	Acquired  string   `json:"acquired"`
 	ClientID  string   `json:"client_id,omitempty"`
 	// Links are the virtual links under iface (topology.go).
-	Links []linkDoc  `json:"links,omitempty"`
-	IPv6  *lease6Doc `json:"ipv6,omitempty"`
+	Links []linkDoc             `json:"links,omitempty"`
+	IPv6  *bootlog.ReportLease6 `json:"ipv6,omitempty"`
 }
 
 // leaseJSON is the lease as the handover files record it. Names go in only
@@ -169,7 +170,7 @@ func leaseJSON(l *netup.Lease) leaseDoc {
 	if l.Router != nil {
 		d.Router = l.Router.String()
 	}
-	if d.IPv6 = lease6JSON(l); onlyV6(l) {
+	if d.IPv6 = Lease6JSON(l); onlyV6(l) {
 		d.Method = d.IPv6.Method
 	}
 	for _, r := range l.Routes {

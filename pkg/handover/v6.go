@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/netup"
 )
 
@@ -146,29 +147,6 @@ func ipList(ips []net.IP, sep string) string {
 	return strings.Join(s, sep)
 }
 
-type lease6Doc struct {
-	Method    string    `json:"method"`
-	Addresses []addrDoc `json:"addresses"`
-	Router    string    `json:"router,omitempty"`
-	DNS       []string  `json:"dns,omitempty"`
-	Search    []string  `json:"search,omitempty"`
-	DUID      string    `json:"duid,omitempty"`
-	IAID      uint32    `json:"iaid"`
-	ServerID  string    `json:"server_duid,omitempty"`
-	T1        int64     `json:"t1_seconds,omitempty"`
-	T2        int64     `json:"t2_seconds,omitempty"`
-	Managed   bool      `json:"ra_managed,omitempty"`
-	Other     bool      `json:"ra_other,omitempty"`
-}
-
-type addrDoc struct {
-	Address   string `json:"address"`
-	Prefix    int    `json:"prefix"`
-	From      string `json:"from"`
-	Valid     int64  `json:"valid_seconds"` // -1: forever
-	Preferred int64  `json:"preferred_seconds"`
-}
-
 func secs(d time.Duration) int64 {
 	if d == netup.Forever {
 		return -1
@@ -176,13 +154,14 @@ func secs(d time.Duration) int64 {
 	return int64(d.Seconds())
 }
 
-// lease6JSON is the IPv6 part of net.<iface>.json; nil without IPv6.
-func lease6JSON(l *netup.Lease) *lease6Doc {
+// Lease6JSON is the IPv6 part of net.<iface>.json and of the boot report
+// (/run/initramfs/streamroot.json); nil without IPv6.
+func Lease6JSON(l *netup.Lease) *bootlog.ReportLease6 {
 	v := l.V6
 	if v == nil {
 		return nil
 	}
-	d := &lease6Doc{Method: string(v.Method), DUID: colonHex(v.DUID), IAID: v.IAID, T1: secs(v.T1), T2: secs(v.T2)}
+	d := &bootlog.ReportLease6{Method: string(v.Method), DUID: colonHex(v.DUID), IAID: v.IAID, T1: secs(v.T1), T2: secs(v.T2)}
 	if v.ServerID != nil {
 		d.ServerID = colonHex(v.ServerID)
 	}
@@ -191,7 +170,7 @@ func lease6JSON(l *netup.Lease) *lease6Doc {
 	}
 	for _, a := range v.Addrs {
 		ones, _ := a.Net.Mask.Size()
-		d.Addresses = append(d.Addresses, addrDoc{Address: a.Net.IP.String(), Prefix: ones, From: a.From, Valid: secs(a.Valid), Preferred: secs(a.Preferred)})
+		d.Addresses = append(d.Addresses, bootlog.ReportAddr6{Address: a.Net.IP.String(), Prefix: ones, From: a.From, Valid: secs(a.Valid), Preferred: secs(a.Preferred)})
 	}
 	if v.Router != nil {
 		d.Router = v.Router.String()
@@ -209,7 +188,7 @@ func lease6JSON(l *netup.Lease) *lease6Doc {
 
 // env6 is the IPv6 part of net.<iface>.env.
 func env6(l *netup.Lease) map[string]string {
-	d := lease6JSON(l)
+	d := Lease6JSON(l)
 	if d == nil {
 		return nil
 	}

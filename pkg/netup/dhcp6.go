@@ -22,8 +22,11 @@ const MaxDUID = 130
 // dhcp6 leases an address (IA_NA) with the lease's DUID and IAID: a
 // rapid-commit SOLICIT (a server that allows it answers with the REPLY at
 // once; others ADVERTISE and get a REQUEST). The address goes on the link
-// with the RA's on-link prefix length when one contains it, else /128, as
-// NetworkManager and networkd add it; the boot waits for its DAD.
+// as /128, as an IA_NA address is (RFC 8415 §21.6 carries no prefix length;
+// the RA's prefix gives the on-link route): systemd-networkd adds its lease
+// as /128 and ignores it when the link holds the same address with another
+// prefix length, so a /64 from the initramfs would leave the root's networkd
+// never taking the address over. The boot waits for its DAD.
 func dhcp6(ctx context.Context, link netlink.Link, timeout time.Duration, l6 *Lease6, log *slog.Logger) error {
 	name := link.Attrs().Name
 	tctx, cancel := context.WithTimeout(ctx, timeout)
@@ -66,14 +69,6 @@ func dhcp6(ctx context.Context, link netlink.Link, timeout time.Duration, l6 *Le
 		}
 	}
 	a := &l6.Addrs[0]
-	if l6.RA != nil {
-		for _, p := range l6.RA.Prefixes {
-			if p.OnLink && p.Net.Contains(a.Net.IP) {
-				a.Net.Mask = p.Net.Mask
-				break
-			}
-		}
-	}
 	addr := &netlink.Addr{IPNet: &a.Net, ValidLft: lftSecs(a.Valid), PreferedLft: lftSecs(a.Preferred)}
 	if err := netlink.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("add DHCPv6 address %s: %w", a.Net.String(), err)

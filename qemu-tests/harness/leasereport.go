@@ -11,7 +11,8 @@ import (
 // runs in the booted root (a systemd oneshot service on the Debian roots,
 // exec'd by /sbin/init on the busybox root), finds the boot link by the MAC
 // in /run/initramfs/net.*.env, waits (bounded) until the root's own DHCP
-// client holds a lease on it, writes one
+// client holds the leases the initramfs held on it (DHCPv4, DHCPv6 or
+// both), writes one
 //
 //	STREAMROOT-REPORT {json}
 //
@@ -41,7 +42,7 @@ envfile=
 for f in /run/initramfs/net.*.env; do
 	if [ -f "$f" ]; then envfile=$f; break; fi
 done
-MAC= ADDRESS= CLIENT_ID_HEX=
+MAC= ADDRESS= CLIENT_ID_HEX= METHOD= IPV6_SERVER_DUID= IPV6_ADDRESS= IPV6_VALID_SECONDS= ACQUIRED_EPOCH=
 if [ -n "$envfile" ]; then . "$envfile"; fi
 # Another initramfs (dracut, for make bench) writes no env file: the boot
 # NIC's MAC is then PXELinux's BOOTIF=01-aa-bb-... on the command line.
@@ -59,13 +60,54 @@ ifindex=
 if [ -n "$link" ]; then ifindex=$(cat "/sys/class/net/$link/ifindex"); fi
 say "boot link: mac ${MAC:-?} is ${link:-not found} (ifindex ${ifindex:-?}); the initramfs leased ${ADDRESS:-nothing}"
 
-bound() {
-	[ -n "$link" ] || return 1
+# Which leases to wait for: the initramfs's (METHOD=dhcp for DHCPv4, a
+# DHCPv6 server's DUID for DHCPv6); without an env file, ip= on the
+# command line (dhcp6 in it: DHCPv6; dhcp not followed by 6: DHCPv4).
+want4=false want6=false
+if [ -n "$envfile" ]; then
+	if [ "$METHOD" = dhcp ]; then want4=true; fi
+	if [ -n "$IPV6_SERVER_DUID" ]; then want6=true; fi
+else
+	for a in $(cat /proc/cmdline); do
+		case $a in ip=*dhcp6*) want6=true ;; esac
+		case $a in ip=*dhcp | ip=*dhcp,* | ip=*dhcp:*) want4=true ;; esac
+	done
+	if ! $want6; then want4=true; fi
+fi
+say "waiting for DHCPv4: $want4, DHCPv6: $want6"
+
+bound4() {
 	case $os_dhcp in
 	networkd) [ -s "/run/systemd/netif/leases/$ifindex" ] ;;
 	NetworkManager) nmcli -t -f DHCP4 device show "$link" 2>/dev/null | grep -q 'ip_address' ;;
 	*) return 1 ;;
 	esac
+}
+# renewed6: the initramfs's DHCPv6 address lives longer than the
+# initramfs's lease left it (IPV6_VALID_SECONDS from ACQUIRED_EPOCH on,
+# plus 15 s for the initramfs's own exchange): a later REPLY, the root's
+# client's, refreshed its lifetime. networkd 252 keeps no DHCPv6 lease file
+# and neither its status nor (below debug) its journal tells an address it
+# renewed from one it found.
+renewed6() {
+	[ -n "$IPV6_ADDRESS" ] && [ -n "$IPV6_VALID_SECONDS" ] && [ -n "$ACQUIRED_EPOCH" ] || return 1
+	lft=$(ip -6 -o addr show dev "$link" | awk -v a="$IPV6_ADDRESS/" 'index($4, a) == 1 {
+		for (i = 5; i < NF; i++) if ($i == "valid_lft") { sub("sec", "", $(i + 1)); print $(i + 1); exit } }')
+	case $lft in '' | *[!0-9]*) return 1 ;; esac
+	[ "$lft" -gt $((IPV6_VALID_SECONDS - ($(date +%s) - ACQUIRED_EPOCH) + 15)) ]
+}
+bound6() {
+	case $os_dhcp in
+	networkd) renewed6 ;;
+	NetworkManager) nmcli -t -f DHCP6 device show "$link" 2>/dev/null | grep -q '^DHCP6.OPTION' ;;
+	*) return 1 ;;
+	esac
+}
+bound() {
+	[ -n "$link" ] || return 1
+	if $want4 && ! bound4; then return 1; fi
+	if $want6 && ! bound6; then return 1; fi
+	return 0
 }
 
 start=$(now)
