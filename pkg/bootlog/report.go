@@ -67,6 +67,12 @@ type ReportImage struct {
 	File           string `json:"file,omitempty"`     // ram mode: the image in RAM
 	Device         string `json:"device,omitempty"`   // the block daemon's /dev/nbdN
 	ManifestChunks int    `json:"manifest_chunks,omitempty"`
+	// ManifestSHA256, KeyID and Version say what vouched for the image: its
+	// manifest's digest, and for a signed image the signing key's id and
+	// the statement's version (what the TPM measured, too).
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
+	KeyID          string `json:"key_id,omitempty"`
+	Version        uint64 `json:"version,omitempty"`
 }
 
 // WriteFile writes the report, indented, to path.

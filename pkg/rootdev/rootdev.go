@@ -282,6 +282,10 @@ func (d *Device) Name() string {
 // shows it.
 func (d *Device) Record() *bootlog.ReportImage {
 	r := &bootlog.ReportImage{Root: d.Name(), Mode: string(d.Mode), Size: d.Size, ETag: d.ETag}
+	if d.spec != nil {
+		v := d.spec.Verified
+		r.ManifestSHA256, r.KeyID, r.Version = v.ManifestSHA256, v.KeyID, v.Version
+	}
 	if d.File != "" { // ram mode: PID 1 fetched it
 		r.Received, r.File = d.Received, d.File
 	} else { // the block daemon serves it (its own counters are in blockd.log)

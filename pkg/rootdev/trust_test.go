@@ -110,3 +110,26 @@ func TestPlanSigned(t *testing.T) {
 		t.Fatalf("signed lazy: %v, %v", mode, err)
 	}
 }
+
+// The boot report says what vouched for the image, as the fetch stage
+// verified it, and a device without a spec reports none.
+func TestRecordNamesTheVerifiedIdentity(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec *Spec
+		want trust.Verified
+	}{
+		{"signed", &Spec{Name: "http://s/img", Verified: trust.Verified{ManifestSHA256: "ab12", KeyID: "K1", Version: 7, URL: "http://s/img"}},
+			trust.Verified{ManifestSHA256: "ab12", KeyID: "K1", Version: 7}},
+		{"pinned", &Spec{Name: "http://s/img", Verified: trust.Verified{ManifestSHA256: "cd34"}}, trust.Verified{ManifestSHA256: "cd34"}},
+		{"no spec", nil, trust.Verified{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := (&Device{Mode: bootcfg.FetchLazy, spec: tc.spec}).Record()
+			got := trust.Verified{ManifestSHA256: r.ManifestSHA256, KeyID: r.KeyID, Version: r.Version}
+			if got != tc.want {
+				t.Errorf("report %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
