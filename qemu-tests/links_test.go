@@ -156,6 +156,14 @@ func TestLinksBridgeOverBond(t *testing.T) {
 	}
 }
 
+// lacpNICs are the two NICs of a bond against the LACP partner.
+func lacpNICs(lacp *harness.LACPPartner) []harness.NIC {
+	return []harness.NIC{
+		{MAC: harness.BootMAC, Bridge: lacp.Bridges[0], Model: harness.LACPNICModel},
+		{MAC: otherMAC, Bridge: lacp.Bridges[1], Model: harness.LACPNICModel},
+	}
+}
+
 // An 802.3ad bond against a LACP partner (in user space: this host has no
 // bonding driver): the boot waits for the partner within the carrier
 // timeout, the aggregator has both ports, and the lease is the bond's.
@@ -165,10 +173,7 @@ func TestLinksLACP(t *testing.T) {
 	url := n.serve(t, "plain.squashfs", n.fx.Plain)
 	lacp := harness.StartLACPPartner(t, n.ns, 2)
 	vm := n.boot(t, harness.BootOptions{
-		NICs: []harness.NIC{
-			{MAC: harness.BootMAC, Bridge: lacp.Bridges[0], Model: harness.LACPNICModel},
-			{MAC: otherMAC, Bridge: lacp.Bridges[1], Model: harness.LACPNICModel},
-		},
+		NICs:   lacpNICs(lacp),
 		Append: "bond=bond0:eth0,eth1:mode=802.3ad,lacp_rate=fast ip=bond0:dhcp root=live:" + url + " rd.shell",
 	})
 	lacp.Attach()
@@ -185,6 +190,28 @@ func TestLinksLACP(t *testing.T) {
 	}
 }
 
+// fourNICs is a node with four cabled NICs and a DHCP server only behind
+// the third (Bridge1 has none).
+func fourNICs() []harness.NIC {
+	return []harness.NIC{
+		{MAC: otherMAC, Bridge: harness.Bridge1},
+		{MAC: portMAC2, Bridge: harness.Bridge1},
+		{MAC: harness.BootMAC, Bridge: harness.Bridge0},
+		{MAC: portMAC3, Bridge: harness.Bridge1},
+	}
+}
+
+// checkOthersUnaddressed asserts fourNICs' ports without a server have
+// no IPv4 address.
+func checkOthersUnaddressed(t *testing.T, r *harness.Report) {
+	t.Helper()
+	for _, mac := range []string{otherMAC, portMAC2, portMAC3} {
+		if got := r.IPv4On(mac); len(got) != 0 {
+			t.Errorf("port %s (no DHCP server) has IPv4 addresses %v", mac, got)
+		}
+	}
+}
+
 // Four NICs with carrier, a DHCP server only behind the third, no BOOTIF
 // and plain ip=dhcp: discovery runs on all four, the third wins, and the
 // server holds one lease (the others never requested one).
@@ -193,22 +220,13 @@ func TestLinksFourNICsNoBootIF(t *testing.T) {
 	n := setup(t, netOptions{})
 	url := n.serve(t, "plain.squashfs", n.fx.Plain)
 	vm := n.boot(t, harness.BootOptions{
-		NICs: []harness.NIC{
-			{MAC: otherMAC, Bridge: harness.Bridge1},
-			{MAC: portMAC2, Bridge: harness.Bridge1},
-			{MAC: harness.BootMAC, Bridge: harness.Bridge0},
-			{MAC: portMAC3, Bridge: harness.Bridge1},
-		},
+		NICs:   fourNICs(),
 		Append: "ip=dhcp root=live:" + url + " rd.shell",
 	})
 	r := vm.ExpectReport(t)
 	checkRoot(t, r, "plain")
 	checkLease(t, n.dhcp, r, harness.BootMAC)
-	for _, mac := range []string{otherMAC, portMAC2, portMAC3} {
-		if got := r.IPv4On(mac); len(got) != 0 {
-			t.Errorf("port %s (no DHCP server) has IPv4 addresses %v", mac, got)
-		}
-	}
+	checkOthersUnaddressed(t, r)
 	consoleHas(t, vm, `several links have carrier and none is named`,
 		`boot link en\w+ \(52:54:00:12:34:56\): the first DHCP offer \(10\.77\.0\.\d+ from 10\.77\.0\.1\) among the links with carrier; no lease requested on en\w+, en\w+, en\w+`)
 }
@@ -307,10 +325,7 @@ func testBridgeOverLACPRoot(t *testing.T, fixtureName, client string) {
 	url := n.serve(t, fixtureName, fixture)
 	lacp := harness.StartLACPPartner(t, n.ns, 2)
 	vm := n.boot(t, harness.BootOptions{
-		NICs: []harness.NIC{
-			{MAC: harness.BootMAC, Bridge: lacp.Bridges[0], Model: harness.LACPNICModel},
-			{MAC: otherMAC, Bridge: lacp.Bridges[1], Model: harness.LACPNICModel},
-		},
+		NICs:      lacpNICs(lacp),
 		Append:    "bond=bond0:eth0,eth1:mode=802.3ad,lacp_rate=fast bridge=br0:bond0 ip=br0:dhcp root=live:" + url + " rd.neednet=1",
 		MemoryMiB: 1536,
 		Timeout:   300 * time.Second,
@@ -361,12 +376,7 @@ func TestLinksFourNICsNetworkManager(t *testing.T) {
 	n := setup(t, netOptions{})
 	url := n.serve(t, harness.FixtureNM, fixture)
 	vm := n.boot(t, harness.BootOptions{
-		NICs: []harness.NIC{
-			{MAC: otherMAC, Bridge: harness.Bridge1},
-			{MAC: portMAC2, Bridge: harness.Bridge1},
-			{MAC: harness.BootMAC, Bridge: harness.Bridge0},
-			{MAC: portMAC3, Bridge: harness.Bridge1},
-		},
+		NICs:      fourNICs(),
 		Append:    "ip=dhcp root=live:" + url + " rd.neednet=1",
 		MemoryMiB: 1536,
 		Timeout:   300 * time.Second,
@@ -376,11 +386,7 @@ func TestLinksFourNICsNetworkManager(t *testing.T) {
 		t.Errorf("NetworkManager bound=%v on %q, want a lease on the third NIC %q", lr.OSBound, lr.OSLink, lr.LinkName(harness.BootMAC))
 	}
 	checkLease(t, n.dhcp, lr.Report, harness.BootMAC)
-	for _, mac := range []string{otherMAC, portMAC2, portMAC3} {
-		if got := lr.IPv4On(mac); len(got) != 0 {
-			t.Errorf("port %s (no DHCP server) has IPv4 addresses %v", mac, got)
-		}
-	}
+	checkOthersUnaddressed(t, lr.Report)
 	consoleHas(t, vm, `boot link en\w+ \(52:54:00:12:34:56\): the first DHCP offer \(10\.77\.0\.\d+ from 10\.77\.0\.1\) among the links with carrier`)
 	checkRenewed(t, n, "NetworkManager", lr.OSLink)
 }
