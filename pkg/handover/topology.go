@@ -163,27 +163,6 @@ func topologyFiles(l *netup.Lease, nmID, ndID string) []File {
 		nd(fmt.Sprintf("10-streamroot-%s.network", b.Name), n.String())
 	}
 
-	// NetworkManager meets the links up and addressed: it takes a link
-	// over with a profile only if the one it generates from the kernel's
-	// state equals it, and the kernel's defaults do not round-trip (a
-	// bridge's multicast-startup-query-interval reads back 3124 for the
-	// 3125 NM writes), so it would keep them all as "external", running no
-	// DHCP. Without keep-configuration it activates the profiles below
-	// (a static address is as well kept as it is).
-	var match []string
-	for _, b := range l.Links {
-		match = append(match, "interface-name:"+b.Name)
-	}
-	for _, u := range nics {
-		match = append(match, "mac:"+macOf[u.name])
-	}
-	if networkdDHCP(l) != "no" {
-		files = append(files, File{"NetworkManager/conf.d/15-streamroot-links.conf", 0o644, []byte(
-			"# streamroot: activate the profiles of the links the initramfs built, rather\n" +
-				"# than keep them as NetworkManager found them (external, without DHCP).\n" +
-				"[device-streamroot-links]\nmatch-device=" + strings.Join(match, ";") + "\nkeep-configuration=no\n")})
-	}
-
 	for _, u := range nics {
 		mac := macOf[u.name]
 		var s strings.Builder

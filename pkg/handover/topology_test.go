@@ -70,7 +70,6 @@ func TestTopologyFiles(t *testing.T) {
 			"systemd/network/10-streamroot-vlan100.network":                     {"Name=vlan100", "DHCP=ipv4", "ClientIdentifier=mac", "KeepConfiguration=yes"},
 			"systemd/network/10-streamroot-ens3.network":                        {"PermanentMACAddress=52:54:00:12:34:56", "VLAN=vlan100", "LinkLocalAddressing=no"},
 			"NetworkManager/conf.d/15-streamroot.conf":                          {"ipv4.dhcp-client-id=mac"},
-			"NetworkManager/conf.d/15-streamroot-links.conf":                    {"[device-streamroot-links]", "match-device=interface-name:vlan100;mac:52:54:00:12:34:56", "keep-configuration=no"},
 		}, not: map[string][]string{
 			"systemd/network/10-streamroot-ens3.network": {"DHCP=ipv4"},
 		}, none: []string{"systemd/network/10-streamroot-vlan100.network.d", "NetworkManager/system-connections/streamroot-vlan100.nmconnection.d"}},
