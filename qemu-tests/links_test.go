@@ -307,28 +307,30 @@ func testVLANRoot(t *testing.T, fixtureName, client string) {
 }
 
 // A bridge over an 802.3ad bond against the user-space LACP partner (the
-// bridge, LACP and bond cases in one boot), on the Debian systemd-networkd
-// root: networkd takes bond0 and br0 over from the .netdev/.network files
-// the boot wrote, with both NICs still in the aggregator, and renews the
-// lease on br0 (one lease, two transactions).
-func TestLinksBridgeOverLACPNetworkd(t *testing.T) {
+// bridge, LACP and bond cases in one boot), on each Debian root:
+//
+//   - networkd takes bond0 and br0 over from the .netdev/.network files
+//     the boot wrote, with both NICs still in the aggregator, and renews
+//     the lease on br0 (one lease, two transactions);
+//   - NetworkManager should do the same from the boot's bond, bridge and
+//     port profiles, which win over the root's "primary" one. It fails
+//     today, so it runs only with STREAMROOT_LINKS_NM=1: NetworkManager
+//     1.42 keeps the bridge, the bond and its ports as "external" (its
+//     profile generated from the kernel's bridge differs from ours:
+//     multicast-startup-query-interval reads back 3124) and runs no DHCP
+//     on br0; told keep-configuration=no, it drops br0's address and
+//     fails the bond ("unable to set because the bond device has slaves").
+func TestLinksBridgeOverLACPRoots(t *testing.T) {
 	t.Parallel()
-	testBridgeOverLACPRoot(t, harness.FixtureNetworkd, "networkd")
-}
-
-// The same on the Debian NetworkManager root: the boot's bond, bridge and
-// port profiles win over the root's "primary" one, and NetworkManager
-// renews the lease on br0. It fails today, so it runs only with
-// STREAMROOT_LINKS_NM=1: NetworkManager 1.42 keeps the bridge, the bond
-// and its ports as "external" (its profile generated from the kernel's
-// bridge differs from ours: multicast-startup-query-interval reads back
-// 3124) and runs no DHCP on br0; told keep-configuration=no, it drops
-// br0's address and fails the bond ("unable to set because the bond
-// device has slaves").
-func TestLinksBridgeOverLACPNetworkManager(t *testing.T) {
-	t.Parallel()
-	requireLinksNM(t)
-	testBridgeOverLACPRoot(t, harness.FixtureNM, "NetworkManager")
+	for _, root := range []struct{ fixture, client string }{{harness.FixtureNetworkd, "networkd"}, {harness.FixtureNM, "NetworkManager"}} {
+		t.Run(root.client, func(t *testing.T) {
+			t.Parallel()
+			if root.client == "NetworkManager" {
+				requireLinksNM(t)
+			}
+			testBridgeOverLACPRoot(t, root.fixture, root.client)
+		})
+	}
 }
 
 func testBridgeOverLACPRoot(t *testing.T, fixtureName, client string) {
