@@ -193,14 +193,21 @@ func topologyFiles(l *netup.Lease, nmID, ndID string) []File {
 	return files
 }
 
-// nmIP is a profile's address sections: the lease's on its link, none on
-// the links under it.
+// nmIP is a profile's address sections: the lease's on its link (IPv4,
+// and IPv6 with the initramfs's DUID and IAID), none on the links under it.
 func nmIP(l *netup.Lease, top bool, id string) string {
-	switch {
-	case !top:
+	if !top {
 		return "\n[ipv4]\nmethod=disabled\n\n[ipv6]\nmethod=ignore\n"
+	}
+	ip6 := "[ipv6]\nmethod=auto\n"
+	if l.V6 != nil {
+		ip6 = nmIPv6(l.V6)
+	}
+	switch {
+	case onlyV6(l):
+		return "\n[ipv4]\nmethod=disabled\n\n" + ip6
 	case l.DHCP:
-		return fmt.Sprintf("\n[ipv4]\nmethod=auto\ndhcp-client-id=%s\n\n[ipv6]\nmethod=auto\n", id)
+		return fmt.Sprintf("\n[ipv4]\nmethod=auto\ndhcp-client-id=%s\n\n", id) + ip6
 	}
 	ones, _ := l.Addr.Mask.Size()
 	s := fmt.Sprintf("\n[ipv4]\nmethod=manual\naddress1=%s/%d", l.Addr.IP, ones)
@@ -211,30 +218,44 @@ func nmIP(l *netup.Lease, top bool, id string) string {
 	if dns := dnsList(l.DNS); dns != "" {
 		s += "dns=" + strings.ReplaceAll(dns, " ", ";") + ";\n"
 	}
-	return s + "\n[ipv6]\nmethod=auto\n"
+	return s + "\n" + ip6
 }
 
 // networkdIP is a .network's addressing: the lease's on its link (the
-// address never dropped: the root may live on it), none under it.
+// address never dropped: the root may live on it), none under it. IPv6
+// goes beside IPv4 with the initramfs's DUID and IAID (networkd6).
 func networkdIP(l *netup.Lease, top bool, id string) string {
-	switch {
-	case !top:
+	if !top {
 		return "LinkLocalAddressing=no\nKeepConfiguration=yes\n"
-	case l.DHCP && id != "":
-		return "DHCP=ipv4\nKeepConfiguration=yes\n\n[DHCPv4]\nClientIdentifier=" + id + "\n"
-	case l.DHCP:
-		// networkd cannot send this client id: keep the address, ask nothing.
-		return "KeepConfiguration=yes\n"
 	}
-	ones, _ := l.Addr.Mask.Size()
-	s := fmt.Sprintf("Address=%s/%d\n", l.Addr.IP, ones)
-	if l.Router != nil {
-		s += "Gateway=" + l.Router.String() + "\n"
+	dhcp := networkdDHCP(l)
+	if l.DHCP && id == "" {
+		// networkd cannot send this client id: keep the IPv4 address, ask
+		// nothing for it.
+		dhcp = map[string]string{"yes": "ipv6", "ipv4": "no"}[dhcp]
 	}
-	if dns := dnsList(l.DNS); dns != "" {
-		s += "DNS=" + dns + "\n"
+	var s strings.Builder
+	if dhcp != "no" {
+		fmt.Fprintf(&s, "DHCP=%s\n", dhcp)
 	}
-	return s + "KeepConfiguration=yes\n"
+	if !l.DHCP && l.Addr.IP.To4() != nil {
+		ones, _ := l.Addr.Mask.Size()
+		fmt.Fprintf(&s, "Address=%s/%d\n", l.Addr.IP, ones)
+		if l.Router != nil {
+			fmt.Fprintf(&s, "Gateway=%s\n", l.Router)
+		}
+		if dns := dnsList(l.DNS); dns != "" {
+			fmt.Fprintf(&s, "DNS=%s\n", dns)
+		}
+	}
+	if l.V6 != nil {
+		s.WriteString("IPv6AcceptRA=yes\n" + networkdStatic6(l.V6))
+	}
+	s.WriteString("KeepConfiguration=yes\n")
+	if l.DHCP && id != "" {
+		fmt.Fprintf(&s, "\n[DHCPv4]\nClientIdentifier=%s\n", id)
+	}
+	return s.String() + networkd6(l)
 }
 
 func dnsList(ips []net.IP) string {

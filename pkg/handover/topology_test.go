@@ -42,6 +42,19 @@ func TestTopologyFiles(t *testing.T) {
 	bridgeStatic.Links = []netup.Built{{Kind: netup.KindBridge, Name: "br0", MAC: vlan.MAC, Ports: []netup.Port{{Name: "ens3", MAC: vlan.MAC}}}}
 	textID := bondVLANLease()
 	textID.ClientID = []byte("\x00fdi")
+	// ip=vlan100:dhcp6 (IPv6 only), ip=vlan100:dhcp,dhcp6 and a static
+	// IPv6 address, each on VLAN 100 over ens3.
+	ll := netup.DUIDLL(vlan.MAC)
+	onVLAN := func(l *netup.Lease) *netup.Lease {
+		l.Iface, l.Links = vlan.Iface, vlan.Links
+		return l
+	}
+	vlan6 := onVLAN(v6Lease(netup.V6DHCP, ll))
+	vlanDual := onVLAN(lease([]byte{1, 0x52, 0x54, 0, 0x12, 0x34, 0x56}))
+	vlanDual.V6 = v6Lease(netup.V6DHCP, ll).V6
+	vlanStatic6 := onVLAN(v6Lease(netup.V6Static, ll))
+	duid := "dhcp-duid=00:03:00:01:52:54:00:12:34:56"
+	ndDUID := []string{"[DHCPv6]", "DUIDType=link-layer", "DUIDRawData=00:01:52:54:00:12:34:56", "IAID=1193046"}
 
 	for _, tc := range []struct {
 		name  string
@@ -85,9 +98,42 @@ func TestTopologyFiles(t *testing.T) {
 		}, not: map[string][]string{
 			"systemd/network/10-streamroot-bond0.7.network": {"DHCP=ipv4"},
 		}},
+		{name: "vlan dhcp6", l: vlan6, files: map[string][]string{
+			"NetworkManager/system-connections/streamroot-vlan100.nmconnection": {"type=vlan", "id=100", "parent=ens3", "method=disabled", "method=auto", "addr-gen-mode=eui64", duid, "dhcp-iaid=1193046"},
+			"NetworkManager/system-connections/streamroot-ens3.nmconnection":    {"mac-address=52:54:00:12:34:56", "method=disabled", "method=ignore"},
+			"NetworkManager/conf.d/16-streamroot-ipv6.conf":                     {"ipv6." + duid, "ipv6.dhcp-iaid=1193046"},
+			"systemd/network/10-streamroot-vlan100.netdev":                      {"Kind=vlan", "Id=100"},
+			"systemd/network/10-streamroot-vlan100.network":                     append([]string{"Name=vlan100", "DHCP=ipv6", "IPv6AcceptRA=yes", "KeepConfiguration=yes", "WithoutRA=solicit"}, ndDUID...),
+			"systemd/network/10-streamroot-ens3.network":                        {"VLAN=vlan100", "LinkLocalAddressing=no"},
+		}, not: map[string][]string{
+			"NetworkManager/system-connections/streamroot-vlan100.nmconnection": {"type=ethernet", "method=manual"},
+			"systemd/network/10-streamroot-vlan100.network":                     {"DHCP=ipv4", "DHCP=yes", "[DHCPv4]"},
+		}, none: []string{"NetworkManager/conf.d/15-streamroot.conf"}},
+		{name: "vlan dual stack", l: vlanDual, files: map[string][]string{
+			"NetworkManager/system-connections/streamroot-vlan100.nmconnection": {"type=vlan", "method=auto", "dhcp-client-id=mac", "addr-gen-mode=eui64", duid, "dhcp-iaid=1193046"},
+			"systemd/network/10-streamroot-vlan100.network":                     append([]string{"DHCP=yes", "[DHCPv4]", "ClientIdentifier=mac"}, ndDUID...),
+		}, not: map[string][]string{
+			"NetworkManager/system-connections/streamroot-vlan100.nmconnection": {"method=disabled"},
+		}},
+		{name: "vlan static6", l: vlanStatic6, files: map[string][]string{
+			"NetworkManager/system-connections/streamroot-vlan100.nmconnection": {"type=vlan", "method=disabled", "method=manual", "address1=fd00:77::1a5/64,fe80::1", "dns=fd00:77::53;"},
+			"systemd/network/10-streamroot-vlan100.network":                     {"Address=fd00:77::1a5/64", "Gateway=fe80::1", "DNS=fd00:77::53", "KeepConfiguration=yes"},
+		}, not: map[string][]string{
+			"NetworkManager/system-connections/streamroot-vlan100.nmconnection": {duid},
+			"systemd/network/10-streamroot-vlan100.network":                     {"DHCP=ipv6", "DHCP=ipv4", "DHCP=yes", "[DHCPv6]"},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run, _ := Files(tc.l)
+			// One file per path: a second one (the plain link's IPv6
+			// profile) would take the link from the topology's.
+			seen := map[string]bool{}
+			for _, f := range run {
+				if seen[f.Path] {
+					t.Errorf("%s written twice", f.Path)
+				}
+				seen[f.Path] = true
+			}
 			for p, lines := range tc.files {
 				f := find(run, p)
 				if f == nil || f.Path != p {

@@ -37,9 +37,10 @@ func files6(l *netup.Lease) []File {
 	}
 	conf.WriteString("ipv6.addr-gen-mode=eui64\n")
 	out = append(out, File{"NetworkManager/conf.d/16-streamroot-ipv6.conf", 0o644, []byte(conf.String())})
-	if !onlyV6(l) {
+	if !onlyV6(l) || len(l.Links) > 0 {
 		// With DHCPv4 its profile and .network carry IPv6 too; beside a
 		// static IPv4 address the root's own config applies, as for IPv4.
+		// On a virtual link the topology's files carry it (topology.go).
 		return out
 	}
 	mac := l.MAC.String()
@@ -49,49 +50,58 @@ func files6(l *netup.Lease) []File {
 	// kernel's EUI-64 link-local as addr-gen-mode=eui64. A profile that
 	// differs leaves the link "externally managed": no DHCPv6 client, and
 	// the lease silently expires.
-	nmMethod := "auto"
-	if v.Method == netup.V6Static {
-		nmMethod = "manual"
-	}
-	static := ""
-	if v.Method == netup.V6Static {
-		ones, _ := v.Addrs[0].Net.Mask.Size()
-		static = fmt.Sprintf("%s/%d", v.Addrs[0].Net.IP, ones)
-	}
-	var ip6 strings.Builder
-	fmt.Fprintf(&ip6, "[ipv6]\nmethod=%s\naddr-gen-mode=eui64\n", nmMethod)
-	if static != "" {
-		gw := ""
-		if v.Router != nil {
-			gw = "," + v.Router.String()
-		}
-		fmt.Fprintf(&ip6, "address1=%s%s\n", static, gw)
-		if dns := ipList(v.DNS, ";"); dns != "" {
-			fmt.Fprintf(&ip6, "dns=%s;\n", dns)
-		}
-	} else {
-		fmt.Fprintf(&ip6, "dhcp-duid=%s\ndhcp-iaid=%d\n", colonHex(v.DUID), v.IAID)
-	}
 	out = append(out, File{fmt.Sprintf("NetworkManager/system-connections/streamroot-%s.nmconnection", l.Iface), 0o600, []byte(fmt.Sprintf(
 		"# streamroot: the boot link (IPv6 only), for roots that have no profile of their own\n"+
 			"[connection]\nid=streamroot-%s\nuuid=%s\ntype=ethernet\nautoconnect=true\nautoconnect-priority=-100\n\n"+
 			"[ethernet]\nmac-address=%s\n\n[ipv4]\nmethod=disabled\n\n%s",
-		l.Iface, uuidFor(l.MAC), mac, ip6.String()))})
+		l.Iface, uuidFor(l.MAC), mac, nmIPv6(v)))})
 	var nd strings.Builder
 	fmt.Fprintf(&nd, "# streamroot: keep the initramfs's IPv6 address (same DUID and IAID)\n[Match]\nMACAddress=%s\n\n[Network]\nDHCP=%s\nIPv6AcceptRA=yes\nLinkLocalAddressing=ipv6\n"+
 		"# the root may live on this network: never drop the address\nKeepConfiguration=yes\n", mac, networkdDHCP(l))
-	if static != "" {
-		fmt.Fprintf(&nd, "Address=%s\n", static)
-		if v.Router != nil {
-			fmt.Fprintf(&nd, "Gateway=%s\n", v.Router)
-		}
-		if dns := ipList(v.DNS, " "); dns != "" {
-			fmt.Fprintf(&nd, "DNS=%s\n", dns)
-		}
-	}
+	nd.WriteString(networkdStatic6(v))
 	nd.WriteString(networkd6(l))
 	out = append(out, File{fmt.Sprintf("systemd/network/10-streamroot-%s.network", l.Iface), 0o644, []byte(nd.String())})
 	return out
+}
+
+// nmIPv6 is a profile's [ipv6] section for the lease's link: see files6
+// for why it must match what NetworkManager finds on the link.
+func nmIPv6(v *netup.Lease6) string {
+	var b strings.Builder
+	if v.Method == netup.V6Static {
+		b.WriteString("[ipv6]\nmethod=manual\naddr-gen-mode=eui64\n")
+		gw := ""
+		if v.Router != nil {
+			gw = "," + v.Router.String()
+		}
+		ones, _ := v.Addrs[0].Net.Mask.Size()
+		fmt.Fprintf(&b, "address1=%s/%d%s\n", v.Addrs[0].Net.IP, ones, gw)
+		if dns := ipList(v.DNS, ";"); dns != "" {
+			fmt.Fprintf(&b, "dns=%s;\n", dns)
+		}
+		return b.String()
+	}
+	// A dynamic IPv6 address reads as "auto" (so dhcp6 is "auto" too: with
+	// the RA's M flag NM runs DHCPv6).
+	fmt.Fprintf(&b, "[ipv6]\nmethod=auto\naddr-gen-mode=eui64\ndhcp-duid=%s\ndhcp-iaid=%d\n", colonHex(v.DUID), v.IAID)
+	return b.String()
+}
+
+// networkdStatic6 is a .network's static IPv6 address, gateway and DNS;
+// "" unless the method is static.
+func networkdStatic6(v *netup.Lease6) string {
+	if v == nil || v.Method != netup.V6Static {
+		return ""
+	}
+	ones, _ := v.Addrs[0].Net.Mask.Size()
+	s := fmt.Sprintf("Address=%s/%d\n", v.Addrs[0].Net.IP, ones)
+	if v.Router != nil {
+		s += fmt.Sprintf("Gateway=%s\n", v.Router)
+	}
+	if dns := ipList(v.DNS, " "); dns != "" {
+		s += fmt.Sprintf("DNS=%s\n", dns)
+	}
+	return s
 }
 
 func onlyV6(l *netup.Lease) bool { return l.V6 != nil && l.Addr.IP.To4() == nil }

@@ -387,6 +387,17 @@ func build(v Virtual, nics, made map[string]netlink.Link, log *slog.Logger) (Bui
 			}
 		}
 	}
+	if v.Kind == KindBridge {
+		// A bridge takes its ports' MAC but keeps the kernel's "random"
+		// address type, so udev's MACAddressPolicy=persistent in the real
+		// root gives it another one, and the lease's client id (01+MAC)
+		// no longer matches it. Set explicitly, the MAC stays.
+		if cur, err := netlink.LinkByIndex(l.Attrs().Index); err == nil && len(cur.Attrs().HardwareAddr) > 0 {
+			if err := netlink.LinkSetHardwareAddr(cur, cur.Attrs().HardwareAddr); err != nil {
+				return bad(err, "keep the MAC of")
+			}
+		}
+	}
 	if err := netlink.LinkSetUp(l); err != nil {
 		return bad(err, "bring up")
 	}

@@ -49,11 +49,12 @@ if [ -n "$envfile" ]; then . "$envfile"; fi
 if [ -z "$MAC" ]; then
 	MAC=$(sed -n 's/.*BOOTIF=01-\([0-9a-fA-F-]*\).*/\1/p' /proc/cmdline | tr 'A-F-' 'a-f:')
 fi
-# The root's name of the boot link, found by MAC.
+# The root's name of the boot link, found by MAC; a bond's or bridge's
+# ports carry its MAC too, so a link with a master is not it.
 link=
 if [ -n "$MAC" ]; then
 	for d in /sys/class/net/*; do
-		if [ "$(cat "$d/address" 2>/dev/null)" = "$MAC" ]; then link=${d##*/}; fi
+		if [ "$(cat "$d/address" 2>/dev/null)" = "$MAC" ] && [ ! -e "$d/master" ]; then link=${d##*/}; fi
 	done
 fi
 ifindex=
