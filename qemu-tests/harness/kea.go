@@ -118,19 +118,28 @@ func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(k.ConfigPath, conf, 0o644); err != nil {
+	k.proc = startKeaPeer(t, ns, "kea-dhcp4", k.ConfigPath, k.PeerFiles, conf, "DHCP4_STARTED")
+	return k
+}
+
+// startKeaPeer writes conf to configPath, has bin check it (-t),
+// starts bin in ns and waits for ready in its log. What is left of it is
+// killed by t.Cleanup.
+func startKeaPeer(t testing.TB, ns *Netns, bin, configPath string, files PeerFiles, conf []byte, ready string) *process {
+	t.Helper()
+	if err := os.WriteFile(configPath, conf, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	check := ns.Command("kea-dhcp4", "-t", k.ConfigPath)
-	check.Env = keaEnv(k.Dir)
+	check := ns.Command(bin, "-t", configPath)
+	check.Env = keaEnv(files.Dir)
 	if out, err := check.CombinedOutput(); err != nil {
-		t.Fatalf("kea-dhcp4 -t %s: %v\n%s", k.ConfigPath, err, out)
+		t.Fatalf("%s -t %s: %v\n%s", bin, configPath, err, out)
 	}
-	cmd := ns.Command("kea-dhcp4", "-c", k.ConfigPath)
-	cmd.Env = keaEnv(k.Dir)
-	k.proc = startTestPeer(t, "kea-dhcp4", cmd, filepath.Join(k.Dir, "kea.stderr"), 15*time.Second, logShows(k.LogFile, "DHCP4_STARTED"))
-	t.Logf("kea-dhcp4: pid %d in %s on %s, leases in %s", cmd.Process.Pid, ns.Name, Bridge0, k.LeaseFile)
-	return k
+	cmd := ns.Command(bin, "-c", configPath)
+	cmd.Env = keaEnv(files.Dir)
+	proc := startTestPeer(t, bin, cmd, filepath.Join(files.Dir, "kea.stderr"), 15*time.Second, logShows(files.LogFile, ready))
+	t.Logf("%s: pid %d in %s on %s, leases in %s", bin, cmd.Process.Pid, ns.Name, Bridge0, files.LeaseFile)
+	return proc
 }
 
 // Rows returns every row of the lease file, in the order Kea wrote them:

@@ -81,18 +81,7 @@ func StartKea6With(t testing.TB, ns *Netns, opts Kea6Options) *Kea6 {
 		dhcp6["client-classes"] = opts.ClientClasses
 	}
 	conf, _ := json.MarshalIndent(m{"Dhcp6": dhcp6}, "", "  ")
-	if err := os.WriteFile(k.ConfigPath, conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	check := ns.Command("kea-dhcp6", "-t", k.ConfigPath)
-	check.Env = keaEnv(k.Dir)
-	if out, err := check.CombinedOutput(); err != nil {
-		t.Fatalf("kea-dhcp6 -t %s: %v\n%s", k.ConfigPath, err, out)
-	}
-	cmd := ns.Command("kea-dhcp6", "-c", k.ConfigPath)
-	cmd.Env = keaEnv(k.Dir)
-	k.proc = startTestPeer(t, "kea-dhcp6", cmd, filepath.Join(k.Dir, "kea.stderr"), 15*time.Second, logShows(k.LogFile, "DHCP6_STARTED"))
-	t.Logf("kea-dhcp6: pid %d in %s on %s, leases in %s", cmd.Process.Pid, ns.Name, Bridge0, k.LeaseFile)
+	k.proc = startKeaPeer(t, ns, "kea-dhcp6", k.ConfigPath, k.PeerFiles, conf, "DHCP6_STARTED")
 	return k
 }
 
