@@ -47,6 +47,20 @@ func TestSizes(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "| %s | %d | %.2f | %s |\n", r.label, r.size, float64(r.size)/(1<<20), ratio)
 	}
+	for _, v := range cfg.variants {
+		if !strings.Contains(v.label, "dracut's NIC set") || dracutSize == 0 {
+			continue
+		}
+		if st, err := os.Stat(v.path); err == nil {
+			ratio := float64(st.Size()) / float64(dracutSize)
+			verdict := "within the 1/3 goal"
+			if ratio > 1.0/3 {
+				verdict = fmt.Sprintf("above the 1/3 goal by %s (%.3f × dracut)", mib(st.Size()-dracutSize/3), ratio)
+			}
+			fmt.Fprintf(&b, "\nAt equal NIC coverage: %.3f × dracut's bytes, %s. What each part holds:\n", ratio, verdict)
+			b.WriteString(partsTable(v.path, cfg.dracut))
+		}
+	}
 	writeSection("sizes", b.String())
 }
 

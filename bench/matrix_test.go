@@ -190,8 +190,8 @@ func bootTable(title string, img image, results []bootResult) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %s (%s)\n\n", title, mib(size))
-	b.WriteString("| initramfs | mode | added RTT | real init at (guest s, median) | runs (s) | × dracut | in the initramfs (s from /init) | × dracut | sent before real init | % of image | requests | leases |\n")
-	b.WriteString("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| initramfs | mode | added RTT | real init at (guest s, median) | runs (s) | × dracut | × floor | in the initramfs (s from /init) | × dracut | sent before real init | % of image | requests | leases |\n")
+	b.WriteString("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, g := range gs {
 		var runs []string
 		for _, r := range g.results {
@@ -202,9 +202,12 @@ func bootTable(title string, img image, results []bootResult) string {
 			}
 		}
 		up, ok := g.medianUptime()
-		upS, ratio := "fail", "–"
+		upS, ratio, floorRatio := "fail", "–", "n/a"
 		if ok {
 			upS = fmt.Sprintf("%.2f", up)
+			if kernelFloor > 0 {
+				floorRatio = fmt.Sprintf("%.2f", up/kernelFloor)
+			}
 			if d, ok := dracutAt[g.spec.RTT]; ok && d > 0 {
 				ratio = fmt.Sprintf("%.2f", up/d)
 			}
@@ -231,9 +234,12 @@ func bootTable(title string, img image, results []bootResult) string {
 			}
 			leases = strings.Join(slices.Compact(ls), "/")
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d ms | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			g.spec.Initramfs, g.spec.Mode, g.spec.RTT.Milliseconds(), upS, strings.Join(runs, " "), ratio,
+		fmt.Fprintf(&b, "| %s | %s | %d ms | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			g.spec.Initramfs, g.spec.Mode, g.spec.RTT.Milliseconds(), upS, strings.Join(runs, " "), ratio, floorRatio,
 			initS, initRatio, mib(by), share, reqs, leases)
+	}
+	if kernelFloor > 0 {
+		fmt.Fprintf(&b, "| floor (kernel only, /init reports) | – | – | %.2f | – | – | 1.00 | – | – | – | – | – | – |\n", kernelFloor)
 	}
 	for _, g := range gs {
 		for _, r := range g.results {

@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamroot/streamroot/qemu-tests/harness"
+)
+
+// kernelFloor is the median guest uptime at which the floor initramfs's
+// /init reported, set by TestFloor (which runs before TestBoot: the files
+// run in name order) for the boot tables' × floor column; 0: not measured
+// in this run (BENCH_ONLY without floor), and the column says n/a.
+var kernelFloor float64
+
+// TestFloor boots the same kernel with the same QEMU options and network as
+// the boot sections, with a minimal initramfs whose /init (bench/floorinit,
+// static Go) only reports the uptime and powers off: what the kernel alone
+// costs before any initramfs does work.
+func TestFloor(t *testing.T) {
+	section(t, "floor")
+	env.Require(t)
+	img := filepath.Join(cfg.out, "floor.img")
+	if err := buildFloor(img); err != nil {
+		t.Fatalf("floor initramfs: %v", err)
+	}
+	var ups []float64
+	var runs []string
+	for i := range cfg.runs {
+		t.Run(fmt.Sprintf("floor/%d", i+1), func(t *testing.T) {
+			ns := env.NewNetns(t)
+			vm := env.Boot(t, harness.BootOptions{Name: "floor", Netns: ns, Initramfs: img, Timeout: 120 * time.Second})
+			js, err := vm.WaitFor(reportLine, 120*time.Second)
+			if err != nil {
+				runs = append(runs, "fail")
+				say("floor run %d: FAILED: %s", i+1, firstLine(err.Error()))
+				return
+			}
+			r, err := harness.ParseReport(strings.TrimSpace(strings.TrimPrefix(js, "STREAMROOT-REPORT ")))
+			if err != nil {
+				runs = append(runs, "fail")
+				say("floor run %d: FAILED: %v", i+1, err)
+				return
+			}
+			if err := vm.WaitExit(60 * time.Second); err != nil {
+				vm.Kill()
+			}
+			ups = append(ups, r.Uptime)
+			runs = append(runs, fmt.Sprintf("%.2f", r.Uptime))
+			record("floor", map[string]any{"uptime": r.Uptime, "when": time.Now()})
+			say("floor run %d: /init reported at %.2f s guest", i+1, r.Uptime)
+		})
+	}
+	m, ok := median(ups)
+	var b strings.Builder
+	b.WriteString("### Kernel floor: the same kernel and QEMU, an initramfs whose /init only reports\n\n")
+	b.WriteString("| initramfs | bytes | /init reported at (guest s, median) | runs (s) |\n|---|---:|---:|---|\n")
+	size := int64(0)
+	if st, err := os.Stat(img); err == nil {
+		size = st.Size()
+	}
+	if ok {
+		kernelFloor = m
+		fmt.Fprintf(&b, "| floor (bench/floorinit) | %d | %.2f | %s |\n", size, m, strings.Join(runs, " "))
+	} else {
+		fmt.Fprintf(&b, "| floor (bench/floorinit) | %d | fail | %s |\n", size, strings.Join(runs, " "))
+	}
+	writeSection("floor", b.String())
+}
+
+// buildFloor builds bench/floorinit statically and packs it as /init into
+// an uncompressed newc cpio at out.
+func buildFloor(out string) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	bin := out + ".init"
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./floorinit")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if o, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./floorinit: %v: %s", err, o)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	newcEntry(&buf, 1, "init", 0o100755, data)
+	newcEntry(&buf, 0, "TRAILER!!!", 0, nil)
+	return os.WriteFile(out, buf.Bytes(), 0o644)
+}
+
+// newcEntry appends one newc cpio record (header, name, data, each padded
+// to 4 bytes).
+func newcEntry(b *bytes.Buffer, ino int, name string, mode uint32, data []byte) {
+	fmt.Fprintf(b, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+		ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
+	b.WriteString(name + "\x00")
+	for b.Len()%4 != 0 {
+		b.WriteByte(0)
+	}
+	b.Write(data)
+	for b.Len()%4 != 0 {
+		b.WriteByte(0)
+	}
+}
