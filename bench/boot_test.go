@@ -30,6 +30,10 @@ type bootSpec struct {
 	NoPing bool
 	// DHCP is the server: "" (dnsmasq) or "kea".
 	DHCP string
+	// IPv6 boots IPv6-only: ip=dhcp6, a router advertisement with the M
+	// flag (dnsmasq's own, or radvd beside Kea), DHCPv6, the image from
+	// http://[fd00:77::1]/; the leases counted are DHCPv6 leases.
+	IPv6 bool
 }
 
 func (s bootSpec) String() string {
@@ -39,6 +43,9 @@ func (s bootSpec) String() string {
 	}
 	if s.DHCP != "" {
 		str += "/" + s.DHCP
+	}
+	if s.IPv6 {
+		str += "/v6"
 	}
 	return str
 }
@@ -99,11 +106,15 @@ func cmdline(spec bootSpec, url string) string {
 	if strings.HasPrefix(spec.Image, "debian-") {
 		extra = " lease.wait=60" // the lease report's wait for the root's DHCP client
 	}
+	ip := "ip=dhcp"
+	if spec.IPv6 {
+		ip = "ip=dhcp6"
+	}
 	switch spec.Initramfs {
 	case dracut:
-		return "ip=dhcp rd.neednet=1 root=live:" + url + " rd.live.image rd.live.overlay.overlayfs BOOTIF=01-52-54-00-12-34-56" + extra + os.Getenv("STREAMROOT_BENCH_DRACUT_ARGS")
+		return ip + " rd.neednet=1 root=live:" + url + " rd.live.image rd.live.overlay.overlayfs BOOTIF=01-52-54-00-12-34-56" + extra + os.Getenv("STREAMROOT_BENCH_DRACUT_ARGS")
 	default:
-		return "ip=dhcp root=live:" + url + " rd.live.image streamroot.fetch=" + spec.Mode + " BOOTIF=01-52-54-00-12-34-56" + extra
+		return ip + " root=live:" + url + " rd.live.image streamroot.fetch=" + spec.Mode + " BOOTIF=01-52-54-00-12-34-56" + extra
 	}
 }
 
@@ -137,22 +148,12 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 		res.ImageSize = st.Size()
 	}
 	ns := env.NewNetns(t)
-	var leases func() (int, error)
-	switch spec.DHCP {
-	case "kea":
-		k := harness.StartKea(t, ns, harness.KeaOptions{})
-		leases = func() (int, error) { ls, err := k.Leases(); return len(ls), err }
-	case "":
-		var dopts harness.DnsmasqOptions
-		if spec.NoPing {
-			dopts.Extra = []string{"--no-ping"}
-		}
-		d := harness.StartDnsmasq(t, ns, dopts)
-		leases = func() (int, error) { ls, err := d.Leases(); return len(ls), err }
-	default:
-		t.Fatalf("unknown DHCP server %q", spec.DHCP)
+	leases := startDHCP(t, ns, spec)
+	listen := ""
+	if spec.IPv6 {
+		listen = "[" + harness.ServerIP6 + "]:80"
 	}
-	web := harness.StartNginx(t, ns, harness.NginxOptions{})
+	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: listen})
 	if err := web.AddFile(img.path, img.name); err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +163,9 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 		url = "http://" + harness.ServerIP + ":8080/" + img.name
 	}
 	timeout := 300 * time.Second
+	if strings.HasPrefix(spec.Image, "debian-") {
+		timeout = 480 * time.Second // systemd's own boot, then the lease report's wait
+	}
 	start := time.Now()
 	vm := env.Boot(t, harness.BootOptions{
 		Name:      "vm",
@@ -215,6 +219,35 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 		t.Logf("console tail:\n%s", harness.Tail(vm.Console(), 40))
 	}
 	return res
+}
+
+// startDHCP starts spec's DHCP server (and router advertisements for
+// IPv6) in ns and returns how to count its live leases for the node's
+// family.
+func startDHCP(t *testing.T, ns *harness.Netns, spec bootSpec) func() (int, error) {
+	var extra []string
+	if spec.NoPing {
+		extra = []string{"--no-ping"}
+	}
+	switch {
+	case spec.IPv6 && spec.DHCP == "kea":
+		harness.EnableIPv6(t, ns)
+		harness.StartRadvd(t, ns, harness.RadvdOptions{})
+		k := harness.StartKea6(t, ns)
+		return func() (int, error) { ls, err := k.Leases(); return len(ls), err }
+	case spec.IPv6 && spec.DHCP == "":
+		harness.EnableIPv6(t, ns)
+		d := harness.StartDnsmasq6(t, ns, harness.Dnsmasq6Options{Extra: extra})
+		return func() (int, error) { ls, err := d.Leases6(); return len(ls), err }
+	case spec.DHCP == "kea":
+		k := harness.StartKea(t, ns, harness.KeaOptions{})
+		return func() (int, error) { ls, err := k.Leases(); return len(ls), err }
+	case spec.DHCP == "":
+		d := harness.StartDnsmasq(t, ns, harness.DnsmasqOptions{Extra: extra})
+		return func() (int, error) { ls, err := d.Leases(); return len(ls), err }
+	}
+	t.Fatalf("unknown DHCP server %q", spec.DHCP)
+	return nil
 }
 
 func firstLine(s string) string {

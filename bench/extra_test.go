@@ -96,9 +96,13 @@ func TestLeases(t *testing.T) {
 		for _, root := range roots {
 			path := env.LeaseFixture(t, root)
 			img := image{root, path, 1536}
-			for _, srv := range []string{"dnsmasq", "kea"} {
+			for _, fam := range []struct {
+				srv  string
+				ipv6 bool
+			}{{"dnsmasq", false}, {"kea", false}, {"dnsmasq", true}, {"kea", true}} {
+				srv := fam.srv
 				for _, which := range []string{ours, dracut} {
-					spec := bootSpec{Initramfs: which, Image: strings.TrimSuffix(root, ".squashfs"), Mode: "stream", DHCP: srv}
+					spec := bootSpec{Initramfs: which, Image: strings.TrimSuffix(root, ".squashfs"), Mode: "stream", DHCP: srv, IPv6: fam.ipv6}
 					if which == dracut {
 						spec.Mode = "download"
 					}
@@ -111,7 +115,10 @@ func TestLeases(t *testing.T) {
 					t.Run(spec.String(), func(t *testing.T) {
 						t.Parallel()
 						res := bootOnce(t, spec, img)
-						row := leaseRow{bootResult: res, Root: root, Server: srv}
+						row := leaseRow{bootResult: res, Root: root, Server: srv, Family: "DHCPv4"}
+						if fam.ipv6 {
+							row.Family = "DHCPv6 (IPv6-only)"
+						}
 						if res.report != "" {
 							if lr, err := harness.ParseLeaseReport(res.report); err == nil {
 								row.OSDHCP, row.OSBound, row.OSLink, row.OSWait = lr.OSDHCP, lr.OSBound, lr.OSLink, lr.OSWait
@@ -130,11 +137,11 @@ func TestLeases(t *testing.T) {
 			}
 		}
 	})
-	order := func(r leaseRow) string { return r.Root + "/" + r.Server + "/" + r.Spec.Initramfs }
+	order := func(r leaseRow) string { return r.Family + "/" + r.Root + "/" + r.Server + "/" + r.Spec.Initramfs }
 	slices.SortFunc(results, func(a, b leaseRow) int { return strings.Compare(order(a), order(b)) })
 	var b strings.Builder
 	b.WriteString("### DHCP leases once the root's own DHCP client ran (Debian roots, no client id configured in the root)\n\n")
-	b.WriteString("| root (its DHCP client) | DHCP server | initramfs | leases held for the node | the root's client bound a lease | boot link in the root |\n|---|---|---|---:|---|---|\n")
+	b.WriteString("| protocol | root (its DHCP client) | DHCP server | initramfs | leases held for the node | the root's client bound a lease | boot link in the root |\n|---|---|---|---|---:|---|---|\n")
 	for _, r := range results {
 		v := fmt.Sprint(r.Leases)
 		if r.Err != "" {
@@ -144,7 +151,7 @@ func TestLeases(t *testing.T) {
 		if link == "" {
 			link = "–"
 		}
-		fmt.Fprintf(&b, "| %s (%s) | %s | %s | %s | %v | %s |\n", strings.TrimSuffix(r.Root, ".squashfs"), r.OSDHCP, r.Server, r.Spec.Initramfs, v, r.OSBound, link)
+		fmt.Fprintf(&b, "| %s | %s (%s) | %s | %s | %s | %v | %s |\n", r.Family, strings.TrimSuffix(r.Root, ".squashfs"), r.OSDHCP, r.Server, r.Spec.Initramfs, v, r.OSBound, link)
 	}
 	b.WriteString("\nThe report finds the boot link by its MAC (from streamroot's `net.<iface>.env`, or `BOOTIF=` after dracut) " +
 		"and waits up to 60 s (`lease.wait=60`) for the root's client to hold a lease on it. A root whose client never bound still shows the " +
@@ -156,6 +163,7 @@ func TestLeases(t *testing.T) {
 type leaseRow struct {
 	bootResult
 	Root, Server string
+	Family       string // DHCPv4, or DHCPv6 on an IPv6-only boot
 	OSDHCP       string // the root's DHCP client: networkd or NetworkManager
 	OSBound      bool   // the root's own client held a lease on the boot link
 	OSLink       string // the boot link's name in the root
