@@ -116,16 +116,22 @@ func writeFile(path string, perm os.FileMode, data []byte) error {
 	})
 }
 
-// signResult is what sign --json prints.
-type signResult struct {
-	Manifest       string    `json:"manifest"`
-	Signature      string    `json:"signature"`
+// statementResult is what sign --json and verify --json both print of a
+// signed statement.
+type statementResult struct {
 	KeyID          string    `json:"key_id"`
 	Version        uint64    `json:"version"`
 	Size           int64     `json:"size"`
 	ManifestSHA256 string    `json:"manifest_sha256"`
 	NotBefore      time.Time `json:"not_before"`
 	NotAfter       time.Time `json:"not_after"`
+}
+
+// signResult is what sign --json prints.
+type signResult struct {
+	Manifest  string `json:"manifest"`
+	Signature string `json:"signature"`
+	statementResult
 }
 
 func runSign(_ context.Context, e *env, args []string) error {
@@ -140,14 +146,11 @@ func runSign(_ context.Context, e *env, args []string) error {
 	fs.Var(&chunk, "chunk", "chunk size of the manifest: a power of two from 64KiB to 64MiB")
 	asJSON := fs.Bool("json", false, "print the result as a JSON object")
 	noProgress := fs.Bool("no-progress", false, "draw no progress line")
-	pos, err := fs.parse(e, args)
+	img, err := fs.parseOne(e, args, "IMAGE", asJSON)
 	if err != nil {
 		return err
 	}
-	e.json = *asJSON
 	switch {
-	case len(pos) != 1:
-		return usagef("want exactly one IMAGE, got %d arguments", len(pos))
 	case *keyFile == "":
 		return usagef("-key FILE is required (streamroot keygen makes one)")
 	case *version == 0:
@@ -174,7 +177,6 @@ func runSign(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	img := pos[0]
 	f, st0, err := openImage(img)
 	if err != nil {
 		return err
@@ -198,8 +200,8 @@ func runSign(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	res := signResult{Manifest: out, Signature: sigFile, KeyID: trust.KeyID(key.ID()), Version: s.Statement.Version, Size: m.Size,
-		ManifestSHA256: fmt.Sprintf("%x", manifest.Digest(data)), NotBefore: s.Statement.NotBefore, NotAfter: s.Statement.NotAfter}
+	res := signResult{Manifest: out, Signature: sigFile, statementResult: statementResult{KeyID: trust.KeyID(key.ID()), Version: s.Statement.Version,
+		Size: m.Size, ManifestSHA256: fmt.Sprintf("%x", manifest.Digest(data)), NotBefore: s.Statement.NotBefore, NotAfter: s.Statement.NotAfter}}
 	fmt.Fprintf(e.stderr, "signed %s with key %s: version %d, valid %s to %s\n", textesc.Escape(out), res.KeyID, res.Version,
 		res.NotBefore.Format(time.RFC3339), res.NotAfter.Format(time.RFC3339))
 	if e.json {
@@ -239,13 +241,8 @@ func readSecretKey(file, pwFile string) (minisign.PrivateKey, error) {
 
 // verifyResult is what verify --json prints.
 type verifyResult struct {
-	Image          string    `json:"image"`
-	KeyID          string    `json:"key_id"`
-	Version        uint64    `json:"version"`
-	Size           int64     `json:"size"`
-	ManifestSHA256 string    `json:"manifest_sha256"`
-	NotBefore      time.Time `json:"not_before"`
-	NotAfter       time.Time `json:"not_after"`
+	Image string `json:"image"`
+	statementResult
 	// ImageChecked: a file was hashed against the manifest (a URL only
 	// has its size compared).
 	ImageChecked bool `json:"image_checked"`
@@ -260,13 +257,9 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	insecure := fs.Bool("insecure", false, "do not verify an https:// server's certificate")
 	asJSON := fs.Bool("json", false, "print the result as a JSON object")
 	noProgress := fs.Bool("no-progress", false, "draw no progress line")
-	pos, err := fs.parse(e, args)
+	img, err := fs.parseOne(e, args, "IMAGE or URL", asJSON)
 	if err != nil {
 		return err
-	}
-	e.json = *asJSON
-	if len(pos) != 1 {
-		return usagef("want exactly one IMAGE or URL, got %d arguments", len(pos))
 	}
 	if *keys == "" {
 		return usagef("-key FILES is required: the public keys the nodes trust")
@@ -280,7 +273,6 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	pol := &trust.Policy{Keys: pubs, MinVersion: *minVersion, MinFrom: "-min-version"}
-	img := pos[0]
 	if *mfile == "" {
 		*mfile = img + ".manifest"
 	}
@@ -326,8 +318,8 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if m.Size != v.Size {
 		return fmt.Errorf("%s: the statement says the image is %d bytes, the manifest %d", *mfile, v.Size, m.Size)
 	}
-	res := verifyResult{Image: img, KeyID: v.KeyID, Version: v.Version, Size: v.Size, ManifestSHA256: v.ManifestSHA256,
-		NotBefore: s.Statement.NotBefore, NotAfter: s.Statement.NotAfter}
+	res := verifyResult{Image: img, statementResult: statementResult{KeyID: v.KeyID, Version: v.Version, Size: v.Size,
+		ManifestSHA256: v.ManifestSHA256, NotBefore: s.Statement.NotBefore, NotAfter: s.Statement.NotAfter}}
 	if isHTTP(img) {
 		hs, err := openURL(ctx, img, ho)
 		if err != nil {
