@@ -2,7 +2,6 @@ package qemutests
 
 import (
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -258,14 +257,6 @@ func TestLinksVLANNetworkManager(t *testing.T) {
 	testVLANRoot(t, harness.FixtureNM, "NetworkManager")
 }
 
-// requireLinksNM skips the NetworkManager link boots that do not pass yet.
-func requireLinksNM(t *testing.T) {
-	t.Helper()
-	if os.Getenv("STREAMROOT_LINKS_NM") != "1" {
-		t.Skip("NetworkManager does not take these links over yet; STREAMROOT_LINKS_NM=1 runs it")
-	}
-}
-
 func testVLANRoot(t *testing.T, fixtureName, client string) {
 	env.Require(t)
 	fixture := env.LeaseFixture(t, fixtureName)
@@ -309,23 +300,28 @@ func testVLANRoot(t *testing.T, fixtureName, client string) {
 //   - networkd takes bond0 and br0 over from the .netdev/.network files
 //     the boot wrote, with both NICs still in the aggregator, and renews
 //     the lease on br0 (one lease, two transactions);
-//   - NetworkManager should do the same from the boot's bond, bridge and
-//     port profiles, which win over the root's "primary" one. It fails
-//     today, so it runs only with STREAMROOT_LINKS_NM=1: NetworkManager
-//     1.42 keeps the bridge, the bond and its ports as "external" (its
-//     profile generated from the kernel's bridge differs from ours:
-//     multicast-startup-query-interval reads back 3124) and runs no DHCP
-//     on br0; told keep-configuration=no, it drops br0's address and
-//     fails the bond ("unable to set because the bond device has slaves").
+//   - NetworkManager does the same from the boot's bond, bridge and port
+//     profiles, which win over the root's "primary" one: the handover's
+//     /run/NetworkManager/devices/<ifindex> files name them, and its
+//     keep-configuration=no has NetworkManager take them as they are
+//     (without them NetworkManager 1.42 keeps the bridge, the bond and its
+//     ports as "external" and runs no DHCP on br0; see docs/boot.md).
 func TestLinksBridgeOverLACPRoots(t *testing.T) {
 	t.Parallel()
-	for _, root := range []struct{ fixture, client string }{{harness.FixtureNetworkd, "networkd"}, {harness.FixtureNM, "NetworkManager"}} {
+	forRoots(t, testBridgeOverLACPRoot)
+}
+
+// debianRoots are the Debian roots each link case ends on: the lease
+// fixture and the name of its own DHCP client.
+var debianRoots = []struct{ fixture, client string }{{harness.FixtureNetworkd, "networkd"}, {harness.FixtureNM, "NetworkManager"}}
+
+// forRoots runs test on each Debian root as a parallel subtest named for
+// its client.
+func forRoots(t *testing.T, test func(t *testing.T, fixtureName, client string)) {
+	for _, root := range debianRoots {
 		t.Run(root.client, func(t *testing.T) {
 			t.Parallel()
-			if root.client == "NetworkManager" {
-				requireLinksNM(t)
-			}
-			testBridgeOverLACPRoot(t, root.fixture, root.client)
+			test(t, root.fixture, root.client)
 		})
 	}
 }
@@ -376,17 +372,21 @@ func testBridgeOverLACPRoot(t *testing.T, fixtureName, client string) {
 	checkRenewed(t, n, client, "br0")
 }
 
-// The FDI's case on the Debian NetworkManager root: four NICs with
-// carrier, a DHCP server only behind the third, no BOOTIF and plain
-// ip=dhcp. The third wins the race, NetworkManager renews the lease on
-// it, and the server holds that one lease: neither the initramfs nor the
-// root got one elsewhere.
-func TestLinksFourNICsNetworkManager(t *testing.T) {
+// The FDI's case on each Debian root (networkd, NetworkManager): four
+// NICs with carrier, a DHCP server only behind the third, no BOOTIF and
+// plain ip=dhcp. The third wins the race, the root's own client renews
+// the lease on it, and the server holds that one lease: neither the
+// initramfs nor the root got one elsewhere.
+func TestLinksFourNICsRoots(t *testing.T) {
 	t.Parallel()
+	forRoots(t, testFourNICsRoot)
+}
+
+func testFourNICsRoot(t *testing.T, fixtureName, client string) {
 	env.Require(t)
-	fixture := env.LeaseFixture(t, harness.FixtureNM)
+	fixture := env.LeaseFixture(t, fixtureName)
 	n := setup(t, netOptions{})
-	url := n.serve(t, harness.FixtureNM, fixture)
+	url := n.serve(t, fixtureName, fixture)
 	vm := n.boot(t, harness.BootOptions{
 		NICs:      fourNICs(),
 		Append:    "ip=dhcp root=live:" + url + " rd.neednet=1",
@@ -395,12 +395,12 @@ func TestLinksFourNICsNetworkManager(t *testing.T) {
 	})
 	lr := expectLeaseReport(t, vm)
 	if lr.OSLink != lr.LinkName(harness.BootMAC) || !lr.OSBound {
-		t.Errorf("NetworkManager bound=%v on %q, want a lease on the third NIC %q", lr.OSBound, lr.OSLink, lr.LinkName(harness.BootMAC))
+		t.Errorf("%s bound=%v on %q, want a lease on the third NIC %q", client, lr.OSBound, lr.OSLink, lr.LinkName(harness.BootMAC))
 	}
 	checkLease(t, n.dhcp, lr.Report, harness.BootMAC)
 	checkOthersUnaddressed(t, lr.Report)
 	consoleHas(t, vm, `boot link en\w+ \(52:54:00:12:34:56\): the first DHCP offer \(10\.77\.0\.\d+ from 10\.77\.0\.1\) among the links with carrier`)
-	checkRenewed(t, n, "NetworkManager", lr.OSLink)
+	checkRenewed(t, n, client, lr.OSLink)
 }
 
 // expectLeaseReport is the LEASE REPORT of a Debian root; the root's
