@@ -2,7 +2,6 @@ package qemutests
 
 import (
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -47,6 +46,19 @@ func consoleHas(t *testing.T, vm *harness.VM, patterns ...string) {
 	}
 }
 
+// monitorSocket is a path for QEMU's human monitor and the QEMU
+// arguments that put it there, for monitor.
+func monitorSocket(t *testing.T) (string, []string) {
+	sock := filepath.Join(t.TempDir(), "monitor.sock")
+	return sock, []string{"-monitor", "unix:" + sock + ",server=on,wait=off"}
+}
+
+// bondNICs are the two NICs of an active-backup bond, both on Bridge0:
+// QEMU's n0 is the boot MAC's.
+func bondNICs() []harness.NIC {
+	return []harness.NIC{{MAC: harness.BootMAC, Bridge: harness.Bridge0}, {MAC: otherMAC, Bridge: harness.Bridge0}}
+}
+
 // monitor runs one command on QEMU's human monitor at sock and waits
 // (bounded) for the prompt after it, so that it has taken effect.
 func monitor(t *testing.T, sock, cmd string) {
@@ -89,12 +101,12 @@ func TestLinksBridgeOverBond(t *testing.T) {
 	fx := env.StreamFixtures(t)
 	url := n.serve(t, "stream.squashfs", fx.Stream)
 	serveAlive(t, n)
-	sock := filepath.Join(t.TempDir(), "monitor.sock")
+	sock, monArgs := monitorSocket(t)
 	vm := n.boot(t, harness.BootOptions{
-		NICs: []harness.NIC{{MAC: harness.BootMAC, Bridge: harness.Bridge0}, {MAC: otherMAC, Bridge: harness.Bridge0}},
+		NICs: bondNICs(),
 		Append: "bond=bond0:eth0,eth1:mode=active-backup,miimon=100 bridge=br0:bond0 ip=br0:dhcp root=live:" + url +
 			" rd.shell BOOTIF=01-52-54-00-12-34-56 fixture.mode=afterfill",
-		QEMUArgs:  []string{"-monitor", "unix:" + sock + ",server=on,wait=off"},
+		QEMUArgs:  monArgs,
 		MemoryMiB: 1024,
 		Timeout:   300 * time.Second,
 	})
@@ -258,14 +270,6 @@ func TestLinksVLANNetworkManager(t *testing.T) {
 	testVLANRoot(t, harness.FixtureNM, "NetworkManager")
 }
 
-// requireLinksNM skips the NetworkManager link boots that do not pass yet.
-func requireLinksNM(t *testing.T) {
-	t.Helper()
-	if os.Getenv("STREAMROOT_LINKS_NM") != "1" {
-		t.Skip("NetworkManager does not take these links over yet; STREAMROOT_LINKS_NM=1 runs it")
-	}
-}
-
 func testVLANRoot(t *testing.T, fixtureName, client string) {
 	env.Require(t)
 	fixture := env.LeaseFixture(t, fixtureName)
@@ -309,32 +313,44 @@ func testVLANRoot(t *testing.T, fixtureName, client string) {
 //   - networkd takes bond0 and br0 over from the .netdev/.network files
 //     the boot wrote, with both NICs still in the aggregator, and renews
 //     the lease on br0 (one lease, two transactions);
-//   - NetworkManager should do the same from the boot's bond, bridge and
-//     port profiles, which win over the root's "primary" one. It fails
-//     today, so it runs only with STREAMROOT_LINKS_NM=1: NetworkManager
-//     1.42 keeps the bridge, the bond and its ports as "external" (its
-//     profile generated from the kernel's bridge differs from ours:
-//     multicast-startup-query-interval reads back 3124) and runs no DHCP
-//     on br0; told keep-configuration=no, it drops br0's address and
-//     fails the bond ("unable to set because the bond device has slaves").
+//   - NetworkManager does the same from the boot's bond, bridge and port
+//     profiles, which win over the root's "primary" one: the handover's
+//     /run/NetworkManager/devices/<ifindex> files name them, and its
+//     keep-configuration=no has NetworkManager take them as they are
+//     (without them NetworkManager 1.42 keeps the bridge, the bond and its
+//     ports as "external" and runs no DHCP on br0; see docs/boot.md).
 func TestLinksBridgeOverLACPRoots(t *testing.T) {
 	t.Parallel()
-	for _, root := range []struct{ fixture, client string }{{harness.FixtureNetworkd, "networkd"}, {harness.FixtureNM, "NetworkManager"}} {
+	forRoots(t, testBridgeOverLACPRoot)
+}
+
+// debianRoots are the Debian roots each link case ends on: the lease
+// fixture and the name of its own DHCP client.
+var debianRoots = []struct{ fixture, client string }{{harness.FixtureNetworkd, "networkd"}, {harness.FixtureNM, "NetworkManager"}}
+
+// rootNet is a network whose nginx serves the Debian root fixtureName at
+// the URL returned.
+func rootNet(t *testing.T, fixtureName string) (*testNet, string) {
+	t.Helper()
+	env.Require(t)
+	fixture := env.LeaseFixture(t, fixtureName)
+	n := setup(t, netOptions{})
+	return n, n.serve(t, fixtureName, fixture)
+}
+
+// forRoots runs test on each Debian root as a parallel subtest named for
+// its client.
+func forRoots(t *testing.T, test func(t *testing.T, fixtureName, client string)) {
+	for _, root := range debianRoots {
 		t.Run(root.client, func(t *testing.T) {
 			t.Parallel()
-			if root.client == "NetworkManager" {
-				requireLinksNM(t)
-			}
-			testBridgeOverLACPRoot(t, root.fixture, root.client)
+			test(t, root.fixture, root.client)
 		})
 	}
 }
 
 func testBridgeOverLACPRoot(t *testing.T, fixtureName, client string) {
-	env.Require(t)
-	fixture := env.LeaseFixture(t, fixtureName)
-	n := setup(t, netOptions{})
-	url := n.serve(t, fixtureName, fixture)
+	n, url := rootNet(t, fixtureName)
 	lacp := harness.StartLACPPartner(t, n.ns, 2)
 	vm := n.boot(t, harness.BootOptions{
 		NICs:      lacpNICs(lacp),
@@ -376,17 +392,18 @@ func testBridgeOverLACPRoot(t *testing.T, fixtureName, client string) {
 	checkRenewed(t, n, client, "br0")
 }
 
-// The FDI's case on the Debian NetworkManager root: four NICs with
-// carrier, a DHCP server only behind the third, no BOOTIF and plain
-// ip=dhcp. The third wins the race, NetworkManager renews the lease on
-// it, and the server holds that one lease: neither the initramfs nor the
-// root got one elsewhere.
-func TestLinksFourNICsNetworkManager(t *testing.T) {
+// The FDI's case on each Debian root (networkd, NetworkManager): four
+// NICs with carrier, a DHCP server only behind the third, no BOOTIF and
+// plain ip=dhcp. The third wins the race, the root's own client renews
+// the lease on it, and the server holds that one lease: neither the
+// initramfs nor the root got one elsewhere.
+func TestLinksFourNICsRoots(t *testing.T) {
 	t.Parallel()
-	env.Require(t)
-	fixture := env.LeaseFixture(t, harness.FixtureNM)
-	n := setup(t, netOptions{})
-	url := n.serve(t, harness.FixtureNM, fixture)
+	forRoots(t, testFourNICsRoot)
+}
+
+func testFourNICsRoot(t *testing.T, fixtureName, client string) {
+	n, url := rootNet(t, fixtureName)
 	vm := n.boot(t, harness.BootOptions{
 		NICs:      fourNICs(),
 		Append:    "ip=dhcp root=live:" + url + " rd.neednet=1",
@@ -395,12 +412,12 @@ func TestLinksFourNICsNetworkManager(t *testing.T) {
 	})
 	lr := expectLeaseReport(t, vm)
 	if lr.OSLink != lr.LinkName(harness.BootMAC) || !lr.OSBound {
-		t.Errorf("NetworkManager bound=%v on %q, want a lease on the third NIC %q", lr.OSBound, lr.OSLink, lr.LinkName(harness.BootMAC))
+		t.Errorf("%s bound=%v on %q, want a lease on the third NIC %q", client, lr.OSBound, lr.OSLink, lr.LinkName(harness.BootMAC))
 	}
 	checkLease(t, n.dhcp, lr.Report, harness.BootMAC)
 	checkOthersUnaddressed(t, lr.Report)
 	consoleHas(t, vm, `boot link en\w+ \(52:54:00:12:34:56\): the first DHCP offer \(10\.77\.0\.\d+ from 10\.77\.0\.1\) among the links with carrier`)
-	checkRenewed(t, n, "NetworkManager", lr.OSLink)
+	checkRenewed(t, n, client, lr.OSLink)
 }
 
 // expectLeaseReport is the LEASE REPORT of a Debian root; the root's
@@ -461,4 +478,60 @@ func checkRenewed(t *testing.T, n *testNet, client, link string) {
 	if len(xids) < 2 {
 		t.Errorf("dnsmasq acknowledged %s in %d transactions, want ≥ 2 (the initramfs, then %s on %s): %s", harness.BootMAC, len(xids), client, link, fmtExchanges(acks))
 	}
+}
+
+// An active-backup bond of two NICs on each Debian root, the image read
+// lazily over it (streamroot.fetch=lazy): once the root's own lease
+// report runs (its network manager started from the boot's bond and port
+// files), the active port's cable is pulled (QEMU's set_link off). The
+// bond fails over, the root keeps reading its image, and it ends with the
+// bond, both ports (the pulled one without carrier) and the one lease,
+// renewed by its own client over the backup port.
+func TestLinksActiveBackupRoots(t *testing.T) {
+	t.Parallel()
+	forRoots(t, testActiveBackupRoot)
+}
+
+func testActiveBackupRoot(t *testing.T, fixtureName, client string) {
+	n, url := rootNet(t, fixtureName)
+	sock, monArgs := monitorSocket(t)
+	vm := n.boot(t, harness.BootOptions{
+		NICs: bondNICs(),
+		Append: "bond=bond0:eth0,eth1:mode=active-backup,miimon=100 ip=bond0:dhcp root=live:" + url +
+			" streamroot.fetch=lazy rd.neednet=1",
+		QEMUArgs:  monArgs,
+		MemoryMiB: 1536,
+		Timeout:   300 * time.Second,
+	})
+	if _, err := vm.WaitFor(regexp.MustCompile(`lease-report: waiting for DHCPv4`), 240*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	monitor(t, sock, "set_link n0 off")
+	lr := expectLeaseReport(t, vm)
+	r := lr.Report
+	if lr.OSLink != "bond0" || !lr.OSBound {
+		t.Errorf("%s bound=%v on %q, want a lease on bond0", client, lr.OSBound, lr.OSLink)
+	}
+	if lr.EnvVar("LINKS") != "bond0" || lr.EnvVar("LINK0_KIND") != "bond" || lr.EnvVar("LINK0_PORTS") != "ens3 ens4" {
+		t.Errorf("net.bond0.env does not describe the bond:\n%s", lr.Env)
+	}
+	checkLeaseOn(t, n.dhcp, r, harness.BootMAC, "bond0")
+	if l := ipLink(r, "ens3"); !strings.Contains(l, "NO-CARRIER") || !strings.Contains(l, "master bond0") {
+		t.Errorf("the pulled port ens3 is not a port of bond0 without carrier: %q\n%s", l, r.Links)
+	}
+	if l := ipLink(r, "ens4"); !strings.Contains(l, "LOWER_UP") || !strings.Contains(l, "master bond0") {
+		t.Errorf("the backup port ens4 is not an up port of bond0: %q\n%s", l, r.Links)
+	}
+	if l := ipLink(r, "bond0"); !strings.Contains(l, "LOWER_UP") {
+		t.Errorf("bond0 lost its link with one port left: %q", l)
+	}
+	for _, link := range []string{"ens3", "ens4"} {
+		if got := r.IPv4On(link); len(got) != 0 {
+			t.Errorf("%s (a port) has IPv4 addresses %v", link, got)
+		}
+	}
+	checkManagerKinds(t, lr, map[string]string{"bond0": "bond", "ens3": "ether", "ens4": "ether"})
+	consoleHas(t, vm, `built bond bond0 \(miimon=100,mode=active-backup\) on ens3, ens4`,
+		`bond0: \(slave ens3\): making interface the new active one`)
+	checkRenewed(t, n, client, "bond0")
 }

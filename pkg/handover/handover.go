@@ -65,7 +65,7 @@ func Files(l *netup.Lease) (runFiles, rootFiles []File) {
 					"[connection]\nipv4.dhcp-client-id=" + id + "\n")})
 	}
 	if len(l.Links) > 0 {
-		runFiles = append(runFiles, topologyFiles(l, id, networkdID(l))...)
+		runFiles = append(runFiles, topologyFiles(l, id, networkdID(l), linkIndex)...)
 	} else if l.DHCP {
 		runFiles = append(runFiles,
 			File{fmt.Sprintf("NetworkManager/system-connections/streamroot-%s.nmconnection", l.Iface), 0o600, []byte(fmt.Sprintf(
@@ -211,6 +211,15 @@ func envFile(l *netup.Lease) []byte {
 		fmt.Fprintf(&b, "%s='%s'\n", k, strings.ReplaceAll(vars[k], "'", `'\''`))
 	}
 	return []byte(b.String())
+}
+
+// linkIndex is the ifindex of the link named name, 0 if there is none.
+func linkIndex(name string) int {
+	i, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0
+	}
+	return i.Index
 }
 
 // Write puts files under root, creating directories.

@@ -49,7 +49,8 @@ func ms(v string) string { return v + "ms" }
 // virtual link. nmID is the NetworkManager client id ("" for a static
 // lease), ndID networkd's ("" when it has no spelling for it: networkd
 // then gets the links but no DHCP, rather than a second lease).
-func topologyFiles(l *netup.Lease, nmID, ndID string) []File {
+// index is a link's ifindex by its name now (0: not found).
+func topologyFiles(l *netup.Lease, nmID, ndID string, index func(name string) int) []File {
 	var files []File
 	nm := func(name string, body string) {
 		files = append(files, File{fmt.Sprintf("NetworkManager/system-connections/streamroot-%s.nmconnection", name), 0o600,
@@ -163,6 +164,17 @@ func topologyFiles(l *netup.Lease, nmID, ndID string) []File {
 		nd(fmt.Sprintf("10-streamroot-%s.network", b.Name), n.String())
 	}
 
+	if networkdDHCP(l) != "no" {
+		var links []nmLink
+		for _, b := range l.Links {
+			links = append(links, nmLink{b.Name, uuidForName(b.Name), "interface-name:" + b.Name})
+		}
+		for _, u := range nics {
+			links = append(links, nmLink{u.name, uuidForName("port " + macOf[u.name]), "mac:" + macOf[u.name]})
+		}
+		files = append(files, nmAssume(links, index)...)
+	}
+
 	for _, u := range nics {
 		mac := macOf[u.name]
 		var s strings.Builder
@@ -191,6 +203,41 @@ func topologyFiles(l *netup.Lease, nmID, ndID string) []File {
 		nd(fmt.Sprintf("10-streamroot-%s.network", u.name), n.String())
 	}
 	return files
+}
+
+// nmLink is a link the boot configured, its profile and how NetworkManager
+// matches the device.
+type nmLink struct{ name, uuid, match string }
+
+// nmAssume makes NetworkManager take the boot's links over with the boot's
+// profiles, as it does after NetworkManager in an initramfs: the device
+// state file (/run/NetworkManager/devices/<ifindex>) names the profile
+// the link has, and keep-configuration=no has it take that profile as it
+// is ("indicated") instead of comparing it with one generated from the
+// kernel's state. That comparison fails for a bridge (NetworkManager
+// 1.42 writes multicast-startup-query-interval=3125, the kernel reads it
+// back as 3124), so the bridge, the bond under it and their ports stayed
+// "external", without DHCP. keep-configuration=no without the state
+// files made it activate them from scratch instead (the address dropped,
+// the bond's options refused while it has ports). All or nothing: with a
+// state directory NetworkManager takes this for a restart and guesses no
+// profile for a link without a file.
+func nmAssume(links []nmLink, index func(name string) int) []File {
+	var files []File
+	var match []string
+	for _, k := range links {
+		i := index(k.name)
+		if i <= 0 {
+			return nil
+		}
+		files = append(files, File{fmt.Sprintf("NetworkManager/devices/%d", i), 0o644, []byte(fmt.Sprintf(
+			"# streamroot: %s, a link the initramfs built, has this profile\n[device]\nmanaged=true\nconnection-uuid=%s\n", k.name, k.uuid))})
+		match = append(match, k.match)
+	}
+	return append(files, File{"NetworkManager/conf.d/15-streamroot-links.conf", 0o644, []byte(
+		"# streamroot: take the links the initramfs built over with the profiles\n" +
+			"# their device state files name, as they are.\n" +
+			"[device-streamroot-links]\nmatch-device=" + strings.Join(match, ";") + "\nkeep-configuration=no\n")})
 }
 
 // nmIP is a profile's address sections: the lease's on its link (IPv4,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -224,5 +225,78 @@ func TestTopologyJSONAndEnv(t *testing.T) {
 	}
 	if want := "bond0 bond0.7|bond|ens3 ens4|lacp_rate=fast,miimon=100,mode=active-backup|7"; string(out) != want {
 		t.Errorf("env gives %q, want %q", out, want)
+	}
+}
+
+// NetworkManager takes the boot's links over with the boot's profiles only
+// when each link's device state file names its profile; a link it cannot
+// find by name leaves all of them to its own guess.
+func TestTopologyNMAssume(t *testing.T) {
+	l := lease([]byte{1, 0x52, 0x54, 0, 0x12, 0x34, 0x56})
+	l.Iface = "br0"
+	l.Links = []netup.Built{
+		{Kind: netup.KindBond, Name: "bond0", MAC: l.MAC, Bond: netup.BondOptions{"mode": "802.3ad"}, Ports: []netup.Port{
+			{Name: "ens3", MAC: mustMAC("52:54:00:12:34:56")}, {Name: "ens4", MAC: mustMAC("52:54:00:aa:00:01")}}},
+		{Kind: netup.KindBridge, Name: "br0", MAC: l.MAC, Ports: []netup.Port{{Name: "bond0", MAC: l.MAC, Virtual: true}}},
+	}
+	ifindex := map[string]int{"ens3": 2, "ens4": 3, "bond0": 4, "br0": 5}
+	static := lease(nil)
+	static.DHCP, static.Iface, static.Links = false, l.Iface, l.Links
+	for _, tc := range []struct {
+		name  string
+		l     *netup.Lease
+		index map[string]int
+		want  bool
+	}{
+		{"bridge over bond", l, ifindex, true},
+		{"a link not found", l, map[string]int{"ens3": 2, "ens4": 3, "bond0": 4}, false},
+		{"static", static, ifindex, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := topologyFiles(tc.l, "mac", "mac", func(name string) int { return tc.index[name] })
+			if !tc.want {
+				for _, p := range []string{"NetworkManager/devices/", "NetworkManager/conf.d/15-streamroot-links.conf"} {
+					if f := find(files, p); f != nil {
+						t.Errorf("%s written:\n%s", f.Path, f.Data)
+					}
+				}
+				return
+			}
+			profile := func(name string) string {
+				f := find(files, "NetworkManager/system-connections/streamroot-"+name+".nmconnection")
+				if f == nil {
+					t.Fatalf("no profile for %s in %v", name, paths(files))
+				}
+				for _, line := range strings.Split(string(f.Data), "\n") {
+					if u, ok := strings.CutPrefix(line, "uuid="); ok {
+						return u
+					}
+				}
+				t.Fatalf("profile for %s has no uuid:\n%s", name, f.Data)
+				return ""
+			}
+			for name, i := range tc.index {
+				f := find(files, "NetworkManager/devices/"+strconv.Itoa(i))
+				if f == nil {
+					t.Fatalf("no device state file for %s (%d) in %v", name, i, paths(files))
+				}
+				have := strings.Split(string(f.Data), "\n")
+				for _, want := range []string{"[device]", "managed=true", "connection-uuid=" + profile(name)} {
+					if !contains(have, want) {
+						t.Errorf("%s lacks %q:\n%s", f.Path, want, f.Data)
+					}
+				}
+			}
+			f := find(files, "NetworkManager/conf.d/15-streamroot-links.conf")
+			if f == nil {
+				t.Fatalf("no keep-configuration=no in %v", paths(files))
+			}
+			have := strings.Split(string(f.Data), "\n")
+			for _, want := range []string{"match-device=interface-name:bond0;interface-name:br0;mac:52:54:00:12:34:56;mac:52:54:00:aa:00:01", "keep-configuration=no"} {
+				if !contains(have, want) {
+					t.Errorf("%s lacks %q:\n%s", f.Path, want, f.Data)
+				}
+			}
+		})
 	}
 }
