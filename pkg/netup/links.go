@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -473,18 +474,37 @@ func bondWaits(v Virtual, l netlink.Link) []string {
 	if err != nil {
 		return []string{"the link list: " + err.Error()}
 	}
+	carrier := 0
 	for _, p := range all {
-		if p.Attrs().MasterIndex == l.Attrs().Index && !hasCarrier(p.Attrs().Name) {
+		if p.Attrs().MasterIndex != l.Attrs().Index {
+			continue
+		}
+		if hasCarrier(p.Attrs().Name) {
+			carrier++
+		} else {
 			out = append(out, "carrier on "+p.Attrs().Name+" (port of "+v.Name+")")
 		}
 	}
 	if v.Bond["mode"] != "802.3ad" {
 		return out
 	}
-	if _, ok := adInfo(l); !ok {
-		out = append(out, "a LACP partner on "+v.Name)
+	info, ok := adInfo(l)
+	return append(out, lacpWaits(v.Name, info, ok, carrier)...)
+}
+
+// lacpWaits says what an 802.3ad bond still lacks once its ports with
+// carrier are counted: a partner, and every such port in the active
+// aggregator. A partner answers the first port's LACPDU before it has
+// taken the others in; booting then would leave the lease and the fill on
+// one port of a pair under load.
+func lacpWaits(bond string, info lacpInfo, partner bool, carrier int) []string {
+	if !partner {
+		return []string{"a LACP partner on " + bond}
 	}
-	return out
+	if n, err := strconv.Atoi(info.activePorts); err == nil && n < carrier {
+		return []string{fmt.Sprintf("all %d ports with carrier in %s's LACP aggregator (%d so far)", carrier, bond, n)}
+	}
+	return nil
 }
 
 // lacpInfo is an 802.3ad bond's aggregator as the bonding driver's sysfs

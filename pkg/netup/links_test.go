@@ -187,3 +187,25 @@ func TestByKernelNames(t *testing.T) {
 		t.Errorf("the mapping of eth0 logged %d times, want once:\n%s", n, logs.String())
 	}
 }
+
+func TestLACPWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		info    lacpInfo
+		partner bool
+		carrier int
+		want    string
+	}{
+		{"no partner", lacpInfo{}, false, 2, "a LACP partner on bond0"},
+		{"one of two aggregated", lacpInfo{partner: "02:00:00:00:11:11", activePorts: "1"}, true, 2, "all 2 ports with carrier in bond0's LACP aggregator (1 so far)"},
+		{"both aggregated", lacpInfo{partner: "02:00:00:00:11:11", activePorts: "2"}, true, 2, ""},
+		{"one port has carrier", lacpInfo{partner: "02:00:00:00:11:11", activePorts: "1"}, true, 1, ""},
+		{"count unreadable", lacpInfo{partner: "02:00:00:00:11:11", activePorts: ""}, true, 2, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(lacpWaits("bond0", tc.info, tc.partner, tc.carrier), "; "); got != tc.want {
+				t.Errorf("lacpWaits = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
