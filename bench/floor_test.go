@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/qemu-tests/harness"
+	"github.com/u-root/u-root/pkg/cpio"
 )
 
 // kernelFloor is the median guest uptime at which the floor initramfs's
@@ -75,7 +75,7 @@ func TestFloor(t *testing.T) {
 }
 
 // buildFloor builds bench/floorinit statically and packs it as /init into
-// an uncompressed newc cpio at out.
+// an uncompressed newc cpio at out (u-root's writer, as the builder's).
 func buildFloor(out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
@@ -90,23 +90,17 @@ func buildFloor(out string) error {
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	newcEntry(&buf, 1, "init", 0o100755, data)
-	newcEntry(&buf, 0, "TRAILER!!!", 0, nil)
-	return os.WriteFile(out, buf.Bytes(), 0o644)
-}
-
-// newcEntry appends one newc cpio record (header, name, data, each padded
-// to 4 bytes).
-func newcEntry(b *bytes.Buffer, ino int, name string, mode uint32, data []byte) {
-	fmt.Fprintf(b, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
-	b.WriteString(name + "\x00")
-	for b.Len()%4 != 0 {
-		b.WriteByte(0)
+	f, err := os.Create(out)
+	if err != nil {
+		return err
 	}
-	b.Write(data)
-	for b.Len()%4 != 0 {
-		b.WriteByte(0)
+	rw := cpio.Newc.Writer(f)
+	err = rw.WriteRecord(cpio.StaticFile("init", string(data), 0o755))
+	if err == nil {
+		err = cpio.WriteTrailer(rw)
 	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
