@@ -14,6 +14,8 @@ func FuzzParse(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(m.Marshal())
+		m.Prefetch = []int{m.NumChunks() - 1, 0}[:min(2, m.NumChunks())]
+		f.Add(m.Marshal())
 	}
 	f.Add([]byte("streamroot-manifest 1\nsize 9223372036854775807\nchunk 65536\nsha256 " + h0 + "\n"))
 	f.Add([]byte("streamroot-manifest 2\n"))

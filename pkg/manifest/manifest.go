@@ -32,6 +32,22 @@
 //     lowercase hex SHA-256 of that chunk. Chunk i covers bytes
 //     [i*chunk, min((i+1)*chunk, size)): only the last one may be short.
 //
+// # Format, version 2: a boot-trace prefetch list
+//
+// A manifest that carries a prefetch list (`streamroot trace`) has
+// "streamroot-manifest 2" on line 1 and one more line after "sha256":
+//
+//	prefetch 0,5,6,7,120
+//
+// the chunk indexes a boot read, in the order it first read them, which the
+// block daemon fetches first. Indexes are canonical decimals separated by
+// single commas, each below the chunk count, none twice, 1 to MaxPrefetch
+// of them. The list lives inside the manifest so the signature and the
+// digest pin cover it: a server cannot make a node fetch other chunks
+// first. A manifest without a list is always written as version 1, byte
+// for byte what it was before version 2 existed, so existing pins stay
+// valid; version 2 with an empty list does not exist.
+//
 // Because every field has exactly one spelling, a parsed manifest marshals
 // back to the same bytes, and the digest of the file ([Digest], what the
 // kernel argument streamroot.manifest=sha256:<hex> pins) identifies its
@@ -50,11 +66,20 @@ import (
 	"sync"
 )
 
-// Version is the format version Marshal writes and Parse accepts.
-const Version = 1
+// Version is the newest format version Parse accepts; Marshal writes
+// version 1 unless the manifest has a prefetch list.
+const Version = 2
 
 // Header is the first line of a version-1 manifest, without its LF.
 const Header = "streamroot-manifest 1"
+
+// HeaderV2 is the first line of a manifest with a prefetch list.
+const HeaderV2 = "streamroot-manifest 2"
+
+// MaxPrefetch bounds the prefetch list: a boot that reads more chunks than
+// this gains little from ordering the rest, and the bound keeps a hostile
+// list from costing memory.
+const MaxPrefetch = 65536
 
 // Chunk size bounds and the default chunk size.
 const (
@@ -69,6 +94,9 @@ type Manifest struct {
 	Chunk  int64      // chunk size in bytes (the last chunk may be shorter)
 	SHA256 [32]byte   // SHA-256 of the whole image
 	Chunks [][32]byte // SHA-256 of each chunk, in order
+	// Prefetch is the boot-trace list (version 2): chunk indexes to fetch
+	// first, in order; nil for a version-1 manifest.
+	Prefetch []int
 }
 
 // ChunkError reports a chunk whose content does not match the manifest.
@@ -233,11 +261,26 @@ func Build(r io.ReaderAt, size int64, chunk int64) (*Manifest, error) {
 	return m, nil
 }
 
-// Marshal returns the manifest in the version-1 text format.
+// Marshal returns the manifest in the text format: version 1, or version 2
+// when it has a prefetch list.
 func (m *Manifest) Marshal() []byte {
 	var b bytes.Buffer
 	b.Grow(128 + 65*len(m.Chunks))
-	fmt.Fprintf(&b, "%s\nsize %d\nchunk %d\nsha256 %x\n", Header, m.Size, m.Chunk, m.SHA256)
+	header := Header
+	if len(m.Prefetch) > 0 {
+		header = HeaderV2
+	}
+	fmt.Fprintf(&b, "%s\nsize %d\nchunk %d\nsha256 %x\n", header, m.Size, m.Chunk, m.SHA256)
+	if len(m.Prefetch) > 0 {
+		b.WriteString("prefetch ")
+		for k, i := range m.Prefetch {
+			if k > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(i))
+		}
+		b.WriteByte('\n')
+	}
 	var line [65]byte
 	line[64] = '\n'
 	for _, c := range m.Chunks {
@@ -266,7 +309,7 @@ func ParsePinned(data []byte, digest [32]byte) (*Manifest, error) {
 	return Parse(data)
 }
 
-// Parse reads a version-1 manifest strictly: any deviation from the format
+// Parse reads a version-1 or version-2 manifest strictly: any deviation from the format
 // is a *ParseError naming the line.
 func Parse(data []byte) (*Manifest, error) {
 	p := lineReader{data: data}
@@ -281,7 +324,8 @@ func Parse(data []byte) (*Manifest, error) {
 	if !ok {
 		return nil, perr(1, "empty file, expected %q", Header)
 	}
-	if string(line) != Header {
+	v2 := string(line) == HeaderV2
+	if string(line) != Header && !v2 {
 		if v, found := bytes.CutPrefix(line, []byte("streamroot-manifest ")); found {
 			return nil, perr(1, "unsupported manifest version %q (this streamroot reads version %d)", v, Version)
 		}
@@ -336,6 +380,15 @@ func Parse(data []byte) (*Manifest, error) {
 	}
 
 	want := numChunks(m.Size, m.Chunk)
+	if v2 {
+		v, n, err := field("prefetch")
+		if err != nil {
+			return nil, err
+		}
+		if m.Prefetch, err = ParsePrefetch(v, want); err != nil {
+			return nil, perr(n, "prefetch: %v", err)
+		}
+	}
 	// Every chunk line is 65 bytes: check the length before allocating, so
 	// a huge size on a short file costs nothing.
 	if rest := int64(len(data) - p.off); rest != want*65 {
@@ -367,6 +420,38 @@ func Parse(data []byte) (*Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// ParsePrefetch reads a prefetch list's value: canonical decimal chunk
+// indexes separated by single commas, each below chunks, none twice, 1 to
+// MaxPrefetch of them.
+func ParsePrefetch(v []byte, chunks int64) ([]int, error) {
+	if len(v) == 0 {
+		return nil, errors.New("empty list (a manifest without one is version 1)")
+	}
+	if n := bytes.Count(v, []byte(",")) + 1; n > MaxPrefetch || int64(n) > chunks {
+		return nil, fmt.Errorf("%d entries: at most %d, and no more than the %d chunks", n, MaxPrefetch, chunks)
+	}
+	var list []int
+	seen := map[int]bool{}
+	for f := range bytes.SplitSeq(v, []byte(",")) {
+		if len(f) == 0 || len(f) > 19 || (f[0] == '0' && len(f) > 1) || f[0] < '0' || f[0] > '9' {
+			return nil, fmt.Errorf("%q: not a canonical decimal chunk index", clip(f))
+		}
+		x, err := strconv.ParseInt(string(f), 10, 64)
+		if err != nil || x < 0 {
+			return nil, fmt.Errorf("%q: not a canonical decimal chunk index", clip(f))
+		}
+		if x >= chunks {
+			return nil, fmt.Errorf("chunk %d: the image has %d chunks", x, chunks)
+		}
+		if seen[int(x)] {
+			return nil, fmt.Errorf("chunk %d listed twice", x)
+		}
+		seen[int(x)] = true
+		list = append(list, int(x))
+	}
+	return list, nil
 }
 
 // hash decodes 64 lowercase hex digits.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,7 +70,7 @@ func TestBuild(t *testing.T) {
 }
 
 func equal(a, b *Manifest) bool {
-	if a.Size != b.Size || a.Chunk != b.Chunk || a.SHA256 != b.SHA256 || len(a.Chunks) != len(b.Chunks) {
+	if a.Size != b.Size || a.Chunk != b.Chunk || a.SHA256 != b.SHA256 || len(a.Chunks) != len(b.Chunks) || !slices.Equal(a.Prefetch, b.Prefetch) {
 		return false
 	}
 	for i := range a.Chunks {
@@ -194,7 +195,8 @@ func TestParse(t *testing.T) {
 		{"valid one chunk", "streamroot-manifest 1\nsize 1\nchunk 67108864\nsha256 " + h0 + "\n" + h1 + "\n", ""},
 		{"empty", "", "manifest line 1: empty file"},
 		{"not a manifest", "hello\n", `manifest line 1: not a streamroot manifest`},
-		{"version 2", "streamroot-manifest 2\n", `manifest line 1: unsupported manifest version "2"`},
+		{"version 3", "streamroot-manifest 3\n", `manifest line 1: unsupported manifest version "3"`},
+		{"version 2 without its lines", "streamroot-manifest 2\n", `manifest line 2: missing "size" line`},
 		{"no final newline", hdr + h0 + "\n" + h1, "manifest line 6: no LF at the end"},
 		{"CRLF", strings.ReplaceAll(hdr, "\n", "\r\n"), "manifest line 1: carriage return"},
 		{"trailing space", "streamroot-manifest 1\nsize 65537 \n", "manifest line 2: leading or trailing whitespace"},
