@@ -86,7 +86,7 @@ func runManifest(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stderr, "wrote %s: %d bytes in %s of %s (manifest format %d)\n",
-		textesc.Escape(*out), m.Size, chunks(m.NumChunks()), humanBytes(m.Chunk), manifest.Version)
+		textesc.Escape(*out), m.Size, chunks(m.NumChunks()), humanBytes(m.Chunk), m.FormatVersion())
 	return printPins(e, *out, data, m)
 }
 

@@ -507,3 +507,12 @@ func (r *lineReader) next() ([]byte, bool, error) {
 	}
 	return line, true, nil
 }
+
+// FormatVersion is the version Marshal writes for m: 2 with a prefetch
+// list, else 1.
+func (m *Manifest) FormatVersion() int {
+	if len(m.Prefetch) > 0 {
+		return 2
+	}
+	return 1
+}
