@@ -9,6 +9,7 @@
 //	streamroot manifest IMAGE [-chunk 4MiB] [-o IMAGE.manifest] [-verify] [-json]
 //	streamroot keygen   [-o PREFIX] [-f] [-json]
 //	streamroot sign     IMAGE -key FILE -version N [-valid-for 720h] [-json]
+//	streamroot trace    -manifest IMAGE.manifest TRACE... [-json]
 //	streamroot verify   IMAGE|URL -key FILES [-min-version N] [-json]
 //	streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE) -o DIR [flags]
 //	streamroot publish  ISO --tftp-root DIR --http-root DIR --server URL [--foreman --foreman-url URL] [--json]
@@ -70,6 +71,7 @@ func commands() []command {
 		{"manifest", "write IMAGE.manifest (SHA-256 per chunk) and print the kernel arguments that pin it", runManifest},
 		{"keygen", "make a minisign key pair for signing images (the public key is what initramfs --trust-key bakes in)", runKeygen},
 		{"sign", "write IMAGE.manifest and its minisign signature: a node with the key baked in boots it unpinned", runSign},
+		{"trace", "write the boot traces of booted nodes into IMAGE.manifest as the chunks to fetch first (format 2)", runTrace},
 		{"verify", "check an image (file or URL) and its signed manifest as a node with those keys would", runVerify},
 		{"pxe", "print a PXELinux, iPXE or GRUB boot entry for an image on an HTTP server", runPXE},
 		{"publish", "lay out an ISO for Foreman's PXE templates: ISO + manifest (HTTP), kernel + initramfs (TFTP), entries, a check", runPublish},

@@ -150,6 +150,7 @@ func writeManifest(e *env, f *os.File, st os.FileInfo, out string, chunk int64, 
 	if st2, err := f.Stat(); err == nil && (st2.Size() != st.Size() || !st2.ModTime().Equal(st.ModTime())) {
 		return nil, nil, fmt.Errorf("%s: changed while it was being hashed; run again", img)
 	}
+	keepPrefetch(m, out)
 	data := m.Marshal()
 	if err := atomicfile.Write(out, 0o644, func(w io.Writer) error {
 		_, err := io.Copy(w, bytes.NewReader(data))
@@ -158,6 +159,21 @@ func writeManifest(e *env, f *os.File, st os.FileInfo, out string, chunk int64, 
 		return nil, nil, fmt.Errorf("write manifest: %w", err)
 	}
 	return m, data, nil
+}
+
+// keepPrefetch carries over the prefetch list (streamroot trace) of the
+// manifest already at path when it describes the same image: signing an
+// image again after `streamroot trace` must not drop the list it signs.
+func keepPrefetch(m *manifest.Manifest, path string) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	old, err := manifest.Parse(data)
+	if err != nil || old.Size != m.Size || old.Chunk != m.Chunk || old.SHA256 != m.SHA256 {
+		return
+	}
+	m.Prefetch = old.Prefetch
 }
 
 // manifestResult is what manifest --json prints.
