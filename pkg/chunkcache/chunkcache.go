@@ -105,7 +105,10 @@ type Options struct {
 	// bytes and may wait: the caller bounds the fill's rate while the
 	// booted system wants the CPU. An error ends the fill.
 	FillPace func(ctx context.Context, n int64) error
-	Log      *slog.Logger
+	// Touch, when set, is called with each chunk a kernel read touches,
+	// before it is fetched (the block daemon's boot trace).
+	Touch func(i int)
+	Log   *slog.Logger
 }
 
 // Stats are counters for logs and tests.
@@ -282,6 +285,9 @@ func (c *Cache) ReadAt(ctx context.Context, p []byte, off int64) error {
 		i := int(pos / c.o.Chunk)
 		cstart := int64(i) * c.o.Chunk
 		n := min(end, cstart+c.o.Chunk) - pos
+		if c.o.Touch != nil {
+			c.o.Touch(i)
+		}
 		data, release, err := c.chunk(ctx, i, true, nil)
 		if err != nil {
 			c.readErr.Add(1)

@@ -34,6 +34,7 @@ import (
 
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
+	"github.com/streamroot/streamroot/pkg/boottrace"
 	"github.com/streamroot/streamroot/pkg/chunkcache"
 	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
@@ -54,6 +55,10 @@ const (
 	readFaultFile = "blockd.readfault"
 	// daemonLog is the daemon's log, kept up to date after the switch.
 	daemonLog = "blockd.log"
+	// traceFile is the boot trace: the chunks the kernel read, in order
+	// of first read (pkg/boottrace; streamroot trace turns it into a
+	// manifest's prefetch list).
+	traceFile = "blockd.trace"
 )
 
 // permanentSourceError says whether asking the server again is pointless:
@@ -296,7 +301,7 @@ func redial(ctx context.Context, addr, export string, retry time.Duration, log *
 // newCache opens the chunk cache for the source in the Spec's mode: the
 // RAM check, manifest verification, the lazy bound, the fill's pacing, and
 // where faults are reported (rep; nil: on the console only).
-func newCache(s *Spec, src *source, rep *reporter, log *slog.Logger) (*chunkcache.Cache, *fillPacer, error) {
+func newCache(s *Spec, src *source, rep *reporter, touch func(int), log *slog.Logger) (*chunkcache.Cache, *fillPacer, error) {
 	// PID 1 planned the mode from the kernel line; the image's size is
 	// known only now.
 	if err := s.fit(src.Size(), math.MaxInt64, log); err != nil {
@@ -307,7 +312,7 @@ func newCache(s *Spec, src *source, rep *reporter, log *slog.Logger) (*chunkcach
 	if src.http != nil && !src.http.HasValidator() && s.manifest == nil && (s.Mode != bootcfg.FetchRAM || len(s.SHA256) == 0) {
 		log.Warn(noValidatorWarning(src.http.URL))
 	}
-	bo := chunkcache.Options{Bounded: s.Mode == bootcfg.FetchLazy, ReadTimeout: s.IOTimeout, Log: log, Permanent: permanentSourceError}
+	bo := chunkcache.Options{Bounded: s.Mode == bootcfg.FetchLazy, ReadTimeout: s.IOTimeout, Log: log, Permanent: permanentSourceError, Touch: touch}
 	var pacer *fillPacer
 	if s.Mode == bootcfg.FetchStream {
 		// The fill runs beside the booted system (ram mode's runs before
@@ -361,9 +366,13 @@ func serve(ctx context.Context, s *Spec, runDir string, rep *reporter, boot io.R
 	} else {
 		log.Warn("faults will not be recorded for the booted system", "err", err)
 	}
-	cache, pacer, err := newCache(s, src, rep, log)
+	rec := boottrace.NewRecorder(time.Now())
+	cache, pacer, err := newCache(s, src, rep, rec.Touch, log)
 	if err != nil {
 		return err
+	}
+	if rep.run != nil {
+		go writeTrace(ctx, rep.run, rec, log)
 	}
 	if s.Mode == bootcfg.FetchRAM {
 		if err := fillAndCheck(ctx, cache, s.SHA256, nil, log); err != nil {
@@ -402,6 +411,27 @@ func serve(ctx context.Context, s *Spec, runDir string, rep *reporter, boot io.R
 	err = <-served
 	log.Warn("the kernel closed the device", "err", err, "stats", fmt.Sprintf("%+v", cache.Stats()))
 	return nil
+}
+
+// writeTrace keeps blockd.trace up to date every two seconds for the
+// first ten minutes, which a boot fits in; the recorder is bounded, so
+// the file is too.
+func writeTrace(ctx context.Context, run *os.Root, rec *boottrace.Recorder, log *slog.Logger) {
+	var last []byte
+	for range 300 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+		if data := rec.Marshal(); !bytes.Equal(data, last) {
+			if err := run.WriteFile(traceFile, data, 0o644); err != nil {
+				log.Warn("cannot record the boot trace", "file", run.Name()+"/"+traceFile, "err", err)
+				return
+			}
+			last = data
+		}
+	}
 }
 
 // backgroundFill is stream mode's fill after the boot. A whole image that

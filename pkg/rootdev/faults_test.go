@@ -220,7 +220,7 @@ func TestFaultChannel(t *testing.T) {
 	// returns, with the advice for its cause.
 	t.Run("from the cache", func(t *testing.T) {
 		d := newFakeDaemon(t, true)
-		cache, _, err := newCache(&Spec{Mode: bootcfg.FetchLazy, IOTimeout: 200 * time.Millisecond}, &source{Source: sized(1 << 20)}, d.rep, quiet())
+		cache, _, err := newCache(&Spec{Mode: bootcfg.FetchLazy, IOTimeout: 200 * time.Millisecond}, &source{Source: sized(1 << 20)}, d.rep, nil, quiet())
 		if err != nil {
 			t.Fatal(err)
 		}

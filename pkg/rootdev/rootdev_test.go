@@ -372,7 +372,7 @@ func TestNewCache(t *testing.T) {
 		{"manifest of another size", Spec{Mode: bootcfg.FetchLazy, manifest: m, Name: "root=nbd:x:1"}, source{Source: sized(2 << 20)}, "the manifest is for an image of 1048576 bytes, the server has 2097152", "regenerate the manifest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := newCache(&tc.spec, &tc.src, nil, quiet())
+			_, _, err := newCache(&tc.spec, &tc.src, nil, nil, quiet())
 			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(hint.Of(err), tc.hint) {
 				t.Fatalf("newCache: %v (hint %q), want %q", err, hint.Of(err), tc.err)
 			}
