@@ -16,7 +16,9 @@ import (
 const traceUsage = `Usage: streamroot trace -manifest IMAGE.manifest [-json] TRACE...
 
 Reads the block daemon's boot traces (/run/initramfs/blockd.trace, copied
-off one or more booted nodes), merges them into one order (each chunk at its
+off one or more booted nodes), renumbers each in the manifest's chunk size
+(a trace records its own: the daemon's cache chunk, 1 MiB when it booted
+without a manifest), merges them into one order (each chunk at its
 earliest first read) and writes it into the manifest as its prefetch list
 (manifest format 2): at boot the block daemon fetches those chunks first.
 The list is part of the manifest's bytes, so its digest changes: the new
@@ -55,7 +57,13 @@ func runTrace(_ context.Context, e *env, args []string) error {
 		if err != nil {
 			return withHint(fmt.Errorf("%s: %w", l, err), "copy /run/initramfs/blockd.trace from a node booted with this image")
 		}
-		traces = append(traces, tr)
+		// The daemon numbers chunks in its cache's chunk size, which
+		// need not be the manifest's (1 MiB without a manifest).
+		entries, err := boottrace.Convert(tr, m.Chunk, m.Size)
+		if err != nil {
+			return fmt.Errorf("%s: %w", l, err)
+		}
+		traces = append(traces, entries)
 	}
 	m.Prefetch = boottrace.Merge(traces, m.NumChunks())
 	out := m.Marshal()

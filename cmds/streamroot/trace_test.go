@@ -26,7 +26,7 @@ func TestTraceCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	tp := filepath.Join(dir, "blockd.trace")
-	if err := os.WriteFile(tp, []byte(boottrace.Header+"\n2 0\n0 4\n9 5\n"), 0o644); err != nil {
+	if err := os.WriteFile(tp, []byte(boottrace.Header(manifest.MinChunk)+"\n2 0\n0 4\n9 5\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
@@ -55,6 +55,26 @@ func TestTraceCommand(t *testing.T) {
 	again, _, err := writeManifest(e, f, st, mp, manifest.MinChunk, true)
 	if err != nil || !slices.Equal(again.Prefetch, []int{2, 0}) {
 		t.Fatalf("rewritten manifest prefetch %v, %v", again.Prefetch, err)
+	}
+	// A trace in the daemon's default 1 MiB chunks (booted without the
+	// manifest) is renumbered in the manifest's 64 KiB chunks: byte range
+	// 0..1 MiB covers the whole 256 KiB image, chunks 0 to 3 in order.
+	if err := os.WriteFile(tp, []byte(boottrace.Header(1<<20)+"\n0 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := runTrace(context.Background(), e, []string{"-manifest", mp, tp}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ = os.ReadFile(mp)
+	if got, err := manifest.Parse(data); err != nil || !slices.Equal(got.Prefetch, []int{0, 1, 2, 3}) {
+		t.Fatalf("converted prefetch %v, %v, want [0 1 2 3]", got.Prefetch, err)
+	}
+	// A format-1 trace has no chunk size and is refused with the reason.
+	if err := os.WriteFile(tp, []byte("streamroot-blockd-trace 1\n0 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := runTrace(context.Background(), e, []string{"-manifest", mp, tp}); err == nil || !strings.Contains(err.Error(), "no chunk size") {
+		t.Fatalf("a format-1 trace: %v", err)
 	}
 	if err := os.WriteFile(tp, []byte("junk\n"), 0o644); err != nil {
 		t.Fatal(err)

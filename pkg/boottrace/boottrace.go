@@ -5,11 +5,15 @@
 //
 // # Format
 //
-//	streamroot-blockd-trace 1
+//	streamroot-blockd-trace 2 chunk <chunk size in bytes>
 //	<chunk index> <milliseconds since the daemon started>
 //	...
 //
-// One line per chunk, LF-terminated, canonical decimals, no chunk twice,
+// Chunks are numbered in the daemon's cache chunk size, which the first
+// line carries (a power of two from MinChunk to MaxChunk): without a
+// manifest the daemon uses 1 MiB chunks, while a manifest's may differ, so
+// [Convert] maps the indices through byte ranges. Format 1 had no chunk size
+// and is refused: its indices cannot be placed. One line per chunk, LF-terminated, canonical decimals, no chunk twice,
 // times never decreasing, at most MaxEntries lines. The file lives on a
 // booted system that can alter it, so [Parse] is strict and fuzzed.
 package boottrace
@@ -24,8 +28,27 @@ import (
 	"time"
 )
 
-// Header is the first line of a trace file, without its LF.
-const Header = "streamroot-blockd-trace 1"
+// Magic starts the first line of a trace file; Version follows it.
+const (
+	Magic   = "streamroot-blockd-trace"
+	Version = 2
+)
+
+// MinChunk and MaxChunk bound the chunk size a trace may carry: those the
+// block daemon's cache accepts.
+const (
+	MinChunk = 4096
+	MaxChunk = 1 << 30
+)
+
+// Header is the first line of a trace of chunks of n bytes, without its LF.
+func Header(n int64) string { return fmt.Sprintf("%s %d chunk %d", Magic, Version, n) }
+
+// Trace is a parsed trace file.
+type Trace struct {
+	ChunkSize int64 // bytes per chunk the entries number
+	Entries   []Entry
+}
 
 // MaxEntries bounds a trace: the recorder stops adding after it, and Parse
 // refuses longer files. It matches the manifest's prefetch bound.
@@ -62,12 +85,13 @@ func (r *Recorder) Touch(i int) {
 	r.list = append(r.list, Entry{Chunk: i, At: time.Since(r.start)})
 }
 
-// Marshal returns the trace so far in the file format.
-func (r *Recorder) Marshal() []byte {
+// Marshal returns the trace so far in the file format, its chunks being
+// chunkSize bytes each.
+func (r *Recorder) Marshal(chunkSize int64) []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var b bytes.Buffer
-	b.WriteString(Header + "\n")
+	b.WriteString(Header(chunkSize) + "\n")
 	var last int64
 	for _, e := range r.list {
 		ms := max(last, e.At.Milliseconds()) // the file's times never decrease
@@ -78,10 +102,14 @@ func (r *Recorder) Marshal() []byte {
 }
 
 // Parse reads a trace file strictly.
-func Parse(data []byte) ([]Entry, error) {
+func Parse(data []byte) (*Trace, error) {
 	first, rest, ok := bytes.Cut(data, []byte("\n"))
-	if !ok || string(first) != Header {
-		return nil, fmt.Errorf("trace line 1: not a block daemon trace: expected %q", Header)
+	if !ok {
+		return nil, errors.New("trace line 1: not a block daemon trace: no LF")
+	}
+	size, err := header(first)
+	if err != nil {
+		return nil, err
 	}
 	var list []Entry
 	seen := map[int]bool{}
@@ -100,7 +128,7 @@ func Parse(data []byte) ([]Entry, error) {
 			return nil, fmt.Errorf("trace line %d: want \"<chunk> <ms>\"", n)
 		}
 		i, err := decimal(a)
-		if err != nil || i > 1<<40 {
+		if err != nil || i > 1<<32 { // with MaxChunk, every byte offset fits in int64
 			return nil, fmt.Errorf("trace line %d: chunk: %v", n, errOr(err))
 		}
 		ms, err := decimal(b)
@@ -116,7 +144,60 @@ func Parse(data []byte) ([]Entry, error) {
 		seen[int(i)], last = true, ms
 		list = append(list, Entry{Chunk: int(i), At: time.Duration(ms) * time.Millisecond})
 	}
-	return list, nil
+	return &Trace{ChunkSize: size, Entries: list}, nil
+}
+
+// header reads the first line and returns its chunk size.
+func header(line []byte) (int64, error) {
+	f := bytes.Split(line, []byte(" "))
+	if len(f) < 2 || string(f[0]) != Magic {
+		return 0, fmt.Errorf("trace line 1: not a block daemon trace: expected %q", Header(1<<20))
+	}
+	if string(f[1]) == "1" && len(f) == 2 {
+		return 0, errors.New("trace line 1: trace format 1 has no chunk size, so its chunk numbers cannot be mapped onto the manifest's chunks: boot once more with this version's initramfs and copy the new trace")
+	}
+	if string(f[1]) != strconv.Itoa(Version) || len(f) != 4 || string(f[2]) != "chunk" {
+		return 0, fmt.Errorf("trace line 1: unsupported trace format %.40q: expected %q", line, Header(1<<20))
+	}
+	n, err := decimal(f[3])
+	if err != nil {
+		return 0, fmt.Errorf("trace line 1: chunk size: %w", err)
+	}
+	if n < MinChunk || n > MaxChunk || n&(n-1) != 0 {
+		return 0, fmt.Errorf("trace line 1: chunk size %d is not a power of two from %d to %d", n, MinChunk, MaxChunk)
+	}
+	return n, nil
+}
+
+// Convert renumbers a trace's entries in chunks of to bytes: each entry
+// becomes the to-sized chunks its byte range overlaps, at the entry's
+// time, in order, each chunk at its first appearance only, at most
+// MaxEntries. Entries past an image of size bytes are dropped: they come
+// from another image. Both chunk sizes are powers of two, so every range
+// maps exactly; any other to is refused.
+func Convert(t *Trace, to, size int64) ([]Entry, error) {
+	if to <= 0 || to&(to-1) != 0 {
+		return nil, fmt.Errorf("manifest chunk size %d is not a power of two: the trace's %d-byte chunks cannot be mapped onto it", to, t.ChunkSize)
+	}
+	seen := map[int]bool{}
+	var out []Entry
+	for _, e := range t.Entries {
+		lo := int64(e.Chunk) * t.ChunkSize // no overflow: Parse bounds both
+		if lo >= size {
+			continue
+		}
+		hi := min(lo+t.ChunkSize, size) - 1
+		for j := lo / to; j <= hi/to; j++ {
+			if len(out) == MaxEntries {
+				return out, nil
+			}
+			if !seen[int(j)] {
+				seen[int(j)] = true
+				out = append(out, Entry{Chunk: int(j), At: e.At})
+			}
+		}
+	}
+	return out, nil
 }
 
 func errOr(err error) error {

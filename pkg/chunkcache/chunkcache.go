@@ -250,6 +250,10 @@ func (c *Cache) Size() int64 { return (c.size + 4095) &^ 4095 }
 // ImageSize is the image's own size.
 func (c *Cache) ImageSize() int64 { return c.size }
 
+// ChunkSize is the size in bytes of the chunks the cache numbers and
+// fetches.
+func (c *Cache) ChunkSize() int64 { return c.o.Chunk }
+
 // Budget is lazy mode's memory bound in bytes (0 in other modes).
 func (c *Cache) Budget() int64 { return c.budget }
 

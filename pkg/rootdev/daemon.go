@@ -372,7 +372,7 @@ func serve(ctx context.Context, s *Spec, runDir string, rep *reporter, boot io.R
 		return err
 	}
 	if rep.run != nil {
-		go writeTrace(ctx, rep.run, rec, log)
+		go writeTrace(ctx, rep.run, rec, cache.ChunkSize(), log)
 	}
 	if s.Mode == bootcfg.FetchRAM {
 		if err := fillAndCheck(ctx, cache, s.SHA256, nil, log); err != nil {
@@ -416,7 +416,7 @@ func serve(ctx context.Context, s *Spec, runDir string, rep *reporter, boot io.R
 // writeTrace keeps blockd.trace up to date every two seconds for the
 // first ten minutes, which a boot fits in; the recorder is bounded, so
 // the file is too.
-func writeTrace(ctx context.Context, run *os.Root, rec *boottrace.Recorder, log *slog.Logger) {
+func writeTrace(ctx context.Context, run *os.Root, rec *boottrace.Recorder, chunkSize int64, log *slog.Logger) {
 	var last []byte
 	for range 300 {
 		select {
@@ -424,7 +424,7 @@ func writeTrace(ctx context.Context, run *os.Root, rec *boottrace.Recorder, log 
 			return
 		case <-time.After(2 * time.Second):
 		}
-		if data := rec.Marshal(); !bytes.Equal(data, last) {
+		if data := rec.Marshal(chunkSize); !bytes.Equal(data, last) {
 			if err := run.WriteFile(traceFile, data, 0o644); err != nil {
 				log.Warn("cannot record the boot trace", "file", run.Name()+"/"+traceFile, "err", err)
 				return
