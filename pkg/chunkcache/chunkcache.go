@@ -709,12 +709,8 @@ func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
 // fillTurn waits until the fill may fetch chunk i: no kernel read is
 // waiting for a fetch (demand first), and FillPace allows it.
 func (c *Cache) fillTurn(ctx context.Context, i int) error {
-	for c.waiting.Load() > 0 {
-		select {
-		case <-time.After(5 * time.Millisecond):
-		case <-ctx.Done():
-			return fmt.Errorf("fill chunk %d: %w", i, ctx.Err())
-		}
+	if err := c.yieldToDemand(ctx); err != nil {
+		return fmt.Errorf("fill chunk %d: %w", i, err)
 	}
 	if c.o.FillPace != nil {
 		off := int64(i) * c.o.Chunk

@@ -374,6 +374,9 @@ func serve(ctx context.Context, s *Spec, runDir string, rep *reporter, boot io.R
 	if rep.run != nil {
 		go writeTrace(ctx, rep.run, rec, cache.ChunkSize(), log)
 	}
+	if m := s.manifest; m != nil && len(m.Prefetch) > 0 && s.Mode != bootcfg.FetchRAM {
+		go prefetch(ctx, cache, m.Prefetch, log) // ram mode's fill fetches everything first anyway
+	}
 	if s.Mode == bootcfg.FetchRAM {
 		if err := fillAndCheck(ctx, cache, s.SHA256, nil, log); err != nil {
 			var bad *hashMismatchError
@@ -411,6 +414,13 @@ func serve(ctx context.Context, s *Spec, runDir string, rep *reporter, boot io.R
 	err = <-served
 	log.Warn("the kernel closed the device", "err", err, "stats", fmt.Sprintf("%+v", cache.Stats()))
 	return nil
+}
+
+// prefetch fetches the signed manifest's boot-trace chunks behind the
+// kernel's reads and says on the console how far it got.
+func prefetch(ctx context.Context, cache *chunkcache.Cache, list []int, log *slog.Logger) {
+	r := cache.Prefetch(ctx, list)
+	log.Info("prefetched the boot trace's chunks", "chunks", r.Fetched, "planned", r.Planned, "listed", r.Listed, "failed", r.Failed, "took", r.Took.Round(time.Millisecond))
 }
 
 // writeTrace keeps blockd.trace up to date every two seconds for the
