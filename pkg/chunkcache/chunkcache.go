@@ -9,6 +9,13 @@
 // and what is kept, with the fetches in flight, stays within a byte bound.
 // Every chunk can be verified (a chunk manifest) before any byte of it is
 // served.
+//
+// Prefetch fetches a given list first (a manifest's boot trace), with the
+// fill's workers and behind demand like the fill. Its bound is what the
+// cache keeps: in stream and ram modes the whole image, so the whole list
+// (the fill later skips those chunks, as it skips any local one); in lazy
+// mode half the byte bound, so prefetched chunks never evict each other nor
+// the boot's own reads.
 package chunkcache
 
 import (

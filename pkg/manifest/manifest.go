@@ -40,7 +40,8 @@
 //	prefetch 0,5,6,7,120
 //
 // the chunk indexes a boot read, in the order it first read them, which the
-// block daemon fetches first. Indexes are canonical decimals separated by
+// block daemon fetches first (stream and lazy modes: chunkcache.Prefetch,
+// behind the kernel's own reads, each chunk verified). Indexes are canonical decimals separated by
 // single commas, each below the chunk count, none twice, 1 to MaxPrefetch
 // of them. The list lives inside the manifest so the signature and the
 // digest pin cover it: a server cannot make a node fetch other chunks
