@@ -245,3 +245,24 @@ func TestPrefetchBound(t *testing.T) {
 		})
 	}
 }
+
+// The background fill after a prefetch fetches only what is still
+// missing: every chunk reaches the server once.
+func TestFillSkipsPrefetched(t *testing.T) {
+	const chunk = 64 << 10
+	img := testimg.Random(12*chunk, 11)
+	c, rs := serveImage(t, img, chunk, Options{Parallel: 2})
+	if r := c.Prefetch(context.Background(), []int{7, 2, 9}); r.Fetched != 3 {
+		t.Fatalf("result %+v", r)
+	}
+	if err := c.Fill(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	got := rs.starts()
+	if !sameSet(got[:3], []int{7, 2, 9}) {
+		t.Fatalf("prefetch fetched %v first", got[:3])
+	}
+	if !sameSet(got, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}) {
+		t.Fatalf("fetched %v: some chunk twice or missing", got)
+	}
+}
