@@ -46,6 +46,9 @@ const treeDigest = `busybox find . -type f | busybox sort | busybox xargs busybo
 //	sleepread  say STREAMROOT-BOOTED, wait 10 s (the test restarts the
 //	           server meanwhile), then read blocks never read before and
 //	           hash /data/random.bin
+//	trace      wait (bounded) until the block daemon's boot trace
+//	           (/run/initramfs/blockd.trace) holds chunks and stays the
+//	           same for 3 s, then report it
 //	(none)     report at once
 const StreamInit = `#!/bin/sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
@@ -75,6 +78,16 @@ afterfill)
 	tree=$(cd /run/initramfs/squashfs && ` + treeDigest + `)
 	data=$(sha256sum /data/random.bin | cut -d' ' -f1)
 	extra=",\"server_gone\":$gone,\"tree_sha256\":\"$tree\",\"data_sha256\":\"$data\""
+	;;
+trace)
+	last=""
+	for i in $(seq 1 40); do
+		cur=$(b64 < /run/initramfs/blockd.trace 2>/dev/null)
+		[ -n "$cur" ] && [ "$cur" = "$last" ] && [ "$(wc -l < /run/initramfs/blockd.trace)" -gt 1 ] && break
+		last=$cur
+		sleep 3
+	done
+	extra=",\"trace_b64\":\"$cur\""
 	;;
 hash)
 	data=$(sha256sum /data/random.bin | cut -d' ' -f1)
