@@ -94,25 +94,41 @@ func checkOneLease(t *testing.T, dhcp *harness.Dnsmasq, r *harness.Report) {
 	}
 }
 
+// requireHost fails a boot test when the environment is not ready or
+// check (harness.CheckPXEHost, harness.CheckUEFIHost) does not find the
+// host's boot files.
+func requireHost(t *testing.T, check func() error) {
+	t.Helper()
+	env.Require(t)
+	if err := check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // pxeSetup starts a PXE test (in parallel with the others): the host's
 // PXE files, the fixtures and a fresh network namespace.
 func pxeSetup(t *testing.T) (*harness.Fixtures, *harness.Netns) {
 	t.Helper()
 	t.Parallel()
-	env.Require(t)
-	if err := harness.CheckPXEHost(); err != nil {
-		t.Fatal(err)
-	}
+	requireHost(t, harness.CheckPXEHost)
 	return env.Fixtures(t), env.NewNetns(t)
 }
 
-// pxeEntry is `streamroot pxe --format <format> --foreman` for the plain
-// fixture on nginx as pxeImage, loading pxeKernelName and pxeInitrdName.
+// pxeEntry is foremanEntry for the plain fixture as pxeImage, loading
+// pxeKernelName and pxeInitrdName.
 func pxeEntry(t *testing.T, format string) string {
 	t.Helper()
-	entry := harness.StreamrootPXE(t, "--format", format, "--foreman", "--foreman-url", pxeForemanURL,
-		"--server", "http://"+harness.ServerIP, "--image", pxeImage,
-		"--kernel", pxeKernelName, "--initrd", pxeInitrdName, "--append", strings.TrimSpace(harness.GuestConsoleArgs))
+	return foremanEntry(t, format, pxeImage, pxeKernelName, pxeInitrdName)
+}
+
+// foremanEntry is `streamroot pxe --format <format> --foreman` for image
+// on nginx, loading kernel and initrd, with the guest's console
+// arguments; more are further `streamroot pxe` flags.
+func foremanEntry(t *testing.T, format, image, kernel, initrd string, more ...string) string {
+	t.Helper()
+	entry := harness.StreamrootPXE(t, append([]string{"--format", format, "--foreman", "--foreman-url", pxeForemanURL,
+		"--server", "http://" + harness.ServerIP, "--image", image,
+		"--kernel", kernel, "--initrd", initrd, "--append", strings.TrimSpace(harness.GuestConsoleArgs)}, more...)...)
 	t.Logf("streamroot pxe --format %s:\n%s", format, entry)
 	return entry
 }

@@ -49,22 +49,15 @@ var grubMilestones = []harness.Milestone{
 func uefiSetup(t *testing.T) (root string, ns *harness.Netns) {
 	t.Helper()
 	t.Parallel()
-	env.Require(t)
-	if err := harness.CheckUEFIHost(); err != nil {
-		t.Fatal(err)
-	}
+	requireHost(t, harness.CheckUEFIHost)
 	return env.UEFIRoot(t), env.NewNetns(t)
 }
 
-// uefiEntry is `streamroot pxe --format <format> --foreman` for the uefi
-// fixture on nginx, loading kernel and initrd; it checks the entry takes
-// BOOTIF from the loader. more are further `streamroot pxe` flags.
+// uefiEntry is foremanEntry for the uefi fixture; it checks the entry
+// takes BOOTIF from the loader.
 func uefiEntry(t *testing.T, format, kernel, initrd string, more ...string) string {
 	t.Helper()
-	entry := harness.StreamrootPXE(t, append([]string{"--format", format, "--foreman", "--foreman-url", pxeForemanURL,
-		"--server", "http://" + harness.ServerIP, "--image", uefiImage,
-		"--kernel", kernel, "--initrd", initrd, "--append", strings.TrimSpace(harness.GuestConsoleArgs)}, more...)...)
-	t.Logf("streamroot pxe --format %s:\n%s", format, entry)
+	entry := foremanEntry(t, format, uefiImage, kernel, initrd, more...)
 	bootif := map[string]string{"grub": "BOOTIF=01-$net_default_mac", "ipxe": "BOOTIF=01-${net0/mac:hexhyp}"}[format]
 	if !strings.Contains(entry, bootif) {
 		t.Errorf("the %s entry does not take BOOTIF from the loader (%s):\n%s", format, bootif, entry)

@@ -105,13 +105,8 @@ func runInitramfs(ctx context.Context, e *env, args []string) error {
 		verbose     = fs.Bool("v", false, "log every module added")
 	)
 	fs.Var(&rpmFiles, "kernel-rpm", "EL kernel package(s) (.rpm) to take the kernel and modules from; repeat or comma-separate")
-	pos, err := fs.parse(e, args)
-	if err != nil {
+	if err := fs.parseNone(e, args, asJSON); err != nil {
 		return err
-	}
-	e.json = *asJSON
-	if len(pos) > 0 {
-		return usagef("unexpected arguments %q", pos)
 	}
 	if n := countSet(*modDir, *debFile, *isoFile, strings.Join(rpmFiles, ",")); n != 1 {
 		return usagef("give exactly one source: --modules DIR, --kernel-deb FILE, --kernel-rpm FILE or --from-iso ISO")

@@ -282,6 +282,20 @@ func (fs *flagSet) parseOne(e *env, args []string, what string, asJSON *bool) (s
 	return pos[0], nil
 }
 
+// parseNone is parse for a command that takes flags only; asJSON is
+// applied as in parseOne, before the check.
+func (fs *flagSet) parseNone(e *env, args []string, asJSON *bool) error {
+	pos, err := fs.parse(e, args)
+	if err != nil {
+		return err
+	}
+	e.json = *asJSON
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	return nil
+}
+
 func (fs *flagSet) printUsage(w io.Writer) {
 	fmt.Fprint(w, fs.usage)
 	fmt.Fprint(w, "\nFlags (one or two dashes):\n")

@@ -68,13 +68,8 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 	prefix := fs.String("o", "streamroot", "write PREFIX.key and PREFIX.pub")
 	force := fs.Bool("f", false, "replace existing key files")
 	asJSON := fs.Bool("json", false, "print the result as a JSON object")
-	pos, err := fs.parse(e, args)
-	if err != nil {
+	if err := fs.parseNone(e, args, asJSON); err != nil {
 		return err
-	}
-	e.json = *asJSON
-	if len(pos) > 0 {
-		return usagef("unexpected arguments %q", pos)
 	}
 	secFile, pubFile := *prefix+".key", *prefix+".pub"
 	if !*force {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,14 +45,7 @@ func StartDnsmasq(t testing.TB, ns *Netns, opts DnsmasqOptions) *Dnsmasq {
 	opts.Interface = cmp.Or(opts.Interface, Bridge0)
 	opts.Range = cmp.Or(opts.Range, "10.77.0.50,10.77.0.150,255.255.255.0,1h")
 	opts.Router = cmp.Or(opts.Router, ServerIP)
-	d := &Dnsmasq{PeerFiles{Dir: filepath.Join(ns.Dir, "dnsmasq")}}
-	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	d.LeaseFile = filepath.Join(d.Dir, "leases")
-	d.LogFile = filepath.Join(d.Dir, "dnsmasq.log")
-	os.Remove(d.LeaseFile)
-	os.Remove(d.LogFile)
+	d := &Dnsmasq{dnsmasqFiles(t, ns, "dnsmasq")}
 	args := []string{
 		"--no-daemon", // also: never drops root, so it can write into Dir
 		"--conf-file=/dev/null",

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -65,14 +64,7 @@ type Dnsmasq6 struct {
 // advertises. It is killed by t.Cleanup.
 func StartDnsmasq6(t testing.TB, ns *Netns, opts Dnsmasq6Options) *Dnsmasq6 {
 	t.Helper()
-	d := &Dnsmasq6{PeerFiles{Dir: filepath.Join(ns.Dir, "dnsmasq6")}}
-	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	d.LeaseFile = filepath.Join(d.Dir, "leases")
-	d.LogFile = filepath.Join(d.Dir, "dnsmasq.log")
-	os.Remove(d.LeaseFile)
-	os.Remove(d.LogFile)
+	d := &Dnsmasq6{dnsmasqFiles(t, ns, "dnsmasq6")}
 	rng := "--dhcp-range=fd00:77::100,fd00:77::1ff,64,1h"
 	if opts.SLAAC {
 		rng = "--dhcp-range=fd00:77::,ra-only,64,1h"

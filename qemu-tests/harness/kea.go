@@ -107,13 +107,8 @@ func KeaConfig(opts KeaOptions, dir string) ([]byte, error) {
 // kea-dhcp4 in ns and waits until it serves. It is killed by t.Cleanup.
 func StartKea(t testing.TB, ns *Netns, opts KeaOptions) *Kea {
 	t.Helper()
-	k := &Kea{PeerFiles: PeerFiles{Dir: filepath.Join(ns.Dir, "kea")}}
-	if err := os.MkdirAll(k.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	k := &Kea{PeerFiles: newPeerFiles(t, ns, "kea", "leases4.csv", "kea.log")}
 	k.ConfigPath = filepath.Join(k.Dir, "kea-dhcp4.json")
-	k.LeaseFile = filepath.Join(k.Dir, "leases4.csv")
-	k.LogFile = filepath.Join(k.Dir, "kea.log")
 	conf, err := KeaConfig(opts, k.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -180,32 +175,13 @@ func LatestKeaLeases(rows []KeaLease, now time.Time) []KeaLease {
 // hwaddr, client_id, valid_lifetime, expire, subnet_id, ..., hostname,
 // state, ...).
 func ParseKeaLeases(b []byte) ([]KeaLease, error) {
-	r := csv.NewReader(strings.NewReader(string(b)))
-	r.FieldsPerRecord = -1
-	recs, err := r.ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("kea lease file: %w", err)
+	f, err := readKeaCSV(b, "kea lease file", "address", "hwaddr", "client_id", "valid_lifetime", "expire")
+	if err != nil || f == nil {
+		return nil, err
 	}
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	col := map[string]int{}
-	for i, h := range recs[0] {
-		col[strings.TrimSpace(h)] = i
-	}
-	for _, need := range []string{"address", "hwaddr", "client_id", "valid_lifetime", "expire"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("kea lease file: header %q lacks %s", strings.Join(recs[0], ","), need)
-		}
-	}
-	get := func(rec []string, name string) string {
-		if i, ok := col[name]; ok && i < len(rec) {
-			return rec[i]
-		}
-		return ""
-	}
+	get := f.get
 	var out []KeaLease
-	for _, rec := range recs[1:] {
+	for _, rec := range f.rows {
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 			continue
 		}
@@ -229,4 +205,44 @@ func ParseKeaLeases(b []byte) ([]KeaLease, error) {
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// keaCSV is a Kea memfile lease file (DHCPv4 or DHCPv6), its columns
+// found by the header row's names: Kea adds columns between versions.
+type keaCSV struct {
+	col  map[string]int
+	rows [][]string // after the header
+}
+
+// readKeaCSV reads b, a lease file that what names in errors, and checks
+// its header has the columns need. An empty file is nil.
+func readKeaCSV(b []byte, what string, need ...string) (*keaCSV, error) {
+	r := csv.NewReader(strings.NewReader(string(b)))
+	r.FieldsPerRecord = -1
+	recs, err := r.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	f := &keaCSV{col: map[string]int{}, rows: recs[1:]}
+	for i, h := range recs[0] {
+		f.col[strings.TrimSpace(h)] = i
+	}
+	for _, n := range need {
+		if _, ok := f.col[n]; !ok {
+			return nil, fmt.Errorf("%s: header %q lacks %s", what, strings.Join(recs[0], ","), n)
+		}
+	}
+	return f, nil
+}
+
+// get is rec's field in the column name, "" for a column the file or
+// the row lacks.
+func (f *keaCSV) get(rec []string, name string) string {
+	if i, ok := f.col[name]; ok && i < len(rec) {
+		return rec[i]
+	}
+	return ""
 }

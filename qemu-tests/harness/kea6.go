@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -55,13 +54,8 @@ func StartKea6(t testing.TB, ns *Netns) *Kea6 {
 // StartKea6With is StartKea6 with opts added to the configuration.
 func StartKea6With(t testing.TB, ns *Netns, opts Kea6Options) *Kea6 {
 	t.Helper()
-	k := &Kea6{PeerFiles: PeerFiles{Dir: filepath.Join(ns.Dir, "kea6")}}
-	if err := os.MkdirAll(k.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	k := &Kea6{PeerFiles: newPeerFiles(t, ns, "kea6", "leases6.csv", "kea.log")}
 	k.ConfigPath = filepath.Join(k.Dir, "kea-dhcp6.json")
-	k.LeaseFile = filepath.Join(k.Dir, "leases6.csv")
-	k.LogFile = filepath.Join(k.Dir, "kea.log")
 	type m = map[string]any
 	dhcp6 := m{
 		"interfaces-config": m{"interfaces": []string{Bridge0}},
@@ -126,30 +120,14 @@ func (k *Kea6) Exchanges(duid string) int {
 // ParseKea6Leases parses a Kea DHCPv6 memfile CSV by its header (address,
 // duid, valid_lifetime, expire, ..., iaid, ..., state).
 func ParseKea6Leases(b []byte) ([]Kea6Lease, error) {
-	r := csv.NewReader(strings.NewReader(string(b)))
-	r.FieldsPerRecord = -1
-	recs, err := r.ReadAll()
-	if err != nil || len(recs) == 0 {
+	f, err := readKeaCSV(b, "kea6 lease file", "address", "duid", "valid_lifetime", "expire", "iaid")
+	if err != nil || f == nil {
 		return nil, err
 	}
-	col := map[string]int{}
-	for i, h := range recs[0] {
-		col[strings.TrimSpace(h)] = i
-	}
-	for _, need := range []string{"address", "duid", "valid_lifetime", "expire", "iaid"} {
-		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("kea6 lease file: header %q lacks %s", strings.Join(recs[0], ","), need)
-		}
-	}
-	get := func(rec []string, name string) string {
-		if i, ok := col[name]; ok && i < len(rec) {
-			return rec[i]
-		}
-		return ""
-	}
+	get := f.get
 	var out []Kea6Lease
-	for _, rec := range recs[1:] {
-		if len(rec) < len(col) {
+	for _, rec := range f.rows {
+		if len(rec) < len(f.col) {
 			continue
 		}
 		valid, err1 := strconv.ParseInt(get(rec, "valid_lifetime"), 10, 64)
@@ -174,11 +152,8 @@ type RadvdOptions struct {
 // waits until it has started. It is killed by t.Cleanup.
 func StartRadvd(t testing.TB, ns *Netns, opts RadvdOptions) *PeerFiles {
 	t.Helper()
-	p := &PeerFiles{Dir: filepath.Join(ns.Dir, "radvd")}
-	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p.LogFile = filepath.Join(p.Dir, "radvd.log")
+	files := newPeerFiles(t, ns, "radvd", "", "radvd.log")
+	p := &files
 	flags, auto := "AdvManagedFlag on;\n\tAdvOtherConfigFlag on;", "off"
 	if opts.SLAAC {
 		flags, auto = "", "on"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,31 @@ type PeerFiles struct {
 	LogFile   string
 
 	proc *process
+}
+
+// newPeerFiles makes a server's directory dir in ns's artifact directory
+// and names its lease file ("" for none) and log file in it.
+func newPeerFiles(t testing.TB, ns *Netns, dir, lease, log string) PeerFiles {
+	t.Helper()
+	p := PeerFiles{Dir: filepath.Join(ns.Dir, dir)}
+	if err := os.MkdirAll(p.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if lease != "" {
+		p.LeaseFile = filepath.Join(p.Dir, lease)
+	}
+	p.LogFile = filepath.Join(p.Dir, log)
+	return p
+}
+
+// dnsmasqFiles are newPeerFiles for a dnsmasq, with what an earlier one
+// left in dir removed: it appends to both files.
+func dnsmasqFiles(t testing.TB, ns *Netns, dir string) PeerFiles {
+	t.Helper()
+	p := newPeerFiles(t, ns, dir, "leases", "dnsmasq.log")
+	os.Remove(p.LeaseFile)
+	os.Remove(p.LogFile)
+	return p
 }
 
 // Log returns the server's log so far.
