@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/pkg/boottrace"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
@@ -222,6 +223,15 @@ func testOneLease(t *testing.T, c leaseClient, server string) {
 	}
 	if !lr.Writable || lr.RootFSType != "overlay" {
 		t.Errorf("root: writable=%v fstype %q, want a writable overlay", lr.Writable, lr.RootFSType)
+	}
+	// The block daemon keeps the boot trace through the root's own boot
+	// (what streamroot trace is given), and the report started before it
+	// waited for the client.
+	if tr, err := boottrace.Parse([]byte(lr.Trace)); err != nil || len(tr.Entries) == 0 {
+		t.Errorf("/run/initramfs/blockd.trace after the root booted: %v, %q", err, lr.Trace)
+	}
+	if lr.Started <= 0 || lr.Started > lr.Uptime {
+		t.Errorf("the report started at %.2f s, finished at %.2f s", lr.Started, lr.Uptime)
 	}
 
 	// The initramfs's lease, as handed over in net.<iface>.env.

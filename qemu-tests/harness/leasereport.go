@@ -3,6 +3,7 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -35,6 +36,7 @@ con=/dev/console
 say() { echo "lease-report: $*" > "$con"; }
 b64() { base64 -w0; }
 now() { cut -d. -f1 /proc/uptime; }
+started=$(cut -d' ' -f1 /proc/uptime)
 say "started as pid $$ (init: $(cat /proc/1/comm)); waiting at most ${max_wait}s for $os_dhcp"
 
 # The initramfs's lease: IFACE MAC ADDRESS ... CLIENT_ID_HEX.
@@ -189,7 +191,7 @@ fixture=$(cat /etc/fixture-id)
 root_fstype=$(awk '$2 == "/" { t = $3 } END { print t }' /proc/mounts)
 uptime=$(cut -d' ' -f1 /proc/uptime)
 
-line=$(printf '{"pid":%d,"init":"%s","fixture":"%s","writable":%s,"root_fstype":"%s","premounted":"%s","uptime":"%s","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s","os_dhcp":"%s","os_bound":%s,"os_link":"%s","os_wait":%d,"env_b64":"%s","handover_b64":"%s","os_state_b64":"%s","os_log_b64":"%s"}' \
+line=$(printf '{"pid":%d,"init":"%s","fixture":"%s","writable":%s,"root_fstype":"%s","premounted":"%s","uptime":"%s","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s","os_dhcp":"%s","os_bound":%s,"os_link":"%s","os_wait":%d,"env_b64":"%s","handover_b64":"%s","os_state_b64":"%s","os_log_b64":"%s","started":"%s","trace_b64":"%s"}' \
 	"$$" "$(cat /proc/1/comm)" "$fixture" "$writable" "$root_fstype" "$premounted" "$uptime" \
 	"$(b64 < /proc/mounts)" \
 	"$(b64 < /proc/cmdline)" \
@@ -200,7 +202,9 @@ line=$(printf '{"pid":%d,"init":"%s","fixture":"%s","writable":%s,"root_fstype":
 	"$(cat "$envfile" 2>&1 | b64)" \
 	"$(printf '%s\n' "$handover" | b64)" \
 	"$(printf '%s\n' "$os_state" | b64)" \
-	"$(printf '%s\n' "$os_log" | b64)")
+	"$(printf '%s\n' "$os_log" | b64)" \
+	"$started" \
+	"$(head -c 262144 /run/initramfs/blockd.trace 2>/dev/null | b64)")
 
 systemd=false
 if [ "$(cat /proc/1/comm)" = systemd ]; then
@@ -274,6 +278,13 @@ type LeaseReport struct {
 	Handover string // ls -la and contents of the handover directories
 	OSState  string // networkctl status / nmcli device show / udhcpc output
 	OSLog    string // journal of systemd-networkd and NetworkManager (tail)
+	// Started is the guest's uptime when the report began: the root's own
+	// boot reached the report's unit (before it waits for the client).
+	Started float64
+	// Trace is /run/initramfs/blockd.trace as the report found it (the
+	// first 256 KiB; empty after another initramfs or a RAM boot that
+	// kept none).
+	Trace string
 }
 
 // ParseLeaseReport decodes a LEASE REPORT line's JSON.
@@ -292,6 +303,8 @@ func ParseLeaseReport(js string) (*LeaseReport, error) {
 		Handover string `json:"handover_b64"`
 		OSState  string `json:"os_state_b64"`
 		OSLog    string `json:"os_log_b64"`
+		Started  string `json:"started"`
+		Trace    string `json:"trace_b64"`
 	}
 	if err := json.Unmarshal([]byte(js), &raw); err != nil {
 		return nil, fmt.Errorf("lease report: %w", err)
@@ -305,9 +318,15 @@ func ParseLeaseReport(js string) (*LeaseReport, error) {
 		{"handover_b64", raw.Handover, &lr.Handover},
 		{"os_state_b64", raw.OSState, &lr.OSState},
 		{"os_log_b64", raw.OSLog, &lr.OSLog},
+		{"trace_b64", raw.Trace, &lr.Trace},
 	})
 	if err != nil {
 		return nil, err
+	}
+	if raw.Started != "" {
+		if lr.Started, err = strconv.ParseFloat(raw.Started, 64); err != nil {
+			return nil, fmt.Errorf("lease report: started %q: %w", raw.Started, err)
+		}
 	}
 	return lr, nil
 }
