@@ -85,15 +85,18 @@ var (
 type image struct {
 	name, path string
 	memMiB     int
+	// manifest, when set, is served as <name>.manifest; args go on the
+	// kernel line after the spec's (a manifest pin, fixture.mode=...).
+	manifest, args string
 }
 
 func images(t *testing.T) map[string]image {
 	fx := env.Fixtures(t)
 	sfx := env.StreamFixtures(t)
 	return map[string]image{
-		"plain": {"plain.squashfs", fx.Plain, 1024},
+		"plain": {name: "plain.squashfs", path: fx.Plain, memMiB: 1024},
 		// ram mode (ours and dracut's download) keeps the 1 GiB image in RAM.
-		"huge": {"huge.squashfs", sfx.Huge, 2560},
+		"huge": {name: "huge.squashfs", path: sfx.Huge, memMiB: 2560},
 	}
 }
 
@@ -157,10 +160,19 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 	if err := web.AddFile(img.path, img.name); err != nil {
 		t.Fatal(err)
 	}
+	if img.manifest != "" {
+		if err := web.AddFile(img.manifest, img.name+".manifest"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	url := web.URL(img.name)
 	if spec.RTT > 0 {
 		startProxy(t, ns, spec.RTT)
 		url = "http://" + harness.ServerIP + ":8080/" + img.name
+	}
+	line := cmdline(spec, url)
+	if img.args != "" {
+		line += " " + img.args
 	}
 	timeout := 300 * time.Second
 	if strings.HasPrefix(spec.Image, "debian-") {
@@ -171,7 +183,7 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 		Name:      "vm",
 		Netns:     ns,
 		Initramfs: initramfsPath(spec.Initramfs),
-		Append:    cmdline(spec, url),
+		Append:    line,
 		MemoryMiB: img.memMiB,
 		Timeout:   timeout,
 	})

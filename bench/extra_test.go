@@ -95,7 +95,7 @@ func TestLeases(t *testing.T) {
 	t.Run("boots", func(t *testing.T) {
 		for _, root := range roots {
 			path := env.LeaseFixture(t, root)
-			img := image{root, path, 1536}
+			img := image{name: root, path: path, memMiB: 1536}
 			for _, fam := range []struct {
 				srv  string
 				ipv6 bool
