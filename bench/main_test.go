@@ -16,8 +16,10 @@
 //	STREAMROOT_BENCH_RUNS           boots per figure (default 3; the median is shown)
 //	STREAMROOT_BENCH_RTTS           added round-trip times in ms (default 0,50,100)
 //	STREAMROOT_BENCH_ONLY           sections to run, comma separated (default all):
-//	                                sizes floor boot huge leases trace vm4 storm
+//	                                sizes floor compress boot huge leases trace vm4 storm
 //	STREAMROOT_BENCH_STORM          storm client counts (default 50,200)
+//	STREAMROOT_BENCH_COMPRESS_RUNS  boots per -compress setting (default 2)
+//	STREAMROOT_BENCH_COMPRESS       settings to measure (default all the builder offers)
 //	STREAMROOT_BENCH_FILTER         regexp: only boots whose "initramfs/image/mode/rttNms" matches
 //	STREAMROOT_BENCH_DEBIAN=1       build the Debian networkd root if it is not cached
 //	STREAMROOT_BENCH_TRACE_RUNS     boots per figure in the trace section (default 1)

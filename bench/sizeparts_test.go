@@ -18,6 +18,24 @@ import (
 // part: the init binary, NIC driver modules, other modules, firmware,
 // everything else. The sums are uncompressed bytes.
 func cpioParts(path string) (map[string]int64, error) {
+	archive, err := uncompressedArchive(path)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(archive)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	parts := map[string]int64{}
+	for _, r := range recs {
+		parts[partOf(strings.TrimPrefix(r.Name, "./"))] += int64(r.FileSize)
+	}
+	return parts, nil
+}
+
+// uncompressedArchive returns the initramfs at path (zstd, gzip or none)
+// decompressed.
+func uncompressedArchive(path string) ([]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -38,15 +56,7 @@ func cpioParts(path string) (map[string]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(archive)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	parts := map[string]int64{}
-	for _, r := range recs {
-		parts[partOf(strings.TrimPrefix(r.Name, "./"))] += int64(r.FileSize)
-	}
-	return parts, nil
+	return archive, nil
 }
 
 func partOf(name string) string {

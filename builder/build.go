@@ -173,7 +173,7 @@ func Build(opts Options, log *slog.Logger) (Result, error) {
 	}
 	var raw int64
 	size, err := writeAtomic(opts.Out, func(w io.Writer) error {
-		zw, err := newCompressor(opts.Compress, w)
+		zw, err := NewCompressor(opts.Compress, w)
 		if err != nil {
 			return err
 		}

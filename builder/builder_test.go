@@ -227,6 +227,22 @@ func TestCompressionHeaders(t *testing.T) {
 			}
 			return ""
 		}},
+		{"zstd:fastest", func(b []byte) string {
+			// Frame header descriptor: bit 2 is the content checksum the
+			// kernel verifies, at every level.
+			if !bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}) || b[4]&0x04 == 0 {
+				return "no zstd magic or no content checksum"
+			}
+			return ""
+		}},
+		{"lz4", func(b []byte) string {
+			// The legacy magic 0x184C2102, the only lz4 frame the
+			// kernel's unlz4 accepts, then a first chunk length.
+			if !bytes.HasPrefix(b, []byte{0x02, 0x21, 0x4c, 0x18}) || len(b) < 8 {
+				return "no lz4 legacy magic"
+			}
+			return ""
+		}},
 	} {
 		opts.Compress = tc.kind
 		opts.Out = filepath.Join(dir, "out", tc.kind)
@@ -403,7 +419,14 @@ func TestParseFlags(t *testing.T) {
 		{name: "no init", args: []string{"-kver", "k", "-o", "out"}, wantErr: "-init is required"},
 		{name: "no output", args: []string{"-init", "i", "-kver", "k"}, wantErr: "-o is required"},
 		{name: "no kernel", args: []string{"-init", "i", "-o", "out"}, wantErr: "-moddir or -kver"},
-		{name: "bad compression", args: []string{"-init", "i", "-kver", "k", "-compress", "lz4", "-o", "out"}, wantErr: "unknown compression"},
+		{name: "bad compression", args: []string{"-init", "i", "-kver", "k", "-compress", "lzo", "-o", "out"}, wantErr: "unknown compression"},
+		{name: "bad zstd level", args: []string{"-init", "i", "-kver", "k", "-compress", "zstd:19", "-o", "out"}, wantErr: "unknown compression"},
+		{name: "zstd level", args: []string{"-init", "i", "-kver", "k", "-compress", "zstd:fastest", "-o", "out"},
+			check: func(t *testing.T, o Options) {
+				if o.Compress != "zstd:fastest" {
+					t.Errorf("compress %q", o.Compress)
+				}
+			}},
 		{name: "short digest", args: []string{"-init", "i", "-kver", "k", "-manifest-digest", "abcd", "-o", "out"}, wantErr: "64 hex digits"},
 		{name: "stray argument", args: []string{"-init", "i", "-kver", "k", "-o", "out", "extra"}, wantErr: "unexpected arguments"},
 		{name: "bad kver", args: []string{"-init", "i", "-kver", "../x", "-o", "out"}, wantErr: "not a kernel version"},
@@ -467,5 +490,41 @@ func TestImagePaths(t *testing.T) {
 	})
 	if want := []string{"a", "a/b", "a/b/c", "a-b", "a.b/c", "b"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("order %v, want %v", got, want)
+	}
+}
+
+// "zstd" is "zstd:best", byte for byte; the levels reach the encoder.
+func TestZstdLevels(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(t, dir)
+	opts.Compress = "none"
+	opts.Out = filepath.Join(dir, "out", "none")
+	if _, err := Build(opts, testLogger(new(bytes.Buffer))); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(opts.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, kind := range []string{"zstd", "zstd:best", "zstd:fastest"} {
+		var b bytes.Buffer
+		zw, err := NewCompressor(kind, &b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := zw.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		out[kind] = b.Bytes()
+	}
+	if !bytes.Equal(out["zstd"], out["zstd:best"]) {
+		t.Error("zstd and zstd:best differ")
+	}
+	if bytes.Equal(out["zstd:fastest"], out["zstd:best"]) {
+		t.Errorf("zstd:fastest and zstd:best are the same %d bytes", len(out["zstd:best"]))
 	}
 }

@@ -6,12 +6,29 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+	"github.com/streamroot/streamroot/builder/internal/lz4legacy"
 	"github.com/ulikunitz/xz"
 )
 
 // compressions are the accepted -compress values, in the order shown in
-// usage messages.
-var compressions = []string{"zstd", "xz", "gzip", "none"}
+// usage messages. Each is one the test kernel's initramfs unpacker
+// decodes (Debian's config: CONFIG_RD_ZSTD, RD_LZ4, RD_XZ, RD_GZIP; also
+// RD_BZIP2, RD_LZMA and RD_LZO, which nothing here writes). "zstd" is
+// "zstd:best", the default.
+var compressions = []string{"zstd", "zstd:fastest", "zstd:default", "zstd:better", "zstd:best", "lz4", "xz", "gzip", "none"}
+
+// Compressions returns the accepted -compress values, the default first.
+func Compressions() []string { return append([]string(nil), compressions...) }
+
+// zstdLevels maps the zstd:<level> spellings to the encoder's levels.
+var zstdLevels = map[string]zstd.EncoderLevel{
+	"zstd":         zstd.SpeedBestCompression,
+	"zstd:fastest": zstd.SpeedFastest,
+	"zstd:default": zstd.SpeedDefault,
+	"zstd:better":  zstd.SpeedBetterCompression,
+	"zstd:best":    zstd.SpeedBestCompression,
+}
 
 // zstdWindow caps the zstd window. The kernel's unzstd allocates the
 // window the frame header asks for; 8 MiB keeps that modest on small
@@ -22,19 +39,24 @@ const zstdWindow = 8 << 20
 // decoder in dynamic-allocation mode, so any size works; 8 MiB is xz -6.
 const xzDict = 8 << 20
 
-// newCompressor wraps w in the named compression. Every choice here must
-// be something the kernel's initramfs unpacker decodes, and must produce
-// the same bytes for the same input.
-func newCompressor(kind string, w io.Writer) (io.WriteCloser, error) {
-	switch kind {
-	case "zstd":
+// NewCompressor wraps w in the named compression (one of Compressions).
+// Every choice here must be something the kernel's initramfs unpacker
+// decodes, and must produce the same bytes for the same input.
+func NewCompressor(kind string, w io.Writer) (io.WriteCloser, error) {
+	if level, ok := zstdLevels[kind]; ok {
 		// One frame with the default checksum (the kernel verifies it).
 		// The streaming encoder's output does not depend on its
 		// concurrency: it only pipelines blocks.
 		return zstd.NewWriter(w,
-			zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+			zstd.WithEncoderLevel(level),
 			zstd.WithWindowSize(zstdWindow),
 			zstd.WithEncoderCRC(true))
+	}
+	switch kind {
+	case "lz4":
+		// The legacy frame (`lz4 -l`), the only lz4 format the kernel
+		// unpacks, at the highest HC level as the kernel's own `lz4 -9`.
+		return lz4legacy.NewWriter(w, lz4.Level9), nil
 	case "xz":
 		// The kernel's xz decoder knows only the CRC32 and none checks;
 		// ulikunitz/xz defaults to CRC64, which the kernel rejects

@@ -96,7 +96,7 @@ func ParseFlags(args []string, getenv func(string) string, stderr io.Writer) (Op
 	if o.Out == "" {
 		return o, false, errors.New("-o is required")
 	}
-	if _, err := newCompressor(o.Compress, io.Discard); err != nil {
+	if _, err := NewCompressor(o.Compress, io.Discard); err != nil {
 		return o, false, fmt.Errorf("-compress: %w", err)
 	}
 

@@ -4,7 +4,7 @@
 # qemu-test. See bench/main_test.go for the knobs.
 #
 #   make bench                        everything (about 26 minutes on 2 cores)
-#   make bench BENCH_ONLY=boot,storm  some sections: sizes floor boot noping huge leases trace vm4 storm
+#   make bench BENCH_ONLY=boot,storm  some sections: sizes floor compress boot noping huge leases trace vm4 storm
 #   make bench-micro                  only the go test -bench micro-benchmarks
 
 BENCH_DIR      ?= $(BUILD)/bench
@@ -13,6 +13,8 @@ BENCH_RUNS     ?= 3
 BENCH_RTTS     ?= 0,50,100
 BENCH_ONLY     ?=
 BENCH_STORM    ?= 50,200
+# Boots per -compress setting in the compress section (8 settings).
+BENCH_COMPRESS_RUNS ?= 2
 BENCH_MICRO_RTTS ?= 0,50
 # 1: build the Debian networkd root for the lease figures if the cache lacks
 # it (debootstrap, about a minute); 0: skip that section instead.
@@ -67,10 +69,10 @@ bench: bench-images
 		STREAMROOT_KERNEL=$(abspath $(KERNEL_DIR)/vmlinuz) STREAMROOT_INITRAMFS=$(abspath $(INITRAMFS)) \
 		STREAMROOT_BENCH_DRACUT=$(abspath $(DRACUT_IMG)) STREAMROOT_BENCH_OUT=$(abspath $(BENCH_DIR)) \
 		STREAMROOT_BENCH_RUNS=$(BENCH_RUNS) STREAMROOT_BENCH_RTTS=$(BENCH_RTTS) STREAMROOT_BENCH_ONLY=$(BENCH_ONLY) \
-		STREAMROOT_BENCH_STORM=$(BENCH_STORM) STREAMROOT_BENCH_DEBIAN=$(BENCH_DEBIAN) \
+		STREAMROOT_BENCH_STORM=$(BENCH_STORM) STREAMROOT_BENCH_DEBIAN=$(BENCH_DEBIAN) STREAMROOT_BENCH_COMPRESS_RUNS=$(BENCH_COMPRESS_RUNS) \
 		STREAMROOT_ARTIFACTS=$(abspath $(BENCH_DIR))/artifacts STREAMROOT_KEEP_ARTIFACTS=1 \
 		STREAMROOT_BENCH_VARIANTS="streamroot SHELL=none=$(abspath $(BENCH_DIR)/initramfs-noshell.img),streamroot NIC=virtio_net=$(abspath $(BENCH_DIR)/initramfs-virtio.img),streamroot with dracut's NIC set=$(abspath $(BENCH_DIR)/initramfs-dracutnics.img)" \
-		$(abspath $(BENCH_DIR))/bench.test -test.run '^(TestSizes|TestFloor|TestBoot|TestNoPing|TestHuge|TestLeases|TestTrace|TestVM4|TestStorm)$$' \
+		$(abspath $(BENCH_DIR))/bench.test -test.run '^(TestSizes|TestFloor|TestCompress|TestBoot|TestNoPing|TestHuge|TestLeases|TestTrace|TestVM4|TestStorm)$$' \
 		-test.timeout $(BENCH_TIMEOUT) 2>&1 | tee $(abspath $(BENCH_DIR))/bench.log; \
 	status=$${PIPESTATUS[0]}; cd ..; \
 	elapsed=$$(( $$(date +%s) - start )); \
@@ -78,7 +80,7 @@ bench: bench-images
 	  echo "- command: \`make bench\` ($$((elapsed / 60)) min $$((elapsed % 60)) s, exit status $$status)"; \
 	  echo "- machine:$$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), nproc $$(nproc), $$(free -g | awk '/^Mem:/ {print $$2}') GiB RAM; guests: $$(qemu-system-x86_64 --version | head -1), -accel tcg -cpu max, 1 vCPU"; \
 	  echo "- kernel $(KVER); dracut $$(dracut --version 2>/dev/null | awk '{print $$2}') -m \"$(DRACUT_MODULES)\"; nginx $$(nginx -v 2>&1 | cut -d/ -f2)"; echo; \
-	  for s in sizes floor boot noping huge leases trace vm4 storm micro; do [ -f $(BENCH_DIR)/report-$$s.md ] && { cat $(BENCH_DIR)/report-$$s.md; echo; }; done; \
+	  for s in sizes floor compress boot noping huge leases trace vm4 storm micro; do [ -f $(BENCH_DIR)/report-$$s.md ] && { cat $(BENCH_DIR)/report-$$s.md; echo; }; done; \
 	} > $(BENCH_DIR)/report.md; \
 	echo; echo "bench: report in $(BENCH_DIR)/report.md ($$((elapsed / 60)) min $$((elapsed % 60)) s)"; \
 	exit $$status

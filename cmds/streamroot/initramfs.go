@@ -19,7 +19,7 @@ import (
 const initramfsUsage = `Usage: streamroot initramfs (--modules DIR [--kernel FILE] | --kernel-deb FILE | --kernel-rpm FILE... | --from-iso ISO|URL) -o DIR
        [--kernel-name vmlinuz] [--initramfs-name initramfs.img] [--init PATH]
        [--shell PATH|none] [--ca FILE|none] [--extra-ca FILES] [--nic LIST] [--add-modules LIST]
-       [--compress zstd|xz|gzip|none] [--manifest-digest HEX] [--image-url URL]
+       [--compress zstd[:LEVEL]|lz4|xz|gzip|none] [--manifest-digest HEX] [--image-url URL]
        [--trust-key KEYS [--min-version N]] [--json] [-v]
 
 Builds the streamroot initramfs for a kernel and writes DIR/initramfs.img,
@@ -96,7 +96,7 @@ func runInitramfs(ctx context.Context, e *env, args []string) error {
 		extraCA     = fs.String("extra-ca", "", "comma-separated PEM files appended to the CA bundle")
 		nic         = fs.String("nic", builder.DefaultNICs, "comma-separated NIC driver modules (names the kernel lacks are skipped), or \"none\"")
 		addModules  = fs.String("add-modules", builder.DefaultModules, "comma-separated modules or aliases always included")
-		compression = fs.String("compress", "zstd", "compression: zstd, xz, gzip or none")
+		compression = fs.String("compress", "zstd", "compression: "+strings.Join(builder.Compressions(), ", "))
 		manifestDig = fs.String("manifest-digest", "", "SHA-256 (hex) of the image's chunk manifest, baked in as the pin")
 		imageURL    = fs.String("image-url", "", "default image URL, baked in: root=live:/PATH (Foreman's template) then boots it")
 		trustKey    = fs.String("trust-key", "", "comma-separated minisign public keys (files or base64), baked in: only images they sign boot")
