@@ -24,7 +24,7 @@ import (
 const publishUsage = `Usage: streamroot publish ISO --tftp-root DIR --http-root DIR --server URL
                          [--name fdi.iso] [--foreman --foreman-url URL] [--append "extra args"]
                          [--init PATH] [--ca FILE|none] [--nic LIST] [--add-modules LIST]
-                         [--compress zstd|xz|gzip|none]
+                         [--compress zstd[:LEVEL]|lz4|xz|gzip|none]
                          [--no-pin] [--no-check] [--json]
 
 Publishes a live ISO (the Foreman Discovery Image) for streamroot in one
@@ -98,7 +98,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		ca       = fs.String("ca", "", "CA bundle for HTTPS, or \"none\" (default: the host's)")
 		nic      = fs.String("nic", "", "comma-separated NIC driver modules (default: the initramfs subcommand's)")
 		addMods  = fs.String("add-modules", "", "comma-separated modules always included (default: the initramfs subcommand's)")
-		compress = fs.String("compress", "", "initramfs compression: zstd, xz, gzip or none (default zstd)")
+		compress = fs.String("compress", "", "initramfs compression: zstd[:fastest|default|better|best], lz4, xz, gzip or none (default zstd, = zstd:best; streamroot initramfs -h)")
 		noPin    = fs.Bool("no-pin", false, "do not build the manifest's digest into the initramfs")
 		noCheck  = fs.Bool("no-check", false, "do not check the URL as a node sees it")
 		asJSON   = fs.Bool("json", false, "print the result as a JSON object")
