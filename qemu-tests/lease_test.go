@@ -224,10 +224,11 @@ func testOneLease(t *testing.T, c leaseClient, server string) {
 	if !lr.Writable || lr.RootFSType != "overlay" {
 		t.Errorf("root: writable=%v fstype %q, want a writable overlay", lr.Writable, lr.RootFSType)
 	}
-	// The block daemon keeps the boot trace through the root's own boot
-	// (what streamroot trace is given), and the report started before it
-	// waited for the client.
-	if tr, err := boottrace.Parse([]byte(lr.Trace)); err != nil || len(tr.Entries) == 0 {
+	// The block daemon keeps the boot trace through a systemd root's own
+	// boot (what streamroot trace is given; it is rewritten every 2 s, so
+	// the busybox root, reporting at once, may come before the first), and
+	// the report started before it waited for the client.
+	if tr, err := boottrace.Parse([]byte(lr.Trace)); lr.Init == "systemd" && (err != nil || len(tr.Entries) == 0) {
 		t.Errorf("/run/initramfs/blockd.trace after the root booted: %v, %q", err, lr.Trace)
 	}
 	if lr.Started <= 0 || lr.Started > lr.Uptime {
