@@ -24,6 +24,8 @@
 //	STREAMROOT_BENCH_DEBIAN=1       build the Debian networkd root if it is not cached
 //	STREAMROOT_BENCH_TRACE_RUNS     boots per figure in the trace section (default 1)
 //	STREAMROOT_BENCH_TRACE_RTTS     added RTTs in ms for the trace section (default 50,100)
+//	STREAMROOT_BENCH_TRACE_CHUNK    the trace section's manifest chunk size (default the manifest default, 4MiB)
+//	STREAMROOT_BENCH_TRACE_MODES    fetch modes the trace section boots (default stream,lazy)
 package bench
 
 import (

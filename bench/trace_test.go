@@ -21,15 +21,18 @@ import (
 // TestTrace measures boot-trace prefetch (issue 17): for the Debian
 // networkd root and the 1 GiB image, one boot at 0 ms in the default mode
 // with a plain manifest records the trace (the root reports
-// /run/initramfs/blockd.trace), `streamroot trace` writes it into a copy of
-// that manifest, and at each added RTT (STREAMROOT_BENCH_TRACE_RTTS, default
-// 50,100) the image boots with the plain manifest's pin and with the traced
-// one's, STREAMROOT_BENCH_TRACE_RUNS times each (default 1: a Debian boot at
-// 100 ms takes minutes). Both arms verify every chunk; only the prefetch
-// list differs. The figure is when the root came up: for the Debian root
-// the guest uptime at which its LEASE REPORT unit started (systemd's boot,
-// before the report waits for the DHCP client), for the busybox root the
-// report of its init.
+// /run/initramfs/blockd.trace), and `streamroot trace` writes it into a
+// copy of that manifest. Then, in stream and lazy mode
+// (STREAMROOT_BENCH_TRACE_MODES) at each added RTT
+// (STREAMROOT_BENCH_TRACE_RTTS, default 50,100), the image boots with the
+// plain manifest's pin and with the traced one's,
+// STREAMROOT_BENCH_TRACE_RUNS times each (default 1: a Debian boot at 100 ms
+// takes minutes). Manifests have the default chunk size unless
+// STREAMROOT_BENCH_TRACE_CHUNK (e.g. 1MiB) says otherwise. Both arms verify
+// every chunk; only the prefetch list differs. The figure is when the root
+// came up: for the Debian root the guest uptime at which its LEASE REPORT
+// unit started (systemd's boot, before the report waits for the DHCP
+// client), for the busybox root the report of its init.
 func TestTrace(t *testing.T) {
 	section(t, "trace")
 	requireBoot(t)
@@ -46,6 +49,13 @@ func TestTrace(t *testing.T) {
 			}
 		}
 	}
+	// Stream mode's fill starts at the switch and fetches the whole image
+	// in image order; lazy mode fetches only what is read, one demand read
+	// at a time: the list's two cases.
+	modes := []string{"stream", "lazy"}
+	if s := os.Getenv("STREAMROOT_BENCH_TRACE_MODES"); s != "" {
+		modes = strings.Split(s, ",")
+	}
 	cli := harness.StreamrootCLI(t)
 	subjects := []struct {
 		label, key string
@@ -58,14 +68,18 @@ func TestTrace(t *testing.T) {
 	}
 	var b strings.Builder
 	b.WriteString("### Boot-trace prefetch (`streamroot trace`), default mode, every chunk verified\n\n")
-	b.WriteString("| image | added RTT | prefetch list | root up without the list | with it | with / without | image sent before the switch: without / with |\n|---|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| image | mode | added RTT | prefetch list | root up without the list | with it | with / without | image sent before the switch: without / with |\n|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, s := range subjects {
 		dir := t.TempDir()
 		if st, err := os.Stat(s.img.path); err == nil {
 			s.label += fmt.Sprintf(", %s", mib(st.Size()))
 		}
 		plain := filepath.Join(dir, "plain.manifest")
-		if _, err := runCLI(cli, "manifest", "-o", plain, "-no-progress", s.img.path); err != nil {
+		margs := []string{"manifest", "-o", plain, "-no-progress"}
+		if c := os.Getenv("STREAMROOT_BENCH_TRACE_CHUNK"); c != "" {
+			margs = append(margs, "-chunk", c)
+		}
+		if _, err := runCLI(cli, append(margs, s.img.path)...); err != nil {
 			t.Fatal(err)
 		}
 		plainArg, _, err := manifestPin(plain)
@@ -100,31 +114,36 @@ func TestTrace(t *testing.T) {
 			t.Fatal(err)
 		}
 		say("%s: the recording boot read %d chunks; the prefetch list has %d of %s", s.key, strings.Count(trace, "\n")-1, len(m.Prefetch), mib(m.Chunk))
-		for _, rtt := range rtts {
-			var arms [2][]bootResult
-			for i, arm := range []struct {
-				suffix, manifest, arg string
-			}{{"", plain, plainArg}, {"+trace", traced, tracedArg}} {
-				img := s.img
-				img.manifest, img.args = arm.manifest, arm.arg
-				arms[i] = measure(t, bootSpec{Initramfs: ours, Image: s.key + arm.suffix, Mode: "stream", RTT: rtt}, img, runs)
-			}
-			without, okW := medianOf(arms[0], rootUp)
-			with, okT := medianOf(arms[1], rootUp)
-			bw, _ := medianOf(arms[0], func(r bootResult) float64 { return float64(r.BytesBefore) })
-			bt, _ := medianOf(arms[1], func(r bootResult) float64 { return float64(r.BytesBefore) })
-			cell := func(v float64, ok bool) string {
-				if !ok {
-					return "failed"
+		for _, mode := range modes {
+			for _, rtt := range rtts {
+				var arms [2][]bootResult
+				for i, arm := range []struct {
+					suffix, manifest, arg string
+				}{{"", plain, plainArg}, {"+trace", traced, tracedArg}} {
+					img := s.img
+					img.manifest, img.args = arm.manifest, arm.arg
+					arms[i] = measure(t, bootSpec{Initramfs: ours, Image: s.key + arm.suffix, Mode: mode, RTT: rtt}, img, runs)
 				}
-				return fmt.Sprintf("%.2f s", v)
+				if len(arms[0])+len(arms[1]) == 0 {
+					continue // STREAMROOT_BENCH_FILTER left both out
+				}
+				without, okW := medianOf(arms[0], rootUp)
+				with, okT := medianOf(arms[1], rootUp)
+				bw, _ := medianOf(arms[0], func(r bootResult) float64 { return float64(r.BytesBefore) })
+				bt, _ := medianOf(arms[1], func(r bootResult) float64 { return float64(r.BytesBefore) })
+				cell := func(v float64, ok bool) string {
+					if !ok {
+						return "failed"
+					}
+					return fmt.Sprintf("%.2f s", v)
+				}
+				ratio := "–"
+				if okW && okT && without > 0 {
+					ratio = fmt.Sprintf("%.2f", with/without)
+				}
+				fmt.Fprintf(&b, "| %s | %s | %d ms | %d × %s | %s | %s | %s | %s / %s |\n", s.label, mode, rtt.Milliseconds(), len(m.Prefetch), mib(m.Chunk),
+					cell(without, okW), cell(with, okT), ratio, mib(int64(bw)), mib(int64(bt)))
 			}
-			ratio := "–"
-			if okW && okT && without > 0 {
-				ratio = fmt.Sprintf("%.2f", with/without)
-			}
-			fmt.Fprintf(&b, "| %s | %d ms | %d × %s | %s | %s | %s | %s / %s |\n", s.label, rtt.Milliseconds(), len(m.Prefetch), mib(m.Chunk),
-				cell(without, okW), cell(with, okT), ratio, mib(int64(bw)), mib(int64(bt)))
 		}
 	}
 	fmt.Fprintf(&b, "\nMedians of %d boot(s) a cell (STREAMROOT_BENCH_TRACE_RUNS). Root up: guest seconds from kernel start to the Debian root's "+
