@@ -12,16 +12,8 @@ import (
 func TestRelayPerTransferPorts(t *testing.T) {
 	for _, rtt := range []time.Duration{0, 40 * time.Millisecond} {
 		t.Run(rtt.String(), func(t *testing.T) {
-			srv, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			xfer, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer xfer.Close()
+			srv := listen(t)
+			xfer := listen(t)
 			go func() { // well-known port: answer "ok", then the transfer port answers "data"
 				buf := make([]byte, 64)
 				n, from, err := srv.ReadFrom(buf)
@@ -36,19 +28,12 @@ func TestRelayPerTransferPorts(t *testing.T) {
 				}
 				xfer.WriteTo(append([]byte("ack:"), buf[:n]...), from)
 			}()
-			ln, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			ln := listen(t)
 			r := &Relay{Target: srv.LocalAddr().(*net.UDPAddr), RTT: rtt, DownAddr: "127.0.0.1:0", UpAddr: "127.0.0.1:0", Idle: time.Second}
 			r.Start(ln)
 			defer r.Close()
 
-			cl, err := net.ListenPacket("udp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
+			cl := listen(t)
 			cl.SetDeadline(time.Now().Add(10 * time.Second))
 			start := time.Now()
 			cl.WriteTo([]byte("rrq"), r.Addr())
@@ -100,24 +85,13 @@ func TestRelayPerTransferPorts(t *testing.T) {
 
 // TestRelayMaxSessions: clients beyond MaxSessions are dropped, not served.
 func TestRelayMaxSessions(t *testing.T) {
-	srv, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ln, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := listen(t)
+	ln := listen(t)
 	r := &Relay{Target: srv.LocalAddr().(*net.UDPAddr), MaxSessions: 1, UpAddr: "127.0.0.1:0", DownAddr: "127.0.0.1:0"}
 	r.Start(ln)
 	defer r.Close()
 	for range 2 {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := listen(t)
 		c.WriteTo([]byte("x"), r.Addr())
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -127,4 +101,16 @@ func TestRelayMaxSessions(t *testing.T) {
 	if r.Sessions() != 1 || r.Dropped.Load() != 1 {
 		t.Errorf("sessions %d dropped %d, want 1 and 1", r.Sessions(), r.Dropped.Load())
 	}
+}
+
+// listen opens a loopback UDP socket closed at the end of t (the relay
+// closes the ones it is given itself; closing twice is harmless).
+func listen(t *testing.T) net.PacketConn {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
