@@ -16,7 +16,7 @@
 //	STREAMROOT_BENCH_RUNS           boots per figure (default 3; the median is shown)
 //	STREAMROOT_BENCH_RTTS           added round-trip times in ms (default 0,50,100)
 //	STREAMROOT_BENCH_ONLY           sections to run, comma separated (default all):
-//	                                sizes floor boot huge leases vm4 storm
+//	                                sizes floor boot huge chains leases vm4 storm
 //	STREAMROOT_BENCH_STORM          storm client counts (default 50,200)
 //	STREAMROOT_BENCH_FILTER         regexp: only boots whose "initramfs/image/mode/rttNms" matches
 //	STREAMROOT_BENCH_DEBIAN=1       build the Debian networkd root if it is not cached
