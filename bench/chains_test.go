@@ -34,10 +34,12 @@ import (
 const (
 	chainPXELinux = "pxelinux-tftp"
 	chainIPXE     = "ipxe-http"
-	// chainRelayIP is the UDP delay relay's address on br0: the guests'
-	// next-server when TFTP has an added RTT (dnsmasq's TFTP stays on
-	// harness.ServerIP).
-	chainRelayIP  = "10.77.0.2"
+	// chainRelayIP is the UDP delay relay's address, the guests'
+	// next-server when TFTP has an added RTT: br1's, which the guests reach
+	// through their router (the namespace). Not a second address on br0:
+	// dnsmasq (--interface=br0) binds TFTP on every address br0 gains, even
+	// after its start, and would hold port 69 there.
+	chainRelayIP  = "10.78.0.1"
 	chainKernel   = "vmlinuz"
 	chainInitrd   = "initrd.img"
 	chainBootFile = "pxelinux.0"
@@ -250,13 +252,12 @@ func chainTimeout(row chainResult, files ...string) time.Duration {
 	return timeout + 2*time.Duration(size/512)*row.RTT
 }
 
-// startUDPDelay adds chainRelayIP to br0 (after dnsmasq bound its TFTP
-// socket to harness.ServerIP, so that dnsmasq does not take port 69 there
-// too) and relays TFTP from it to dnsmasq with rtt added.
+// startUDPDelay relays TFTP from chainRelayIP:69 to dnsmasq's on
+// harness.ServerIP with rtt added.
 func startUDPDelay(t *testing.T, ns *harness.Netns, rtt time.Duration) *udpdelay.Relay {
 	t.Helper()
-	if err := ns.IP("addr", "add", chainRelayIP+"/24", "dev", harness.Bridge0); err != nil {
-		t.Fatalf("udp delay: %v", err)
+	if !strings.HasPrefix(harness.Bridge1IP, chainRelayIP+"/") {
+		t.Fatalf("udp delay: %s is not br1's address (%s)", chainRelayIP, harness.Bridge1IP)
 	}
 	listen := func(network, addr string) (net.PacketConn, error) {
 		var c net.PacketConn
