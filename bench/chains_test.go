@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -374,4 +375,60 @@ func chainTable(img image, results []chainResult) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// TestChainPieces checks the section's parts that need no guest: the RTT
+// list, the table's ratio and failure rows, and the readable copy.
+func TestChainPieces(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []time.Duration
+	}{
+		{"0,20,50", []time.Duration{0, 20 * time.Millisecond, 50 * time.Millisecond}},
+		{" 5 ,x,-1,", []time.Duration{5 * time.Millisecond}},
+	} {
+		if got := msList(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("msList(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+
+	table := chainTable(image{name: "plain.squashfs"}, []chainResult{
+		{Chain: chainPXELinux, Initramfs: ours, RTT: 20 * time.Millisecond, Wall: 10, KernelWall: 4, Uptime: 6, TFTPBytes: 100, HTTPBytes: 50, ImageBytes: 40},
+		{Chain: chainPXELinux, Initramfs: dracut, RTT: 20 * time.Millisecond, Wall: 40, KernelWall: 10, Uptime: 30, TFTPBytes: 300, HTTPBytes: 70, ImageBytes: 70},
+		{Chain: chainIPXE, Initramfs: ours, Err: "no kernel"},
+	})
+	for _, want := range []string{
+		"| pxelinux-tftp | streamroot | 20 ms | 10.0 | 10.0 | 4.0 | 6.00 | 0.25 | 100 | 50 (40) |\n",
+		"| pxelinux-tftp | dracut | 20 ms | 40.0 | 40.0 | 10.0 | 30.00 | 1.00 | 300 | 70 (70) |\n",
+		"| ipxe-http | streamroot | 0 ms | fail | fail | – | – | – | – | – |\n",
+		"- ipxe-http/streamroot/rtt0ms: no kernel",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+
+	dir := t.TempDir()
+	src := filepath.Join(dir, "initrd")
+	if err := os.WriteFile(src, []byte("cpio"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := worldReadable(src, filepath.Join(dir, "out"))
+	if err == nil {
+		t.Errorf("copied into a missing directory: %s", cp)
+	}
+	cp, err = worldReadable(src, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(cp)
+	if err != nil || cp == src || st.Mode().Perm() != 0o644 {
+		t.Fatalf("copy %s of a 0600 file: %v %v", cp, st, err)
+	}
+	if b, _ := os.ReadFile(cp); string(b) != "cpio" {
+		t.Errorf("copy holds %q", b)
+	}
+	if got, err := worldReadable(cp, dir); err != nil || got != cp {
+		t.Errorf("a readable file was copied: %s %v", got, err)
+	}
 }
