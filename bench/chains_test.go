@@ -201,11 +201,9 @@ func chainBoot(t *testing.T, row chainResult, img image) chainResult {
 		res.Err = "no kernel: " + firstLine(err.Error())
 	} else {
 		res.KernelWall = time.Since(vm.Started).Seconds()
-		js, err := vm.WaitFor(reportLine, timeout)
+		r, err := waitReport(vm, timeout)
 		res.Wall = time.Since(vm.Started).Seconds()
 		if err != nil {
-			res.Err = firstLine(err.Error())
-		} else if r, err := harness.ParseReport(strings.TrimSpace(strings.TrimPrefix(js, "STREAMROOT-REPORT "))); err != nil {
 			res.Err = firstLine(err.Error())
 		} else {
 			res.Uptime = r.Uptime
@@ -235,6 +233,15 @@ func chainBoot(t *testing.T, row chainResult, img image) chainResult {
 		t.Logf("console tail:\n%s", harness.Tail(vm.Console(), 40))
 	}
 	return res
+}
+
+// waitReport waits for the real init's report line and parses it.
+func waitReport(vm *harness.VM, timeout time.Duration) (*harness.Report, error) {
+	js, err := vm.WaitFor(reportLine, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return harness.ParseReport(strings.TrimSpace(strings.TrimPrefix(js, "STREAMROOT-REPORT ")))
 }
 
 // worldReadable returns path, or a copy of it in dir readable by all when it
