@@ -4,7 +4,8 @@
 # qemu-test. See bench/main_test.go for the knobs.
 #
 #   make bench                        everything (about 26 minutes on 2 cores)
-#   make bench BENCH_ONLY=boot,storm  some sections: sizes floor compress boot noping huge leases trace vm4 storm
+#   make bench BENCH_ONLY=boot,storm  some sections: sizes floor compress boot noping huge chains leases trace vm4 storm
+#   make bench BENCH_ONLY=trace       the long sections (chains: BENCH_TIMEOUT=90m) run only when named
 #   make bench-micro                  only the go test -bench micro-benchmarks
 
 BENCH_DIR      ?= $(BUILD)/bench
@@ -72,7 +73,7 @@ bench: bench-images
 		STREAMROOT_BENCH_STORM=$(BENCH_STORM) STREAMROOT_BENCH_DEBIAN=$(BENCH_DEBIAN) STREAMROOT_BENCH_COMPRESS_RUNS=$(BENCH_COMPRESS_RUNS) \
 		STREAMROOT_ARTIFACTS=$(abspath $(BENCH_DIR))/artifacts STREAMROOT_KEEP_ARTIFACTS=1 \
 		STREAMROOT_BENCH_VARIANTS="streamroot SHELL=none=$(abspath $(BENCH_DIR)/initramfs-noshell.img),streamroot NIC=virtio_net=$(abspath $(BENCH_DIR)/initramfs-virtio.img),streamroot with dracut's NIC set=$(abspath $(BENCH_DIR)/initramfs-dracutnics.img)" \
-		$(abspath $(BENCH_DIR))/bench.test -test.run '^(TestSizes|TestFloor|TestCompress|TestBoot|TestNoPing|TestHuge|TestLeases|TestTrace|TestVM4|TestStorm)$$' \
+		$(abspath $(BENCH_DIR))/bench.test -test.run '^(TestSizes|TestFloor|TestCompress|TestBoot|TestNoPing|TestHuge|TestChains|TestLeases|TestTrace|TestVM4|TestStorm)$$' \
 		-test.timeout $(BENCH_TIMEOUT) 2>&1 | tee $(abspath $(BENCH_DIR))/bench.log; \
 	status=$${PIPESTATUS[0]}; cd ..; \
 	elapsed=$$(( $$(date +%s) - start )); \
@@ -80,7 +81,7 @@ bench: bench-images
 	  echo "- command: \`make bench\` ($$((elapsed / 60)) min $$((elapsed % 60)) s, exit status $$status)"; \
 	  echo "- machine:$$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), nproc $$(nproc), $$(free -g | awk '/^Mem:/ {print $$2}') GiB RAM; guests: $$(qemu-system-x86_64 --version | head -1), -accel tcg -cpu max, 1 vCPU"; \
 	  echo "- kernel $(KVER); dracut $$(dracut --version 2>/dev/null | awk '{print $$2}') -m \"$(DRACUT_MODULES)\"; nginx $$(nginx -v 2>&1 | cut -d/ -f2)"; echo; \
-	  for s in sizes floor compress boot noping huge leases trace vm4 storm micro; do [ -f $(BENCH_DIR)/report-$$s.md ] && { cat $(BENCH_DIR)/report-$$s.md; echo; }; done; \
+	  for s in sizes floor compress boot noping huge chains leases trace vm4 storm micro; do [ -f $(BENCH_DIR)/report-$$s.md ] && { cat $(BENCH_DIR)/report-$$s.md; echo; }; done; \
 	} > $(BENCH_DIR)/report.md; \
 	echo; echo "bench: report in $(BENCH_DIR)/report.md ($$((elapsed / 60)) min $$((elapsed % 60)) s)"; \
 	exit $$status
