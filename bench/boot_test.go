@@ -81,6 +81,16 @@ var (
 	runInit    = regexp.MustCompile(`\[\s*(\d+\.\d+)\] Run /init as init process`)
 )
 
+// waitReport waits (up to timeout) for the fixture's report line and
+// parses it.
+func waitReport(vm *harness.VM, timeout time.Duration) (*harness.Report, error) {
+	js, err := vm.WaitFor(reportLine, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return harness.ParseReport(strings.TrimSpace(strings.TrimPrefix(js, "STREAMROOT-REPORT ")))
+}
+
 // image is a fixture served to the guests.
 type image struct {
 	name, path string
@@ -195,13 +205,11 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 		seen = time.Now()
 	}
 	if res.Err == "" {
-		js, err := vm.WaitFor(reportLine, timeout)
+		r, err := waitReport(vm, timeout)
 		if seen.IsZero() {
 			seen = time.Now()
 		}
 		if err != nil {
-			res.Err = firstLine(err.Error())
-		} else if r, err := harness.ParseReport(strings.TrimSpace(strings.TrimPrefix(js, "STREAMROOT-REPORT "))); err != nil {
 			res.Err = firstLine(err.Error())
 		} else {
 			res.Uptime = r.Uptime

@@ -235,15 +235,6 @@ func chainBoot(t *testing.T, row chainResult, img image) chainResult {
 	return res
 }
 
-// waitReport waits for the real init's report line and parses it.
-func waitReport(vm *harness.VM, timeout time.Duration) (*harness.Report, error) {
-	js, err := vm.WaitFor(reportLine, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return harness.ParseReport(strings.TrimSpace(strings.TrimPrefix(js, "STREAMROOT-REPORT ")))
-}
-
 // worldReadable returns path, or a copy of it in dir readable by all when it
 // is not (rewritten on each call, so it follows the source): dnsmasq's TFTP refuses files that are not world-readable ("cannot
 // access ...: Permission denied"), and dracut writes its image 0600.
@@ -299,22 +290,13 @@ func startUDPDelay(t *testing.T, ns *harness.Netns, rtt time.Duration) *udpdelay
 	if !strings.HasPrefix(harness.Bridge1IP, chainRelayIP+"/") {
 		t.Fatalf("udp delay: %s is not br1's address (%s)", chainRelayIP, harness.Bridge1IP)
 	}
-	listen := func(network, addr string) (net.PacketConn, error) {
-		var c net.PacketConn
-		err := ns.Do(func() error {
-			var err error
-			c, err = net.ListenPacket(network, addr)
-			return err
-		})
-		return c, err
-	}
-	ln, err := listen("udp", chainRelayIP+":69")
+	ln, err := ns.ListenPacket("udp", chainRelayIP+":69")
 	if err != nil {
 		t.Fatalf("udp delay: %v", err)
 	}
 	r := &udpdelay.Relay{
 		Target: &net.UDPAddr{IP: net.ParseIP(harness.ServerIP), Port: 69},
-		RTT:    rtt, Listen: listen, DownAddr: chainRelayIP + ":0", UpAddr: harness.ServerIP + ":0",
+		RTT:    rtt, Listen: ns.ListenPacket, DownAddr: chainRelayIP + ":0", UpAddr: harness.ServerIP + ":0",
 	}
 	r.Start(ln)
 	t.Cleanup(func() { r.Close() })

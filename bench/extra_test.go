@@ -213,7 +213,7 @@ func TestVM4(t *testing.T) {
 			var wg sync.WaitGroup
 			for i, vm := range vms {
 				wg.Go(func() {
-					js, err := vm.WaitFor(reportLine, 400*time.Second)
+					r, err := waitReport(vm, 400*time.Second)
 					if err != nil {
 						errs[i] = firstLine(err.Error())
 						return
@@ -221,9 +221,7 @@ func TestVM4(t *testing.T) {
 					mu.Lock()
 					last = max(last, time.Since(start))
 					mu.Unlock()
-					if r, err := harness.ParseReport(strings.TrimSpace(strings.TrimPrefix(js, "STREAMROOT-REPORT "))); err == nil {
-						ups[i] = r.Uptime
-					}
+					ups[i] = r.Uptime
 					if err := vm.WaitExit(60 * time.Second); err != nil {
 						vm.Kill()
 					}

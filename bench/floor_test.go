@@ -36,16 +36,10 @@ func TestFloor(t *testing.T) {
 		t.Run(fmt.Sprintf("floor/%d", i+1), func(t *testing.T) {
 			ns := env.NewNetns(t)
 			vm := env.Boot(t, harness.BootOptions{Name: "floor", Netns: ns, Initramfs: img, Timeout: 120 * time.Second})
-			js, err := vm.WaitFor(reportLine, 120*time.Second)
+			r, err := waitReport(vm, 120*time.Second)
 			if err != nil {
 				runs = append(runs, "fail")
 				say("floor run %d: FAILED: %s", i+1, firstLine(err.Error()))
-				return
-			}
-			r, err := harness.ParseReport(strings.TrimSpace(strings.TrimPrefix(js, "STREAMROOT-REPORT ")))
-			if err != nil {
-				runs = append(runs, "fail")
-				say("floor run %d: FAILED: %v", i+1, err)
 				return
 			}
 			if err := vm.WaitExit(60 * time.Second); err != nil {

@@ -164,6 +164,18 @@ func (n *Netns) Listen(network, addr string) (net.Listener, error) {
 	return l, err
 }
 
+// ListenPacket opens a packet socket inside the namespace (e.g. a UDP
+// relay on br1's address).
+func (n *Netns) ListenPacket(network, addr string) (net.PacketConn, error) {
+	var c net.PacketConn
+	err := n.Do(func() error {
+		var err error
+		c, err = net.ListenPacket(network, addr)
+		return err
+	})
+	return c, err
+}
+
 // HTTPClient returns a client whose connections are made inside the
 // namespace. It never uses a proxy and never resolves names: give it URLs
 // with IP addresses.
