@@ -48,6 +48,10 @@ type boot struct {
 	spec  *rootdev.Spec     // fetch: what was fetched, how it was pinned, and who signed it
 	dev   *rootdev.Device   // fetch: the RAM file or the daemon's nbd device
 	root  *liveroot.Root    // layers
+
+	// fsModules says when the filesystem modules, loading beside the tpm
+	// and network stages, are in (modules; fetch waits for it).
+	fsModules <-chan error
 }
 
 type stage struct {

@@ -98,15 +98,38 @@ func (b *boot) modules(context.Context) error {
 		b.log.Warn("some device drivers did not load", "err", err)
 	}
 	b.log.Info("device drivers", "loaded", strings.Join(loaded, ","))
-	// Filesystems for every layout liveroot may meet; loaded now so the
-	// layers stage only mounts.
-	if err := l.Load("loop", "nbd", "squashfs", "overlay", "isofs", "ext4", "erofs"); err != nil {
-		b.log.Warn("some filesystem modules did not load", "err", err)
-	}
 	if err := l.Load(netconfig.Modules(b.cfg)...); err != nil {
 		return fmt.Errorf("load the modules of vlan=/bond=/bridge=: %w", err)
 	}
+	// Filesystems for every layout liveroot may meet load while the
+	// network comes up (under a second of the boot, mostly signature
+	// checks, that DHCP's round trips would otherwise follow); the fetch
+	// stage, the first to need nbd or loop, waits for them. The loader is
+	// not shared: no stage before fetch loads a module.
+	done := make(chan error, 1)
+	b.fsModules = done
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("loading the filesystem modules panicked: %v", p)
+			}
+		}()
+		done <- l.Load("loop", "nbd", "squashfs", "overlay", "isofs", "ext4", "erofs")
+	}()
 	return nil
+}
+
+// waitFSModules waits for the filesystem modules the modules stage started
+// loading; a module that did not load is a warning here and, if the root
+// needs it, the mount's error later.
+func (b *boot) waitFSModules() {
+	if b.fsModules == nil {
+		return
+	}
+	if err := <-b.fsModules; err != nil {
+		b.log.Warn("some filesystem modules did not load", "err", err)
+	}
+	b.fsModules = nil
 }
 
 // openTPM finds the TPM the measure stage extends (streamroot.tpm=). It
@@ -163,6 +186,7 @@ func (b *boot) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.waitFSModules() // nbd for the daemon, loop for a RAM image
 	dev, err := rootdev.Open(ctx, spec, rootdev.Options{Log: b.log, RunDir: runDir})
 	if err != nil {
 		return err
