@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -81,14 +80,8 @@ func TestChains(t *testing.T) {
 	if err := harness.CheckPXEHost(); err != nil {
 		t.Fatal(err)
 	}
-	rtts := []time.Duration{0, 20 * time.Millisecond, 50 * time.Millisecond}
-	if s := os.Getenv("STREAMROOT_BENCH_CHAIN_RTTS"); s != "" {
-		rtts = msList(s)
-	}
-	runs := 1
-	if n, err := strconv.Atoi(os.Getenv("STREAMROOT_BENCH_CHAIN_RUNS")); err == nil && n > 0 {
-		runs = n
-	}
+	rtts := envRTTs("STREAMROOT_BENCH_CHAIN_RTTS", []time.Duration{0, 20 * time.Millisecond, 50 * time.Millisecond})
+	runs := envRuns("STREAMROOT_BENCH_CHAIN_RUNS", 1)
 	img := images(t)["plain"]
 	var all []chainResult
 	for _, rtt := range rtts {
@@ -119,17 +112,6 @@ func TestChains(t *testing.T) {
 		}
 	}
 	writeSection("chains", chainTable(img, all))
-}
-
-// msList parses "0,20,50" (milliseconds); malformed fields are skipped.
-func msList(s string) []time.Duration {
-	var out []time.Duration
-	for _, f := range strings.Split(s, ",") {
-		if ms, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && ms >= 0 {
-			out = append(out, time.Duration(ms)*time.Millisecond)
-		}
-	}
-	return out
 }
 
 // chainBoot boots row once in a fresh namespace: nginx with the image (and,
@@ -246,21 +228,8 @@ func worldReadable(path, dir string) (string, error) {
 	if st.Mode().Perm()&0o004 != 0 {
 		return path, nil
 	}
-	in, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer in.Close()
 	cp := filepath.Join(dir, "readable-"+filepath.Base(path))
-	out, err := os.OpenFile(cp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return "", err
-	}
-	return cp, out.Close()
+	return cp, copyTo(path, cp)
 }
 
 var kernelLine = regexp.MustCompile(`Linux version \d`)
@@ -376,8 +345,9 @@ func TestChainPieces(t *testing.T) {
 		{"0,20,50", []time.Duration{0, 20 * time.Millisecond, 50 * time.Millisecond}},
 		{" 5 ,x,-1,", []time.Duration{5 * time.Millisecond}},
 	} {
-		if got := msList(c.in); !slices.Equal(got, c.want) {
-			t.Errorf("msList(%q) = %v, want %v", c.in, got, c.want)
+		t.Setenv("STREAMROOT_BENCH_TEST_RTTS", c.in)
+		if got := envRTTs("STREAMROOT_BENCH_TEST_RTTS", nil); !slices.Equal(got, c.want) {
+			t.Errorf("envRTTs(%q) = %v, want %v", c.in, got, c.want)
 		}
 	}
 

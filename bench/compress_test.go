@@ -31,10 +31,7 @@ var (
 // (STREAMROOT_BENCH_COMPRESS_RUNS, default 2): 8 settings, and a boot that
 // stops at /init's first line is short but not free on 2 cores.
 func compressRuns() int {
-	if n, err := strconv.Atoi(os.Getenv("STREAMROOT_BENCH_COMPRESS_RUNS")); err == nil && n > 0 {
-		return n
-	}
-	return 2
+	return envRuns("STREAMROOT_BENCH_COMPRESS_RUNS", 2)
 }
 
 // compressSettings are the settings measured: STREAMROOT_BENCH_COMPRESS

@@ -87,17 +87,8 @@ func readConfig() config {
 		c.out = "../build/bench"
 	}
 	c.out = absPath(c.out)
-	if n, err := strconv.Atoi(os.Getenv("STREAMROOT_BENCH_RUNS")); err == nil && n > 0 {
-		c.runs = n
-	}
-	if s := os.Getenv("STREAMROOT_BENCH_RTTS"); s != "" {
-		c.rtts = nil
-		for _, f := range strings.Split(s, ",") {
-			if ms, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && ms >= 0 {
-				c.rtts = append(c.rtts, time.Duration(ms)*time.Millisecond)
-			}
-		}
-	}
+	c.runs = envRuns("STREAMROOT_BENCH_RUNS", c.runs)
+	c.rtts = envRTTs("STREAMROOT_BENCH_RTTS", c.rtts)
 	if s := os.Getenv("STREAMROOT_BENCH_STORM"); s != "" {
 		c.storm = nil
 		for _, f := range strings.Split(s, ",") {
@@ -188,4 +179,29 @@ func writeSection(name, text string) {
 	fmt.Println()
 	fmt.Print(text)
 	fmt.Println()
+}
+
+// envRuns is the positive count in the environment variable name, or def.
+func envRuns(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+// envRTTs is the comma-separated list of milliseconds in the environment
+// variable name ("0,20,50"; malformed or negative fields are skipped), or
+// def when it is unset.
+func envRTTs(name string, def []time.Duration) []time.Duration {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		if ms, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && ms >= 0 {
+			out = append(out, time.Duration(ms)*time.Millisecond)
+		}
+	}
+	return out
 }

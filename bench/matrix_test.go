@@ -67,19 +67,8 @@ func TestNoPing(t *testing.T) {
 func TestHuge(t *testing.T) {
 	section(t, "huge")
 	requireBoot(t)
-	runs := cfg.runs
-	if n, err := strconv.Atoi(os.Getenv("STREAMROOT_BENCH_HUGE_RUNS")); err == nil && n > 0 {
-		runs = n
-	}
-	rtts := cfg.rtts
-	if s := os.Getenv("STREAMROOT_BENCH_HUGE_RTTS"); s != "" {
-		rtts = nil
-		for _, f := range strings.Split(s, ",") {
-			if ms, err := strconv.Atoi(f); err == nil {
-				rtts = append(rtts, time.Duration(ms)*time.Millisecond)
-			}
-		}
-	}
+	runs := envRuns("STREAMROOT_BENCH_HUGE_RUNS", cfg.runs)
+	rtts := envRTTs("STREAMROOT_BENCH_HUGE_RTTS", cfg.rtts)
 	specs := specsFor("huge", rtts, []string{"stream", "lazy"})
 	if os.Getenv("STREAMROOT_BENCH_HUGE_DRACUT_RTT") != "1" {
 		specs = slices.DeleteFunc(specs, func(s bootSpec) bool { return s.Initramfs == dracut && s.RTT > 0 })

@@ -5,10 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,19 +36,8 @@ import (
 func TestTrace(t *testing.T) {
 	section(t, "trace")
 	requireBoot(t)
-	runs := 1
-	if n, err := strconv.Atoi(os.Getenv("STREAMROOT_BENCH_TRACE_RUNS")); err == nil && n > 0 {
-		runs = n
-	}
-	rtts := []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
-	if s := os.Getenv("STREAMROOT_BENCH_TRACE_RTTS"); s != "" {
-		rtts = nil
-		for _, f := range strings.Split(s, ",") {
-			if ms, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && ms >= 0 {
-				rtts = append(rtts, time.Duration(ms)*time.Millisecond)
-			}
-		}
-	}
+	runs := envRuns("STREAMROOT_BENCH_TRACE_RUNS", 1)
+	rtts := envRTTs("STREAMROOT_BENCH_TRACE_RTTS", []time.Duration{50 * time.Millisecond, 100 * time.Millisecond})
 	// Stream mode's fill starts at the switch and fetches the whole image
 	// in image order; lazy mode fetches only what is read, one demand read
 	// at a time: the list's two cases.
@@ -210,12 +199,22 @@ func manifestPin(path string) (string, *manifest.Manifest, error) {
 	return manifest.KernelArg(data), m, nil
 }
 
+// copyTo copies src to dst (created or truncated, mode 0644).
 func copyTo(src, dst string) error {
-	data, err := os.ReadFile(src)
+	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(dst, data, 0o644)
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // runCLI runs the streamroot CLI, bounded.
