@@ -419,6 +419,7 @@ func serve(ctx context.Context, s *Spec, runDir string, rep *reporter, boot io.R
 // prefetch fetches the signed manifest's boot-trace chunks behind the
 // kernel's reads and says on the console how far it got.
 func prefetch(ctx context.Context, cache *chunkcache.Cache, list []int, log *slog.Logger) {
+	defer survive("boot-trace prefetch", log)
 	r := cache.Prefetch(ctx, list)
 	log.Info("prefetched the boot trace's chunks", "chunks", r.Fetched, "planned", r.Planned, "listed", r.Listed, "failed", r.Failed, "took", r.Took.Round(time.Millisecond))
 }
@@ -427,6 +428,7 @@ func prefetch(ctx context.Context, cache *chunkcache.Cache, list []int, log *slo
 // first ten minutes, which a boot fits in; the recorder is bounded, so
 // the file is too.
 func writeTrace(ctx context.Context, run *os.Root, rec *boottrace.Recorder, chunkSize int64, log *slog.Logger) {
+	defer survive("boot trace", log)
 	var last []byte
 	for range 300 {
 		select {
@@ -444,17 +446,20 @@ func writeTrace(ctx context.Context, run *os.Root, rec *boottrace.Recorder, chun
 	}
 }
 
+// survive, deferred by the daemon's background goroutines, keeps a panic in
+// one from taking the device down with it: the daemon serves the root, and
+// what is local keeps being served.
+func survive(what string, log *slog.Logger) {
+	if r := recover(); r != nil {
+		log.Error(fmt.Sprintf("%s failed: panic: %v; the root keeps reading from the server", what, r))
+	}
+}
+
 // backgroundFill is stream mode's fill after the boot. A whole image that
 // fails streamroot.sha256= is revoked: the pinned image is not the one
 // being served, so nothing more of it may reach the kernel.
 func backgroundFill(ctx context.Context, cache *chunkcache.Cache, rev *revocable, want []byte, pacer *fillPacer, recordFault func(error), log *slog.Logger) {
-	defer func() {
-		// The daemon serves the root: a bug in the fill must not take the
-		// device down with it. What is local keeps being served.
-		if r := recover(); r != nil {
-			log.Error(fmt.Sprintf("background fill failed: panic: %v; the root keeps reading from the server", r))
-		}
-	}()
+	defer survive("background fill", log)
 	// The whole-image hash after the fill is CPU work for the background
 	// too: on this goroutine's own thread, at the fill's priority.
 	if pacer != nil {

@@ -1,6 +1,7 @@
 package rootdev
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -116,5 +117,22 @@ func TestLazyCacheBytes(t *testing.T) {
 func TestMemTotal(t *testing.T) {
 	if n := memTotal(); n <= 0 {
 		t.Fatalf("memTotal() = %d on a Linux host", n)
+	}
+}
+
+// A panic in a daemon goroutine that defers survive is logged, not fatal.
+func TestSurvive(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer survive("boot-trace prefetch", log)
+		var m map[int]int
+		m[1] = 1 // a nil-map write panics
+	}()
+	<-done
+	if got := buf.String(); !strings.Contains(got, "boot-trace prefetch failed: panic: assignment to entry in nil map; the root keeps reading from the server") {
+		t.Errorf("log %q", got)
 	}
 }
