@@ -27,6 +27,8 @@
 //	STREAMROOT_BENCH_TRACE_RTTS     added RTTs in ms for the trace section (default 50,100)
 //	STREAMROOT_BENCH_TRACE_CHUNK    the trace section's manifest chunk size (default the manifest default, 4MiB)
 //	STREAMROOT_BENCH_TRACE_MODES    fetch modes the trace section boots (default stream,lazy)
+//	STREAMROOT_BENCH_CHAIN_RTTS     added RTTs in ms for the chains section (default 0,20,50)
+//	STREAMROOT_BENCH_CHAIN_RUNS     boots per row in the chains section (default 1)
 package bench
 
 import (
