@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,10 +64,11 @@ type Entry struct {
 // Recorder keeps the first touch of each chunk, in order, up to MaxEntries.
 // It is safe for concurrent use.
 type Recorder struct {
-	start time.Time
-	mu    sync.Mutex
-	seen  map[int]bool
-	list  []Entry
+	start   time.Time
+	stopped atomic.Bool // Stop: every read's Touch then returns at once
+	mu      sync.Mutex
+	seen    map[int]bool
+	list    []Entry
 }
 
 // NewRecorder starts the clock the entries are timed from.
@@ -74,8 +76,16 @@ func NewRecorder(start time.Time) *Recorder {
 	return &Recorder{start: start, seen: map[int]bool{}}
 }
 
-// Touch records chunk i unless it was seen before or the trace is full.
+// Stop ends the recording: what was recorded stays, Touch records nothing
+// more (it is on every kernel read's path).
+func (r *Recorder) Stop() { r.stopped.Store(true) }
+
+// Touch records chunk i unless it was seen before, the trace is full or
+// the recording stopped.
 func (r *Recorder) Touch(i int) {
+	if r.stopped.Load() {
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.seen[i] || len(r.list) >= MaxEntries {

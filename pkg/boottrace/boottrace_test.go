@@ -116,3 +116,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// After Stop, Touch records nothing more and the recorded trace stays.
+func TestRecorderStop(t *testing.T) {
+	r := NewRecorder(time.Now())
+	r.Touch(3)
+	r.Stop()
+	r.Touch(4)
+	tr, err := Parse(r.Marshal(1 << 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Entries) != 1 || tr.Entries[0].Chunk != 3 {
+		t.Errorf("entries %+v, want chunk 3 only", tr.Entries)
+	}
+}

@@ -366,12 +366,18 @@ func serve(ctx context.Context, s *Spec, runDir string, rep *reporter, boot io.R
 	} else {
 		log.Warn("faults will not be recorded for the booted system", "err", err)
 	}
+	// The trace is recorded only where it can be written, and only while
+	// writeTrace writes it.
+	var touch func(int)
 	rec := boottrace.NewRecorder(time.Now())
-	cache, pacer, err := newCache(s, src, rep, rec.Touch, log)
+	if rep.run != nil {
+		touch = rec.Touch
+	}
+	cache, pacer, err := newCache(s, src, rep, touch, log)
 	if err != nil {
 		return err
 	}
-	if rep.run != nil {
+	if touch != nil {
 		go writeTrace(ctx, rep.run, rec, cache.ChunkSize(), log)
 	}
 	if m := s.manifest; m != nil && len(m.Prefetch) > 0 && s.Mode != bootcfg.FetchRAM {
@@ -429,6 +435,7 @@ func prefetch(ctx context.Context, cache *chunkcache.Cache, list []int, log *slo
 // the file is too.
 func writeTrace(ctx context.Context, run *os.Root, rec *boottrace.Recorder, chunkSize int64, log *slog.Logger) {
 	defer survive("boot trace", log)
+	defer rec.Stop()
 	var last []byte
 	for range 300 {
 		select {
