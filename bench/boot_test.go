@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"regexp"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/bench/delayproxy"
+	"github.com/streamroot/streamroot/bench/wire"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
@@ -70,9 +72,14 @@ type bootResult struct {
 	Requests   int // requests for the image before the switch
 	Leases     int // the DHCP server's live leases after the guest powered off
 	Wall       float64
-	Err        string `json:",omitempty"`
-	When       time.Time
-	report     string // the report line's JSON
+	// Net is what the network made this boot wait for, from its packets on
+	// br0 (bench/wire): the DHCP server's turnaround for the first lease,
+	// the first connect and the first answer. nil: not measured (IPv6, or
+	// the capture saw no lease or no answer).
+	Net    *wire.Floor `json:",omitempty"`
+	Err    string      `json:",omitempty"`
+	When   time.Time
+	report string // the report line's JSON
 }
 
 var (
@@ -184,6 +191,7 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 	if img.args != "" {
 		line += " " + img.args
 	}
+	capture := startWire(t, spec, ns)
 	timeout := 300 * time.Second
 	if strings.HasPrefix(spec.Image, "debian-") {
 		timeout = 480 * time.Second // systemd's own boot, then the lease report's wait
@@ -220,6 +228,18 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 		vm.Kill()
 	}
 	res.Wall = time.Since(start).Seconds()
+	if capture != nil {
+		evs, err := capture.Stop()
+		if err == nil {
+			var f wire.Floor
+			if f, err = wire.Summarize(evs); err == nil {
+				res.Net = &f
+			}
+		}
+		if err != nil {
+			t.Logf("network floor of this boot not measured: %v", err)
+		}
+	}
 	if m := runInit.FindStringSubmatch(vm.Console()); m != nil {
 		res.InitStart, _ = strconv.ParseFloat(m[1], 64)
 	}
@@ -239,6 +259,27 @@ func bootOnce(t *testing.T, spec bootSpec, img image) bootResult {
 		t.Logf("console tail:\n%s", harness.Tail(vm.Console(), 40))
 	}
 	return res
+}
+
+// startWire starts recording the boot's DHCP and first HTTP packets on br0
+// (IPv4 boots; nil otherwise or when the capture cannot start, which the
+// log says): the HTTP port is the delay proxy's when spec adds RTT, so the
+// first answer includes it.
+func startWire(t *testing.T, spec bootSpec, ns *harness.Netns) *wire.Capture {
+	if spec.IPv6 {
+		return nil
+	}
+	port := uint16(80)
+	if spec.RTT > 0 {
+		port = 8080
+	}
+	c, err := wire.Start(ns.Do, harness.Bridge0, net.ParseIP(harness.ServerIP), port)
+	if err != nil {
+		t.Logf("network floor not measured: %v", err)
+		return nil
+	}
+	t.Cleanup(func() { c.Stop() })
+	return c
 }
 
 // startDHCP starts spec's DHCP server (and router advertisements for
@@ -294,13 +335,21 @@ func measure(t *testing.T, spec bootSpec, img image, runs int) []bootResult {
 		if res.Err != "" {
 			say("%-36s run %d: FAILED: %s", spec, i+1, res.Err)
 		} else {
-			say("%-36s run %d: real init at %6.2f s guest (/init started at %.2f s), %s before it (%d req), %d lease(s), %.0f s wall",
-				spec, i+1, res.Uptime, res.InitStart, mib(res.BytesBefore), res.Requests, res.Leases, res.Wall)
+			nf := "network floor n/a"
+			if res.Net != nil {
+				nf = fmt.Sprintf("network floor %.3f s (DHCP server %.3f s, exchange %.3f s, connect %.2f ms, first answer %.2f ms)",
+					res.Net.Network().Seconds(), res.Net.DHCPServer.Seconds(), res.Net.DHCPExchange.Seconds(),
+					ms(res.Net.Connect), ms(res.Net.FirstResponse))
+			}
+			say("%-36s run %d: real init at %6.2f s guest (/init started at %.2f s), %s before it (%d req), %d lease(s), %.0f s wall, %s",
+				spec, i+1, res.Uptime, res.InitStart, mib(res.BytesBefore), res.Requests, res.Leases, res.Wall, nf)
 		}
 		out = append(out, res)
 	}
 	return out
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func mib(n int64) string {
 	switch {
