@@ -101,7 +101,7 @@ qemu-test: test-deps kernel initramfs
 # deadline race from a find).
 FUZZTIME ?= 10s
 FUZZ_JOBS ?= 2
-FUZZ_TARGETS := pkg/bootcfg:FuzzParse pkg/manifest:FuzzParse pkg/boottrace:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzInspect pkg/squashfs:FuzzSquashfs pkg/isoread:FuzzOpen pkg/imgfmt:FuzzDetect pkg/textesc:FuzzEscape pkg/bootlog:FuzzConsole pkg/kmod:FuzzModuleParams pkg/netup:FuzzBondOptions pkg/netup:FuzzParseRA pkg/netup:FuzzLeaseFrom6 builder/internal/kmodtree:FuzzModinfo pkg/deb:FuzzWalk pkg/ext4:FuzzExt4 pkg/bzimage:FuzzRelease pkg/rpm:FuzzWalk pkg/uki:FuzzBuild pkg/measure:FuzzParseLog pkg/trust:FuzzParseSignature
+FUZZ_TARGETS := pkg/bootcfg:FuzzParse bench/wire:FuzzParse pkg/manifest:FuzzParse pkg/boottrace:FuzzParse pkg/httpsrc:FuzzParseContentRange pkg/nbd:FuzzParseRequest pkg/netup:FuzzLeaseFrom pkg/manifest:FuzzBuild pkg/nbd:FuzzServe pkg/nbd:FuzzHandshake pkg/httpsrc:FuzzCheckRange cmds/streamroot:FuzzInspect pkg/squashfs:FuzzSquashfs pkg/isoread:FuzzOpen pkg/imgfmt:FuzzDetect pkg/textesc:FuzzEscape pkg/bootlog:FuzzConsole pkg/kmod:FuzzModuleParams pkg/netup:FuzzBondOptions pkg/netup:FuzzParseRA pkg/netup:FuzzLeaseFrom6 builder/internal/kmodtree:FuzzModinfo pkg/deb:FuzzWalk pkg/ext4:FuzzExt4 pkg/bzimage:FuzzRelease pkg/rpm:FuzzWalk pkg/uki:FuzzBuild pkg/measure:FuzzParseLog pkg/trust:FuzzParseSignature
 fuzz:
 	@mk/fuzz.sh $(GO) $(FUZZTIME) $(BUILD) $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
