@@ -93,27 +93,28 @@ func ignore(log *slog.Logger, opt string, value string, why any) {
 	log.Warn(fmt.Sprintf("ignoring DHCP option %s %s: %v", opt, value, why))
 }
 
+// checkedName returns v trimmed when check accepts it, and "" (with a
+// warning naming option opt) when it does not; an empty v stays empty
+// without a warning, as the server simply did not send the option.
+func checkedName(v string, check func(string) error, log *slog.Logger, opt, what string) string {
+	if v == "" {
+		return ""
+	}
+	t := trimName(v)
+	if err := check(t); err != nil {
+		ignore(log, opt, quote(v), fmt.Sprintf("not a valid %s (%v)", what, err))
+		return ""
+	}
+	return t
+}
+
 // checkLease drops every part of a DHCP lease that cannot be used safely,
 // each with a warning naming the option: names that are not RFC 1123
 // names (they reach resolv.conf, sethostname(2) and the handover files),
 // unusable DNS servers and MTUs, and more entries than the bounds above.
 func checkLease(l *Lease, log *slog.Logger) {
-	if l.Hostname != "" {
-		h := trimName(l.Hostname)
-		if err := CheckHostname(h); err != nil {
-			ignore(log, "12 (host name)", quote(l.Hostname), fmt.Sprintf("not a valid host name (%v)", err))
-			h = ""
-		}
-		l.Hostname = h
-	}
-	if l.Domain != "" {
-		d := trimName(l.Domain)
-		if err := CheckDomain(d); err != nil {
-			ignore(log, "15 (domain name)", quote(l.Domain), fmt.Sprintf("not a valid domain name (%v)", err))
-			d = ""
-		}
-		l.Domain = d
-	}
+	l.Hostname = checkedName(l.Hostname, CheckHostname, log, "12 (host name)", "host name")
+	l.Domain = checkedName(l.Domain, CheckDomain, log, "15 (domain name)", "domain name")
 	var search []string
 	for _, s := range l.Search {
 		d := trimName(s)

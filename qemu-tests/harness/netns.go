@@ -140,40 +140,36 @@ func (n *Netns) Do(fn func() error) error {
 	return <-errc
 }
 
-// DialContext dials addr from inside the namespace.
-func (n *Netns) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var c net.Conn
+// doIn runs fn inside the namespace n and hands back its value: the
+// sockets it opens stay bound to that namespace after the thread leaves it.
+func doIn[T any](n *Netns, fn func() (T, error)) (T, error) {
+	var v T
 	err := n.Do(func() error {
-		var d net.Dialer
 		var err error
-		c, err = d.DialContext(ctx, network, addr)
+		v, err = fn()
 		return err
 	})
-	return c, err
+	return v, err
+}
+
+// DialContext dials addr from inside the namespace.
+func (n *Netns) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return doIn(n, func() (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	})
 }
 
 // Listen opens a listener inside the namespace (e.g. a Go HTTP server on
 // 10.77.0.1:8080); it can be served from any goroutine.
 func (n *Netns) Listen(network, addr string) (net.Listener, error) {
-	var l net.Listener
-	err := n.Do(func() error {
-		var err error
-		l, err = net.Listen(network, addr)
-		return err
-	})
-	return l, err
+	return doIn(n, func() (net.Listener, error) { return net.Listen(network, addr) })
 }
 
 // ListenPacket opens a packet socket inside the namespace (e.g. a UDP
 // relay on br1's address).
 func (n *Netns) ListenPacket(network, addr string) (net.PacketConn, error) {
-	var c net.PacketConn
-	err := n.Do(func() error {
-		var err error
-		c, err = net.ListenPacket(network, addr)
-		return err
-	})
-	return c, err
+	return doIn(n, func() (net.PacketConn, error) { return net.ListenPacket(network, addr) })
 }
 
 // HTTPClient returns a client whose connections are made inside the
