@@ -24,7 +24,10 @@ lane() {
 	shift
 	for t in "$@"; do
 		(( i++ % jobs == n )) || continue
-		pkg=${t%%:*} name=${t##*:} log=$logdir/fuzz-$name.log
+		# The log is named by package and target: several packages have
+		# a FuzzParse, and one lane's log must not overwrite another's.
+		pkg=${t%%:*} name=${t##*:}
+		log=$logdir/fuzz-${pkg//\//-}-$name.log
 		for try in 1 2; do
 			echo "fuzz: $pkg $name for $fuzztime"
 			if "$go" test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime 3s -parallel 1 "./$pkg" >"$log" 2>&1; then
