@@ -39,6 +39,7 @@ type testNet struct {
 type netOptions struct {
 	noDHCP bool
 	noHTTP bool
+	dhcp   harness.DnsmasqOptions
 	nginx  harness.NginxOptions
 }
 
@@ -48,7 +49,7 @@ func setup(t *testing.T, o netOptions) *testNet {
 	n := &testNet{fx: env.Fixtures(t)}
 	n.ns = env.NewNetns(t)
 	if !o.noDHCP {
-		n.dhcp = harness.StartDnsmasq(t, n.ns, harness.DnsmasqOptions{})
+		n.dhcp = harness.StartDnsmasq(t, n.ns, o.dhcp)
 	}
 	if !o.noHTTP {
 		n.web = harness.StartNginx(t, n.ns, o.nginx)

@@ -223,6 +223,9 @@ type Net struct {
 	// PeerDNS is false after rd.peerdns=0: ignore DNS servers from DHCP.
 	// Default true.
 	PeerDNS bool
+	// RapidCommit is false after rd.net.dhcp.rapid-commit=0: DHCPv4 asks
+	// for no two-message exchange (RFC 4039). Default true.
+	RapidCommit bool
 	// Predictable is false with net.ifnames=0: keep the kernel's ethN names
 	// instead of udev's predictable ones (ens3, enp0s3).
 	Predictable bool
@@ -423,7 +426,7 @@ func defaults() *Config {
 		RebootDelay: DefaultRebootDelay,
 		IOTimeout:   DefaultIOTimeout,
 		Retry:       DefaultRetry,
-		Net:         Net{PeerDNS: true, Predictable: true, UseBootIF: true},
+		Net:         Net{PeerDNS: true, RapidCommit: true, Predictable: true, UseBootIF: true},
 	}
 }
 

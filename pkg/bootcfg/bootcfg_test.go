@@ -245,6 +245,8 @@ func TestParse(t *testing.T) {
 		{"rd.neednet=0", "rd.neednet=0 rd.peerdns=1", func(c *Config) {
 			c.Warnings = []Warning{{Arg: "rd.neednet=0", Reason: "no effect: the root is remote, so the network comes up all the same"}}
 		}},
+		{"rapid commit off", "rd.net.dhcp.rapid-commit=0", func(c *Config) { c.Net.RapidCommit = false }},
+		{"rapid commit on", "rd.net.dhcp.rapid-commit rd.net.dhcp.rapid-commit=1", func(c *Config) {}},
 		{"net.ifnames=0", "net.ifnames=0", func(c *Config) { c.Net.Predictable = false }},
 		{"net.ifnames=1", "net.ifnames=1", func(c *Config) {}},
 		{"client ids", "rd.net.dhcp.client-id=mac rd.net.dhcp.client-id=01:52:54:00:12:34:56 rd.net.dhcp.client-id=eth0:mac " +
@@ -294,7 +296,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Root.Kind != RootNone || c.Retry != 180*time.Second || c.RebootDelay != 30*time.Second ||
 		c.LiveDir != "LiveOS" || c.SquashImg != "squashfs.img" || c.OnFail != OnFailReboot ||
-		!c.Net.PeerDNS || !c.Net.UseBootIF || c.Fetch != FetchDefault || c.Shell || len(c.Ignored) != 0 {
+		!c.Net.PeerDNS || !c.Net.RapidCommit || !c.Net.UseBootIF || c.Fetch != FetchDefault || c.Shell || len(c.Ignored) != 0 {
 		t.Errorf("defaults wrong: %+v", c)
 	}
 }

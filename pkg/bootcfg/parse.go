@@ -241,6 +241,8 @@ func (p *parser) arg(t token) {
 		p.clientIDArg(t)
 	case "rd.net.dhcp.duid":
 		p.duidArg(t)
+	case "rd.net.dhcp.rapid-commit":
+		c.Net.RapidCommit = boolArg(t)
 	case "rd.net.dhcp.retry":
 		if !allDigits(t.val) {
 			p.warn(t, "not a number of tries; no effect either way: DHCP is retried until rd.net.timeout.dhcp (default rd.retry)")

@@ -30,6 +30,7 @@ func FromBoot(cfg *bootcfg.Config) (netup.Config, []string, error) {
 		DHCPTimeout:    n.DHCPTimeout, // bootcfg.Forever is netup.Forever
 		Nameservers:    n.Nameservers,
 		PeerDNS:        n.PeerDNS,
+		RapidCommit:    n.RapidCommit,
 		Predictable:    n.Predictable,
 		Names:          map[string]string{},
 	}

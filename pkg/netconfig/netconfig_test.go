@@ -22,11 +22,16 @@ func TestNetConfig(t *testing.T) {
 		notes   []string // the notes FromBoot returns, exactly
 	}{
 		{name: "defaults", cmdline: root + "rd.retry=42", check: func(t *testing.T, got netup.Config) {
-			if got.Static != nil || got.Iface != "" || got.ClientID != nil || len(got.Names) != 0 {
+			if got.Static != nil || got.Iface != "" || got.ClientID != nil || len(got.Names) != 0 || !got.RapidCommit || !got.PeerDNS {
 				t.Errorf("plain DHCP config: %+v", got)
 			}
 			if got.DHCPTimeout != 42*time.Second {
 				t.Errorf("DHCP timeout %s, want rd.retry's 42s", got.DHCPTimeout)
+			}
+		}},
+		{name: "rapid commit off", cmdline: root + "rd.net.dhcp.rapid-commit=0", check: func(t *testing.T, got netup.Config) {
+			if got.RapidCommit {
+				t.Error("rd.net.dhcp.rapid-commit=0 left rapid commit on")
 			}
 		}},
 		{name: "dhcp timeout wins over rd.retry", cmdline: root + "rd.retry=42 rd.net.timeout.dhcp=7", check: func(t *testing.T, got netup.Config) {

@@ -22,9 +22,13 @@ var requested = []dhcpv4.OptionCode{
 }
 
 // dhcp runs DISCOVER/OFFER/REQUEST/ACK on iface until it has a lease or the
-// timeout passes. A NAK restarts discovery; silence backs off with jitter so
-// a rack of nodes booting together does not pulse the server.
-func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []byte, timeout time.Duration, log *slog.Logger) (*Lease, error) {
+// timeout passes. With rapid, the first DISCOVER asks for rapid commit
+// (RFC 4039) and a server that allows it answers with the ACK at once; the
+// later ones do not (as Android's client falls back), so a server that
+// mishandles option 80 costs one attempt, not the boot. A NAK restarts
+// discovery; silence backs off with jitter so a rack of nodes booting
+// together does not pulse the server.
+func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []byte, rapid bool, timeout time.Duration, log *slog.Logger) (*Lease, error) {
 	if timeout != Forever {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -47,7 +51,13 @@ func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []by
 	var nakMsg string
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		l, err := c.Request(ctx, mods...)
+		if attempt == 1 && rapid {
+			log.Info("no lease from a rapid-commit DISCOVER; asking without rapid commit from now on", "iface", iface)
+		}
+		l, err := exchange(ctx, c, rapid && attempt == 0, mods, log)
+		if err == nil {
+			err = usableAck(l.ACK)
+		}
 		if err == nil {
 			return leaseFrom(iface, mac, clientID, l, log), nil
 		}
@@ -88,6 +98,70 @@ func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []by
 		case <-time.After(wait):
 		}
 	}
+}
+
+// exchange is one lease attempt. With rapid, the DISCOVER carries option
+// 80: a server that allows rapid commit answers with an ACK that carries it
+// too (RFC 4039 §4: an ACK without it is ignored), any other with an OFFER,
+// which gets the usual REQUEST, without option 80. nclient4 has no
+// rapid-commit call, so the DISCOVER is built here the way its
+// DiscoverOffer builds one.
+func exchange(ctx context.Context, c *nclient4.Client, rapid bool, mods []dhcpv4.Modifier, log *slog.Logger) (*nclient4.Lease, error) {
+	if !rapid {
+		return c.Request(ctx, mods...)
+	}
+	discover, err := dhcpv4.NewDiscovery(c.InterfaceAddr(), dhcpv4.PrependModifiers(mods,
+		dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(nclient4.MaxMessageSize)),
+		dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionRapidCommit, nil)))...)
+	if err != nil {
+		return nil, fmt.Errorf("build a DHCPDISCOVER: %w", err)
+	}
+	reply, err := c.SendAndRead(ctx, c.RemoteAddr(), discover, func(m *dhcpv4.DHCPv4) bool {
+		return m.MessageType() == dhcpv4.MessageTypeOffer || rapidAck(m, log)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("no offer: %w", err)
+	}
+	if reply.MessageType() == dhcpv4.MessageTypeAck {
+		log.Info("leased by rapid commit (DISCOVER, ACK)", "server", ipOrNone(reply.ServerIdentifier()))
+		return &nclient4.Lease{Offer: reply, ACK: reply, CreationTime: time.Now()}, nil
+	}
+	return c.RequestFromOffer(ctx, reply, mods...)
+}
+
+// rapidAck says whether m, an answer to a rapid-commit DISCOVER, is a lease
+// to take: an ACK that carries option 80 and a usable address. Anything else
+// is logged and ignored, so another server's OFFER (or a good ACK) can still
+// be taken in the same wait.
+func rapidAck(m *dhcpv4.DHCPv4, log *slog.Logger) bool {
+	if m.MessageType() != dhcpv4.MessageTypeAck {
+		return false
+	}
+	if !m.Options.Has(dhcpv4.OptionRapidCommit) {
+		log.Warn("ignoring a DHCPACK to a DISCOVER without rapid commit (option 80), as RFC 4039 asks", "server", ipOrNone(m.ServerIdentifier()))
+		return false
+	}
+	if err := usableAck(m); err != nil {
+		log.Warn("ignoring a rapid-commit DHCPACK: "+err.Error(), "server", ipOrNone(m.ServerIdentifier()))
+		return false
+	}
+	return true
+}
+
+// usableAck checks what an ACK must hold to be put on the link: a unicast
+// IPv4 address and, if given, a contiguous subnet mask (a /32, as some
+// clouds lease with classless routes, is one).
+func usableAck(m *dhcpv4.DHCPv4) error {
+	ip := m.YourIPAddr.To4()
+	if ip == nil || !ip.IsGlobalUnicast() || ip.Equal(net.IPv4bcast) {
+		return fmt.Errorf("DHCP server %s leased the unusable address %s", ipOrNone(m.ServerIdentifier()), m.YourIPAddr)
+	}
+	if mask := m.SubnetMask(); mask != nil {
+		if ones, bits := mask.Size(); bits != 32 || ones == 0 {
+			return fmt.Errorf("DHCP server %s leased %s with the unusable subnet mask %s", ipOrNone(m.ServerIdentifier()), ip, net.IP(mask))
+		}
+	}
+	return nil
 }
 
 func ipOrNone(ip net.IP) string {

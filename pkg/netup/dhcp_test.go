@@ -89,17 +89,25 @@ func testNetns(t *testing.T) netlink.Link {
 // answer. It counts the REQUESTs it saw.
 func fakeServer(t *testing.T, reply func(m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4) *atomic.Int32 {
 	t.Helper()
+	return fakeServerN(t, func(m *dhcpv4.DHCPv4) []*dhcpv4.DHCPv4 { return []*dhcpv4.DHCPv4{reply(m)} })
+}
+
+// fakeServerN is fakeServer sending each of replies(request) in turn (nil
+// ones skipped): several servers on one segment, or one that answers twice.
+func fakeServerN(t *testing.T, replies func(m *dhcpv4.DHCPv4) []*dhcpv4.DHCPv4) *atomic.Int32 {
+	t.Helper()
 	var requests atomic.Int32
 	handler := func(conn net.PacketConn, _ net.Addr, m *dhcpv4.DHCPv4) {
 		if m.MessageType() == dhcpv4.MessageTypeRequest {
 			requests.Add(1)
 		}
-		r := reply(m)
-		if r == nil {
-			return
-		}
-		if _, err := conn.WriteTo(r.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}); err != nil {
-			t.Errorf("fake server: %v", err)
+		for _, r := range replies(m) {
+			if r == nil {
+				continue
+			}
+			if _, err := conn.WriteTo(r.ToBytes(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}); err != nil {
+				t.Errorf("fake server: %v", err)
+			}
 		}
 	}
 	srv, err := server4.NewServer("sr1", &net.UDPAddr{IP: net.IPv4zero, Port: dhcpv4.ServerPort}, handler)
@@ -149,7 +157,7 @@ func TestDHCPAlwaysNAK(t *testing.T) {
 	mac := link.Attrs().HardwareAddr
 	const timeout = 5 * time.Second
 	start := time.Now()
-	l, err := dhcp(t.Context(), "sr0", mac, append([]byte{1}, mac...), timeout, log)
+	l, err := dhcp(t.Context(), "sr0", mac, append([]byte{1}, mac...), true, timeout, log)
 	took := time.Since(start)
 	if err == nil {
 		t.Fatalf("got a lease from a server that only NAKs: %+v", l)
@@ -201,7 +209,7 @@ func TestDHCPHostileOptions(t *testing.T) {
 	fakeServer(t, func(m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 { return answer(t, m, dhcpv4.MessageTypeAck, opts...) })
 	log, rec := newLog()
 	mac := link.Attrs().HardwareAddr
-	l, err := dhcp(t.Context(), "sr0", mac, append([]byte{1}, mac...), 20*time.Second, log)
+	l, err := dhcp(t.Context(), "sr0", mac, append([]byte{1}, mac...), true, 20*time.Second, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,18 @@ func FuzzLeaseFrom(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// What the client takes goes on a link: a unicast address with a
+		// prefix length the mask really says.
+		if rapidAck(ack, log) || usableAck(ack) == nil {
+			if ip := ack.YourIPAddr.To4(); ip == nil || !ip.IsGlobalUnicast() {
+				t.Fatalf("took the address %v", ack.YourIPAddr)
+			}
+			if m := ack.SubnetMask(); m != nil {
+				if ones, bits := m.Size(); bits != 32 || ones == 0 {
+					t.Fatalf("took the mask %v", m)
+				}
+			}
+		}
 		l := leaseFrom("eth0", mac, []byte{1}, &nclient4.Lease{ACK: ack}, log)
 		if l.Hostname != "" && CheckHostname(l.Hostname) != nil {
 			t.Fatalf("host name %q", l.Hostname)

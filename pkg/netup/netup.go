@@ -41,6 +41,9 @@ type Config struct {
 	DHCPTimeout    time.Duration    // how long to keep trying DHCP; Forever: until a lease comes
 	Nameservers    []net.IP         // nameserver=, used before (or instead of) DHCP's
 	PeerDNS        bool             // use the DNS servers, domain and search list DHCP offers
+	// RapidCommit asks for DHCPv4 rapid commit (RFC 4039) on the first
+	// DISCOVER; a server that does not allow it is asked the usual way.
+	RapidCommit bool
 	// Names renames links by MAC (ifname=<name>:<mac>).
 	Names map[string]string
 	// Predictable gives links udev's predictable names (ens3, enp0s3)
@@ -161,7 +164,7 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 		if id == nil {
 			id = append([]byte{1}, attrs.HardwareAddr...)
 		}
-		lease, err = dhcp(ctx, attrs.Name, attrs.HardwareAddr, id, cfg.DHCPTimeout, log)
+		lease, err = dhcp(ctx, attrs.Name, attrs.HardwareAddr, id, cfg.RapidCommit, cfg.DHCPTimeout, log)
 		if err != nil {
 			return nil, err
 		}

@@ -153,7 +153,8 @@ func raceOffers(ctx context.Context, cfg Config, up []netlink.Link, log *slog.Lo
 }
 
 // discover sends DISCOVER on l until a server offers a usable address or
-// ctx ends. It never sends REQUEST: an offer binds nothing.
+// ctx ends. It never sends REQUEST, nor asks for rapid commit (whose ACK
+// would bind a lease on every link): an offer binds nothing.
 func discover(ctx context.Context, l netlink.Link, clientID []byte) (*dhcpv4.DHCPv4, error) {
 	a := l.Attrs()
 	if clientID == nil {
