@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -264,14 +263,8 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	var ho httpsrc.Options
 	if isHTTP(img) || isHTTP(*mfile) {
-		ho = httpsrc.Options{Stall: inspectStall, Proxy: http.ProxyFromEnvironment, InsecureSkipVerify: *insecure}
-		if e.stall > 0 {
-			ho.Stall = e.stall
-		}
-		if *cacert != "" {
-			if ho.RootCAs, err = loadCAs(*cacert); err != nil {
-				return err
-			}
+		if ho, err = e.httpsOptions(inspectStall, *cacert, *insecure); err != nil {
+			return err
 		}
 	}
 	read := func(name string, max int64) ([]byte, error) {
