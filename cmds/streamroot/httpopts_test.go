@@ -1,14 +1,19 @@
 package main
 
 import (
-	"crypto/x509"
+	"context"
 	"encoding/pem"
+	"io"
+	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamroot/streamroot/pkg/httpsrc"
 )
 
 func TestHTTPOptions(t *testing.T) {
@@ -33,55 +38,57 @@ func TestHTTPOptions(t *testing.T) {
 	}
 }
 
+// -cacert and -insecure reach the TLS handshake: with the server's own
+// certificate as the CA file, or with -insecure, a fetch succeeds; with
+// the system's CAs it is refused.
 func TestHTTPSOptions(t *testing.T) {
-	srv := httptest.NewTLSServer(nil)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "signed") }))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is the point
+	srv.StartTLS()
 	defer srv.Close()
 	dir := t.TempDir()
-	good := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(good, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	notPEM := filepath.Join(dir, "ca.der")
-	if err := os.WriteFile(notPEM, srv.Certificate().Raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	want := x509.NewCertPool()
-	want.AddCert(srv.Certificate())
-	e := &env{stall: time.Second}
+	der := srv.Certificate().Raw
+	ca := write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	e := &env{stall: 5 * time.Second}
 	for _, tc := range []struct {
 		name     string
 		cacert   string
 		insecure bool
-		wantCAs  bool
-		err      string
+		optErr   string // from httpsOptions
+		getErr   string // from the fetch with its options
 	}{
-		{"system CAs", "", false, false, ""},
-		{"insecure", "", true, false, ""},
-		{"a CA file", good, false, true, ""},
-		{"no PEM in the file", notPEM, false, false, "no PEM certificate"},
-		{"no file", filepath.Join(dir, "missing.pem"), false, false, "no such file"},
+		{"the server's CA", ca, false, "", ""},
+		{"insecure", "", true, "", ""},
+		{"the system's CAs", "", false, "", "certificate"},
+		{"no PEM in the file", write("ca.der", der), false, "no PEM certificate", ""},
+		{"no file", filepath.Join(dir, "missing.pem"), false, "no such file", ""},
 	} {
-		ho, err := e.httpsOptions(30*time.Second, tc.cacert, tc.insecure)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%s: err %v, want one saying %q", tc.name, err, tc.err)
+		ho, err := e.httpsOptions(inspectStall, tc.cacert, tc.insecure)
+		if tc.optErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.optErr) {
+				t.Errorf("%s: err %v, want one saying %q", tc.name, err, tc.optErr)
 			}
 			continue
 		}
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if ho.Stall != time.Second || ho.Proxy == nil {
-			t.Errorf("%s: stall %v, proxy set %v; want httpOptions' (1s, set)", tc.name, ho.Stall, ho.Proxy != nil)
+		if ho.Stall != e.stall || ho.Proxy == nil {
+			t.Errorf("%s: stall %v, proxy set %v; want httpOptions' (%v, set)", tc.name, ho.Stall, ho.Proxy != nil, e.stall)
 		}
-		if ho.InsecureSkipVerify != tc.insecure {
-			t.Errorf("%s: InsecureSkipVerify %v, want %v", tc.name, ho.InsecureSkipVerify, tc.insecure)
-		}
+		got, err := httpsrc.GetSmall(context.Background(), srv.URL, 64, ho)
 		switch {
-		case !tc.wantCAs && ho.RootCAs != nil:
-			t.Errorf("%s: RootCAs set, want the system's", tc.name)
-		case tc.wantCAs && !ho.RootCAs.Equal(want):
-			t.Errorf("%s: RootCAs are not the file's certificate", tc.name)
+		case tc.getErr == "" && (err != nil || string(got) != "signed"):
+			t.Errorf("%s: fetch %q, %v; want the server's answer", tc.name, got, err)
+		case tc.getErr != "" && (err == nil || !strings.Contains(err.Error(), tc.getErr)):
+			t.Errorf("%s: fetch err %v, want one saying %q", tc.name, err, tc.getErr)
 		}
 	}
 }
