@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/streamroot/streamroot/pkg/bzimage"
 	"github.com/streamroot/streamroot/pkg/ext4"
-	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/imgfmt"
 	"github.com/streamroot/streamroot/pkg/isoread"
 	"github.com/streamroot/streamroot/pkg/squashfs"
@@ -162,11 +160,7 @@ func fromISO(ctx context.Context, e *env, file, dir string) (kernelSource, error
 	var ra io.ReaderAt
 	var size int64
 	if isHTTP(file) {
-		stall := isoStall
-		if e.stall > 0 {
-			stall = e.stall
-		}
-		hs, err := openURL(ctx, file, httpsrc.Options{Stall: stall, Proxy: http.ProxyFromEnvironment})
+		hs, err := openURL(ctx, file, e.httpOptions(isoStall))
 		if err != nil {
 			return kernelSource{}, err
 		}

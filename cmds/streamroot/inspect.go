@@ -258,15 +258,8 @@ func inspectOne(ctx context.Context, e *env, o inspectOptions, src string) (*rep
 	var hs *httpsrc.Source
 	var br *httpsrc.BlockReader
 	if isHTTP(src) {
-		stall := inspectStall
-		if e.stall > 0 {
-			stall = e.stall
-		}
-		ho = httpsrc.Options{Stall: stall, Proxy: http.ProxyFromEnvironment, InsecureSkipVerify: o.insecure}
-		if o.cacert != "" {
-			if ho.RootCAs, err = loadCAs(o.cacert); err != nil {
-				return nil, err
-			}
+		if ho, err = e.httpsOptions(inspectStall, o.cacert, o.insecure); err != nil {
+			return nil, err
 		}
 		if hs, err = openURL(ctx, src, ho); err != nil {
 			return nil, err
@@ -492,19 +485,6 @@ func fileKind(m os.FileMode) string {
 		return "a socket"
 	}
 	return "not a regular file"
-}
-
-// loadCAs reads a PEM bundle for -cacert.
-func loadCAs(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, withHint(fmt.Errorf("-cacert %s: no PEM certificate in it", file), "give the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)")
-	}
-	return pool, nil
 }
 
 func (in *inspector) problem(format string, args ...any) {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -152,10 +150,7 @@ func writeManifest(e *env, f *os.File, st os.FileInfo, out string, chunk int64, 
 	}
 	keepPrefetch(m, out)
 	data := m.Marshal()
-	if err := atomicfile.Write(out, 0o644, func(w io.Writer) error {
-		_, err := io.Copy(w, bytes.NewReader(data))
-		return err
-	}); err != nil {
+	if err := atomicfile.WriteFile(out, data, 0o644); err != nil {
 		return nil, nil, fmt.Errorf("write manifest: %w", err)
 	}
 	return m, data, nil

@@ -240,10 +240,7 @@ const publishStall = 30 * time.Second
 // <URL>.manifest, and the first and last chunks' bytes against it.
 func checkPublished(ctx context.Context, e *env, imageURL string, mdata []byte, m *manifest.Manifest) error {
 	shown := redactRaw(imageURL)
-	ho := httpsrc.Options{Stall: publishStall, Proxy: http.ProxyFromEnvironment}
-	if e.stall > 0 {
-		ho.Stall = e.stall
-	}
+	ho := e.httpOptions(publishStall)
 	const served = "the files are published; make the HTTP server serve --http-root at --server, then run publish again or 'streamroot inspect URL'"
 	hs, err := httpsrc.Open(ctx, imageURL, ho)
 	var se *httpsrc.StatusError

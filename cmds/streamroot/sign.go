@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -88,10 +86,10 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	pubText, _ := pub.MarshalText()
-	if err := writeFile(secFile, 0o600, sec); err != nil {
+	if err := atomicfile.WriteFile(secFile, sec, 0o600); err != nil {
 		return err
 	}
-	if err := writeFile(pubFile, 0o644, append(pubText, '\n')); err != nil {
+	if err := atomicfile.WriteFile(pubFile, append(pubText, '\n'), 0o644); err != nil {
 		return err
 	}
 	id := trust.KeyID(pub.ID())
@@ -101,14 +99,6 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 	}
 	_, err = fmt.Fprintf(e.stdout, "%s\n%s\n", id, pub.String())
 	return err
-}
-
-// writeFile replaces path atomically with data.
-func writeFile(path string, perm os.FileMode, data []byte) error {
-	return atomicfile.Write(path, perm, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
 }
 
 // statementResult is what sign --json and verify --json both print of a
@@ -188,7 +178,7 @@ func runSign(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	sigFile := out + trust.SigSuffix
-	if err := writeFile(sigFile, 0o644, sig); err != nil {
+	if err := atomicfile.WriteFile(sigFile, sig, 0o644); err != nil {
 		return err
 	}
 	s, err := trust.ParseSignature(sig)
@@ -273,14 +263,8 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	}
 	var ho httpsrc.Options
 	if isHTTP(img) || isHTTP(*mfile) {
-		ho = httpsrc.Options{Stall: inspectStall, Proxy: http.ProxyFromEnvironment, InsecureSkipVerify: *insecure}
-		if e.stall > 0 {
-			ho.Stall = e.stall
-		}
-		if *cacert != "" {
-			if ho.RootCAs, err = loadCAs(*cacert); err != nil {
-				return err
-			}
+		if ho, err = e.httpsOptions(inspectStall, *cacert, *insecure); err != nil {
+			return err
 		}
 	}
 	read := func(name string, max int64) ([]byte, error) {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/streamroot/streamroot/pkg/atomicfile"
@@ -67,10 +65,7 @@ func runTrace(_ context.Context, e *env, args []string) error {
 	}
 	m.Prefetch = boottrace.Merge(traces, m.NumChunks())
 	out := m.Marshal()
-	if err := atomicfile.Write(*mpath, 0o644, func(w io.Writer) error {
-		_, err := io.Copy(w, bytes.NewReader(out))
-		return err
-	}); err != nil {
+	if err := atomicfile.WriteFile(*mpath, out, 0o644); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "wrote %s: prefetch list of %d chunks (manifest format %d); sign it again (streamroot sign) if the image is signed\n",

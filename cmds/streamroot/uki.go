@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,7 +92,7 @@ func runUKI(ctx context.Context, e *env, args []string) error {
 		return withHint(fmt.Errorf("%s: %w", *stub, err), "give systemd-boot-efi's unsigned linuxx64.efi.stub with --stub")
 	}
 	if *key == "" {
-		if err := atomicfile.Write(*out, 0o644, func(w io.Writer) error { _, err := w.Write(img); return err }); err != nil {
+		if err := atomicfile.WriteFile(*out, img, 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "uki: %s %d bytes, unsigned\n", *out, len(img))

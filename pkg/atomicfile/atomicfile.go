@@ -47,3 +47,13 @@ func Write(path string, perm os.FileMode, fill func(w io.Writer) error) (err err
 	}
 	return nil
 }
+
+// WriteFile is Write for content already in memory, with os.WriteFile's
+// arguments: a manifest, a signature or a key replaces path whole or not
+// at all.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return Write(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}

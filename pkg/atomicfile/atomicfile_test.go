@@ -47,3 +47,38 @@ func TestWrite(t *testing.T) {
 		t.Error("Write into a missing directory succeeded")
 	}
 }
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "key")
+	for _, tc := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{
+		{"creates", []byte("first\n"), 0o600},
+		{"replaces, with the new mode", []byte("second, longer\n"), 0o644},
+		{"empty", nil, 0o644},
+	} {
+		if err := WriteFile(p, tc.data, tc.perm); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != string(tc.data) {
+			t.Errorf("%s: content %q, %v; want %q", tc.name, b, err, tc.data)
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != tc.perm {
+			t.Errorf("%s: mode %v, want %v", tc.name, st.Mode().Perm(), tc.perm)
+		}
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 1 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+	if err := WriteFile(filepath.Join(dir, "no", "such", "dir"), []byte("x"), 0o644); err == nil {
+		t.Error("WriteFile into a missing directory succeeded")
+	}
+}

@@ -244,19 +244,15 @@ func openSource(ctx context.Context, s *Spec, log *slog.Logger) (*source, error)
 		if err != nil {
 			return nil, err
 		}
-		opts := httpsrc.Options{Stall: s.Retry, Log: log, InsecureSkipVerify: s.Insecure, Pin: map[string]string{}}
-		if u.Scheme == "https" {
-			pool, err := caPool(s.CABundle)
-			if err != nil {
-				return nil, err
-			}
-			opts.RootCAs = pool
+		opts, err := s.httpOptions(u.Scheme == "https", log)
+		if err != nil {
+			return nil, err
 		}
 		addr, pinned, err := pinAddr(ctx, u, s.Retry, log)
 		if err != nil {
 			return nil, err
 		}
-		opts.Pin[addr] = pinned
+		opts.Pin = map[string]string{addr: pinned}
 		hs, err := httpsrc.Open(ctx, s.URL, opts)
 		if err != nil {
 			return nil, err

@@ -21,13 +21,9 @@ import (
 // getSmall fetches a small file (the manifest, its signature) from u with
 // the root's TLS settings, at most max bytes.
 func (s *Spec) getSmall(ctx context.Context, u string, max int64, log *slog.Logger) ([]byte, error) {
-	opts := httpsrc.Options{Stall: s.Retry, Log: log, InsecureSkipVerify: s.Insecure}
-	if strings.HasPrefix(u, "https:") {
-		pool, err := caPool(s.CABundle)
-		if err != nil {
-			return nil, err
-		}
-		opts.RootCAs = pool
+	opts, err := s.httpOptions(strings.HasPrefix(u, "https:"), log)
+	if err != nil {
+		return nil, err
 	}
 	return httpsrc.GetSmall(ctx, u, max, opts)
 }

@@ -25,17 +25,13 @@ const sha256Hint = "the file on the server is not the image the kernel line pins
 // /run's tmpfs, which the booted system keeps: the loop device reads from
 // it). An image that does not fit returns (nil, nil) with s.Mode lazy.
 func fetchRAM(ctx context.Context, s *Spec, o Options) (*Device, error) {
-	opts := httpsrc.Options{Stall: s.Retry, Log: o.Log, InsecureSkipVerify: s.Insecure}
 	u, err := url.Parse(s.URL)
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme == "https" {
-		pool, err := caPool(s.CABundle)
-		if err != nil {
-			return nil, err
-		}
-		opts.RootCAs = pool
+	opts, err := s.httpOptions(u.Scheme == "https", o.Log)
+	if err != nil {
+		return nil, err
 	}
 	src, err := httpsrc.Open(ctx, s.URL, opts)
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/bootlog"
 	"github.com/streamroot/streamroot/pkg/hint"
+	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/trust"
 	"golang.org/x/sys/unix"
@@ -309,6 +310,21 @@ func Open(ctx context.Context, s *Spec, o Options) (*Device, error) {
 		// It did not fit: s.Mode is lazy now.
 	}
 	return startDaemon(s, o)
+}
+
+// httpOptions are the root's retry bound and TLS settings for a request
+// to its server: the CA bundle is loaded only for an https one, so an
+// http root boots on an initramfs built without a bundle.
+func (s *Spec) httpOptions(https bool, log *slog.Logger) (httpsrc.Options, error) {
+	opts := httpsrc.Options{Stall: s.Retry, Log: log, InsecureSkipVerify: s.Insecure}
+	if https {
+		pool, err := caPool(s.CABundle)
+		if err != nil {
+			return httpsrc.Options{}, err
+		}
+		opts.RootCAs = pool
+	}
+	return opts, nil
 }
 
 // caPool loads the CA bundle for HTTPS sources.

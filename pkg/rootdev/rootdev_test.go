@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
@@ -377,5 +379,59 @@ func TestNewCache(t *testing.T) {
 				t.Fatalf("newCache: %v (hint %q), want %q", err, hint.Of(err), tc.err)
 			}
 		})
+	}
+}
+
+// The CA bundle is loaded for an https server only, and a bad one fails
+// the options rather than a later handshake.
+func TestSpecHTTPOptions(t *testing.T) {
+	srv := httptest.NewTLSServer(nil)
+	defer srv.Close()
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.pem")
+	if err := os.WriteFile(empty, []byte("no certificates here\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := x509.NewCertPool()
+	want.AddCert(srv.Certificate())
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name     string
+		https    bool
+		bundle   string
+		insecure bool
+		wantCAs  bool
+		err      string
+	}{
+		{"http needs no bundle", false, filepath.Join(dir, "missing.pem"), false, false, ""},
+		{"https loads it", true, bundle, false, true, ""},
+		{"insecure still loads it", true, bundle, true, true, ""},
+		{"https without a bundle", true, filepath.Join(dir, "missing.pem"), false, false, "no CA bundle"},
+		{"a bundle without certificates", true, empty, false, false, "holds no certificates"},
+	} {
+		s := &Spec{Retry: 7 * time.Second, Insecure: tc.insecure, CABundle: tc.bundle}
+		opts, err := s.httpOptions(tc.https, log)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want one saying %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if opts.Stall != s.Retry || opts.Log != log || opts.InsecureSkipVerify != tc.insecure || opts.Pin != nil {
+			t.Errorf("%s: options %+v, want the Spec's retry, the log and insecure %v", tc.name, opts, tc.insecure)
+		}
+		switch {
+		case !tc.wantCAs && opts.RootCAs != nil:
+			t.Errorf("%s: a CA pool for a plain http server", tc.name)
+		case tc.wantCAs && !opts.RootCAs.Equal(want):
+			t.Errorf("%s: RootCAs are not the bundle's certificate", tc.name)
+		}
 	}
 }

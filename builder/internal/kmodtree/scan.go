@@ -117,10 +117,7 @@ func Scan(dir string) (*Tree, error) {
 	}
 
 	t := &Tree{
-		Dir:     dir,
-		mods:    make(map[string]*Module),
-		byPath:  make(map[string]*Module),
-		builtin: make(map[string]bool),
+		Dir: dir,
 		computed: map[string][]byte{
 			"modules.dep":     []byte(dep.String()),
 			"modules.alias":   []byte(alias.String()),

@@ -68,12 +68,7 @@ var ErrNoDepmod = errors.New("no modules.dep")
 // Load parses the module tree in dir (a lib/modules/<kver> directory).
 // modules.dep is required; the other indexes are optional.
 func Load(dir string) (*Tree, error) {
-	t := &Tree{
-		Dir:     dir,
-		mods:    make(map[string]*Module),
-		byPath:  make(map[string]*Module),
-		builtin: make(map[string]bool),
-	}
+	t := &Tree{Dir: dir}
 	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
 	if errors.Is(err, fs.ErrNotExist) {
 		// A raw unpacked kernel package ships modules without indexes;
@@ -87,8 +82,10 @@ func Load(dir string) (*Tree, error) {
 	return t, t.parse(dep)
 }
 
-// parse reads modules.dep (given) and the optional indexes into t.
+// parse reads modules.dep (given) and the optional indexes into t, whose
+// maps it makes: Load and Scan differ only in where the indexes come from.
 func (t *Tree) parse(dep []byte) error {
+	t.mods, t.byPath, t.builtin = map[string]*Module{}, map[string]*Module{}, map[string]bool{}
 	if err := t.parseDep(dep); err != nil {
 		return fmt.Errorf("%s/modules.dep: %w", t.Dir, err)
 	}
