@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -21,7 +22,14 @@ import (
 // getSmall fetches a small file (the manifest, its signature) from u with
 // the root's TLS settings, at most max bytes.
 func (s *Spec) getSmall(ctx context.Context, u string, max int64, log *slog.Logger) ([]byte, error) {
-	opts, err := s.httpOptions(strings.HasPrefix(u, "https:"), log)
+	// The scheme as net/url reads it (case-insensitive, RFC 3986 §3.1), as
+	// the image's own fetches test it: a manifest URL written HTTPS://
+	// must get the initramfs's CA bundle too.
+	pu, err := url.Parse(u)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", redact(u), err)
+	}
+	opts, err := s.httpOptions(pu.Scheme == "https", log)
 	if err != nil {
 		return nil, err
 	}

@@ -435,3 +435,22 @@ func TestSpecHTTPOptions(t *testing.T) {
 		}
 	}
 }
+
+// The manifest's URL is tested for https as net/url reads it: written
+// HTTPS://, it is still checked against the initramfs's CA bundle (not
+// the system roots, which do not hold a lab's CA).
+func TestGetSmallSchemeCase(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "manifest") }))
+	defer srv.Close()
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &Spec{Retry: 5 * time.Second, CABundle: bundle}
+	for _, u := range []string{srv.URL, "HTTPS" + strings.TrimPrefix(srv.URL, "https")} {
+		got, err := s.getSmall(t.Context(), u+"/m", 1<<10, slog.New(slog.DiscardHandler))
+		if err != nil || string(got) != "manifest" {
+			t.Errorf("%s: %q, %v", u, got, err)
+		}
+	}
+}
