@@ -192,11 +192,29 @@ func TestPXEChainPXELinux(t *testing.T) {
 // TestPXEChainIPXEScript: iPXE ROM → dnsmasq DHCP (option 175 → the script's
 // URL) → boot.ipxe from `streamroot pxe --format ipxe --foreman` on nginx →
 // kernel + initramfs over HTTP → the root over HTTP. No TFTP at all.
+//
+// The firmware-address case adds what PXELinux's IPAPPEND 1 writes,
+// ip=<client>:<boot server>:<gateway>:<netmask>, from iPXE's own lease:
+// the initramfs asks dnsmasq for that address with one INIT-REBOOT REQUEST
+// (no DISCOVER of its own) and the root holds the firmware's one lease.
 func TestPXEChainIPXEScript(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		firmware bool
+	}{{"BOOTIF", false}, {"firmware address", true}} {
+		t.Run(tc.name, func(t *testing.T) { testPXEChainIPXEScript(t, tc.firmware) })
+	}
+}
+
+func testPXEChainIPXEScript(t *testing.T, firmware bool) {
 	fx, ns := pxeSetup(t)
 	script := pxeEntry(t, "ipxe")
 	if !strings.HasPrefix(script, "#!ipxe\n") || !strings.Contains(script, "BOOTIF=01-${net0/mac:hexhyp}") {
 		t.Errorf("not an iPXE script with BOOTIF=01-${net0/mac:hexhyp}:\n%s", script)
+	}
+	if firmware {
+		script = strings.Replace(script, " BOOTIF=01-${net0/mac:hexhyp}", " BOOTIF=01-${net0/mac:hexhyp} ip=${net0/ip}:${next-server}:${net0/gateway}:${net0/netmask}", 1)
 	}
 	web := harness.StartNginx(t, ns, harness.NginxOptions{})
 	scriptPath := filepath.Join(env.ArtifactDir(t), "boot.ipxe")
@@ -229,6 +247,20 @@ func TestPXEChainIPXEScript(t *testing.T) {
 		t.Errorf("TFTP was used: %v", sent)
 	}
 	checkOneLease(t, dhcp, r)
+	if !firmware {
+		return
+	}
+	l, _, _ := dhcp.LeaseFor(harness.BootMAC)
+	want := "ip=" + l.IP + ":" + harness.ServerIP + ":" + harness.ServerIP + ":255.255.255.0"
+	if !slices.Contains(strings.Fields(r.Cmdline), want) {
+		t.Errorf("the root's /proc/cmdline lacks %s (iPXE's lease): %q", want, r.Cmdline)
+	}
+	// dnsmasq's exchanges with the node, one per transaction: iPXE's
+	// four messages, then the initramfs's REQUEST and ACK alone.
+	xids := dhcpExchanges(dhcp.Log(), harness.BootMAC)
+	if len(xids) != 2 || strings.Join(xids[0], " ") != "DHCPDISCOVER DHCPOFFER DHCPREQUEST DHCPACK" || strings.Join(xids[1], " ") != "DHCPREQUEST DHCPACK" {
+		t.Errorf("dnsmasq's exchanges with the node: %v, want iPXE's DISCOVER, OFFER, REQUEST, ACK and then the initramfs's REQUEST, ACK\n%s", xids, tailLines(dhcp.Log(), 40))
+	}
 }
 
 // TestPXEHarnessPieces checks the PXE helpers without QEMU: the TFTP root

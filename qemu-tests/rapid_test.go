@@ -11,7 +11,30 @@ import (
 
 // dnsmasqPacket is a DHCP message line of dnsmasq's log for one client:
 // "... dnsmasq-dhcp[4711]: 2910352263 DHCPDISCOVER(br0) 52:54:00:12:34:56".
-var dnsmasqPacket = regexp.MustCompile(`(?m)dnsmasq-dhcp\[\d+\]: (?:\d+ )?(DHCP[A-Z]+)\(\S+\) (?:\S+ )?([0-9a-f:]{17})\b`)
+var dnsmasqPacket = regexp.MustCompile(`(?m)dnsmasq-dhcp\[\d+\]: (?:(\d+) )?(DHCP[A-Z]+)\(\S+\) (?:\S+ )?([0-9a-f:]{17})\b`)
+
+// dhcpExchanges lists dnsmasq's message types for mac by transaction, in
+// the order each began, each type once (a resent message is one).
+func dhcpExchanges(log, mac string) [][]string {
+	var order []string
+	by := map[string][]string{}
+	for _, m := range dnsmasqPacket.FindAllStringSubmatch(log, -1) {
+		if !strings.EqualFold(m[3], mac) {
+			continue
+		}
+		if _, ok := by[m[1]]; !ok {
+			order = append(order, m[1])
+		}
+		if !slices.Contains(by[m[1]], m[2]) {
+			by[m[1]] = append(by[m[1]], m[2])
+		}
+	}
+	var out [][]string
+	for _, x := range order {
+		out = append(out, by[x])
+	}
+	return out
+}
 
 // dhcpMessages lists the DHCP message types dnsmasq logged for mac, each
 // once, in the order of their first line: the client resends its DISCOVER
@@ -19,8 +42,8 @@ var dnsmasqPacket = regexp.MustCompile(`(?m)dnsmasq-dhcp\[\d+\]: (?:\d+ )?(DHCP[
 func dhcpMessages(log, mac string) []string {
 	var out []string
 	for _, m := range dnsmasqPacket.FindAllStringSubmatch(log, -1) {
-		if strings.EqualFold(m[2], mac) && !slices.Contains(out, m[1]) {
-			out = append(out, m[1])
+		if strings.EqualFold(m[3], mac) && !slices.Contains(out, m[2]) {
+			out = append(out, m[2])
 		}
 	}
 	return out

@@ -353,6 +353,11 @@ type IPConf struct {
 	MTU      int              // 0 = not given
 	MAC      net.HardwareAddr // MAC to set on the interface, or nil
 	DNS      []net.IP         // dns1, dns2
+	// Firmware marks PXELinux's IPAPPEND 1 form,
+	// ip=<client-IP>:<boot-server-IP>:<gateway-IP>:<netmask>: Method is
+	// IPDHCP and Addr (with Gateway and Mask) the address the firmware has
+	// just leased, which DHCP asks for first.
+	Firmware bool
 }
 
 // Static reports whether c is a static configuration: method none/off with

@@ -214,6 +214,15 @@ func TestParse(t *testing.T) {
 				Iface: "eth1", Method: IPOff, Addr: ip("10.1.2.3"), Peer: ip("10.1.2.1"), Gateway: ip("10.1.2.254"),
 				Mask: net.CIDRMask(16, 32), MTU: 1400, MAC: mac("52:54:00:ab:cd:ef")}}
 		}},
+		{"ip from PXELinux IPAPPEND 1", "ip=dhcp ip=10.77.0.94:10.77.0.1:10.77.0.1:255.255.255.0", func(c *Config) {
+			c.Net.IP = []IPConf{{Arg: "ip=dhcp", Method: IPDHCP},
+				{Arg: "ip=10.77.0.94:10.77.0.1:10.77.0.1:255.255.255.0", Method: IPDHCP, Firmware: true,
+					Addr: ip("10.77.0.94"), Gateway: ip("10.77.0.1"), Mask: net.CIDRMask(24, 32)}}
+		}},
+		{"ip from IPAPPEND 1, no router", "ip=10.77.0.94:10.77.0.1:0.0.0.0:255.255.0.0", func(c *Config) {
+			c.Net.IP = []IPConf{{Arg: "ip=10.77.0.94:10.77.0.1:0.0.0.0:255.255.0.0", Method: IPDHCP, Firmware: true,
+				Addr: ip("10.77.0.94"), Mask: net.CIDRMask(16, 32)}}
+		}},
 		{"ip static empty method", "ip=10.0.0.2::10.0.0.1:255.0.0.0:::", func(c *Config) {
 			c.Net.IP = []IPConf{{Arg: "ip=10.0.0.2::10.0.0.1:255.0.0.0:::", Method: IPNone,
 				Addr: ip("10.0.0.2"), Gateway: ip("10.0.0.1"), Mask: net.CIDRMask(8, 32)}}

@@ -165,6 +165,37 @@ func (p *parser) ipArg(t token) {
 	p.cfg.Net.IP = append(p.cfg.Net.IP, c)
 }
 
+// firmwareAddr reads PXELinux's IPAPPEND 1 form, which iPXE scripts copy:
+// ip=<client-IP>:<boot-server-IP>:<gateway-IP>:<netmask>, four dotted IPv4
+// fields and nothing more. It is the address the firmware has just leased,
+// not a static point-to-point link (its second field is the TFTP server):
+// dracut refuses it ("setting client-ip does not make sense" for its DHCP
+// default), so no line that boots with dracut changes meaning. streamroot
+// runs DHCP and asks for that address first (IPConf.Firmware).
+func firmwareAddr(c IPConf, f []ipField) (IPConf, bool) {
+	if len(f) != 4 {
+		return c, false
+	}
+	var ips [4]net.IP
+	for i, fl := range f {
+		ip := net.ParseIP(fl.s)
+		if fl.bracketed || fl.prefix != "" || ip == nil || ip.To4() == nil {
+			return c, false
+		}
+		ips[i] = ip.To4()
+	}
+	mask := net.IPMask(ips[3])
+	if ones, bits := mask.Size(); bits != 32 || ones == 0 || !ips[0].IsGlobalUnicast() {
+		return c, false
+	}
+	c.Method, c.Firmware = IPDHCP, true
+	c.Addr, c.Gateway, c.Mask = ips[0], ips[2], mask
+	if ips[2].IsUnspecified() {
+		c.Gateway = nil // PXELinux writes 0.0.0.0 when the lease named no router
+	}
+	return c, true
+}
+
 func parseIP(t token) (IPConf, string) {
 	c := IPConf{Arg: t.raw}
 	if t.val == "" {
@@ -214,6 +245,10 @@ func parseIP(t token) (IPConf, string) {
 	if len(f) < 6 && !f[0].bracketed && net.ParseIP(strings.Split(f[0].s, "/")[0]) == nil {
 		return c, "expected <iface>:<method> or the static form <client-IP>:[<peer>]:<gateway-IP>:<netmask>:<hostname>:<iface>[:<method>]; " +
 			strconv.Quote(f[1].s) + " is not a method"
+	}
+
+	if fw, ok := firmwareAddr(c, f); ok {
+		return fw, ""
 	}
 
 	// Only the address fields may be bracketed.

@@ -83,6 +83,11 @@ func FromBoot(cfg *bootcfg.Config) (netup.Config, []string, error) {
 			return netup.Config{}, nil, err
 		}
 		anyV4 = anyV4 || v4
+		if ip.Firmware {
+			// IPAPPEND 1: DHCP on the boot link, asking for this first.
+			nc.Requested = ip.Addr
+			continue
+		}
 		if ip.Peer != nil {
 			return refuse(ip.Arg, "a point-to-point peer is not supported yet", "leave the peer field empty")
 		}

@@ -29,6 +29,16 @@ func TestNetConfig(t *testing.T) {
 				t.Errorf("DHCP timeout %s, want rd.retry's 42s", got.DHCPTimeout)
 			}
 		}},
+		{name: "the firmware's address (IPAPPEND 3)", cmdline: root + "ip=dhcp ip=10.77.0.94:10.77.0.1:10.77.0.1:255.255.255.0 BOOTIF=01-52-54-00-12-34-56", check: func(t *testing.T, got netup.Config) {
+			if got.Static != nil || !got.Requested.Equal(net.IPv4(10, 77, 0, 94)) || got.BootIF.String() != "52:54:00:12:34:56" {
+				t.Errorf("DHCP asking for the firmware's 10.77.0.94 on the BOOTIF NIC: static %+v requested %v bootif %v", got.Static, got.Requested, got.BootIF)
+			}
+		}},
+		{name: "a static ip= beside the firmware's", cmdline: root + "ip=10.77.0.94:10.77.0.1:10.77.0.1:255.255.255.0 ip=192.0.2.10::192.0.2.1:24::ens3:none", check: func(t *testing.T, got netup.Config) {
+			if got.Static == nil || got.Static.Addr.String() != "192.0.2.10/24" {
+				t.Errorf("static %+v, want 192.0.2.10/24", got.Static)
+			}
+		}},
 		{name: "rapid commit off", cmdline: root + "rd.net.dhcp.rapid-commit=0", check: func(t *testing.T, got netup.Config) {
 			if got.RapidCommit {
 				t.Error("rd.net.dhcp.rapid-commit=0 left rapid commit on")

@@ -21,14 +21,26 @@ var requested = []dhcpv4.OptionCode{
 	dhcpv4.OptionBroadcastAddress, dhcpv4.OptionNTPServers, dhcpv4.OptionDNSDomainSearchList,
 }
 
+// ask is what one DHCPv4 client run asks for.
+type ask struct {
+	clientID []byte // option 61
+	rapid    bool   // rapid commit on the first DISCOVER
+	// requested is the address the firmware has just leased (PXELinux
+	// IPAPPEND 1), asked for first; nil: none.
+	requested net.IP
+	timeout   time.Duration
+}
+
 // dhcp runs DISCOVER/OFFER/REQUEST/ACK on iface until it has a lease or the
-// timeout passes. With rapid, the first DISCOVER asks for rapid commit
+// timeout passes. With a.requested it first asks for that address alone
+// (initReboot). With rapid, the first DISCOVER asks for rapid commit
 // (RFC 4039) and a server that allows it answers with the ACK at once; the
 // later ones do not (as Android's client falls back), so a server that
 // mishandles option 80 costs one attempt, not the boot. A NAK restarts
 // discovery; silence backs off with jitter so a rack of nodes booting
 // together does not pulse the server.
-func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []byte, rapid bool, timeout time.Duration, log *slog.Logger) (*Lease, error) {
+func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, a ask, log *slog.Logger) (*Lease, error) {
+	clientID, rapid, timeout := a.clientID, a.rapid, a.timeout
 	if timeout != Forever {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -51,6 +63,11 @@ func dhcp(ctx context.Context, iface string, mac net.HardwareAddr, clientID []by
 	var nakMsg string
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
+		if attempt == 0 && a.requested != nil {
+			if l := initReboot(ctx, c, a.requested, mods, log); l != nil {
+				return leaseFrom(iface, mac, clientID, l, log), nil
+			}
+		}
 		if attempt == 1 && rapid {
 			log.Info("no lease from a rapid-commit DISCOVER; asking without rapid commit from now on", "iface", iface)
 		}
@@ -127,6 +144,45 @@ func exchange(ctx context.Context, c *nclient4.Client, rapid bool, mods []dhcpv4
 		return &nclient4.Lease{Offer: reply, ACK: reply, CreationTime: time.Now()}, nil
 	}
 	return c.RequestFromOffer(ctx, reply, mods...)
+}
+
+// initReboot asks for the address the firmware has just leased with a
+// REQUEST in RFC 2131's INIT-REBOOT state (§4.3.2: option 50, no server
+// identifier, no ciaddr): the server that leased it ACKs in one round trip,
+// and with the firmware's client id (01+MAC, as iPXE sends) the lease stays
+// the node's one lease. Any other answer, or none within 3 s, is logged and
+// the caller discovers as usual.
+func initReboot(ctx context.Context, c *nclient4.Client, want net.IP, mods []dhcpv4.Modifier, log *slog.Logger) *nclient4.Lease {
+	req, err := dhcpv4.New(dhcpv4.PrependModifiers(mods,
+		dhcpv4.WithHwAddr(c.InterfaceAddr()),
+		dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest),
+		dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(want)),
+		dhcpv4.WithOption(dhcpv4.OptMaxMessageSize(nclient4.MaxMessageSize)))...)
+	if err != nil {
+		log.Warn("cannot build the REQUEST for the firmware's address; discovering", "err", err)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	reply, err := c.SendAndRead(ctx, c.RemoteAddr(), req, nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak))
+	switch {
+	case err != nil:
+		log.Info("no answer to the REQUEST for the firmware's address; discovering", "addr", want, "err", err)
+	case reply.MessageType() == dhcpv4.MessageTypeNak:
+		said := ""
+		if m := reply.Message(); m != "" {
+			said = " (server says " + quote(m) + ")"
+		}
+		log.Info("the DHCP server refused the firmware's address (NAK); discovering"+said, "addr", want, "server", ipOrNone(reply.ServerIdentifier()))
+	case !reply.YourIPAddr.Equal(want):
+		log.Warn(fmt.Sprintf("the DHCP server acknowledged %s, not the firmware's %s; discovering", reply.YourIPAddr, want), "server", ipOrNone(reply.ServerIdentifier()))
+	case usableAck(reply) != nil:
+		log.Warn("ignoring the DHCPACK for the firmware's address: "+usableAck(reply).Error()+"; discovering", "server", ipOrNone(reply.ServerIdentifier()))
+	default:
+		log.Info("leased the firmware's address again (INIT-REBOOT: REQUEST, ACK)", "addr", want, "server", ipOrNone(reply.ServerIdentifier()))
+		return &nclient4.Lease{Offer: reply, ACK: reply, CreationTime: time.Now()}
+	}
+	return nil
 }
 
 // rapidAck says whether m, an answer to a rapid-commit DISCOVER, is a lease

@@ -157,7 +157,7 @@ func TestDHCPAlwaysNAK(t *testing.T) {
 	mac := link.Attrs().HardwareAddr
 	const timeout = 5 * time.Second
 	start := time.Now()
-	l, err := dhcp(t.Context(), "sr0", mac, append([]byte{1}, mac...), true, timeout, log)
+	l, err := dhcp(t.Context(), "sr0", mac, ask{clientID: append([]byte{1}, mac...), rapid: true, timeout: timeout}, log)
 	took := time.Since(start)
 	if err == nil {
 		t.Fatalf("got a lease from a server that only NAKs: %+v", l)
@@ -209,7 +209,7 @@ func TestDHCPHostileOptions(t *testing.T) {
 	fakeServer(t, func(m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 { return answer(t, m, dhcpv4.MessageTypeAck, opts...) })
 	log, rec := newLog()
 	mac := link.Attrs().HardwareAddr
-	l, err := dhcp(t.Context(), "sr0", mac, append([]byte{1}, mac...), true, 20*time.Second, log)
+	l, err := dhcp(t.Context(), "sr0", mac, ask{clientID: append([]byte{1}, mac...), rapid: true, timeout: 20 * time.Second}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	// RapidCommit asks for DHCPv4 rapid commit (RFC 4039) on the first
 	// DISCOVER; a server that does not allow it is asked the usual way.
 	RapidCommit bool
+	// Requested is the address the firmware has just leased (PXELinux
+	// IPAPPEND 1's ip=): DHCP asks for it first, in one round trip.
+	Requested net.IP
 	// Names renames links by MAC (ifname=<name>:<mac>).
 	Names map[string]string
 	// Predictable gives links udev's predictable names (ens3, enp0s3)
@@ -164,7 +167,7 @@ func Up(ctx context.Context, cfg Config, log *slog.Logger) (*Lease, error) {
 		if id == nil {
 			id = append([]byte{1}, attrs.HardwareAddr...)
 		}
-		lease, err = dhcp(ctx, attrs.Name, attrs.HardwareAddr, id, cfg.RapidCommit, cfg.DHCPTimeout, log)
+		lease, err = dhcp(ctx, attrs.Name, attrs.HardwareAddr, ask{clientID: id, rapid: cfg.RapidCommit, requested: cfg.Requested, timeout: cfg.DHCPTimeout}, log)
 		if err != nil {
 			return nil, err
 		}

@@ -70,7 +70,7 @@ func TestDHCPForever(t *testing.T) {
 	l := testNetns(t)
 	fakeServer(t, func(m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 { return answer(t, m, dhcpv4.MessageTypeAck) })
 	mac := l.Attrs().HardwareAddr
-	lease, err := dhcp(t.Context(), "sr0", mac, append([]byte{1}, mac...), true, Forever, slog.New(slog.DiscardHandler))
+	lease, err := dhcp(t.Context(), "sr0", mac, ask{clientID: append([]byte{1}, mac...), rapid: true, timeout: Forever}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

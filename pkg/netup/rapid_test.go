@@ -138,7 +138,7 @@ func TestDHCPRapidCommit(t *testing.T) {
 			if timeout == 0 {
 				timeout = 20 * time.Second
 			}
-			l, err := dhcp(t.Context(), "sr0", mac, append([]byte{1}, mac...), tc.rapid, timeout, log)
+			l, err := dhcp(t.Context(), "sr0", mac, ask{clientID: append([]byte{1}, mac...), rapid: tc.rapid, timeout: timeout}, log)
 			if err != nil {
 				t.Fatalf("no lease: %v\n%s", err, rec.text())
 			}
@@ -171,7 +171,7 @@ func TestDHCPUnusableAck(t *testing.T) {
 	})
 	log, _ := newLog()
 	mac := link.Attrs().HardwareAddr
-	_, err := dhcp(t.Context(), "sr0", mac, append([]byte{1}, mac...), false, 4*time.Second, log)
+	_, err := dhcp(t.Context(), "sr0", mac, ask{clientID: append([]byte{1}, mac...), timeout: 4 * time.Second}, log)
 	if err == nil || !strings.Contains(err.Error(), "leased the unusable address 0.0.0.0") {
 		t.Fatalf("err %v, want the unusable address named", err)
 	}
@@ -204,5 +204,70 @@ func TestUsableAck(t *testing.T) {
 		if err := usableAck(m); (err == nil) != tc.ok {
 			t.Errorf("%s mask %v: err %v, want ok=%v", tc.ip, tc.mask, err, tc.ok)
 		}
+	}
+}
+
+// The firmware's address (PXELinux IPAPPEND 1) is asked for first with an
+// INIT-REBOOT REQUEST: a server that ACKs it leases in one round trip, with
+// no DISCOVER; a NAK, silence or an ACK of another address falls back to
+// discovery, which still ends in a lease.
+func TestDHCPInitReboot(t *testing.T) {
+	other := net.IPv4(10, 99, 0, 77).To4()
+	for _, tc := range []struct {
+		name      string
+		requested net.IP
+		// initReboot answers the REQUEST without a server id (nil: none).
+		initReboot    func(t *testing.T, m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4
+		wantDiscovers bool
+		wantLog       string
+	}{
+		{"the server ACKs it", clientIP, func(t *testing.T, m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 { return answer(t, m, dhcpv4.MessageTypeAck) },
+			false, "leased the firmware's address again (INIT-REBOOT: REQUEST, ACK)"},
+		{"the server NAKs it", clientIP, func(t *testing.T, m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 { return answer(t, m, dhcpv4.MessageTypeNak) },
+			true, `refused the firmware's address (NAK); discovering (server says "no lease for you\x1b[2J\r\nstreamroot: fake line")`},
+		{"no answer", clientIP, func(*testing.T, *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 { return nil },
+			true, "no answer to the REQUEST for the firmware's address; discovering"},
+		{"an ACK of another address", other, func(t *testing.T, m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 { return answer(t, m, dhcpv4.MessageTypeAck) },
+			true, "the DHCP server acknowledged 10.99.0.50, not the firmware's 10.99.0.77; discovering"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			link := testNetns(t)
+			var discovers, initReboots atomic.Int32
+			fakeServer(t, func(m *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+				switch {
+				case m.MessageType() == dhcpv4.MessageTypeDiscover:
+					discovers.Add(1)
+				case m.MessageType() == dhcpv4.MessageTypeRequest && m.ServerIdentifier() == nil:
+					initReboots.Add(1)
+					if !m.RequestedIPAddress().Equal(tc.requested) || !m.ClientIPAddr.IsUnspecified() {
+						t.Errorf("INIT-REBOOT REQUEST for %s, ciaddr %s; want %s and 0.0.0.0", m.RequestedIPAddress(), m.ClientIPAddr, tc.requested)
+					}
+					return tc.initReboot(t, m)
+				}
+				return answer(t, m, dhcpv4.MessageTypeAck)
+			})
+			log, rec := newLog()
+			mac := link.Attrs().HardwareAddr
+			l, err := dhcp(t.Context(), "sr0", mac, ask{clientID: append([]byte{1}, mac...), requested: tc.requested, timeout: 20 * time.Second}, log)
+			if err != nil {
+				t.Fatalf("no lease: %v\n%s", err, rec.text())
+			}
+			if !l.Addr.IP.Equal(clientIP) {
+				t.Errorf("leased %s, want %s", l.Addr.IP, clientIP)
+			}
+			if n := initReboots.Load(); n < 1 {
+				t.Errorf("no INIT-REBOOT REQUEST")
+			}
+			if got := discovers.Load() > 0; got != tc.wantDiscovers {
+				t.Errorf("DISCOVERs sent: %v, want %v\n%s", got, tc.wantDiscovers, rec.text())
+			}
+			logged := rec.text()
+			if !strings.Contains(logged, tc.wantLog) {
+				t.Errorf("the log lacks %q:\n%s", tc.wantLog, logged)
+			}
+			if strings.ContainsAny(logged, "\x1b\r") {
+				t.Errorf("the server's text reached the log raw:\n%q", logged)
+			}
+		})
 	}
 }
