@@ -165,6 +165,10 @@ func initReboot(ctx context.Context, c *nclient4.Client, want net.IP, mods []dhc
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	reply, err := c.SendAndRead(ctx, c.RemoteAddr(), req, nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak))
+	var bad error
+	if err == nil {
+		bad = usableAck(reply)
+	}
 	switch {
 	case err != nil:
 		log.Info("no answer to the REQUEST for the firmware's address; discovering", "addr", want, "err", err)
@@ -176,8 +180,8 @@ func initReboot(ctx context.Context, c *nclient4.Client, want net.IP, mods []dhc
 		log.Info("the DHCP server refused the firmware's address (NAK); discovering"+said, "addr", want, "server", ipOrNone(reply.ServerIdentifier()))
 	case !reply.YourIPAddr.Equal(want):
 		log.Warn(fmt.Sprintf("the DHCP server acknowledged %s, not the firmware's %s; discovering", reply.YourIPAddr, want), "server", ipOrNone(reply.ServerIdentifier()))
-	case usableAck(reply) != nil:
-		log.Warn("ignoring the DHCPACK for the firmware's address: "+usableAck(reply).Error()+"; discovering", "server", ipOrNone(reply.ServerIdentifier()))
+	case bad != nil:
+		log.Warn("ignoring the DHCPACK for the firmware's address: "+bad.Error()+"; discovering", "server", ipOrNone(reply.ServerIdentifier()))
 	default:
 		log.Info("leased the firmware's address again (INIT-REBOOT: REQUEST, ACK)", "addr", want, "server", ipOrNone(reply.ServerIdentifier()))
 		return &nclient4.Lease{Offer: reply, ACK: reply, CreationTime: time.Now()}

@@ -388,10 +388,7 @@ func TestSpecHTTPOptions(t *testing.T) {
 	srv := httptest.NewTLSServer(nil)
 	defer srv.Close()
 	dir := t.TempDir()
-	bundle := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bundle := caBundle(t, dir, srv)
 	empty := filepath.Join(dir, "empty.pem")
 	if err := os.WriteFile(empty, []byte("no certificates here\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -442,10 +439,7 @@ func TestSpecHTTPOptions(t *testing.T) {
 func TestGetSmallSchemeCase(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "manifest") }))
 	defer srv.Close()
-	bundle := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bundle := caBundle(t, t.TempDir(), srv)
 	s := &Spec{Retry: 5 * time.Second, CABundle: bundle}
 	for _, u := range []string{srv.URL, "HTTPS" + strings.TrimPrefix(srv.URL, "https")} {
 		got, err := s.getSmall(t.Context(), u+"/m", 1<<10, slog.New(slog.DiscardHandler))
@@ -453,4 +447,15 @@ func TestGetSmallSchemeCase(t *testing.T) {
 			t.Errorf("%s: %q, %v", u, got, err)
 		}
 	}
+}
+
+// caBundle writes srv's certificate as dir/ca.pem, the CA bundle that
+// trusts it, and returns its path.
+func caBundle(t *testing.T, dir string, srv *httptest.Server) string {
+	t.Helper()
+	bundle := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bundle
 }
