@@ -136,8 +136,9 @@ func TestFillDoesNotGrowUnderDemand(t *testing.T) {
 	go func() { fillDone <- c.Fill(ctx, nil) }()
 
 	// Readers walk down from the image's end, where the fill is not yet,
-	// one read after another, so one nearly always waits; the samples,
-	// which end on time alone while demand waits, come every 250 ms.
+	// one read after another, so one nearly always waits and the workers
+	// yield; their bytes would make a growing sample if they were counted
+	// as the fill's (TestFillGateSamples has the samples themselves).
 	stop := time.Now().Add(6 * fillSampleTime)
 	var wg sync.WaitGroup
 	var reads atomic.Int64
@@ -163,5 +164,42 @@ func TestFillDoesNotGrowUnderDemand(t *testing.T) {
 	}
 	if s.FillParallel != DefaultParallel || s.FillParallelPeak != DefaultParallel {
 		t.Errorf("parallel %d, peak %d while demand reads waited; want %d throughout", s.FillParallel, s.FillParallelPeak, DefaultParallel)
+	}
+}
+
+// The gate's samples: one with a kernel read waiting, or with a worker
+// held by the pacer, does not grow the fill; a clean one does.
+func TestFillGateSamples(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hold func(c *Cache, g *fillGate) (undo func())
+		want int
+	}{
+		{"clean", func(*Cache, *fillGate) func() { return func() {} }, 6},
+		{"a kernel read waiting", func(c *Cache, _ *fillGate) func() { c.waiting.Add(1); return func() { c.waiting.Add(-1) } }, DefaultParallel},
+		{"held by the pacer", func(c *Cache, g *fillGate) func() {
+			c.o.FillPace = func(context.Context, int64) error { time.Sleep(5 * time.Millisecond); return nil }
+			if waited, err := c.fillTurn(context.Background(), 0); err != nil || !waited {
+				t.Errorf("fillTurn with a sleeping pacer: waited %v, err %v", waited, err)
+			}
+			g.waited()
+			return func() {}
+		}, DefaultParallel},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newLinkCache(t, 64, 0, 0, Options{})
+			g := newFillGate(c)
+			undo := tc.hold(c, g)
+			defer undo()
+			g.start = time.Now().Add(-2 * fillSampleTime) // a sample's time has passed
+			c.bytes.Add(64 * linkChunk)                   // and its chunks came
+			if err := g.acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			g.release()
+			if s := c.Stats(); s.FillParallel != tc.want {
+				t.Errorf("parallel %d after the sample, want %d", s.FillParallel, tc.want)
+			}
+		})
 	}
 }
