@@ -8,7 +8,7 @@ package chunkcache_test
 //     one read ahead), for several chunk sizes;
 //   - random 4 KiB reads: the latency of one cold read;
 //   - fill: stream mode's background fill of the whole image, for several
-//     worker counts.
+//     fixed numbers of fetches in flight and the adaptive fill.
 //
 //	go test ./pkg/chunkcache -run '^$' -bench . -benchtime 1x
 //
@@ -103,12 +103,22 @@ func BenchmarkFill(b *testing.B) {
 	_, size := benchimg.Server()
 	for _, rtt := range benchimg.RTTs() {
 		for _, chunk := range []int64{1 << 20, 4 << 20} {
-			for _, par := range []int{1, 4, 8} {
-				b.Run(fmt.Sprintf("rtt=%dms/chunk=%dMiB/par=%d", rtt.Milliseconds(), chunk>>20, par), func(b *testing.B) {
+			// 0: the adaptive fill the block daemon runs (4 up to 16);
+			// otherwise a fixed number of fetches in flight.
+			for _, par := range []int{1, 4, 8, 0} {
+				if par == 0 && chunk != 1<<20 {
+					continue // the manifest's chunk size: the one the daemon fills
+				}
+				name := fmt.Sprintf("par=%d", par)
+				o := chunkcache.Options{Chunk: chunk, Parallel: par, MaxParallel: par}
+				if par == 0 {
+					name, o.Parallel, o.MaxParallel = "par=adaptive", chunkcache.DefaultParallel, chunkcache.DefaultMaxParallel
+				}
+				b.Run(fmt.Sprintf("rtt=%dms/chunk=%dMiB/%s", rtt.Milliseconds(), chunk>>20, name), func(b *testing.B) {
 					b.SetBytes(size)
 					for b.Loop() {
 						b.StopTimer()
-						c := openCache(b, rtt, chunkcache.Options{Chunk: chunk, Parallel: par})
+						c := openCache(b, rtt, o)
 						b.StartTimer()
 						ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 						err := c.Fill(ctx, nil)
@@ -116,6 +126,7 @@ func BenchmarkFill(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
+						b.ReportMetric(float64(c.Stats().FillParallel), "parallel")
 					}
 				})
 			}

@@ -56,6 +56,16 @@ const DefaultCacheBytes int64 = 64 << 20
 // manifest costs MaxRefetches extra transfers per chunk, once.
 const MaxRefetches = 3
 
+// DefaultParallel is Options.Parallel when 0: the fill's starting number
+// of fetches in flight, and Prefetch's number of workers.
+const DefaultParallel = 4
+
+// DefaultMaxParallel is Options.MaxParallel when 0: the most fetches one
+// node's fill keeps in flight however well more would pay. At 1 MiB chunks
+// and 50 ms RTT that is about 300 MB/s; the cap is there for the server,
+// which during a boot storm fills every node at once.
+const DefaultMaxParallel = 16
+
 // Source is where chunks come from.
 type Source interface {
 	ReadAt(ctx context.Context, p []byte, off int64) error
@@ -75,8 +85,15 @@ type Options struct {
 	// ones not read yet (stream and ram modes).
 	Bounded bool
 	Chunk   int64 // power of two; default 1 MiB
-	// Parallel is the number of background fill workers (default 4).
+	// Parallel is the number of fetches the background fill starts with
+	// (default DefaultParallel), and Prefetch's number of workers. The
+	// fill adds fetches while each step raises its throughput by 10%
+	// (fillCtl), up to MaxParallel, and never goes below Parallel.
 	Parallel int
+	// MaxParallel caps the fill's fetches in flight (default
+	// DefaultMaxParallel; raised to Parallel if lower, which makes the
+	// fill's parallelism fixed).
+	MaxParallel int
 	// CacheBytes bounds lazy mode's memory: the chunks kept plus the
 	// buffers of the fetches in flight (demand and readahead). Default
 	// DefaultCacheBytes. A bound smaller than one chunk is raised to one
@@ -133,6 +150,10 @@ type Stats struct {
 	// CacheBytes is what lazy mode holds now (kept chunks and fetches in
 	// flight); PeakCacheBytes the most it held. Both stay ≤ the bound.
 	CacheBytes, PeakCacheBytes int64
+	// FillParallel is the number of fetches the fill allows now (at its
+	// end, the level it settled at); FillParallelPeak the most it
+	// allowed. Both 0 before Fill.
+	FillParallel, FillParallelPeak int
 }
 
 // Cache serves an image from local chunks, fetching the missing ones.
@@ -161,6 +182,7 @@ type Cache struct {
 
 	demand, fill, bytes, verifyFail, refetch, readErr atomic.Int64
 	presentN                                          atomic.Int64
+	fillPar, fillPeak                                 atomic.Int64 // see Stats.FillParallel
 	// waiting counts kernel reads waiting for a fetch: the background fill
 	// starts no new chunk while any does, so demand always goes first.
 	waiting atomic.Int64
@@ -213,8 +235,12 @@ func New(src Source, o Options) (*Cache, error) {
 			size, MaxImageSize>>40)
 	}
 	if o.Parallel <= 0 {
-		o.Parallel = 4
+		o.Parallel = DefaultParallel
 	}
+	if o.MaxParallel <= 0 {
+		o.MaxParallel = DefaultMaxParallel
+	}
+	o.MaxParallel = max(o.MaxParallel, o.Parallel)
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = DefaultCacheBytes
 	}
@@ -271,7 +297,8 @@ func (c *Cache) Stats() Stats {
 	c.mu.Unlock()
 	return Stats{Chunks: c.chunks, Present: int(c.presentN.Load()), DemandFetches: c.demand.Load(),
 		FillFetches: c.fill.Load(), BytesFetched: c.bytes.Load(), VerifyFailures: c.verifyFail.Load(),
-		Refetches: c.refetch.Load(), ReadErrors: c.readErr.Load(), CacheBytes: used, PeakCacheBytes: peak}
+		Refetches: c.refetch.Load(), ReadErrors: c.readErr.Load(), CacheBytes: used, PeakCacheBytes: peak,
+		FillParallel: int(c.fillPar.Load()), FillParallelPeak: int(c.fillPeak.Load())}
 }
 
 // Complete reports whether every chunk is local (stream/ram modes).
@@ -638,9 +665,11 @@ func (c *Cache) Err() error {
 	return c.broken
 }
 
-// Fill fetches every missing chunk with Parallel workers, in order, and
-// returns when all are local. Demand reads are not queued behind it: they
-// start their own fetches. progress, if set, is called after each chunk.
+// Fill fetches every missing chunk, in order, with Parallel to
+// MaxParallel fetches in flight as the link rewards (fillGate, fillCtl),
+// and returns when all are local. Demand reads are not queued behind it:
+// they start their own fetches, and the fill starts no chunk while one
+// waits. progress, if set, is called after each chunk.
 func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
 	if c.o.Bounded {
 		return errors.New("blockd: lazy mode does not fill")
@@ -661,9 +690,10 @@ func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
 			}
 		}
 	}()
+	gate := newFillGate(c)
 	var wg sync.WaitGroup
-	errs := make(chan error, c.o.Parallel)
-	for range c.o.Parallel {
+	errs := make(chan error, c.o.MaxParallel)
+	for range c.o.MaxParallel {
 		wg.Go(func() {
 			var lower, raise func()
 			if c.o.FillThread != nil {
@@ -673,27 +703,22 @@ func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
 				lower, raise = c.o.FillThread()
 				lower()
 			}
-			for i := range next {
-				if err := c.fillTurn(ctx, i); err != nil {
-					errs <- err
+			for {
+				// The turn comes before the chunk: a worker waiting for
+				// one holds no chunk back from the others.
+				if gate.acquire(ctx) != nil {
+					return // the incomplete fill is reported below
+				}
+				i, ok := <-next
+				if !ok {
+					gate.release()
 					return
 				}
-				// A failed chunk is retried until ctx ends: the source
-				// already retries transient errors; this covers a server
-				// that is down for longer than one read's timeout.
-				for {
-					err := c.fillChunk(ctx, i, lower, raise)
-					if err == nil {
-						break
-					}
-					if ctx.Err() != nil || errors.Is(err, ErrCorrupt) || c.Err() != nil {
-						errs <- fmt.Errorf("fill chunk %d: %w", i, err)
-						return
-					}
-					select {
-					case <-time.After(time.Second):
-					case <-ctx.Done():
-					}
+				err := c.fillOne(ctx, i, gate, lower, raise)
+				gate.release()
+				if err != nil {
+					errs <- err
+					return
 				}
 				if progress != nil {
 					progress(c.Stats())
@@ -713,19 +738,55 @@ func (c *Cache) Fill(ctx context.Context, progress func(Stats)) error {
 	return nil
 }
 
+// fillOne is one worker's turn: chunk i, once demand and the pacer allow.
+func (c *Cache) fillOne(ctx context.Context, i int, gate *fillGate, lower, raise func()) error {
+	waited, err := c.fillTurn(ctx, i)
+	if waited {
+		gate.waited()
+	}
+	if err != nil {
+		return err
+	}
+	// A failed chunk is retried until ctx ends: the source already
+	// retries transient errors; this covers a server that is down for
+	// longer than one read's timeout.
+	for {
+		err := c.fillChunk(ctx, i, lower, raise)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrCorrupt) || c.Err() != nil {
+			return fmt.Errorf("fill chunk %d: %w", i, err)
+		}
+		gate.failed()
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+	}
+}
+
 // fillTurn waits until the fill may fetch chunk i: no kernel read is
-// waiting for a fetch (demand first), and FillPace allows it.
-func (c *Cache) fillTurn(ctx context.Context, i int) error {
+// waiting for a fetch (demand first), and FillPace allows it. waited says
+// it had to wait for either, so the fill's rate then measured demand or
+// the pacer rather than the link.
+func (c *Cache) fillTurn(ctx context.Context, i int) (waited bool, err error) {
+	waited = c.waiting.Load() > 0
 	if err := c.yieldToDemand(ctx); err != nil {
-		return fmt.Errorf("fill chunk %d: %w", i, err)
+		return waited, fmt.Errorf("fill chunk %d: %w", i, err)
 	}
 	if c.o.FillPace != nil {
 		off := int64(i) * c.o.Chunk
-		if err := c.o.FillPace(ctx, min(c.o.Chunk, c.size-off)); err != nil {
-			return fmt.Errorf("fill chunk %d: %w", i, err)
+		start := time.Now()
+		err := c.o.FillPace(ctx, min(c.o.Chunk, c.size-off))
+		// A pacer that lets the chunk go returns at once; one that
+		// holds the fill sleeps for a good part of a chunk's time.
+		waited = waited || time.Since(start) > time.Millisecond
+		if err != nil {
+			return waited, fmt.Errorf("fill chunk %d: %w", i, err)
 		}
 	}
-	return nil
+	return waited, nil
 }
 
 // fillChunk fetches chunk i for the fill, on this worker's thread when it

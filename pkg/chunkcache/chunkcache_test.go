@@ -379,8 +379,11 @@ func TestFillThreadPriority(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(workers) != 1 || lowers != 2 || raises != 1 {
-		t.Errorf("workers %v, lowers %d, raises %d; want 1 worker lowered at start and after the raised chunk, raised once", workers, lowers, raises)
+	// Every worker the fill may use is started (and lowered) at once, one
+	// turn allowed at a time here: the raised one lowers itself again.
+	if len(workers) != DefaultMaxParallel || lowers != DefaultMaxParallel+1 || raises != 1 {
+		t.Errorf("workers %v, lowers %d, raises %d; want %d workers lowered at start, one of them again after the raised chunk, raised once",
+			workers, lowers, raises, DefaultMaxParallel)
 	}
 	src.mu.Lock()
 	for off, tid := range src.tids {

@@ -308,7 +308,11 @@ func newCache(s *Spec, src *source, rep *reporter, touch func(int), log *slog.Lo
 	if src.http != nil && !src.http.HasValidator() && s.manifest == nil && (s.Mode != bootcfg.FetchRAM || len(s.SHA256) == 0) {
 		log.Warn(noValidatorWarning(src.http.URL))
 	}
-	bo := chunkcache.Options{Bounded: s.Mode == bootcfg.FetchLazy, ReadTimeout: s.IOTimeout, Log: log, Permanent: permanentSourceError, Touch: touch}
+	// The fill starts at Parallel fetches and adds more while they pay, up
+	// to MaxParallel: the cap keeps one node's load on a server it shares
+	// with a boot storm bounded.
+	bo := chunkcache.Options{Bounded: s.Mode == bootcfg.FetchLazy, ReadTimeout: s.IOTimeout, Log: log, Permanent: permanentSourceError, Touch: touch,
+		Parallel: chunkcache.DefaultParallel, MaxParallel: chunkcache.DefaultMaxParallel}
 	var pacer *fillPacer
 	if s.Mode == bootcfg.FetchStream {
 		// The fill runs beside the booted system (ram mode's runs before
@@ -516,7 +520,7 @@ func fillAndCheck(ctx context.Context, c *chunkcache.Cache, want []byte, pacer *
 	}
 	s := c.Stats()
 	log.Info(fmt.Sprintf("fill complete: %s in %s; the server is no longer needed", bootlog.MiB(c.ImageSize()), time.Since(start).Round(time.Millisecond)),
-		"demand_chunks", s.DemandFetches, "fill_chunks", s.FillFetches)
+		"demand_chunks", s.DemandFetches, "fill_chunks", s.FillFetches, "parallel", s.FillParallel, "parallel_peak", s.FillParallelPeak)
 	return nil
 }
 

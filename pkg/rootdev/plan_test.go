@@ -265,7 +265,7 @@ func TestBackgroundFillRevokesOnHashMismatch(t *testing.T) {
 			}
 			out := logs.String()
 			if !tc.revoked {
-				if len(faults) != 0 || !strings.Contains(out, "whole-image sha256 verified") || !strings.Contains(out, "fill complete") {
+				if len(faults) != 0 || !strings.Contains(out, "whole-image sha256 verified") || !strings.Contains(out, "fill complete") || !strings.Contains(out, "parallel=4") {
 					t.Errorf("a matching image: faults %v, log:\n%s", faults, out)
 				}
 				return
