@@ -26,13 +26,9 @@ const CABundlePath = "/etc/ssl/certs/ca-certificates.crt"
 func loadCABundle(base string, extra []string, log *slog.Logger) ([]byte, error) {
 	var out bytes.Buffer
 	if base != "" {
-		b, err := os.ReadFile(base)
+		b, n, bad, err := readCerts("-ca", base, " (use -ca none to build without a CA bundle)")
 		if err != nil {
-			return nil, fmt.Errorf("-ca: %w (use -ca none to build without a CA bundle)", err)
-		}
-		n, bad, err := checkPEMCerts(b)
-		if err != nil {
-			return nil, fmt.Errorf("-ca %s: %w", base, err)
+			return nil, err
 		}
 		if n == 0 {
 			return nil, fmt.Errorf("-ca %s: no parseable certificate", base)
@@ -43,13 +39,9 @@ func loadCABundle(base string, extra []string, log *slog.Logger) ([]byte, error)
 		out.Write(b)
 	}
 	for _, p := range extra {
-		b, err := os.ReadFile(p)
+		b, n, bad, err := readCerts("-extra-ca", p, "")
 		if err != nil {
-			return nil, fmt.Errorf("-extra-ca: %w", err)
-		}
-		n, bad, err := checkPEMCerts(b)
-		if err != nil {
-			return nil, fmt.Errorf("-extra-ca %s: %w", p, err)
+			return nil, err
 		}
 		if bad > 0 {
 			return nil, fmt.Errorf("-extra-ca %s: %d certificate(s) do not parse", p, bad)
@@ -63,6 +55,23 @@ func loadCABundle(base string, extra []string, log *slog.Logger) ([]byte, error)
 		out.Write(b)
 	}
 	return out.Bytes(), nil
+}
+
+// readCerts reads the PEM file path named by flag (-ca, -extra-ca) and
+// counts its certificates with checkPEMCerts; what counts as too few or
+// too many bad ones is the caller's rule. Its errors name the flag, and
+// the file where the read error does not; advice ends a failed read's
+// error (how to do without the file), or is "".
+func readCerts(flag, path, advice string) (b []byte, ok, bad int, err error) {
+	b, err = os.ReadFile(path)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: %w%s", flag, err, advice)
+	}
+	ok, bad, err = checkPEMCerts(b)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%s %s: %w", flag, path, err)
+	}
+	return b, ok, bad, nil
 }
 
 // checkPEMCerts counts the certificates in b that parse (ok) and that do

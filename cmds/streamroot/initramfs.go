@@ -131,21 +131,8 @@ func runInitramfs(ctx context.Context, e *env, args []string) error {
 	// checking the values a second way.
 	bargs := []string{"-compress", *compression, "-nic", *nic, "-modules", *addModules,
 		"-shell", *shell, "-o", filepath.Join(*outDir, *initrdName), "-moddir", "placeholder"}
-	if *extraCA != "" {
-		bargs = append(bargs, "-extra-ca", *extraCA)
-	}
-	if *manifestDig != "" {
-		bargs = append(bargs, "-manifest-digest", *manifestDig)
-	}
-	if *imageURL != "" {
-		bargs = append(bargs, "-image-url", *imageURL)
-	}
-	if *trustKey != "" {
-		bargs = append(bargs, "-trust-key", *trustKey)
-	}
-	if *minVersion != "" {
-		bargs = append(bargs, "-min-version", *minVersion)
-	}
+	bargs = appendSet(bargs, flagValue{"-extra-ca", *extraCA}, flagValue{"-manifest-digest", *manifestDig},
+		flagValue{"-image-url", *imageURL}, flagValue{"-trust-key", *trustKey}, flagValue{"-min-version", *minVersion})
 	if *initPath == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -252,6 +239,22 @@ func countSet(s ...string) int {
 		}
 	}
 	return n
+}
+
+// flagValue is one flag of a command line handed on to another parser
+// (the builder's, or initramfs' from publish), and its value.
+type flagValue struct{ flag, v string }
+
+// appendSet appends "flag value" to args for each flag whose value is set
+// (not ""), in order: a flag left out keeps the other parser's default
+// rather than being given an empty value it may refuse.
+func appendSet(args []string, flags ...flagValue) []string {
+	for _, f := range flags {
+		if f.v != "" {
+			args = append(args, f.flag, f.v)
+		}
+	}
+	return args
 }
 
 // kernelSource is where one build's kernel and module tree are on disk.

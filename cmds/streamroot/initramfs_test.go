@@ -302,3 +302,27 @@ func TestInitramfsFromRPM(t *testing.T) {
 		t.Errorf("a .deb as --kernel-rpm: exit %d, %s", code, stderr)
 	}
 }
+
+func TestAppendSet(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		flags []flagValue
+		want  []string
+	}{
+		{"none given", []string{"-o", "x"}, nil, []string{"-o", "x"}},
+		{"all unset", []string{"-o", "x"}, []flagValue{{"-a", ""}, {"-b", ""}}, []string{"-o", "x"}},
+		{"set ones in order", []string{"-o", "x"}, []flagValue{{"-a", "1"}, {"-b", ""}, {"--c", "3"}}, []string{"-o", "x", "-a", "1", "--c", "3"}},
+		{"onto nothing", nil, []flagValue{{"-a", "v w"}}, []string{"-a", "v w"}},
+		// A value that looks like a flag is still the flag's value.
+		{"dash value", nil, []flagValue{{"-a", "-b"}}, []string{"-a", "-b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := appendSet(append([]string(nil), tt.args...), tt.flags...)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("appendSet(%q, %v) = %q, want %q", tt.args, tt.flags, got, tt.want)
+			}
+		})
+	}
+}

@@ -155,11 +155,10 @@ func runInspect(ctx context.Context, e *env, args []string) error {
 	cacert := fs.String("cacert", "", "PEM `file` of CA certificates to trust for an https:// URL (instead of the system's)")
 	insecure := fs.Bool("insecure", false, "do not verify an https:// server's certificate (as rd.noverifyssl)")
 	manifestFile := fs.String("manifest", "", "chunk manifest `file` to check the image against (default: IMAGE.manifest beside a local image, if there is one)")
-	pos, err := fs.parse(e, args)
+	pos, err := fs.parseJSON(e, args, asJSON)
 	if err != nil {
 		return err
 	}
-	e.json = *asJSON
 	if len(pos) == 0 {
 		return usagef("want an IMAGE, ISO or URL")
 	}

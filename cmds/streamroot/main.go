@@ -265,16 +265,28 @@ func (fs *flagSet) parse(e *env, args []string) ([]string, error) {
 	}
 }
 
-// parseOne is parse for a command that takes exactly one argument, what
-// in the usage error. asJSON, the command's -json if it has one, is
-// applied before that check, so the error comes as JSON too.
-func (fs *flagSet) parseOne(e *env, args []string, what string, asJSON *bool) (string, error) {
+// parseJSON is parse for a command with --json: asJSON, that flag (nil
+// for none), is applied to e as soon as the flags parse, so run reports
+// the usage errors the command finds after that (an argument missing or
+// extra, flags that do not go together) as JSON too. A flag the parser
+// itself refuses fails before -json is known, and stays text.
+func (fs *flagSet) parseJSON(e *env, args []string, asJSON *bool) ([]string, error) {
 	pos, err := fs.parse(e, args)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if asJSON != nil {
 		e.json = *asJSON
+	}
+	return pos, nil
+}
+
+// parseOne is parseJSON for a command that takes exactly one argument,
+// what in the usage error.
+func (fs *flagSet) parseOne(e *env, args []string, what string, asJSON *bool) (string, error) {
+	pos, err := fs.parseJSON(e, args, asJSON)
+	if err != nil {
+		return "", err
 	}
 	if len(pos) != 1 {
 		return "", usagef("want exactly one %s, got %d arguments", what, len(pos))
@@ -282,14 +294,12 @@ func (fs *flagSet) parseOne(e *env, args []string, what string, asJSON *bool) (s
 	return pos[0], nil
 }
 
-// parseNone is parse for a command that takes flags only; asJSON is
-// applied as in parseOne, before the check.
+// parseNone is parseJSON for a command that takes flags only.
 func (fs *flagSet) parseNone(e *env, args []string, asJSON *bool) error {
-	pos, err := fs.parse(e, args)
+	pos, err := fs.parseJSON(e, args, asJSON)
 	if err != nil {
 		return err
 	}
-	e.json = *asJSON
 	if len(pos) > 0 {
 		return usagef("unexpected arguments %q", pos)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -82,6 +83,55 @@ func TestParseFlagsInterspersed(t *testing.T) {
 		if strings.Join(pos, "|") != strings.Join(tt.wantPos, "|") || *o != tt.wantO {
 			t.Errorf("%q: pos %q o %q", tt.args, pos, *o)
 		}
+	}
+}
+
+// TestUsageErrorAsJSON: the subcommands that parse with parseJSON report a
+// usage mistake they find after the flags as JSON on stdout with --json
+// (and as text only without it); a flag the parser refuses stays text.
+func TestUsageErrorAsJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // in the error, on stderr and in the JSON object
+		json bool   // stdout is the JSON error object; else it is empty
+	}{
+		{"inspect", []string{"inspect", "--json", "--cacert", "ca.pem", "a.img"}, "-cacert and -insecure apply to an https:// URL only", true},
+		{"inspect no target", []string{"inspect", "--json"}, "want an IMAGE, ISO or URL", true},
+		{"inspect text", []string{"inspect", "--cacert", "ca.pem", "a.img"}, "-cacert and -insecure apply", false},
+		{"pxe", []string{"pxe", "--json", "--server", "http://h", "--image", "a.img", "extra"}, `unexpected argument "extra"`, true},
+		{"pxe text", []string{"pxe", "--server", "http://h", "--image", "a.img", "extra"}, `unexpected argument "extra"`, false},
+		{"trace", []string{"trace", "--json", "a.trace"}, "want -manifest IMAGE.manifest and at least one TRACE file", true},
+		{"trace text", []string{"trace", "a.trace"}, "want -manifest IMAGE.manifest", false},
+		{"unknown flag", []string{"trace", "--json", "--nope"}, "flag provided but not defined: -nope", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := runCmd(t, tt.args...)
+			if code != 2 {
+				t.Errorf("exit code %d, want 2 (stderr %q)", code, errs)
+			}
+			if !strings.Contains(errs, tt.want) {
+				t.Errorf("stderr %q does not contain %q", errs, tt.want)
+			}
+			if !tt.json {
+				if out != "" {
+					t.Errorf("stdout %q, want nothing", out)
+				}
+				return
+			}
+			var got struct {
+				Error, Hint string
+				Exit        int
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("stdout %q is not one JSON object: %v", out, err)
+			}
+			cmd := tt.args[0]
+			if !strings.Contains(got.Error, tt.want) || got.Exit != 2 || got.Hint != "run 'streamroot "+cmd+" --help' for usage" {
+				t.Errorf("JSON %+v, want error %q, exit 2 and the --help hint", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -145,11 +145,8 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 		res.Pin = manifest.KernelArg(mdata)
 		bargs = append(bargs, "--manifest-digest", fmt.Sprintf("%x", manifest.Digest(mdata)))
 	}
-	for _, f := range []struct{ flag, v string }{{"--init", *initPath}, {"--ca", *ca}, {"--nic", *nic}, {"--add-modules", *addMods}, {"--compress", *compress}} {
-		if f.v != "" {
-			bargs = append(bargs, f.flag, f.v)
-		}
-	}
+	bargs = appendSet(bargs, flagValue{"--init", *initPath}, flagValue{"--ca", *ca}, flagValue{"--nic", *nic},
+		flagValue{"--add-modules", *addMods}, flagValue{"--compress", *compress})
 	var out bytes.Buffer
 	if err := runInitramfs(ctx, &env{stdout: &out, stderr: e.stderr, stall: e.stall, tty: e.tty}, bargs); err != nil {
 		return err

@@ -105,11 +105,10 @@ func runPXE(_ context.Context, e *env, args []string) error {
 	fs.StringVar(&o.grubHTTP, "grub-http", "", "with --format grub: load kernel and initrd from (http,`HOST`)/..., GRUB's HTTP client (UEFI HTTP Boot)")
 	manifestPath := fs.String("manifest", "", "`file` written by 'streamroot manifest': pin the image with its digests")
 	asJSON := fs.Bool("json", false, "print the entry and its parts as a JSON object")
-	pos, err := fs.parse(e, args)
+	pos, err := fs.parseJSON(e, args, asJSON)
 	if err != nil {
 		return err
 	}
-	e.json = *asJSON
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q (all pxe arguments are flags)", pos[0])
 	}

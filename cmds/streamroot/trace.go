@@ -29,11 +29,10 @@ func runTrace(_ context.Context, e *env, args []string) error {
 	fs := newFlags("trace", traceUsage)
 	mpath := fs.String("manifest", "", "the manifest to rewrite with the prefetch list (required)")
 	asJSON := fs.Bool("json", false, "print the result as a JSON object")
-	logs, err := fs.parse(e, args)
+	logs, err := fs.parseJSON(e, args, asJSON)
 	if err != nil {
 		return err
 	}
-	e.json = *asJSON
 	if *mpath == "" || len(logs) == 0 {
 		return usagef("want -manifest IMAGE.manifest and at least one TRACE file")
 	}

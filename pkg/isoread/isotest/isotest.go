@@ -9,6 +9,8 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+
+	"github.com/streamroot/streamroot/internal/pathtree"
 )
 
 const sector = 2048
@@ -47,32 +49,21 @@ type node struct {
 	extents  [][2]int64
 }
 
+// isoNode is t's tree as nodes, the sectors still to be laid out.
+func isoNode(t *pathtree.Node[File]) *node {
+	n := &node{name: t.Name, path: t.Path, dir: t.Dir, data: t.File.Data}
+	for _, c := range t.Children {
+		n.children = append(n.children, isoNode(c))
+	}
+	return n
+}
+
 // Build returns the bytes of an ISO image holding files.
 func Build(files []File, o Options) []byte {
 	if o.MaxExtent <= 0 {
 		o.MaxExtent = 1 << 31
 	}
-	root := &node{dir: true}
-	for _, f := range files {
-		parts := strings.Split(strings.Trim(f.Path, "/"), "/")
-		d := root
-		for i, p := range parts {
-			var c *node
-			for _, x := range d.children {
-				if x.name == p {
-					c = x
-				}
-			}
-			if c == nil {
-				c = &node{name: p, path: strings.Join(parts[:i+1], "/"), dir: i < len(parts)-1}
-				d.children = append(d.children, c)
-			}
-			if i == len(parts)-1 {
-				c.data = f.Data
-			}
-			d = c
-		}
-	}
+	root := isoNode(pathtree.Build(files, func(f File) string { return f.Path }))
 	var dirs []*node
 	var walk func(d *node)
 	walk = func(d *node) {

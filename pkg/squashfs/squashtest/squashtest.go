@@ -13,6 +13,8 @@ import (
 	"hash/crc32"
 	"slices"
 	"strings"
+
+	"github.com/streamroot/streamroot/internal/pathtree"
 )
 
 // File is one regular file; directories are implied by paths.
@@ -51,6 +53,16 @@ type node struct {
 	parent   *node
 }
 
+// squashNode is t's tree as nodes below parent, the tables still to be
+// laid out.
+func squashNode(t *pathtree.Node[File], parent *node) *node {
+	n := &node{name: t.Name, dir: t.Dir, file: t.File, parent: parent}
+	for _, c := range t.Children {
+		n.children = append(n.children, squashNode(c, n))
+	}
+	return n
+}
+
 // Build is an image holding files, its tables stored uncompressed.
 func Build(files []File) []byte { return BuildZ(files, false) }
 
@@ -58,27 +70,7 @@ func Build(files []File) []byte { return BuildZ(files, false) }
 // zlib-compressed when compress is set, as mksquashfs writes them.
 func BuildZ(files []File, compress bool) []byte {
 	le := binary.LittleEndian
-	root := &node{dir: true}
-	for _, f := range files {
-		parts := strings.Split(strings.Trim(f.Path, "/"), "/")
-		d := root
-		for i, p := range parts {
-			var c *node
-			for _, x := range d.children {
-				if x.name == p {
-					c = x
-				}
-			}
-			if c == nil {
-				c = &node{name: p, dir: i < len(parts)-1, parent: d}
-				d.children = append(d.children, c)
-			}
-			if i == len(parts)-1 {
-				c.file = f
-			}
-			d = c
-		}
-	}
+	root := squashNode(pathtree.Build(files, func(f File) string { return f.Path }), nil)
 	var nodes []*node
 	var walk func(n *node)
 	walk = func(n *node) {
