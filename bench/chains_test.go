@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/streamroot/streamroot/bench/udpdelay"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
+	"github.com/u-root/u-root/pkg/cpio"
 )
 
 // The chains section (issue 17, deliverable 2): power-on to the real init
@@ -23,8 +26,15 @@ import (
 //	               initramfs over TFTP → the root over HTTP
 //	ipxe-http      iPXE ROM → DHCP (option 175 → a script URL) → kernel +
 //	               initramfs over HTTP → the root over HTTP
+//	uefi-http      OVMF's UEFI HTTP Boot (vendor class HTTPClient → a URL)
+//	               → one signed UKI (kernel, initramfs, command line) over
+//	               HTTP → the root over HTTP
 //
-// for both initramfs images with the small image, at each added RTT. TFTP's
+// for both initramfs images with the small image, at each added RTT, and
+// through PXELinux also for the stock Foreman Discovery Image's way
+// (dracut-fdi): dracut's initramfs with the root image packed into the
+// initrd, so the whole image crosses TFTP and the initramfs takes no
+// lease (rd.neednet=0, as Foreman's FDI PXE template boots it). TFTP's
 // RTT comes from bench/udpdelay on chainRelayIP (the guest's next-server),
 // HTTP's from bench/delayproxy, as in the boot section. Knobs:
 //
@@ -35,6 +45,13 @@ import (
 const (
 	chainPXELinux = "pxelinux-tftp"
 	chainIPXE     = "ipxe-http"
+	chainUEFIHTTP = "uefi-http"
+	// dracutFDI is dracut's initramfs with the image inside the initrd:
+	// how Foreman's stock FDI PXE files boot (livecd-iso-to-pxeboot).
+	dracutFDI = "dracut-fdi"
+	// fdiImageName is the image's path in that initrd; dracut's
+	// dmsquash-live takes root=live:/<file>.img from the initramfs itself.
+	fdiImageName = "squashfs.img"
 	// chainRelayIP is the UDP delay relay's address, the guests'
 	// next-server when TFTP has an added RTT: br1's, which the guests reach
 	// through their router (the namespace). Not a second address on br0:
@@ -44,6 +61,7 @@ const (
 	chainKernel   = "vmlinuz"
 	chainInitrd   = "initrd.img"
 	chainBootFile = "pxelinux.0"
+	chainUKI      = "boot.efi"
 )
 
 // chainResult is one boot through a chain.
@@ -84,34 +102,48 @@ func TestChains(t *testing.T) {
 	runs := envRuns("STREAMROOT_BENCH_CHAIN_RUNS", 1)
 	img := images(t)["plain"]
 	var all []chainResult
-	for _, rtt := range rtts {
-		for _, chain := range []string{chainPXELinux, chainIPXE} {
-			for _, which := range []string{ours, dracut} {
-				row := chainResult{Chain: chain, Initramfs: which, RTT: rtt}
-				if cfg.filter != nil && !cfg.filter.MatchString(row.name()) {
-					continue
-				}
-				for i := range runs {
-					res := row
-					t.Run(fmt.Sprintf("%s/%d", row.name(), i+1), func(t *testing.T) {
-						res = chainBoot(t, row, img)
-					})
-					if res.When.IsZero() {
-						res.Err, res.When = "setup failed (see -test.v output)", time.Now()
-					}
-					record("chains", res)
-					if res.Err != "" {
-						say("%-36s run %d: FAILED: %s", row.name(), i+1, res.Err)
-					} else {
-						say("%-36s run %d: real init %.1f s wall after power-on (kernel at %.1f s), %.2f s guest; TFTP %s, HTTP %s",
-							row.name(), i+1, res.Wall, res.KernelWall, res.Uptime, mib(res.TFTPBytes), mib(res.HTTPBytes))
-					}
-					all = append(all, res)
-				}
+	for _, row := range chainRows(rtts) {
+		if cfg.filter != nil && !cfg.filter.MatchString(row.name()) {
+			continue
+		}
+		for i := range runs {
+			res := row
+			t.Run(fmt.Sprintf("%s/%d", row.name(), i+1), func(t *testing.T) {
+				res = chainBoot(t, row, img)
+			})
+			if res.When.IsZero() {
+				res.Err, res.When = "setup failed (see -test.v output)", time.Now()
 			}
+			record("chains", res)
+			if res.Err != "" {
+				say("%-36s run %d: FAILED: %s", row.name(), i+1, res.Err)
+			} else {
+				say("%-36s run %d: real init %.1f s wall after power-on (kernel at %.1f s), %.2f s guest; TFTP %s, HTTP %s",
+					row.name(), i+1, res.Wall, res.KernelWall, res.Uptime, mib(res.TFTPBytes), mib(res.HTTPBytes))
+			}
+			all = append(all, res)
 		}
 	}
 	writeSection("chains", chainTable(img, all))
+}
+
+// chainRows lists the section's rows in the order they boot: per RTT,
+// every chain with streamroot and dracut, and PXELinux also with the stock
+// FDI's image-in-the-initrd (the only chain Foreman ships it for).
+func chainRows(rtts []time.Duration) []chainResult {
+	var rows []chainResult
+	for _, rtt := range rtts {
+		for _, chain := range []string{chainPXELinux, chainIPXE, chainUEFIHTTP} {
+			kinds := []string{ours, dracut}
+			if chain == chainPXELinux {
+				kinds = append(kinds, dracutFDI)
+			}
+			for _, which := range kinds {
+				rows = append(rows, chainResult{Chain: chain, Initramfs: which, RTT: rtt})
+			}
+		}
+	}
+	return rows
 }
 
 // chainBoot boots row once in a fresh namespace: nginx with the image (and,
@@ -121,7 +153,14 @@ func TestChains(t *testing.T) {
 func chainBoot(t *testing.T, row chainResult, img image) chainResult {
 	res := row
 	res.When = time.Now()
-	initrd, err := worldReadable(initramfsPath(row.Initramfs), cfg.out)
+	src := initramfsPath(row.Initramfs)
+	if row.Initramfs == dracutFDI {
+		src = filepath.Join(cfg.out, "dracut-fdi.img")
+		if err := fdiInitrd(cfg.dracut, img.path, src); err != nil {
+			t.Fatalf("dracut initrd with the image inside: %v", err)
+		}
+	}
+	initrd, err := worldReadable(src, cfg.out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +179,9 @@ func chainBoot(t *testing.T, row chainResult, img image) chainResult {
 		spec.Mode = "download"
 	}
 	args := harness.GuestConsoleArgs + cmdline(spec, base+"/"+img.name)
+	if row.Initramfs == dracutFDI {
+		args = harness.GuestConsoleArgs + fdiCmdline
+	}
 
 	var tftp string
 	var dhcp *harness.Dnsmasq
@@ -173,12 +215,28 @@ func chainBoot(t *testing.T, row chainResult, img image) chainResult {
 			}
 		}
 		dhcp = harness.StartDnsmasq(t, ns, harness.IPXEDnsmasqOptions(base+"/boot.ipxe"))
+	case chainUEFIHTTP:
+		// Signed with the snakeoil key like the qemu-tests' UKI; the
+		// firmware runs with Secure Boot off (OVMF without SMM), so the
+		// chain is the same for dracut, whose image is not a UKI's usual
+		// payload but boots from one all the same.
+		uki := harness.SignedUKI(t, env.ArtifactDir(t), env.Kernel, initrd, args)
+		if err := web.AddFile(uki, chainUKI); err != nil {
+			t.Fatal(err)
+		}
+		dhcp = harness.StartDnsmasq(t, ns, harness.HTTPBootDnsmasqOptions(base+"/"+chainUKI))
 	default:
 		t.Fatalf("unknown chain %q", row.Chain)
 	}
 
 	timeout := chainTimeout(row, env.Kernel, initrd)
-	vm := env.BootPXE(t, harness.PXEBootOptions{Netns: ns, MemoryMiB: img.memMiB, Timeout: timeout})
+	opts := harness.PXEBootOptions{Netns: ns, MemoryMiB: img.memMiB, Timeout: timeout}
+	var vm *harness.VM
+	if row.Chain == chainUEFIHTTP {
+		vm = env.BootUEFI(t, opts, harness.UEFI{HTTPOnly: true})
+	} else {
+		vm = env.BootPXE(t, opts)
+	}
 	if _, err := vm.WaitFor(kernelLine, timeout); err != nil {
 		res.Err = "no kernel: " + firstLine(err.Error())
 	} else {
@@ -234,12 +292,50 @@ func worldReadable(path, dir string) (string, error) {
 
 var kernelLine = regexp.MustCompile(`Linux version \d`)
 
+// fdiCmdline is the kernel line of the dracut-fdi rows, after the console
+// arguments: Foreman's PXE template for the FDI (root=live:/fdi.iso there,
+// the ISO inside initrd0.img; here the squashfs, which dracut mounts the
+// same way without the ISO layer), with no network in the initramfs.
+const fdiCmdline = "root=live:/" + fdiImageName + " rd.live.image rd.live.overlay.overlayfs" +
+	" rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.bootif=0 rd.neednet=0 BOOTIF=01-52-54-00-12-34-56"
+
+// fdiInitrd writes to out dracut's initramfs followed by an uncompressed
+// newc cpio holding the image as /squashfs.img, the way the stock FDI's
+// initrd carries its ISO: the kernel unpacks concatenated archives one
+// after the other. The cpio starts on a 4-byte boundary (zeros between
+// archives are skipped; a header elsewhere is not found). Rewritten each
+// call, so it follows its inputs.
+func fdiInitrd(dracutImg, image, out string) error {
+	initrd, err := os.ReadFile(dracutImg)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(image)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	b.Write(initrd)
+	b.Write(make([]byte, (4-len(initrd)%4)%4))
+	rw := cpio.Newc.Writer(&b)
+	if err := rw.WriteRecord(cpio.StaticFile(fdiImageName, string(data), 0o644)); err != nil {
+		return err
+	}
+	if err := cpio.WriteTrailer(rw); err != nil {
+		return err
+	}
+	return os.WriteFile(out, b.Bytes(), 0o644)
+}
+
 // chainTimeout bounds one chain boot: the PXE default plus, over TFTP with
 // an added RTT, one round trip per 1408-byte block of kernel and initramfs
 // (the block size PXELinux asks for; 8 MiB took 22 ms a block at 20 ms),
 // doubled for a loaded host.
 func chainTimeout(row chainResult, files ...string) time.Duration {
 	timeout := harness.DefaultPXEBootTimeout
+	if row.Chain == chainUEFIHTTP {
+		timeout = max(timeout, harness.DefaultUEFIBootTimeout)
+	}
 	if row.Chain != chainPXELinux || row.RTT == 0 {
 		return timeout + 60*time.Second
 	}
@@ -273,8 +369,9 @@ func startUDPDelay(t *testing.T, ns *harness.Netns, rtt time.Duration) *udpdelay
 }
 
 // chainTable renders the chains section: power-on to real init in host
-// seconds (with its ratio to dracut's through the same chain at the same
-// RTT), the guest's uptime, and the bytes over TFTP and HTTP.
+// seconds (with its ratios to dracut's and to the stock FDI's through the
+// same chain at the same RTT), the guest's uptime, and the bytes over TFTP
+// and HTTP.
 func chainTable(img image, results []chainResult) string {
 	type key struct {
 		chain, initramfs string
@@ -295,8 +392,9 @@ func chainTable(img image, results []chainResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Power-on to real init through the boot chains (%s, QEMU -boot n)\n\n", img.name)
 	b.WriteString("Wall: host seconds from QEMU's start to the real init's report line; guest: its /proc/uptime then (kernel start to real init).\n\n")
-	b.WriteString("| chain | initramfs | added RTT | power-on → real init (wall s, median) | runs (wall s) | kernel at (wall s) | real init (guest s) | × dracut | TFTP bytes | HTTP bytes (image) |\n")
-	b.WriteString("|---|---|---:|---:|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("dracut-fdi: dracut's initramfs with the image inside the initrd, as Foreman's stock FDI PXE files.\n\n")
+	b.WriteString("| chain | initramfs | added RTT | power-on → real init (wall s, median) | runs (wall s) | kernel at (wall s) | real init (guest s) | × dracut | × stock FDI | TFTP bytes | HTTP bytes (image) |\n")
+	b.WriteString("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, k := range order {
 		var runs []string
 		var rs []chainResult
@@ -312,19 +410,22 @@ func chainTable(img image, results []chainResult) string {
 			rs = append(rs, r)
 		}
 		wall, ok := median(walls[k])
-		wallS, ratio, kern, up, tftpS, httpS := "fail", "–", "–", "–", "–", "–"
+		wallS, ratio, ratioFDI, kern, up, tftpS, httpS := "fail", "–", "–", "–", "–", "–", "–"
 		if ok {
 			wallS = fmt.Sprintf("%.1f", wall)
 			if d, ok := median(walls[key{k.chain, dracut, k.rtt}]); ok && d > 0 {
 				ratio = fmt.Sprintf("%.2f", wall/d)
+			}
+			if d, ok := median(walls[key{k.chain, dracutFDI, k.rtt}]); ok && d > 0 {
+				ratioFDI = fmt.Sprintf("%.2f", wall/d)
 			}
 			r := rs[len(rs)/2]
 			kern, up = fmt.Sprintf("%.1f", r.KernelWall), fmt.Sprintf("%.2f", r.Uptime)
 			tftpS = strconv.FormatInt(r.TFTPBytes, 10)
 			httpS = fmt.Sprintf("%d (%d)", r.HTTPBytes, r.ImageBytes)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d ms | %s | %s | %s | %s | %s | %s | %s |\n",
-			k.chain, k.initramfs, k.rtt.Milliseconds(), wallS, strings.Join(runs, " "), kern, up, ratio, tftpS, httpS)
+		fmt.Fprintf(&b, "| %s | %s | %d ms | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			k.chain, k.initramfs, k.rtt.Milliseconds(), wallS, strings.Join(runs, " "), kern, up, ratio, ratioFDI, tftpS, httpS)
 	}
 	for _, r := range results {
 		if r.Err != "" {
@@ -354,12 +455,14 @@ func TestChainPieces(t *testing.T) {
 	table := chainTable(image{name: "plain.squashfs"}, []chainResult{
 		{Chain: chainPXELinux, Initramfs: ours, RTT: 20 * time.Millisecond, Wall: 10, KernelWall: 4, Uptime: 6, TFTPBytes: 100, HTTPBytes: 50, ImageBytes: 40},
 		{Chain: chainPXELinux, Initramfs: dracut, RTT: 20 * time.Millisecond, Wall: 40, KernelWall: 10, Uptime: 30, TFTPBytes: 300, HTTPBytes: 70, ImageBytes: 70},
+		{Chain: chainPXELinux, Initramfs: dracutFDI, RTT: 20 * time.Millisecond, Wall: 50, KernelWall: 20, Uptime: 30, TFTPBytes: 400},
 		{Chain: chainIPXE, Initramfs: ours, Err: "no kernel"},
 	})
 	for _, want := range []string{
-		"| pxelinux-tftp | streamroot | 20 ms | 10.0 | 10.0 | 4.0 | 6.00 | 0.25 | 100 | 50 (40) |\n",
-		"| pxelinux-tftp | dracut | 20 ms | 40.0 | 40.0 | 10.0 | 30.00 | 1.00 | 300 | 70 (70) |\n",
-		"| ipxe-http | streamroot | 0 ms | fail | fail | – | – | – | – | – |\n",
+		"| pxelinux-tftp | streamroot | 20 ms | 10.0 | 10.0 | 4.0 | 6.00 | 0.25 | 0.20 | 100 | 50 (40) |\n",
+		"| pxelinux-tftp | dracut | 20 ms | 40.0 | 40.0 | 10.0 | 30.00 | 1.00 | 0.80 | 300 | 70 (70) |\n",
+		"| pxelinux-tftp | dracut-fdi | 20 ms | 50.0 | 50.0 | 20.0 | 30.00 | 1.25 | 1.00 | 400 | 0 (0) |\n",
+		"| ipxe-http | streamroot | 0 ms | fail | fail | – | – | – | – | – | – |\n",
 		"- ipxe-http/streamroot/rtt0ms: no kernel",
 	} {
 		if !strings.Contains(table, want) {
@@ -367,7 +470,51 @@ func TestChainPieces(t *testing.T) {
 		}
 	}
 
+	rows := chainRows([]time.Duration{0, 20 * time.Millisecond})
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.name())
+	}
+	wantRows := []string{
+		"pxelinux-tftp/streamroot/rtt0ms", "pxelinux-tftp/dracut/rtt0ms", "pxelinux-tftp/dracut-fdi/rtt0ms",
+		"ipxe-http/streamroot/rtt0ms", "ipxe-http/dracut/rtt0ms", "uefi-http/streamroot/rtt0ms", "uefi-http/dracut/rtt0ms",
+	}
+	if !slices.Equal(names[:len(wantRows)], wantRows) || len(names) != 2*len(wantRows) {
+		t.Errorf("chainRows = %v, want %v for each RTT", names, wantRows)
+	}
+
 	dir := t.TempDir()
+	// fdiInitrd: dracut's bytes unchanged, then at the next 4-byte boundary
+	// a newc archive whose one file is the image.
+	for _, n := range []int{8, 9, 10, 11} {
+		dimg, image, out := filepath.Join(dir, "dracut.img"), filepath.Join(dir, "plain.squashfs"), filepath.Join(dir, "fdi.img")
+		head := bytes.Repeat([]byte{0x1f}, n)
+		if err := os.WriteFile(dimg, head, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(image, []byte("hsqs-image"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := fdiInitrd(dimg, image, out); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := (n + 3) / 4 * 4
+		if !bytes.Equal(b[:n], head) || !bytes.Equal(b[n:at], make([]byte, at-n)) || !bytes.HasPrefix(b[at:], []byte("070701")) {
+			t.Fatalf("len %d: %q", n, b[:min(len(b), at+6)])
+		}
+		recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(b[at:])))
+		if err != nil || len(recs) != 1 || recs[0].Name != fdiImageName {
+			t.Fatalf("len %d: records %v, %v", n, recs, err)
+		}
+		if got, _ := io.ReadAll(io.NewSectionReader(recs[0], 0, int64(recs[0].FileSize))); string(got) != "hsqs-image" {
+			t.Errorf("len %d: image in the initrd is %q", n, got)
+		}
+	}
+
 	src := filepath.Join(dir, "initrd")
 	if err := os.WriteFile(src, []byte("cpio"), 0o600); err != nil {
 		t.Fatal(err)
