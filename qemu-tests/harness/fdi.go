@@ -582,7 +582,8 @@ func publishFDI(cli string, f *FDI, server string) (*FDIPublished, error) {
 		return nil, err
 	}
 	initBin := filepath.Join(dir, "init")
-	c := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", initBin, "./cmds/init")
+	// As make init builds it (Makefile, INIT_TAGS).
+	c := exec.Command(goBin, "build", "-trimpath", "-ldflags=-s -w -buildid=", "-tags", "nethttpomithttp2", "-o", initBin, "./cmds/init")
 	c.Dir = filepath.Dir(resolvePath("go.mod"))
 	c.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := runWithTimeout(c, 5*time.Minute); err != nil {
