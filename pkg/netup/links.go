@@ -470,7 +470,7 @@ func waitLinks(ctx context.Context, top string, order []Virtual, made map[string
 // an 802.3ad bond without a LACP partner.
 func bondWaits(v Virtual, l netlink.Link) []string {
 	var out []string
-	all, err := netlink.LinkList()
+	all, err := redump(netlink.LinkList)
 	if err != nil {
 		return []string{"the link list: " + err.Error()}
 	}

@@ -217,7 +217,7 @@ func resolver(cfg Config, l *Lease) {
 
 // candidates are the Ethernet links a node could boot from.
 func candidates() ([]netlink.Link, error) {
-	all, err := netlink.LinkList()
+	all, err := redump(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}

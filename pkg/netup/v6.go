@@ -288,7 +288,7 @@ func waitAddr(ctx context.Context, link netlink.Link, match func(net.IP) bool, t
 	name := link.Attrs().Name
 	deadline := time.Now().Add(timeout)
 	for {
-		addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
+		addrs, err := redump(func() ([]netlink.Addr, error) { return netlink.AddrList(link, netlink.FAMILY_V6) })
 		if err != nil {
 			return nil, fmt.Errorf("list IPv6 addresses on %s: %w", name, err)
 		}
