@@ -175,10 +175,11 @@ func (l *Loader) load(mod string, depth int) error {
 func (l *Loader) LoadForDevices(sysfs string) ([]string, error) {
 	var loaded []string
 	seen := map[string]bool{}
+	read := map[string]bool{}
 	var errs []error
 	for round := 0; round < 5; round++ {
 		start := time.Now()
-		aliases, err := modaliases(sysfs)
+		aliases, err := modaliases(sysfs, read)
 		if err != nil {
 			return loaded, err
 		}
@@ -210,19 +211,39 @@ func (l *Loader) LoadForDevices(sysfs string) ([]string, error) {
 	return loaded, errors.Join(errs...)
 }
 
-func modaliases(sysfs string) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(sysfs, "bus/*/devices/*/modalias"))
+// modaliases returns the modalias of every device under sysfs's buses
+// that read does not hold yet, and adds those devices to read: a device's
+// modalias never changes, and under TCG each sysfs read costs, so a later
+// round reads only the devices the loads since created. Listing the
+// directories and opening each modalias directly spares the stat per
+// device a glob would make. A bus or device that vanishes mid-scan, or has
+// no modalias, is skipped.
+func modaliases(sysfs string, read map[string]bool) ([]string, error) {
+	bus := filepath.Join(sysfs, "bus")
+	buses, err := os.ReadDir(bus)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list the buses in %s: %w", bus, err)
 	}
 	var out []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
+	for _, b := range buses {
+		dir := filepath.Join(bus, b.Name(), "devices")
+		devs, err := os.ReadDir(dir)
 		if err != nil {
-			continue // a device may vanish while we scan
+			continue
 		}
-		if s := strings.TrimSpace(string(b)); s != "" {
-			out = append(out, s)
+		for _, d := range devs {
+			dev := filepath.Join(dir, d.Name())
+			if read[dev] {
+				continue
+			}
+			m, err := os.ReadFile(filepath.Join(dev, "modalias"))
+			if err != nil {
+				continue
+			}
+			read[dev] = true
+			if s := strings.TrimSpace(string(m)); s != "" {
+				out = append(out, s)
+			}
 		}
 	}
 	slices.Sort(out)

@@ -68,3 +68,55 @@ func TestOpenWrongRelease(t *testing.T) {
 		t.Errorf("error %q should name the releases present and the fix", got)
 	}
 }
+
+func TestModaliases(t *testing.T) {
+	sysfs := t.TempDir()
+	dev := func(bus, name, alias string) {
+		t.Helper()
+		d := filepath.Join(sysfs, "bus", bus, "devices", name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if alias != "" {
+			if err := os.WriteFile(filepath.Join(d, "modalias"), []byte(alias+"\n"), 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dev("pci", "0000:00:03.0", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00")
+	dev("pci", "0000:00:04.0", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00") // same alias twice
+	dev("pci", "0000:00:05.0", "")                                                      // no modalias
+	dev("cpu", "cpu0", "cpu:type:x86,ven0000fam0006mod003F:feature:,0000")
+	if err := os.MkdirAll(filepath.Join(sysfs, "bus", "nodevices"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	read := map[string]bool{}
+	for i, step := range []struct {
+		add  func()
+		want []string
+	}{
+		{nil, []string{"cpu:type:x86,ven0000fam0006mod003F:feature:,0000", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"}},
+		// Nothing new: every device with a modalias was read once.
+		{nil, nil},
+		// A load created a virtio device: only it is read.
+		{func() { dev("virtio", "virtio0", "virtio:d00000001v00001AF4") }, []string{"virtio:d00000001v00001AF4"}},
+	} {
+		if step.add != nil {
+			step.add()
+		}
+		got, err := modaliases(sysfs, read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, step.want) {
+			t.Errorf("round %d: %v, want %v", i+1, got, step.want)
+		}
+	}
+	if len(read) != 4 {
+		t.Errorf("read %d devices, want 4 (the one without a modalias is not marked): %v", len(read), read)
+	}
+	if _, err := modaliases(filepath.Join(sysfs, "missing"), map[string]bool{}); err == nil {
+		t.Error("a sysfs without buses is not an error")
+	}
+}
