@@ -206,7 +206,10 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // ArtifactDir returns the directory for t's artifacts (console log, peer
 // configs and logs), the same one for every call in one test. It is removed
-// when t passes, unless KeepArtifacts.
+// when t passes, unless KeepArtifacts. What an earlier run left there (an
+// explicit STREAMROOT_ARTIFACTS used again) is removed first: the peers
+// append to their logs, and a test that reads them back (nginx's access
+// log for the bytes a boot moved) would count that run's requests too.
 func (e *Env) ArtifactDir(t testing.TB) string {
 	t.Helper()
 	e.mu.Lock()
@@ -215,6 +218,9 @@ func (e *Env) ArtifactDir(t testing.TB) string {
 		return dir
 	}
 	dir := filepath.Join(e.Artifacts, unsafeName.ReplaceAllString(t.Name(), "_"))
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatalf("artifacts: an earlier run's: %v", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("artifacts: %v", err)
 	}

@@ -558,3 +558,31 @@ func waitAccessLog(web *Nginx, n int) []AccessEntry {
 	}
 	return log
 }
+
+// TestArtifactDirFresh: an artifacts directory an earlier run left under
+// the same name is emptied on the test's first call, and later calls in the
+// same test return it as it is.
+func TestArtifactDirFresh(t *testing.T) {
+	e := &Env{Artifacts: t.TempDir(), KeepArtifacts: true, artifacts: map[string]string{}}
+	stale := filepath.Join(e.Artifacts, unsafeName.ReplaceAllString(t.Name(), "_"), "nginx", "access.log")
+	if err := os.MkdirAll(filepath.Dir(stale), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(stale, []byte("an earlier run's request\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := e.ArtifactDir(t)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("the earlier run's log is still there: %v", err)
+	}
+	mine := filepath.Join(dir, "vm.console.log")
+	if err := os.WriteFile(mine, []byte("this run\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again := e.ArtifactDir(t); again != dir {
+		t.Fatalf("second call: %s, first %s", again, dir)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("a second call in the same test removed its files: %v", err)
+	}
+}
