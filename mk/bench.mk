@@ -5,7 +5,7 @@
 #
 #   make bench                        everything (about 26 minutes on 2 cores)
 #   make bench BENCH_ONLY=boot,storm  some sections: sizes floor compress boot noping huge chains leases trace vm4 storm
-#   make bench BENCH_ONLY=trace       the long sections (chains: BENCH_TIMEOUT=90m) run only when named
+#   make bench BENCH_ONLY=trace       the long sections (chains: BENCH_TIMEOUT=150m) run only when named
 #   make bench-micro                  only the go test -bench micro-benchmarks
 
 BENCH_DIR      ?= $(BUILD)/bench
