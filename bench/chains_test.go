@@ -317,11 +317,7 @@ func fdiInitrd(dracutImg, image, out string) error {
 	var b bytes.Buffer
 	b.Write(initrd)
 	b.Write(make([]byte, (4-len(initrd)%4)%4))
-	rw := cpio.Newc.Writer(&b)
-	if err := rw.WriteRecord(cpio.StaticFile(fdiImageName, string(data), 0o644)); err != nil {
-		return err
-	}
-	if err := cpio.WriteTrailer(rw); err != nil {
+	if err := oneFileCpio(&b, fdiImageName, data, 0o644); err != nil {
 		return err
 	}
 	return os.WriteFile(out, b.Bytes(), 0o644)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,13 +89,20 @@ func buildFloor(out string) error {
 	if err != nil {
 		return err
 	}
-	rw := cpio.Newc.Writer(f)
-	err = rw.WriteRecord(cpio.StaticFile("init", string(data), 0o755))
-	if err == nil {
-		err = cpio.WriteTrailer(rw)
-	}
+	err = oneFileCpio(f, "init", data, 0o755)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// oneFileCpio writes to w an uncompressed newc archive of one regular file
+// (u-root's writer, as the builder's): the floor's /init, the image the
+// stock FDI style appends to dracut's initrd.
+func oneFileCpio(w io.Writer, name string, data []byte, perm uint64) error {
+	rw := cpio.Newc.Writer(w)
+	if err := rw.WriteRecord(cpio.StaticFile(name, string(data), perm)); err != nil {
+		return err
+	}
+	return cpio.WriteTrailer(rw)
 }
