@@ -117,6 +117,10 @@ func images(t *testing.T) map[string]image {
 	}
 }
 
+// bootIF names the guests' NIC (harness.BootMAC) as PXELinux's IPAPPEND 2
+// would, on every kernel line the bench writes.
+const bootIF = "BOOTIF=01-52-54-00-12-34-56"
+
 // cmdline is the kernel command line for spec (after "console=ttyS0
 // panic=-1 "). Both initramfs images get dracut's own arguments; dracut's
 // dmsquash-live needs rd.live.image, and a squashfs that is the root
@@ -132,9 +136,9 @@ func cmdline(spec bootSpec, url string) string {
 	}
 	switch spec.Initramfs {
 	case dracut:
-		return ip + " rd.neednet=1 root=live:" + url + " rd.live.image rd.live.overlay.overlayfs BOOTIF=01-52-54-00-12-34-56" + extra + os.Getenv("STREAMROOT_BENCH_DRACUT_ARGS")
+		return ip + " rd.neednet=1 root=live:" + url + " rd.live.image rd.live.overlay.overlayfs " + bootIF + extra + os.Getenv("STREAMROOT_BENCH_DRACUT_ARGS")
 	default:
-		return ip + " root=live:" + url + " rd.live.image streamroot.fetch=" + spec.Mode + " BOOTIF=01-52-54-00-12-34-56" + extra
+		return ip + " root=live:" + url + " rd.live.image streamroot.fetch=" + spec.Mode + " " + bootIF + extra
 	}
 }
 

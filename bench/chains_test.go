@@ -297,7 +297,7 @@ var kernelLine = regexp.MustCompile(`Linux version \d`)
 // the ISO inside initrd0.img; here the squashfs, which dracut mounts the
 // same way without the ISO layer), with no network in the initramfs.
 const fdiCmdline = "root=live:/" + fdiImageName + " rd.live.image rd.live.overlay.overlayfs" +
-	" rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.bootif=0 rd.neednet=0 BOOTIF=01-52-54-00-12-34-56"
+	" rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.bootif=0 rd.neednet=0 " + bootIF
 
 // fdiInitrd writes to out dracut's initramfs followed by an uncompressed
 // newc cpio holding the image as /squashfs.img, the way the stock FDI's

@@ -196,7 +196,7 @@ func TestVM4(t *testing.T) {
 			if which == dracut {
 				spec.Mode = "download"
 			}
-			line := strings.Replace(cmdline(spec, web.URL(img.name)), " BOOTIF=01-52-54-00-12-34-56", "", 1)
+			line := strings.Replace(cmdline(spec, web.URL(img.name)), " "+bootIF, "", 1)
 			start := time.Now()
 			vms := make([]*harness.VM, 4)
 			for i := range vms {
