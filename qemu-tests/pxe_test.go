@@ -115,10 +115,28 @@ func pxeSetup(t *testing.T) (*harness.Fixtures, *harness.Netns) {
 }
 
 // pxeEntry is foremanEntry for the plain fixture as pxeImage, loading
-// pxeKernelName and pxeInitrdName.
-func pxeEntry(t *testing.T, format string) string {
+// pxeKernelName and pxeInitrdName; more are further `streamroot pxe` flags.
+func pxeEntry(t *testing.T, format string, more ...string) string {
 	t.Helper()
-	return foremanEntry(t, format, pxeImage, pxeKernelName, pxeInitrdName)
+	return foremanEntry(t, format, pxeImage, pxeKernelName, pxeInitrdName, more...)
+}
+
+// checkFirmwareLease asserts the firmware's lease reached the kernel line
+// in PXELinux's IPAPPEND 1 form and the initramfs took it again with one
+// INIT-REBOOT REQUEST: dnsmasq's exchanges with the node, one per
+// transaction, are the firmware's four messages, then the initramfs's
+// REQUEST and ACK alone (no DISCOVER, so no address probe).
+func checkFirmwareLease(t *testing.T, dhcp *harness.Dnsmasq, r *harness.Report) {
+	t.Helper()
+	l, _, _ := dhcp.LeaseFor(harness.BootMAC)
+	want := "ip=" + l.IP + ":" + harness.ServerIP + ":" + harness.ServerIP + ":255.255.255.0"
+	if !slices.Contains(strings.Fields(r.Cmdline), want) {
+		t.Errorf("the root's /proc/cmdline lacks %s (the firmware's lease): %q", want, r.Cmdline)
+	}
+	xids := dhcpExchanges(dhcp.Log(), harness.BootMAC)
+	if len(xids) != 2 || strings.Join(xids[0], " ") != "DHCPDISCOVER DHCPOFFER DHCPREQUEST DHCPACK" || strings.Join(xids[1], " ") != "DHCPREQUEST DHCPACK" {
+		t.Errorf("dnsmasq's exchanges with the node: %v, want the firmware's DISCOVER, OFFER, REQUEST, ACK and then the initramfs's REQUEST, ACK\n%s", xids, tailLines(dhcp.Log(), 40))
+	}
 }
 
 // foremanEntry is `streamroot pxe --format <format> --foreman` for image
@@ -135,14 +153,15 @@ func foremanEntry(t *testing.T, format, image, kernel, initrd string, more ...st
 
 // TestPXEChainPXELinux: iPXE ROM → dnsmasq DHCP + TFTP → pxelinux.0 +
 // ldlinux.c32 → pxelinux.cfg/default from `streamroot pxe --format pxelinux
-// --foreman` (the seed's APPEND line with IPAPPEND 2) → kernel + initramfs
-// over TFTP → the root over HTTP from nginx.
+// --foreman` (the seed's APPEND line, with IPAPPEND 3: BOOTIF and the
+// firmware's lease) → kernel + initramfs over TFTP → the root over HTTP
+// from nginx, on the firmware's lease taken again in one round trip.
 func TestPXEChainPXELinux(t *testing.T) {
 	fx, ns := pxeSetup(t)
 	tftp := filepath.Join(env.ArtifactDir(t), "tftp")
 
 	entry := pxeEntry(t, "pxelinux")
-	for _, want := range []string{"LABEL discovery_http\n", "\nIPAPPEND 2\n", "APPEND initrd=" + pxeInitrdName + " ip=dhcp root=live:http://10.77.0.1/" + pxeImage + " rd.shell ro acpi=force"} {
+	for _, want := range []string{"LABEL discovery_http\n", "\nIPAPPEND 3\n", "APPEND initrd=" + pxeInitrdName + " ip=dhcp root=live:http://10.77.0.1/" + pxeImage + " rd.shell ro acpi=force"} {
 		if !strings.Contains(entry, want) {
 			t.Errorf("streamroot pxe output lacks %q", want)
 		}
@@ -187,16 +206,19 @@ func TestPXEChainPXELinux(t *testing.T) {
 		}
 	}
 	checkOneLease(t, dhcp, r)
+	checkFirmwareLease(t, dhcp, r)
 }
 
 // TestPXEChainIPXEScript: iPXE ROM → dnsmasq DHCP (option 175 → the script's
 // URL) → boot.ipxe from `streamroot pxe --format ipxe --foreman` on nginx →
 // kernel + initramfs over HTTP → the root over HTTP. No TFTP at all.
 //
-// The firmware-address case adds what PXELinux's IPAPPEND 1 writes,
-// ip=<client>:<boot server>:<gateway>:<netmask>, from iPXE's own lease:
-// the initramfs asks dnsmasq for that address with one INIT-REBOOT REQUEST
-// (no DISCOVER of its own) and the root holds the firmware's one lease.
+// The firmware-address case is the script as generated: it adds what
+// PXELinux's IPAPPEND 1 writes, ip=<client>:<boot server>:<gateway>:
+// <netmask>, from iPXE's own lease, and the initramfs asks dnsmasq for
+// that address with one INIT-REBOOT REQUEST (no DISCOVER of its own); the
+// BOOTIF case is --firmware-addr=false, BOOTIF alone. Either way the root
+// holds the firmware's one lease.
 func TestPXEChainIPXEScript(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -209,12 +231,17 @@ func TestPXEChainIPXEScript(t *testing.T) {
 
 func testPXEChainIPXEScript(t *testing.T, firmware bool) {
 	fx, ns := pxeSetup(t)
-	script := pxeEntry(t, "ipxe")
+	var script string
+	if firmware {
+		script = pxeEntry(t, "ipxe")
+	} else {
+		script = pxeEntry(t, "ipxe", "--firmware-addr=false")
+	}
 	if !strings.HasPrefix(script, "#!ipxe\n") || !strings.Contains(script, "BOOTIF=01-${net0/mac:hexhyp}") {
 		t.Errorf("not an iPXE script with BOOTIF=01-${net0/mac:hexhyp}:\n%s", script)
 	}
-	if firmware {
-		script = strings.Replace(script, " BOOTIF=01-${net0/mac:hexhyp}", " BOOTIF=01-${net0/mac:hexhyp} ip=${net0/ip}:${next-server}:${net0/gateway}:${net0/netmask}", 1)
+	if got := strings.Contains(script, "set sr_ip ip=${net0/ip}:${sr_ns}:${sr_gw}:${net0/netmask}"); got != firmware {
+		t.Errorf("the script sets ip= from iPXE's lease: %v, want %v:\n%s", got, firmware, script)
 	}
 	web := harness.StartNginx(t, ns, harness.NginxOptions{})
 	scriptPath := filepath.Join(env.ArtifactDir(t), "boot.ipxe")
@@ -247,19 +274,10 @@ func testPXEChainIPXEScript(t *testing.T, firmware bool) {
 		t.Errorf("TFTP was used: %v", sent)
 	}
 	checkOneLease(t, dhcp, r)
-	if !firmware {
-		return
-	}
-	l, _, _ := dhcp.LeaseFor(harness.BootMAC)
-	want := "ip=" + l.IP + ":" + harness.ServerIP + ":" + harness.ServerIP + ":255.255.255.0"
-	if !slices.Contains(strings.Fields(r.Cmdline), want) {
-		t.Errorf("the root's /proc/cmdline lacks %s (iPXE's lease): %q", want, r.Cmdline)
-	}
-	// dnsmasq's exchanges with the node, one per transaction: iPXE's
-	// four messages, then the initramfs's REQUEST and ACK alone.
-	xids := dhcpExchanges(dhcp.Log(), harness.BootMAC)
-	if len(xids) != 2 || strings.Join(xids[0], " ") != "DHCPDISCOVER DHCPOFFER DHCPREQUEST DHCPACK" || strings.Join(xids[1], " ") != "DHCPREQUEST DHCPACK" {
-		t.Errorf("dnsmasq's exchanges with the node: %v, want iPXE's DISCOVER, OFFER, REQUEST, ACK and then the initramfs's REQUEST, ACK\n%s", xids, tailLines(dhcp.Log(), 40))
+	if firmware {
+		checkFirmwareLease(t, dhcp, r)
+	} else if i := slices.IndexFunc(strings.Fields(r.Cmdline), func(f string) bool { return strings.HasPrefix(f, "ip=") && f != "ip=dhcp" }); i >= 0 {
+		t.Errorf("with --firmware-addr=false the kernel line carries %s: %q", strings.Fields(r.Cmdline)[i], r.Cmdline)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 const pxeUsage = `Usage: streamroot pxe --server URL --image PATH [--format pxelinux|ipxe|grub]
                       [--kernel vmlinuz] [--initrd initramfs.img] [--append "extra args"]
                       [--label L] [--menu-label TEXT] [--ipxe-nic net0]
+                      [--firmware-addr=false]
                       [--grub-el] [--grub-http HOST]
                       [--foreman --foreman-url URL] [--manifest IMAGE.manifest] [--json]
 
@@ -26,10 +27,11 @@ streamroot initramfs: kernel, initrd, and a kernel line with ip=dhcp and
 root=live:<URL>, plus the boot NIC's MAC as BOOTIF so the initramfs uses
 the NIC the machine network-booted from:
 
-  pxelinux  LABEL/MENU LABEL/KERNEL/APPEND ... IPAPPEND 2 (PXELinux adds
-            BOOTIF=01-<mac>); paste into pxelinux.cfg/default
-  ipxe      an iPXE script: kernel ... BOOTIF=01-${net0/mac:hexhyp},
-            initrd, boot
+  pxelinux  LABEL/MENU LABEL/KERNEL/APPEND ... IPAPPEND 3 (PXELinux adds
+            ip=<its lease> and BOOTIF=01-<mac>); paste into
+            pxelinux.cfg/default
+  ipxe      an iPXE script: kernel ... BOOTIF=01-${net0/mac:hexhyp} and
+            ip=<iPXE's lease on net0> when it has one, initrd, boot
   grub      a GRUB menuentry; BOOTIF=01-$net_default_mac when GRUB itself
             was network-booted, as Foreman's GRUB2 templates write it (GRUB
             cannot rewrite the MAC into PXELinux's 01-aa-bb-... form; the
@@ -38,6 +40,16 @@ the NIC the machine network-booted from:
             EL's GRUB for UEFI (Debian's GRUB has linux/initrd only);
             --grub-http HOST loads kernel and initrd from (http,HOST)/...
             (UEFI HTTP Boot: GRUB's own HTTP client, no TFTP)
+
+The lease the firmware holds goes on the kernel line in PXELinux's
+IPAPPEND 1 form, ip=<client>:<boot server>:<gateway>:<netmask>, beside
+ip=dhcp: the initramfs asks the DHCP server for that address again with one
+REQUEST (RFC 2131's INIT-REBOOT) instead of DISCOVER, OFFER, REQUEST, ACK,
+so a server that probes a new address before offering it (dnsmasq, 3 s)
+does not probe again, and it is still the one lease. A NAK or no answer in
+3 s falls back to a DISCOVER. --firmware-addr=false leaves it out (IPAPPEND
+2, as Foreman's templates write): dracut refuses a client IP with its DHCP.
+GRUB has no variable for the netmask, so its entry never carries it.
 
 --foreman prints the Foreman Discovery Image entry ("PXELinux global
 default" template): label discovery_http and the arguments the Discovery
@@ -78,9 +90,12 @@ type pxeOptions struct {
 	foreman    bool
 	foremanURL string
 	ipxeNIC    string
-	grubEL     bool     // linuxefi/initrdefi
-	grubHTTP   string   // (http,HOST) device for kernel and initrd
-	pins       []string // streamroot.manifest=..., streamroot.sha256=...
+	// noFirmwareAddr leaves out the firmware's lease (ip= in PXELinux's
+	// IPAPPEND 1 form); the zero value puts it in, for publish too.
+	noFirmwareAddr bool
+	grubEL         bool     // linuxefi/initrdefi
+	grubHTTP       string   // (http,HOST) device for kernel and initrd
+	pins           []string // streamroot.manifest=..., streamroot.sha256=...
 }
 
 // foremanArgs are the Foreman Discovery Image's kernel arguments from its
@@ -101,6 +116,7 @@ func runPXE(_ context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.foreman, "foreman", false, "Foreman Discovery Image entry (needs --foreman-url)")
 	fs.StringVar(&o.foremanURL, "foreman-url", "", "Foreman or Smart Proxy `URL` for proxy.url= (with --foreman)")
 	fs.StringVar(&o.ipxeNIC, "ipxe-nic", "net0", "iPXE device whose MAC becomes BOOTIF (net0, net1, ... or netX for the last one opened)")
+	firmwareAddr := fs.Bool("firmware-addr", true, "PXELinux and iPXE: pass the firmware's lease as ip=<client>:<server>:<gateway>:<netmask>, which the initramfs asks for again in one round trip (false: IPAPPEND 2, BOOTIF only)")
 	fs.BoolVar(&o.grubEL, "grub-el", false, "with --format grub: linuxefi/initrdefi, for EL's GRUB on UEFI (Foreman's PXEGrub2 templates)")
 	fs.StringVar(&o.grubHTTP, "grub-http", "", "with --format grub: load kernel and initrd from (http,`HOST`)/..., GRUB's HTTP client (UEFI HTTP Boot)")
 	manifestPath := fs.String("manifest", "", "`file` written by 'streamroot manifest': pin the image with its digests")
@@ -112,6 +128,7 @@ func runPXE(_ context.Context, e *env, args []string) error {
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q (all pxe arguments are flags)", pos[0])
 	}
+	o.noFirmwareAddr = !*firmwareAddr
 	// GRUB opens only absolute paths on a disk or over HTTP.
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -319,13 +336,24 @@ func pxeEntry(o pxeOptions) (pxeResult, error) {
 	var b strings.Builder
 	switch o.format {
 	case "pxelinux":
-		fmt.Fprintf(&b, "LABEL %s\nMENU LABEL %s\nKERNEL %s\nAPPEND initrd=%s %s\nIPAPPEND 2\n",
-			label, menu, o.kernel, o.initrd, cmdline(""))
+		// IPAPPEND 1 adds ip=<client>:<server>:<gateway>:<netmask>, 2
+		// BOOTIF=; 3 both.
+		ipappend := 3
+		if o.noFirmwareAddr {
+			ipappend = 2
+		}
+		fmt.Fprintf(&b, "LABEL %s\nMENU LABEL %s\nKERNEL %s\nAPPEND initrd=%s %s\nIPAPPEND %d\n",
+			label, menu, o.kernel, o.initrd, cmdline(""), ipappend)
 	case "ipxe":
+		bootif := "BOOTIF=01-${" + o.ipxeNIC + "/mac:hexhyp}"
+		var fw string
+		if !o.noFirmwareAddr {
+			fw, bootif = ipxeFirmwareAddr(o.ipxeNIC), bootif+" ${sr_ip}"
+		}
 		// initrd=<name> lets a UEFI kernel's EFI stub find the initrd iPXE
 		// loaded; iPXE names an image after the last part of its path.
-		fmt.Fprintf(&b, "#!ipxe\n# %s (%s)\nkernel %s initrd=%s %s\ninitrd %s\nboot\n",
-			menu, label, o.kernel, path.Base(o.initrd), cmdline("BOOTIF=01-${"+o.ipxeNIC+"/mac:hexhyp}"), o.initrd)
+		fmt.Fprintf(&b, "#!ipxe\n# %s (%s)\n%skernel %s initrd=%s %s\ninitrd %s\nboot\n",
+			menu, label, fw, o.kernel, path.Base(o.initrd), cmdline(bootif), o.initrd)
 	case "grub":
 		linux, initrd := "linux", "initrd"
 		if o.grubEL {
@@ -345,4 +373,18 @@ func pxeEntry(o pxeOptions) (pxeResult, error) {
 		return none, usagef("--format %q: want pxelinux, ipxe or grub", o.format)
 	}
 	return pxeResult{Format: o.format, Entry: b.String(), ImageURL: shownURL, KernelArgs: cmdline("")}, nil
+}
+
+// ipxeFirmwareAddr is the iPXE script's lines that set ${sr_ip} to nic's
+// lease in PXELinux's IPAPPEND 1 form, or clear it when iPXE holds no
+// IPv4 lease there. An unset gateway or next-server is written 0.0.0.0, as
+// PXELinux does: left empty, the argument would read as a static address.
+func ipxeFirmwareAddr(nic string) string {
+	return "# ip=: the lease iPXE holds on " + nic + ", which the initramfs asks for again (one DHCP round trip)\n" +
+		"clear sr_ip\n" +
+		"set sr_gw 0.0.0.0\n" +
+		"isset ${" + nic + "/gateway} && set sr_gw ${" + nic + "/gateway} ||\n" +
+		"set sr_ns 0.0.0.0\n" +
+		"isset ${" + nic + "/next-server} && set sr_ns ${" + nic + "/next-server} ||\n" +
+		"isset ${" + nic + "/ip} && isset ${" + nic + "/netmask} && set sr_ip ip=${" + nic + "/ip}:${sr_ns}:${sr_gw}:${" + nic + "/netmask} ||\n"
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // The seed's "PXELinux global default" entry ("Booting Discovery over
-// HTTP"), exactly.
+// HTTP"), exactly: what --firmware-addr=false prints.
 const seedForeman = `LABEL discovery_http
 MENU LABEL Foreman Discovery via HTTP
 KERNEL boot/discovery-http-vmlinuz
@@ -28,32 +28,57 @@ func TestPXEGolden(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"foreman seed entry", []string{"--foreman", "--server", "http://SOME_HTTP_SERVER", "--image", "squashfs.img",
+		{"foreman seed entry", []string{"--foreman", "--server", "http://SOME_HTTP_SERVER", "--image", "squashfs.img", "--firmware-addr=false",
 			"--foreman-url", "https://FOREMAN_SERVER", "--kernel", "boot/discovery-http-vmlinuz", "--initrd", "boot/discovery-http.img"}, seedForeman},
+		// By default IPAPPEND 3: the firmware's lease as well as BOOTIF.
+		{"foreman", []string{"--foreman", "--server", "http://SOME_HTTP_SERVER", "--image", "squashfs.img",
+			"--foreman-url", "https://FOREMAN_SERVER", "--kernel", "boot/discovery-http-vmlinuz", "--initrd", "boot/discovery-http.img"},
+			strings.Replace(seedForeman, "IPAPPEND 2", "IPAPPEND 3", 1)},
 		{"pxelinux default", []string{"--server", "http://10.0.0.1:8080/", "--image", "/LiveOS/squashfs.img"}, `LABEL streamroot
 MENU LABEL streamroot: http://10.0.0.1:8080/LiveOS/squashfs.img
 KERNEL vmlinuz
 APPEND initrd=initramfs.img ip=dhcp root=live:http://10.0.0.1:8080/LiveOS/squashfs.img
-IPAPPEND 2
+IPAPPEND 3
 `},
 		{"pxelinux with extras", []string{"--server", "https://boot.example/images", "--image", "fdi.iso", "--label", "fdi",
 			"--menu-label", "FDI 4.1", "--append", "  console=ttyS0   streamroot.fetch=lazy "}, `LABEL fdi
 MENU LABEL FDI 4.1
 KERNEL vmlinuz
 APPEND initrd=initramfs.img ip=dhcp root=live:https://boot.example/images/fdi.iso console=ttyS0 streamroot.fetch=lazy
-IPAPPEND 2
+IPAPPEND 3
 `},
 		{"ipxe", []string{"--format", "ipxe", "--server", "http://10.0.0.1", "--image", "squashfs.img", "--kernel", "http://10.0.0.1/vmlinuz",
 			"--initrd", "http://10.0.0.1/boot/streamroot.img", "--append", "console=ttyS0"}, `#!ipxe
 # streamroot: http://10.0.0.1/squashfs.img (streamroot)
-kernel http://10.0.0.1/vmlinuz initrd=streamroot.img ip=dhcp root=live:http://10.0.0.1/squashfs.img BOOTIF=01-${net0/mac:hexhyp} console=ttyS0
+# ip=: the lease iPXE holds on net0, which the initramfs asks for again (one DHCP round trip)
+clear sr_ip
+set sr_gw 0.0.0.0
+isset ${net0/gateway} && set sr_gw ${net0/gateway} ||
+set sr_ns 0.0.0.0
+isset ${net0/next-server} && set sr_ns ${net0/next-server} ||
+isset ${net0/ip} && isset ${net0/netmask} && set sr_ip ip=${net0/ip}:${sr_ns}:${sr_gw}:${net0/netmask} ||
+kernel http://10.0.0.1/vmlinuz initrd=streamroot.img ip=dhcp root=live:http://10.0.0.1/squashfs.img BOOTIF=01-${net0/mac:hexhyp} ${sr_ip} console=ttyS0
 initrd http://10.0.0.1/boot/streamroot.img
+boot
+`},
+		{"ipxe without the firmware's lease", []string{"--format", "ipxe", "--firmware-addr=false", "--server", "http://10.0.0.1", "--image", "squashfs.img",
+			"--append", "console=ttyS0"}, `#!ipxe
+# streamroot: http://10.0.0.1/squashfs.img (streamroot)
+kernel vmlinuz initrd=initramfs.img ip=dhcp root=live:http://10.0.0.1/squashfs.img BOOTIF=01-${net0/mac:hexhyp} console=ttyS0
+initrd initramfs.img
 boot
 `},
 		{"ipxe foreman netX", []string{"--format", "ipxe", "--foreman", "--foreman-url", "https://foreman.example", "--ipxe-nic", "netX",
 			"--server", "http://10.0.0.1", "--image", "squashfs.img"}, `#!ipxe
 # Foreman Discovery via HTTP (discovery_http)
-kernel vmlinuz initrd=initramfs.img ip=dhcp root=live:http://10.0.0.1/squashfs.img rd.shell ro acpi=force rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.shell rd.debug=1 nomodeset proxy.url=https://foreman.example proxy.type=foreman BOOTIF=01-${netX/mac:hexhyp}
+# ip=: the lease iPXE holds on netX, which the initramfs asks for again (one DHCP round trip)
+clear sr_ip
+set sr_gw 0.0.0.0
+isset ${netX/gateway} && set sr_gw ${netX/gateway} ||
+set sr_ns 0.0.0.0
+isset ${netX/next-server} && set sr_ns ${netX/next-server} ||
+isset ${netX/ip} && isset ${netX/netmask} && set sr_ip ip=${netX/ip}:${sr_ns}:${sr_gw}:${netX/netmask} ||
+kernel vmlinuz initrd=initramfs.img ip=dhcp root=live:http://10.0.0.1/squashfs.img rd.shell ro acpi=force rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.shell rd.debug=1 nomodeset proxy.url=https://foreman.example proxy.type=foreman BOOTIF=01-${netX/mac:hexhyp} ${sr_ip}
 initrd initramfs.img
 boot
 `},
@@ -190,6 +215,64 @@ func TestPXEGrubBootIF(t *testing.T) {
 	}
 	if got := cfg.Net.BootIF.String(); got != "52:54:00:12:34:56" {
 		t.Errorf("BOOTIF from %q is %q, want 52:54:00:12:34:56", m[1], got)
+	}
+}
+
+// TestPXEIPXEFirmwareAddr: what the iPXE script's ${sr_ip} becomes for
+// the leases iPXE can hold is what the initramfs's parser reads as the
+// firmware's address (DHCP, asking for it first), never a static one; no
+// lease (or no IPv4 one) leaves plain DHCP.
+func TestPXEIPXEFirmwareAddr(t *testing.T) {
+	code, out, errs := runCmd(t, "pxe", "--format", "ipxe", "--server", "http://10.0.0.1", "--image", "squashfs.img", "--json")
+	if code != 0 {
+		t.Fatal(errs)
+	}
+	var res pxeResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^isset \$\{net0/ip\} && isset \$\{net0/netmask\} && set sr_ip (\S+) \|\|$`).FindStringSubmatch(res.Entry)
+	if m == nil || !strings.Contains(res.Entry, " ${sr_ip}") {
+		t.Fatalf("the script neither sets nor uses ${sr_ip}:\n%s", res.Entry)
+	}
+	for _, tc := range []struct {
+		name                  string
+		ip, ns, gw, mask      string // iPXE's net0/ip, ${sr_ns}, ${sr_gw} and net0/netmask; ip "": the guard clears sr_ip
+		wantAddr, wantGateway string
+	}{
+		{"lease with router and next-server", "10.0.0.5", "10.0.0.1", "10.0.0.254", "255.255.255.0", "10.0.0.5", "10.0.0.254"},
+		{"no router, no next-server", "10.0.0.5", "0.0.0.0", "0.0.0.0", "255.255.0.0", "10.0.0.5", ""},
+		{"no IPv4 lease", "", "", "", "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srIP := ""
+			if tc.ip != "" {
+				srIP = strings.NewReplacer("${net0/ip}", tc.ip, "${sr_ns}", tc.ns, "${sr_gw}", tc.gw, "${net0/netmask}", tc.mask).Replace(m[1])
+			}
+			line := res.KernelArgs + " BOOTIF=01-52-54-00-12-34-56 " + srIP
+			cfg, err := bootcfg.Parse(line)
+			if err != nil {
+				t.Fatalf("bootcfg.Parse(%q): %v", line, err)
+			}
+			var fw *bootcfg.IPConf
+			for i, c := range cfg.Net.IP {
+				if c.Method != bootcfg.IPDHCP {
+					t.Errorf("%s reads as method %q, want DHCP", c.Arg, c.Method)
+				}
+				if c.Firmware {
+					fw = &cfg.Net.IP[i]
+				}
+			}
+			switch {
+			case tc.wantAddr == "" && fw != nil:
+				t.Errorf("%q: a firmware address %v without a lease", line, fw.Addr)
+			case tc.wantAddr == "":
+			case fw == nil:
+				t.Errorf("%q: no firmware address read", line)
+			case fw.Addr.String() != tc.wantAddr || (tc.wantGateway == "") != (fw.Gateway == nil) || (fw.Gateway != nil && fw.Gateway.String() != tc.wantGateway):
+				t.Errorf("%q: firmware address %v gateway %v, want %s gateway %q", line, fw.Addr, fw.Gateway, tc.wantAddr, tc.wantGateway)
+			}
+		})
 	}
 }
 
