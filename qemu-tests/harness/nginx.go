@@ -180,7 +180,10 @@ func (n *Nginx) AddFile(src, name string) error {
 	return linkOrCopy(src, filepath.Join(n.Docroot, name))
 }
 
-func copyFile(src, dst string) error {
+// CopyFile copies src to dst, created or truncated (mode 0666 before the
+// umask, as os.Create): a real copy where a hard link would share a
+// cached fixture.
+func CopyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
