@@ -43,6 +43,17 @@ func v6Net(t *testing.T, o harness.Dnsmasq6Options) (*harness.Netns, *harness.Dn
 	return ns, d, web.URL("plain.squashfs")
 }
 
+// bootV6 boots the plain image over v6Net's link with the ip= arguments
+// given, checks the root, and returns the server and the root's report.
+func bootV6(t *testing.T, o harness.Dnsmasq6Options, ip string) (*harness.Dnsmasq6, *harness.Report) {
+	t.Helper()
+	ns, d, url := v6Net(t, o)
+	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline(ip, url)})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	return d, r
+}
+
 // globalV6On returns the guest's global IPv6 addresses on mac's link.
 func globalV6On(r *harness.Report, mac string) []netip.Prefix {
 	var out []netip.Prefix
@@ -72,14 +83,7 @@ type v6Server struct {
 
 func dnsmasq6Server(d *harness.Dnsmasq6) *v6Server {
 	return &v6Server{name: "dnsmasq",
-		leases: func() ([]v6Lease, error) {
-			ls, err := d.Leases6()
-			var out []v6Lease
-			for _, l := range ls {
-				out = append(out, v6Lease{l.IP, l.DUID, l.IAID})
-			}
-			return out, err
-		},
+		leases: leasesAs(d.Leases6, func(l harness.Lease6) v6Lease { return v6Lease{l.IP, l.DUID, l.IAID} }),
 		transactions: func(duid string) int {
 			xids := map[string]bool{}
 			for _, x := range d.Replies6(duid) {
@@ -92,14 +96,7 @@ func dnsmasq6Server(d *harness.Dnsmasq6) *v6Server {
 
 func kea6Server(k *harness.Kea6) *v6Server {
 	return &v6Server{name: "kea",
-		leases: func() ([]v6Lease, error) {
-			ls, err := k.Leases()
-			var out []v6Lease
-			for _, l := range ls {
-				out = append(out, v6Lease{l.Address, l.DUID, l.IAID})
-			}
-			return out, err
-		},
+		leases:       leasesAs(k.Leases, func(l harness.Kea6Lease) v6Lease { return v6Lease{l.Address, l.DUID, l.IAID} }),
 		transactions: k.Exchanges, log: k.Log}
 }
 
@@ -133,10 +130,7 @@ func checkV6Lease(t *testing.T, srv *v6Server, r *harness.Report) v6Lease {
 // gives the address, the image comes over http://[fd00:77::1]/.
 func TestIPv6OnlyDHCPv6(t *testing.T) {
 	t.Parallel()
-	ns, d, url := v6Net(t, harness.Dnsmasq6Options{})
-	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp6", url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
+	d, r := bootV6(t, harness.Dnsmasq6Options{}, "ip=dhcp6")
 	checkV6Lease(t, dnsmasq6Server(d), r)
 	if v4 := r.IPv4On(harness.BootMAC); len(v4) != 0 {
 		t.Errorf("IPv4 %v on the boot link of an IPv6-only boot", v4)
@@ -156,10 +150,7 @@ func TestIPv6OnlyDHCPv6(t *testing.T) {
 // DHCPv6 lease at all.
 func TestIPv6SLAAC(t *testing.T) {
 	t.Parallel()
-	ns, d, url := v6Net(t, harness.Dnsmasq6Options{SLAAC: true})
-	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=auto6", url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
+	d, r := bootV6(t, harness.Dnsmasq6Options{SLAAC: true}, "ip=auto6")
 	// EUI-64 of 52:54:00:12:34:56: the U/L bit flipped, ff:fe in the middle.
 	const want = "fd00:77::5054:ff:fe12:3456"
 	got := globalV6On(r, harness.BootMAC)
@@ -178,10 +169,7 @@ func TestIPv6SLAAC(t *testing.T) {
 // DHCPv6 lease, both addresses on the link; the image over IPv6.
 func TestIPv6DualStack(t *testing.T) {
 	t.Parallel()
-	ns, d, url := v6Net(t, harness.Dnsmasq6Options{IPv4: true})
-	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp ip=dhcp6", url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
+	d, r := bootV6(t, harness.Dnsmasq6Options{IPv4: true}, "ip=dhcp ip=dhcp6")
 	checkV6Lease(t, dnsmasq6Server(d), r)
 	checkDualStackV4(t, d, r)
 }
