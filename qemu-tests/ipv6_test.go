@@ -27,14 +27,21 @@ func v6Cmdline(ip, rootURL string, extra ...string) string {
 		"rd.shell ro rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.debug=1 BOOTIF=01-52-54-00-12-34-56"}, extra...), " ")
 }
 
+// v6Netns is a test's network namespace with IPv6 on.
+func v6Netns(t *testing.T) *harness.Netns {
+	t.Helper()
+	env.Require(t)
+	ns := env.NewNetns(t)
+	harness.EnableIPv6(t, ns)
+	return ns
+}
+
 // v6Net is a namespace with IPv6 on br0, dnsmasq advertising and leasing,
 // and nginx on [ServerIP6]:80 serving the plain busybox root.
 func v6Net(t *testing.T, o harness.Dnsmasq6Options) (*harness.Netns, *harness.Dnsmasq6, string) {
 	t.Helper()
-	env.Require(t)
+	ns := v6Netns(t)
 	fx := env.Fixtures(t)
-	ns := env.NewNetns(t)
-	harness.EnableIPv6(t, ns)
 	d := harness.StartDnsmasq6(t, ns, o)
 	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
 	if err := web.AddFile(fx.Plain, "plain.squashfs"); err != nil {
@@ -217,10 +224,8 @@ func TestIPv6OneLease(t *testing.T) {
 }
 
 func testIPv6OneLease(t *testing.T, c leaseClient, server string, dual bool) {
-	env.Require(t)
+	ns := v6Netns(t)
 	fixture := env.LeaseFixture(t, c.fixture)
-	ns := env.NewNetns(t)
-	harness.EnableIPv6(t, ns)
 	var srv *v6Server
 	var d *harness.Dnsmasq6
 	if server == "kea" {
@@ -303,10 +308,8 @@ func checkDualStackV4(t *testing.T, d *harness.Dnsmasq6, r *harness.Report) stri
 // [fd00:77::1] (root=nbd:[v6]:export).
 func TestIPv6OnlyNBD(t *testing.T) {
 	t.Parallel()
-	env.Require(t)
+	ns := v6Netns(t)
 	fx := env.Fixtures(t)
-	ns := env.NewNetns(t)
-	harness.EnableIPv6(t, ns)
 	d := harness.StartDnsmasq6(t, ns, harness.Dnsmasq6Options{})
 	harness.StartNBDServerOn(t, ns, harness.ServerIP6, map[string]string{"discovery": fx.Plain})
 	vm := env.Boot(t, harness.BootOptions{Netns: ns,
@@ -324,10 +327,8 @@ func TestIPv6OnlyNBD(t *testing.T) {
 // DNS from nameserver=[v6].
 func TestIPv6Static(t *testing.T) {
 	t.Parallel()
-	env.Require(t)
+	ns := v6Netns(t)
 	fx := env.Fixtures(t)
-	ns := env.NewNetns(t)
-	harness.EnableIPv6(t, ns)
 	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
 	if err := web.AddFile(fx.Plain, "plain.squashfs"); err != nil {
 		t.Fatal(err)
@@ -370,9 +371,7 @@ func TestIPv6Failures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			env.Require(t)
-			ns := env.NewNetns(t)
-			harness.EnableIPv6(t, ns)
+			ns := v6Netns(t)
 			tc.setup(t, ns)
 			line := strings.Replace(harness.FailureCmdline("live:http://["+harness.ServerIP6+"]/plain.squashfs", "rd.retry=8", "rd.net.timeout.dhcp=4"), "ip=dhcp", tc.ip, 1)
 			vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: line})
