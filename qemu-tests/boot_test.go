@@ -72,6 +72,16 @@ func (n *testNet) boot(t *testing.T, opts harness.BootOptions) *harness.VM {
 	return env.Boot(t, opts)
 }
 
+// readFile returns a file a test needs, failing the test without it.
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // checkRoot asserts what every successful boot must show: the fixture's
 // REPORT INIT ran as PID 1 on a writable overlay.
 func checkRoot(t *testing.T, r *harness.Report, fixture string) {

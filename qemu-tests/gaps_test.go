@@ -370,10 +370,7 @@ func TestGapBrokenRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := os.ReadFile(fx.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := readFile(t, fx.Stream)
 	size, etag := st.Size(), harness.FileETag(st)
 	kinds := []string{"reset", "short", "wrong-range"}
 	var mu sync.Mutex

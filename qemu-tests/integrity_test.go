@@ -18,10 +18,7 @@ import (
 func pinned(t *testing.T, n *testNet, corruptAt int64) (string, string, int64) {
 	t.Helper()
 	fx := env.StreamFixtures(t)
-	good, err := os.ReadFile(fx.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := readFile(t, fx.Stream)
 	f, err := os.Open(fx.Stream)
 	if err != nil {
 		t.Fatal(err)
@@ -140,10 +137,7 @@ func TestManifestCorruptChunkLazy(t *testing.T) {
 func TestTruncatedSquashfs(t *testing.T) {
 	t.Parallel()
 	n := setup(t, netOptions{})
-	data, err := os.ReadFile(n.fx.Plain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := readFile(t, n.fx.Plain)
 	p := filepath.Join(t.TempDir(), "cut.squashfs")
 	if err := os.WriteFile(p, data[:len(data)/2&^4095], 0o644); err != nil {
 		t.Fatal(err)
@@ -171,10 +165,7 @@ func TestImageReplacedMidDownload(t *testing.T) {
 // links to) for a copy of with, atomically, as an operator's copy would.
 func replaceServed(t *testing.T, n *testNet, name, with string) {
 	t.Helper()
-	other, err := os.ReadFile(with)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := readFile(t, with)
 	tmp := filepath.Join(n.web.Docroot, "."+name+".new")
 	if err := os.WriteFile(tmp, other, 0o644); err != nil {
 		t.Fatal(err)

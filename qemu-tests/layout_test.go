@@ -40,10 +40,7 @@ func TestLiveDirLayout(t *testing.T) {
 	}
 	sq := filepath.Join(dir, "root.sq")
 	run("mksquashfs", filepath.Join(dir, "src"), sq, "-comp", "xz", "-noappend", "-quiet", "-no-progress")
-	sqData, err := os.ReadFile(sq)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sqData := readFile(t, sq)
 	iso := filepath.Join(dir, "custom.iso")
 	if err := os.WriteFile(iso, isotest.Build([]isotest.File{{Path: "images/root.sq", Data: sqData}}, isotest.Options{RockRidge: true, VolumeID: "CUSTOM"}), 0o644); err != nil {
 		t.Fatal(err)

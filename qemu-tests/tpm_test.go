@@ -113,10 +113,7 @@ func serveTPMFixture(t *testing.T, n *testNet) (string, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := readFile(t, img)
 	m, err := manifest.Build(bytes.NewReader(data), int64(len(data)), 1<<20)
 	if err != nil {
 		t.Fatal(err)

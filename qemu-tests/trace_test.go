@@ -80,10 +80,7 @@ func TestTracePrefetch(t *testing.T) {
 	}
 	run("manifest", "-o", mpath, "-no-progress", fx.Stream)
 	pins := run("trace", "-manifest", mpath, traceFile)
-	data, err := os.ReadFile(mpath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := readFile(t, mpath)
 	m, err := manifest.Parse(data)
 	if err != nil {
 		t.Fatal(err)
