@@ -82,6 +82,18 @@ func readFile(t *testing.T, p string) []byte {
 	return b
 }
 
+// checkConsoleLacks fails t for each of lines that is on vm's console,
+// saying why it must not be there.
+func checkConsoleLacks(t *testing.T, vm *harness.VM, why string, lines ...string) {
+	t.Helper()
+	con := vm.Console()
+	for _, l := range lines {
+		if strings.Contains(con, l) {
+			t.Errorf("%q on the console: %s", l, why)
+		}
+	}
+}
+
 // checkRoot asserts what every successful boot must show: the fixture's
 // REPORT INIT ran as PID 1 on a writable overlay.
 func checkRoot(t *testing.T, r *harness.Report, fixture string) {
