@@ -72,6 +72,17 @@ func (n *testNet) boot(t *testing.T, opts harness.BootOptions) *harness.VM {
 	return env.Boot(t, opts)
 }
 
+// bootSeed serves the image at path as name, boots it with the seed's
+// line and returns the report of its root, checked as fixture's.
+func (n *testNet) bootSeed(t *testing.T, name, path, fixture string) *harness.Report {
+	t.Helper()
+	url := n.serve(t, name, path)
+	vm := n.boot(t, harness.BootOptions{Append: harness.SeedCmdline(url)})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, fixture)
+	return r
+}
+
 // readFile returns a file a test needs, failing the test without it.
 func readFile(t *testing.T, p string) []byte {
 	t.Helper()
@@ -152,10 +163,7 @@ func checkLeaseOn(t *testing.T, dhcp *harness.Dnsmasq, r *harness.Report, mac, l
 func TestPlainSquashfs(t *testing.T) {
 	t.Parallel()
 	n := setup(t, netOptions{})
-	url := n.serve(t, "plain.squashfs", n.fx.Plain)
-	vm := n.boot(t, harness.BootOptions{Append: harness.SeedCmdline(url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
+	r := n.bootSeed(t, "plain.squashfs", n.fx.Plain, "plain")
 	if !r.HasMount("squashfs", "") {
 		t.Errorf("no squashfs mount:\n%s", r.Mounts)
 	}
@@ -189,10 +197,7 @@ func TestPlainSquashfs(t *testing.T) {
 func TestLiveOSRootfsImg(t *testing.T) {
 	t.Parallel()
 	n := setup(t, netOptions{})
-	url := n.serve(t, "liveos.squashfs", n.fx.LiveOS)
-	vm := n.boot(t, harness.BootOptions{Append: harness.SeedCmdline(url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "liveos")
+	r := n.bootSeed(t, "liveos.squashfs", n.fx.LiveOS, "liveos")
 	if !r.HasMount("ext4", "") || !r.HasMount("squashfs", "") {
 		t.Errorf("want an ext4 (LiveOS/rootfs.img) and a squashfs mount:\n%s", r.Mounts)
 	}
