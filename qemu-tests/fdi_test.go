@@ -87,10 +87,7 @@ func testFDI(t *testing.T, root, served string) {
 	if err != nil || !ok {
 		t.Fatalf("no FDI REPORT line before the LEASE REPORT (%v)", err)
 	}
-	lr, err := harness.ParseLeaseReport(r.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lr := leaseReportOf(t, r)
 	defer func() {
 		if t.Failed() {
 			t.Logf("what the root saw:\n--- NetworkManager (journal):\n%s\n--- os state:\n%s\n--- handover:\n%s\n--- dnsmasq log (tail):\n%s",

@@ -248,10 +248,7 @@ func testIPv6OneLease(t *testing.T, c leaseClient, server string, dual bool) {
 	vm := env.Boot(t, harness.BootOptions{Netns: ns, MemoryMiB: c.mem, Timeout: c.timeout,
 		Append: v6Cmdline(ip, web.URL(c.fixture))})
 	r := vm.ExpectReport(t)
-	lr, err := harness.ParseLeaseReport(r.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lr := leaseReportOf(t, r)
 	defer func() {
 		if t.Failed() {
 			t.Logf("--- os state:\n%s\n--- os log:\n%s\n--- handover:\n%s\n--- addrs:\n%s\n--- %s log (tail):\n%s",

@@ -79,6 +79,17 @@ type dhcpServer struct {
 	leaseDB func() string // the raw lease database, for failure messages
 }
 
+// leaseReportOf returns r as the LEASE REPORT it must be, failing
+// the test when it is not one.
+func leaseReportOf(t *testing.T, r *harness.Report) *harness.LeaseReport {
+	t.Helper()
+	lr, err := harness.ParseLeaseReport(r.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lr
+}
+
 // leasesAs reads a server's leases as the tests compare them: each server
 // has its own lease type, the tests one view of a lease per protocol.
 func leasesAs[L, T any](read func() ([]L, error), view func(L) T) func() ([]T, error) {
@@ -200,10 +211,7 @@ func testOneLease(t *testing.T, c leaseClient, server string) {
 		Timeout:   c.timeout,
 	})
 	r := vm.ExpectReport(t)
-	lr, err := harness.ParseLeaseReport(r.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lr := leaseReportOf(t, r)
 	t.Logf("%s: root's %s bound=%v on %q after %ds; report at %.1fs guest uptime",
 		c.name, lr.OSDHCP, lr.OSBound, lr.OSLink, lr.OSWait, lr.Uptime)
 	explain := func() string {

@@ -424,10 +424,7 @@ func testFourNICsRoot(t *testing.T, fixtureName, client string) {
 // network state goes to the log if the test fails.
 func expectLeaseReport(t *testing.T, vm *harness.VM) *harness.LeaseReport {
 	t.Helper()
-	lr, err := harness.ParseLeaseReport(vm.ExpectReport(t).Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lr := leaseReportOf(t, vm.ExpectReport(t))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- os state:\n%s\n--- os log:\n%s\n--- handover:\n%s\n--- links:\n%s\n--- addrs:\n%s", lr.OSState, lr.OSLog, lr.Handover, lr.Links, lr.Addrs)
