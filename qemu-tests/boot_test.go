@@ -83,16 +83,6 @@ func (n *testNet) bootSeed(t *testing.T, name, path, fixture string) *harness.Re
 	return r
 }
 
-// readFile returns a file a test needs, failing the test without it.
-func readFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // checkConsoleLacks fails t for each of lines that is on vm's console,
 // saying why it must not be there.
 func checkConsoleLacks(t *testing.T, vm *harness.VM, why string, lines ...string) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
@@ -204,7 +205,7 @@ func testFDI(t *testing.T, root, served string) {
 // sameBytes says whether files a and b hold the same bytes.
 func sameBytes(t *testing.T, a, b string) bool {
 	t.Helper()
-	return bytes.Equal(readFile(t, a), readFile(t, b))
+	return bytes.Equal(testfile.Read(t, a), testfile.Read(t, b))
 }
 
 func fmtMiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

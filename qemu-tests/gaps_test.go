@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
@@ -365,7 +366,7 @@ func TestGapBrokenRanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img := readFile(t, fx.Stream)
+	img := testfile.Read(t, fx.Stream)
 	size, etag := st.Size(), harness.FileETag(st)
 	kinds := []string{"reset", "short", "wrong-range"}
 	var mu sync.Mutex

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
@@ -18,7 +19,7 @@ import (
 func pinned(t *testing.T, n *testNet, corruptAt int64) (string, string, int64) {
 	t.Helper()
 	fx := env.StreamFixtures(t)
-	good := readFile(t, fx.Stream)
+	good := testfile.Read(t, fx.Stream)
 	f, err := os.Open(fx.Stream)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +138,7 @@ func TestManifestCorruptChunkLazy(t *testing.T) {
 func TestTruncatedSquashfs(t *testing.T) {
 	t.Parallel()
 	n := setup(t, netOptions{})
-	data := readFile(t, n.fx.Plain)
+	data := testfile.Read(t, n.fx.Plain)
 	p := filepath.Join(t.TempDir(), "cut.squashfs")
 	if err := os.WriteFile(p, data[:len(data)/2&^4095], 0o644); err != nil {
 		t.Fatal(err)
@@ -165,7 +166,7 @@ func TestImageReplacedMidDownload(t *testing.T) {
 // links to) for a copy of with, atomically, as an operator's copy would.
 func replaceServed(t *testing.T, n *testNet, name, with string) {
 	t.Helper()
-	other := readFile(t, with)
+	other := testfile.Read(t, with)
 	tmp := filepath.Join(n.web.Docroot, "."+name+".new")
 	if err := os.WriteFile(tmp, other, 0o644); err != nil {
 		t.Fatal(err)
