@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/streamroot/streamroot/pkg/decompress"
@@ -87,11 +88,7 @@ func partsTable(oursPath, dracutPath string) string {
 	for k := range d {
 		keys[k] = true
 	}
-	var ks []string
-	for k := range keys {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
+	ks := slices.Sorted(maps.Keys(keys))
 	var b strings.Builder
 	b.WriteString("\n| part (uncompressed) | ours, dracut's NIC set | dracut | ours × dracut |\n|---|---:|---:|---:|\n")
 	for _, k := range ks {

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -215,23 +214,18 @@ type stormEntry struct {
 var stormLine = regexp.MustCompile(`^\S+ (\d+) (\d+) (\S+) "[^"]*" (\S+)$`)
 
 func (n *nginxProc) entries() []stormEntry {
-	f, err := os.Open(n.accessLog)
-	if err != nil {
-		return nil
+	return harness.LogLines(n.accessLog, parseStormLine)
+}
+
+// parseStormLine parses one line of the storm's log format.
+func parseStormLine(line string) (stormEntry, bool) {
+	m := stormLine.FindStringSubmatch(line)
+	if m == nil {
+		return stormEntry{}, false
 	}
-	defer f.Close()
-	var out []stormEntry
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		m := stormLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
-		}
-		st, _ := strconv.Atoi(m[1])
-		b, _ := strconv.ParseInt(m[2], 10, 64)
-		out = append(out, stormEntry{st, b, m[3], m[4]})
-	}
-	return out
+	st, _ := strconv.Atoi(m[1])
+	b, _ := strconv.ParseInt(m[2], 10, 64)
+	return stormEntry{st, b, m[3], m[4]}, true
 }
 
 // TestStorm runs the boot storm for each N in cfg.storm against the origin

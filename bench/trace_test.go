@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,22 +198,10 @@ func manifestPin(path string) (string, *manifest.Manifest, error) {
 	return manifest.KernelArg(data), m, nil
 }
 
-// copyTo copies src to dst (created or truncated, mode 0644).
+// copyTo copies src to dst (created or truncated), as the harness copies
+// its fixtures.
 func copyTo(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return harness.CopyFile(src, dst)
 }
 
 // runCLI runs the streamroot CLI, bounded.

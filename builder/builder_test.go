@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/builder/buildertest"
+	"github.com/streamroot/streamroot/internal/wanterr"
 	"github.com/u-root/u-root/pkg/cpio"
 )
 
@@ -442,14 +443,8 @@ func TestParseFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, _, err := ParseFlags(tc.args, env(tc.env), new(bytes.Buffer))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tc.wantErr)
-				}
+			if wanterr.Check(t, err, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tc.check(t, o)
 		})

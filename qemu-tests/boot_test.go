@@ -72,6 +72,29 @@ func (n *testNet) boot(t *testing.T, opts harness.BootOptions) *harness.VM {
 	return env.Boot(t, opts)
 }
 
+// bootSeed serves the image at path as name, boots it with the seed's
+// line and returns the report of its root, checked as fixture's.
+func (n *testNet) bootSeed(t *testing.T, name, path, fixture string) *harness.Report {
+	t.Helper()
+	url := n.serve(t, name, path)
+	vm := n.boot(t, harness.BootOptions{Append: harness.SeedCmdline(url)})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, fixture)
+	return r
+}
+
+// checkConsoleLacks fails t for each of lines that is on vm's console,
+// saying why it must not be there.
+func checkConsoleLacks(t *testing.T, vm *harness.VM, why string, lines ...string) {
+	t.Helper()
+	con := vm.Console()
+	for _, l := range lines {
+		if strings.Contains(con, l) {
+			t.Errorf("%q on the console: %s", l, why)
+		}
+	}
+}
+
 // checkRoot asserts what every successful boot must show: the fixture's
 // REPORT INIT ran as PID 1 on a writable overlay.
 func checkRoot(t *testing.T, r *harness.Report, fixture string) {
@@ -130,10 +153,7 @@ func checkLeaseOn(t *testing.T, dhcp *harness.Dnsmasq, r *harness.Report, mac, l
 func TestPlainSquashfs(t *testing.T) {
 	t.Parallel()
 	n := setup(t, netOptions{})
-	url := n.serve(t, "plain.squashfs", n.fx.Plain)
-	vm := n.boot(t, harness.BootOptions{Append: harness.SeedCmdline(url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
+	r := n.bootSeed(t, "plain.squashfs", n.fx.Plain, "plain")
 	if !r.HasMount("squashfs", "") {
 		t.Errorf("no squashfs mount:\n%s", r.Mounts)
 	}
@@ -167,10 +187,7 @@ func TestPlainSquashfs(t *testing.T) {
 func TestLiveOSRootfsImg(t *testing.T) {
 	t.Parallel()
 	n := setup(t, netOptions{})
-	url := n.serve(t, "liveos.squashfs", n.fx.LiveOS)
-	vm := n.boot(t, harness.BootOptions{Append: harness.SeedCmdline(url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "liveos")
+	r := n.bootSeed(t, "liveos.squashfs", n.fx.LiveOS, "liveos")
 	if !r.HasMount("ext4", "") || !r.HasMount("squashfs", "") {
 		t.Errorf("want an ext4 (LiveOS/rootfs.img) and a squashfs mount:\n%s", r.Mounts)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
@@ -88,10 +88,7 @@ func testFDI(t *testing.T, root, served string) {
 	if err != nil || !ok {
 		t.Fatalf("no FDI REPORT line before the LEASE REPORT (%v)", err)
 	}
-	lr, err := harness.ParseLeaseReport(r.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lr := leaseReportOf(t, r)
 	defer func() {
 		if t.Failed() {
 			t.Logf("what the root saw:\n--- NetworkManager (journal):\n%s\n--- os state:\n%s\n--- handover:\n%s\n--- dnsmasq log (tail):\n%s",
@@ -208,15 +205,7 @@ func testFDI(t *testing.T, root, served string) {
 // sameBytes says whether files a and b hold the same bytes.
 func sameBytes(t *testing.T, a, b string) bool {
 	t.Helper()
-	x, err := os.ReadFile(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Equal(x, y)
+	return bytes.Equal(testfile.Read(t, a), testfile.Read(t, b))
 }
 
 func fmtMiB(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

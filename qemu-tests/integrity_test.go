@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
@@ -18,10 +19,7 @@ import (
 func pinned(t *testing.T, n *testNet, corruptAt int64) (string, string, int64) {
 	t.Helper()
 	fx := env.StreamFixtures(t)
-	good, err := os.ReadFile(fx.Stream)
-	if err != nil {
-		t.Fatal(err)
-	}
+	good := testfile.Read(t, fx.Stream)
 	f, err := os.Open(fx.Stream)
 	if err != nil {
 		t.Fatal(err)
@@ -140,10 +138,7 @@ func TestManifestCorruptChunkLazy(t *testing.T) {
 func TestTruncatedSquashfs(t *testing.T) {
 	t.Parallel()
 	n := setup(t, netOptions{})
-	data, err := os.ReadFile(n.fx.Plain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := testfile.Read(t, n.fx.Plain)
 	p := filepath.Join(t.TempDir(), "cut.squashfs")
 	if err := os.WriteFile(p, data[:len(data)/2&^4095], 0o644); err != nil {
 		t.Fatal(err)
@@ -171,10 +166,7 @@ func TestImageReplacedMidDownload(t *testing.T) {
 // links to) for a copy of with, atomically, as an operator's copy would.
 func replaceServed(t *testing.T, n *testNet, name, with string) {
 	t.Helper()
-	other, err := os.ReadFile(with)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := testfile.Read(t, with)
 	tmp := filepath.Join(n.web.Docroot, "."+name+".new")
 	if err := os.WriteFile(tmp, other, 0o644); err != nil {
 		t.Fatal(err)

@@ -27,20 +27,38 @@ func v6Cmdline(ip, rootURL string, extra ...string) string {
 		"rd.shell ro rd.luks=0 rd.md=0 rd.dm=0 rd.lvm=0 rd.debug=1 BOOTIF=01-52-54-00-12-34-56"}, extra...), " ")
 }
 
+// v6Netns is a test's network namespace with IPv6 on.
+func v6Netns(t *testing.T) *harness.Netns {
+	t.Helper()
+	env.Require(t)
+	ns := env.NewNetns(t)
+	harness.EnableIPv6(t, ns)
+	return ns
+}
+
 // v6Net is a namespace with IPv6 on br0, dnsmasq advertising and leasing,
 // and nginx on [ServerIP6]:80 serving the plain busybox root.
 func v6Net(t *testing.T, o harness.Dnsmasq6Options) (*harness.Netns, *harness.Dnsmasq6, string) {
 	t.Helper()
-	env.Require(t)
+	ns := v6Netns(t)
 	fx := env.Fixtures(t)
-	ns := env.NewNetns(t)
-	harness.EnableIPv6(t, ns)
 	d := harness.StartDnsmasq6(t, ns, o)
 	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
 	if err := web.AddFile(fx.Plain, "plain.squashfs"); err != nil {
 		t.Fatal(err)
 	}
 	return ns, d, web.URL("plain.squashfs")
+}
+
+// bootV6 boots the plain image over v6Net's link with the ip= arguments
+// given, checks the root, and returns the server and the root's report.
+func bootV6(t *testing.T, o harness.Dnsmasq6Options, ip string) (*harness.Dnsmasq6, *harness.Report) {
+	t.Helper()
+	ns, d, url := v6Net(t, o)
+	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline(ip, url)})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "plain")
+	return d, r
 }
 
 // globalV6On returns the guest's global IPv6 addresses on mac's link.
@@ -72,14 +90,7 @@ type v6Server struct {
 
 func dnsmasq6Server(d *harness.Dnsmasq6) *v6Server {
 	return &v6Server{name: "dnsmasq",
-		leases: func() ([]v6Lease, error) {
-			ls, err := d.Leases6()
-			var out []v6Lease
-			for _, l := range ls {
-				out = append(out, v6Lease{l.IP, l.DUID, l.IAID})
-			}
-			return out, err
-		},
+		leases: leasesAs(d.Leases6, func(l harness.Lease6) v6Lease { return v6Lease{l.IP, l.DUID, l.IAID} }),
 		transactions: func(duid string) int {
 			xids := map[string]bool{}
 			for _, x := range d.Replies6(duid) {
@@ -92,14 +103,7 @@ func dnsmasq6Server(d *harness.Dnsmasq6) *v6Server {
 
 func kea6Server(k *harness.Kea6) *v6Server {
 	return &v6Server{name: "kea",
-		leases: func() ([]v6Lease, error) {
-			ls, err := k.Leases()
-			var out []v6Lease
-			for _, l := range ls {
-				out = append(out, v6Lease{l.Address, l.DUID, l.IAID})
-			}
-			return out, err
-		},
+		leases:       leasesAs(k.Leases, func(l harness.Kea6Lease) v6Lease { return v6Lease{l.Address, l.DUID, l.IAID} }),
 		transactions: k.Exchanges, log: k.Log}
 }
 
@@ -133,10 +137,7 @@ func checkV6Lease(t *testing.T, srv *v6Server, r *harness.Report) v6Lease {
 // gives the address, the image comes over http://[fd00:77::1]/.
 func TestIPv6OnlyDHCPv6(t *testing.T) {
 	t.Parallel()
-	ns, d, url := v6Net(t, harness.Dnsmasq6Options{})
-	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp6", url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
+	d, r := bootV6(t, harness.Dnsmasq6Options{}, "ip=dhcp6")
 	checkV6Lease(t, dnsmasq6Server(d), r)
 	if v4 := r.IPv4On(harness.BootMAC); len(v4) != 0 {
 		t.Errorf("IPv4 %v on the boot link of an IPv6-only boot", v4)
@@ -156,10 +157,7 @@ func TestIPv6OnlyDHCPv6(t *testing.T) {
 // DHCPv6 lease at all.
 func TestIPv6SLAAC(t *testing.T) {
 	t.Parallel()
-	ns, d, url := v6Net(t, harness.Dnsmasq6Options{SLAAC: true})
-	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=auto6", url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
+	d, r := bootV6(t, harness.Dnsmasq6Options{SLAAC: true}, "ip=auto6")
 	// EUI-64 of 52:54:00:12:34:56: the U/L bit flipped, ff:fe in the middle.
 	const want = "fd00:77::5054:ff:fe12:3456"
 	got := globalV6On(r, harness.BootMAC)
@@ -178,10 +176,7 @@ func TestIPv6SLAAC(t *testing.T) {
 // DHCPv6 lease, both addresses on the link; the image over IPv6.
 func TestIPv6DualStack(t *testing.T) {
 	t.Parallel()
-	ns, d, url := v6Net(t, harness.Dnsmasq6Options{IPv4: true})
-	vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: v6Cmdline("ip=dhcp ip=dhcp6", url)})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "plain")
+	d, r := bootV6(t, harness.Dnsmasq6Options{IPv4: true}, "ip=dhcp ip=dhcp6")
 	checkV6Lease(t, dnsmasq6Server(d), r)
 	checkDualStackV4(t, d, r)
 }
@@ -229,10 +224,8 @@ func TestIPv6OneLease(t *testing.T) {
 }
 
 func testIPv6OneLease(t *testing.T, c leaseClient, server string, dual bool) {
-	env.Require(t)
+	ns := v6Netns(t)
 	fixture := env.LeaseFixture(t, c.fixture)
-	ns := env.NewNetns(t)
-	harness.EnableIPv6(t, ns)
 	var srv *v6Server
 	var d *harness.Dnsmasq6
 	if server == "kea" {
@@ -255,10 +248,7 @@ func testIPv6OneLease(t *testing.T, c leaseClient, server string, dual bool) {
 	vm := env.Boot(t, harness.BootOptions{Netns: ns, MemoryMiB: c.mem, Timeout: c.timeout,
 		Append: v6Cmdline(ip, web.URL(c.fixture))})
 	r := vm.ExpectReport(t)
-	lr, err := harness.ParseLeaseReport(r.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lr := leaseReportOf(t, r)
 	defer func() {
 		if t.Failed() {
 			t.Logf("--- os state:\n%s\n--- os log:\n%s\n--- handover:\n%s\n--- addrs:\n%s\n--- %s log (tail):\n%s",
@@ -315,10 +305,8 @@ func checkDualStackV4(t *testing.T, d *harness.Dnsmasq6, r *harness.Report) stri
 // [fd00:77::1] (root=nbd:[v6]:export).
 func TestIPv6OnlyNBD(t *testing.T) {
 	t.Parallel()
-	env.Require(t)
+	ns := v6Netns(t)
 	fx := env.Fixtures(t)
-	ns := env.NewNetns(t)
-	harness.EnableIPv6(t, ns)
 	d := harness.StartDnsmasq6(t, ns, harness.Dnsmasq6Options{})
 	harness.StartNBDServerOn(t, ns, harness.ServerIP6, map[string]string{"discovery": fx.Plain})
 	vm := env.Boot(t, harness.BootOptions{Netns: ns,
@@ -336,10 +324,8 @@ func TestIPv6OnlyNBD(t *testing.T) {
 // DNS from nameserver=[v6].
 func TestIPv6Static(t *testing.T) {
 	t.Parallel()
-	env.Require(t)
+	ns := v6Netns(t)
 	fx := env.Fixtures(t)
-	ns := env.NewNetns(t)
-	harness.EnableIPv6(t, ns)
 	web := harness.StartNginx(t, ns, harness.NginxOptions{Listen: "[" + harness.ServerIP6 + "]:80"})
 	if err := web.AddFile(fx.Plain, "plain.squashfs"); err != nil {
 		t.Fatal(err)
@@ -382,9 +368,7 @@ func TestIPv6Failures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			env.Require(t)
-			ns := env.NewNetns(t)
-			harness.EnableIPv6(t, ns)
+			ns := v6Netns(t)
 			tc.setup(t, ns)
 			line := strings.Replace(harness.FailureCmdline("live:http://["+harness.ServerIP6+"]/plain.squashfs", "rd.retry=8", "rd.net.timeout.dhcp=4"), "ip=dhcp", tc.ip, 1)
 			vm := env.Boot(t, harness.BootOptions{Netns: ns, Append: line})

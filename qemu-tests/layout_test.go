@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/pkg/isoread/isotest"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
@@ -40,10 +41,7 @@ func TestLiveDirLayout(t *testing.T) {
 	}
 	sq := filepath.Join(dir, "root.sq")
 	run("mksquashfs", filepath.Join(dir, "src"), sq, "-comp", "xz", "-noappend", "-quiet", "-no-progress")
-	sqData, err := os.ReadFile(sq)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sqData := testfile.Read(t, sq)
 	iso := filepath.Join(dir, "custom.iso")
 	if err := os.WriteFile(iso, isotest.Build([]isotest.File{{Path: "images/root.sq", Data: sqData}}, isotest.Options{RockRidge: true, VolumeID: "CUSTOM"}), 0o644); err != nil {
 		t.Fatal(err)

@@ -79,6 +79,30 @@ type dhcpServer struct {
 	leaseDB func() string // the raw lease database, for failure messages
 }
 
+// leaseReportOf returns r as the LEASE REPORT it must be, failing
+// the test when it is not one.
+func leaseReportOf(t *testing.T, r *harness.Report) *harness.LeaseReport {
+	t.Helper()
+	lr, err := harness.ParseLeaseReport(r.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lr
+}
+
+// leasesAs reads a server's leases as the tests compare them: each server
+// has its own lease type, the tests one view of a lease per protocol.
+func leasesAs[L, T any](read func() ([]L, error), view func(L) T) func() ([]T, error) {
+	return func() ([]T, error) {
+		ls, err := read()
+		var out []T
+		for _, l := range ls {
+			out = append(out, view(l))
+		}
+		return out, err
+	}
+}
+
 // exchange is one DHCPACK: when, and the transaction id (each client run
 // picks its own).
 type exchange struct {
@@ -92,15 +116,8 @@ func startDHCP(t *testing.T, ns *harness.Netns, name string) *dhcpServer {
 	case "dnsmasq":
 		d := harness.StartDnsmasq(t, ns, harness.DnsmasqOptions{})
 		return &dhcpServer{
-			name: name,
-			leases: func() ([]nodeLease, error) {
-				ls, err := d.Leases()
-				var out []nodeLease
-				for _, l := range ls {
-					out = append(out, nodeLease{l.IP, l.MAC, l.ClientID})
-				}
-				return out, err
-			},
+			name:      name,
+			leases:    leasesAs(d.Leases, func(l harness.Lease) nodeLease { return nodeLease{l.IP, l.MAC, l.ClientID} }),
 			exchanges: func(mac string) ([]exchange, error) { return dnsmasqAcks(d.Log(), mac, time.Now()) },
 			rows:      func(string) int { return -1 },
 			log:       d.Log,
@@ -109,15 +126,8 @@ func startDHCP(t *testing.T, ns *harness.Netns, name string) *dhcpServer {
 	case "kea":
 		k := harness.StartKea(t, ns, harness.KeaOptions{})
 		return &dhcpServer{
-			name: name,
-			leases: func() ([]nodeLease, error) {
-				ls, err := k.Leases()
-				var out []nodeLease
-				for _, l := range ls {
-					out = append(out, nodeLease{l.Address, l.HWAddr, l.ClientID})
-				}
-				return out, err
-			},
+			name:      name,
+			leases:    leasesAs(k.Leases, func(l harness.KeaLease) nodeLease { return nodeLease{l.Address, l.HWAddr, l.ClientID} }),
 			exchanges: func(mac string) ([]exchange, error) { return keaAllocs(k.Log(), mac) },
 			rows: func(mac string) int {
 				rows, _ := k.Rows()
@@ -201,10 +211,7 @@ func testOneLease(t *testing.T, c leaseClient, server string) {
 		Timeout:   c.timeout,
 	})
 	r := vm.ExpectReport(t)
-	lr, err := harness.ParseLeaseReport(r.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lr := leaseReportOf(t, r)
 	t.Logf("%s: root's %s bound=%v on %q after %ds; report at %.1fs guest uptime",
 		c.name, lr.OSDHCP, lr.OSBound, lr.OSLink, lr.OSWait, lr.Uptime)
 	explain := func() string {

@@ -46,17 +46,20 @@ func consoleHas(t *testing.T, vm *harness.VM, patterns ...string) {
 	}
 }
 
-// monitorSocket is a path for QEMU's human monitor and the QEMU
-// arguments that put it there, for monitor.
-func monitorSocket(t *testing.T) (string, []string) {
+// bootBond boots on the two NICs of an active-backup bond, both on
+// Bridge0 (QEMU's n0 is the boot MAC's), with QEMU's human monitor at the
+// socket it returns, for monitor: the tests pull a port through it.
+func (n *testNet) bootBond(t *testing.T, appendArgs string, memoryMiB int) (*harness.VM, string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "monitor.sock")
-	return sock, []string{"-monitor", "unix:" + sock + ",server=on,wait=off"}
-}
-
-// bondNICs are the two NICs of an active-backup bond, both on Bridge0:
-// QEMU's n0 is the boot MAC's.
-func bondNICs() []harness.NIC {
-	return []harness.NIC{{MAC: harness.BootMAC, Bridge: harness.Bridge0}, {MAC: otherMAC, Bridge: harness.Bridge0}}
+	vm := n.boot(t, harness.BootOptions{
+		NICs:      []harness.NIC{{MAC: harness.BootMAC, Bridge: harness.Bridge0}, {MAC: otherMAC, Bridge: harness.Bridge0}},
+		Append:    appendArgs,
+		QEMUArgs:  []string{"-monitor", "unix:" + sock + ",server=on,wait=off"},
+		MemoryMiB: memoryMiB,
+		Timeout:   300 * time.Second,
+	})
+	return vm, sock
 }
 
 // monitor runs one command on QEMU's human monitor at sock and waits
@@ -101,15 +104,8 @@ func TestLinksBridgeOverBond(t *testing.T) {
 	fx := env.StreamFixtures(t)
 	url := n.serve(t, "stream.squashfs", fx.Stream)
 	serveAlive(t, n)
-	sock, monArgs := monitorSocket(t)
-	vm := n.boot(t, harness.BootOptions{
-		NICs: bondNICs(),
-		Append: "bond=bond0:eth0,eth1:mode=active-backup,miimon=100 bridge=br0:bond0 ip=br0:dhcp root=live:" + url +
-			" rd.shell BOOTIF=01-52-54-00-12-34-56 fixture.mode=afterfill",
-		QEMUArgs:  monArgs,
-		MemoryMiB: 1024,
-		Timeout:   300 * time.Second,
-	})
+	vm, sock := n.bootBond(t, "bond=bond0:eth0,eth1:mode=active-backup,miimon=100 bridge=br0:bond0 ip=br0:dhcp root=live:"+url+
+		" rd.shell BOOTIF=01-52-54-00-12-34-56 fixture.mode=afterfill", 1024)
 	line, err := vm.WaitFor(regexp.MustCompile(`streamroot: blockd: fill: [^\r\n]*`), 240*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -424,10 +420,7 @@ func testFourNICsRoot(t *testing.T, fixtureName, client string) {
 // network state goes to the log if the test fails.
 func expectLeaseReport(t *testing.T, vm *harness.VM) *harness.LeaseReport {
 	t.Helper()
-	lr, err := harness.ParseLeaseReport(vm.ExpectReport(t).Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lr := leaseReportOf(t, vm.ExpectReport(t))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("--- os state:\n%s\n--- os log:\n%s\n--- handover:\n%s\n--- links:\n%s\n--- addrs:\n%s", lr.OSState, lr.OSLog, lr.Handover, lr.Links, lr.Addrs)
@@ -494,15 +487,8 @@ func TestLinksActiveBackupRoots(t *testing.T) {
 
 func testActiveBackupRoot(t *testing.T, fixtureName, client string) {
 	n, url := rootNet(t, fixtureName)
-	sock, monArgs := monitorSocket(t)
-	vm := n.boot(t, harness.BootOptions{
-		NICs: bondNICs(),
-		Append: "bond=bond0:eth0,eth1:mode=active-backup,miimon=100 ip=bond0:dhcp root=live:" + url +
-			" streamroot.fetch=lazy rd.neednet=1",
-		QEMUArgs:  monArgs,
-		MemoryMiB: 1536,
-		Timeout:   300 * time.Second,
-	})
+	vm, sock := n.bootBond(t, "bond=bond0:eth0,eth1:mode=active-backup,miimon=100 ip=bond0:dhcp root=live:"+url+
+		" streamroot.fetch=lazy rd.neednet=1", 1536)
 	if _, err := vm.WaitFor(regexp.MustCompile(`lease-report: waiting for DHCPv4`), 240*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,16 @@ import (
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
+// bootLazy boots the stream image at url in lazy mode with the network
+// arguments given, and returns the VM and its root's report, checked.
+func (n *testNet) bootLazy(t *testing.T, netArgs, url string) (*harness.VM, *harness.Report) {
+	t.Helper()
+	vm := n.boot(t, harness.BootOptions{Append: netArgs + " root=live:" + url + " streamroot.fetch=lazy"})
+	r := vm.ExpectReport(t)
+	checkRoot(t, r, "stream")
+	return vm, r
+}
+
 func b64field(t *testing.T, m map[string]any, k string) string {
 	t.Helper()
 	s, _ := m[k].(string)
@@ -41,9 +51,7 @@ func TestDHCPOptions(t *testing.T) {
 	}})
 	n.web = harness.StartNginx(t, n.ns, harness.NginxOptions{})
 	url := n.serve(t, "stream.squashfs", fx.Stream)
-	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp root=live:" + url + " streamroot.fetch=lazy"})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "stream")
+	vm, _ := n.bootLazy(t, "ip=dhcp", url)
 	m := rawReport(t, vm)
 	routes := b64field(t, m, "routes_b64")
 	for _, want := range []string{"10.99.0.0/16 via 10.77.0.1", "default via 10.77.0.1"} {
@@ -64,9 +72,7 @@ func TestDHCPOptions(t *testing.T) {
 func TestStaticIP(t *testing.T) {
 	t.Parallel()
 	n, _, url := streamNet(t, netOptions{})
-	vm := n.boot(t, harness.BootOptions{Append: "ip=10.77.0.9::10.77.0.1:255.255.255.0:static-node:ens3:none nameserver=10.77.0.53 root=live:" + url + " streamroot.fetch=lazy"})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "stream")
+	vm, r := n.bootLazy(t, "ip=10.77.0.9::10.77.0.1:255.255.255.0:static-node:ens3:none nameserver=10.77.0.53", url)
 	if got := r.IPv4On(harness.BootMAC); len(got) != 1 || got[0] != "10.77.0.9" {
 		t.Errorf("addresses on the boot NIC: %v, want 10.77.0.9/24", got)
 	}
@@ -82,9 +88,7 @@ func TestStaticIP(t *testing.T) {
 func TestIfname(t *testing.T) {
 	t.Parallel()
 	n, _, url := streamNet(t, netOptions{})
-	vm := n.boot(t, harness.BootOptions{Append: "ip=dhcp ifname=bootnet:52:54:00:12:34:56 root=live:" + url + " streamroot.fetch=lazy"})
-	r := vm.ExpectReport(t)
-	checkRoot(t, r, "stream")
+	_, r := n.bootLazy(t, "ip=dhcp ifname=bootnet:52:54:00:12:34:56", url)
 	if got := r.LinkName(harness.BootMAC); got != "bootnet" {
 		t.Errorf("the boot link is %q in the real OS, want bootnet (ifname=)", got)
 	}

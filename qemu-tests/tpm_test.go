@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/measure"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
@@ -113,10 +114,7 @@ func serveTPMFixture(t *testing.T, n *testNet) (string, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := testfile.Read(t, img)
 	m, err := manifest.Build(bytes.NewReader(data), int64(len(data)), 1<<20)
 	if err != nil {
 		t.Fatal(err)

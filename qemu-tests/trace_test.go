@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/pkg/boottrace"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
@@ -80,10 +81,7 @@ func TestTracePrefetch(t *testing.T) {
 	}
 	run("manifest", "-o", mpath, "-no-progress", fx.Stream)
 	pins := run("trace", "-manifest", mpath, traceFile)
-	data, err := os.ReadFile(mpath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := testfile.Read(t, mpath)
 	m, err := manifest.Parse(data)
 	if err != nil {
 		t.Fatal(err)

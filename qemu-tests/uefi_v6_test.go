@@ -1,11 +1,11 @@
 package qemutests
 
 import (
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/qemu-tests/harness"
 )
 
@@ -53,10 +53,7 @@ func TestUEFIHTTPBootIPv6SignedUKI(t *testing.T) {
 	// it started the UKI: the one live lease is the initramfs's, whose
 	// address the root keeps.
 	node := checkV6Lease(t, kea6Server(kea), r).IP
-	rows, err := os.ReadFile(kea.LeaseFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := testfile.Read(t, kea.LeaseFile)
 	all, err := harness.ParseKea6Leases(rows)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamroot/streamroot/internal/wanterr"
 	"github.com/streamroot/streamroot/pkg/httpsrc"
 	"github.com/streamroot/streamroot/pkg/isoread/isotest"
 )
@@ -199,25 +200,21 @@ func TestHTTPSOptions(t *testing.T) {
 		{"no PEM in the file", write("ca.der", der), false, "no PEM certificate", ""},
 		{"no file", filepath.Join(dir, "missing.pem"), false, "no such file", ""},
 	} {
-		ho, err := e.httpsOptions(inspectStall, tc.cacert, tc.insecure)
-		if tc.optErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.optErr) {
-				t.Errorf("%s: err %v, want one saying %q", tc.name, err, tc.optErr)
+		t.Run(tc.name, func(t *testing.T) {
+			ho, err := e.httpsOptions(inspectStall, tc.cacert, tc.insecure)
+			if wanterr.Check(t, err, tc.optErr) {
+				return
 			}
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if ho.Stall != e.stall || ho.Proxy == nil {
-			t.Errorf("%s: stall %v, proxy set %v; want httpOptions' (%v, set)", tc.name, ho.Stall, ho.Proxy != nil, e.stall)
-		}
-		got, err := httpsrc.GetSmall(context.Background(), srv.URL, 64, ho)
-		switch {
-		case tc.getErr == "" && (err != nil || string(got) != "signed"):
-			t.Errorf("%s: fetch %q, %v; want the server's answer", tc.name, got, err)
-		case tc.getErr != "" && (err == nil || !strings.Contains(err.Error(), tc.getErr)):
-			t.Errorf("%s: fetch err %v, want one saying %q", tc.name, err, tc.getErr)
-		}
+			if ho.Stall != e.stall || ho.Proxy == nil {
+				t.Errorf("stall %v, proxy set %v; want httpOptions' (%v, set)", ho.Stall, ho.Proxy != nil, e.stall)
+			}
+			got, err := httpsrc.GetSmall(context.Background(), srv.URL, 64, ho)
+			switch {
+			case tc.getErr == "" && (err != nil || string(got) != "signed"):
+				t.Errorf("fetch %q, %v; want the server's answer", got, err)
+			case tc.getErr != "" && (err == nil || !strings.Contains(err.Error(), tc.getErr)):
+				t.Errorf("fetch err %v, want one saying %q", err, tc.getErr)
+			}
+		})
 	}
 }

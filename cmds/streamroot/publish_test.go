@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/internal/syncbuf"
+	"github.com/streamroot/streamroot/internal/testfile"
 	"github.com/streamroot/streamroot/pkg/manifest"
 	"github.com/streamroot/streamroot/pkg/squashfs/squashtest"
 )
@@ -64,15 +65,15 @@ func TestPublish(t *testing.T) {
 	}
 
 	// HTTP root: the ISO byte for byte and its manifest.
-	if !bytes.Equal(readFile(t, iso), readFile(t, filepath.Join(web, "fdi.iso"))) {
+	if !bytes.Equal(testfile.Read(t, iso), testfile.Read(t, filepath.Join(web, "fdi.iso"))) {
 		t.Error("http-root/fdi.iso is not the ISO")
 	}
-	mdata := readFile(t, filepath.Join(web, "fdi.iso.manifest"))
+	mdata := testfile.Read(t, filepath.Join(web, "fdi.iso.manifest"))
 	m, err := manifest.Parse(mdata)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Verify(bytes.NewReader(readFile(t, iso))); err != nil {
+	if err := m.Verify(bytes.NewReader(testfile.Read(t, iso))); err != nil {
 		t.Errorf("the manifest does not match the ISO: %v", err)
 	}
 	if res.Pin != manifest.KernelArg(mdata) {
@@ -84,7 +85,7 @@ func TestPublish(t *testing.T) {
 	if res.Kernel != filepath.Join(tftp, "boot/fdi-image/vmlinuz0") || res.Initrd != filepath.Join(tftp, "boot/fdi-image/initrd0.img") {
 		t.Errorf("kernel %s, initrd %s: not Foreman's boot/fdi-image/ paths", res.Kernel, res.Initrd)
 	}
-	if !bytes.Equal(readFile(t, res.Kernel), fakeBzImage(testKVer)) {
+	if !bytes.Equal(testfile.Read(t, res.Kernel), fakeBzImage(testKVer)) {
 		t.Error("vmlinuz0 is not the ISO's kernel")
 	}
 	files := cpioFiles(t, res.Initrd)
@@ -127,25 +128,16 @@ func TestPublish(t *testing.T) {
 	if _, ok := cpioFiles(t, res.Initrd)["etc/streamroot/manifest.sha256"]; ok {
 		t.Error("--no-pin built a manifest digest in")
 	}
-	if !bytes.Equal(readFile(t, iso), readFile(t, filepath.Join(web, "fdi.iso"))) {
+	if !bytes.Equal(testfile.Read(t, iso), testfile.Read(t, filepath.Join(web, "fdi.iso"))) {
 		t.Error("publishing the published copy changed it")
 	}
-}
-
-func readFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestPublishCheck: each way a server can fail a node is named, with a
 // hint, and the exit code is 1.
 func TestPublishCheck(t *testing.T) {
 	dir, iso := publishISO(t)
-	isoData := readFile(t, iso)
+	isoData := testfile.Read(t, iso)
 	mod := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	// serveAs serves the ISO (data in its place) and, under .manifest,
 	// whatever manifest is in the HTTP root.

@@ -17,7 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -200,14 +200,9 @@ func envFile(l *netup.Lease) []byte {
 	}
 	linkVars(l, vars)
 	maps.Copy(vars, env6(l))
-	keys := make([]string, 0, len(vars))
-	for k := range vars {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
 	b.WriteString("# streamroot: the boot network's lease (source this file)\n")
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		fmt.Fprintf(&b, "%s='%s'\n", k, strings.ReplaceAll(vars[k], "'", `'\''`))
 	}
 	return []byte(b.String())

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/streamroot/streamroot/internal/wanterr"
 )
 
 func TestBuildOrderAndTop(t *testing.T) {
@@ -41,14 +43,8 @@ func TestBuildOrderAndTop(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			order, err := buildOrder(tc.vs)
-			if tc.orderErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.orderErr) {
-					t.Fatalf("error %v, want %q", err, tc.orderErr)
-				}
+			if wanterr.Check(t, err, tc.orderErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			var names []string
 			for _, v := range order {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/streamroot/streamroot/internal/testimg"
+	"github.com/streamroot/streamroot/internal/wanterr"
 	"github.com/streamroot/streamroot/pkg/bootcfg"
 	"github.com/streamroot/streamroot/pkg/hint"
 	"github.com/streamroot/streamroot/pkg/manifest"
@@ -410,26 +411,22 @@ func TestSpecHTTPOptions(t *testing.T) {
 		{"https without a bundle", true, filepath.Join(dir, "missing.pem"), false, false, "no CA bundle"},
 		{"a bundle without certificates", true, empty, false, false, "holds no certificates"},
 	} {
-		s := &Spec{Retry: 7 * time.Second, Insecure: tc.insecure, CABundle: tc.bundle}
-		opts, err := s.httpOptions(tc.https, log)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%s: err %v, want one saying %q", tc.name, err, tc.err)
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Spec{Retry: 7 * time.Second, Insecure: tc.insecure, CABundle: tc.bundle}
+			opts, err := s.httpOptions(tc.https, log)
+			if wanterr.Check(t, err, tc.err) {
+				return
 			}
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if opts.Stall != s.Retry || opts.Log != log || opts.InsecureSkipVerify != tc.insecure || opts.Pin != nil {
-			t.Errorf("%s: options %+v, want the Spec's retry, the log and insecure %v", tc.name, opts, tc.insecure)
-		}
-		switch {
-		case !tc.wantCAs && opts.RootCAs != nil:
-			t.Errorf("%s: a CA pool for a plain http server", tc.name)
-		case tc.wantCAs && !opts.RootCAs.Equal(want):
-			t.Errorf("%s: RootCAs are not the bundle's certificate", tc.name)
-		}
+			if opts.Stall != s.Retry || opts.Log != log || opts.InsecureSkipVerify != tc.insecure || opts.Pin != nil {
+				t.Errorf("options %+v, want the Spec's retry, the log and insecure %v", opts, tc.insecure)
+			}
+			switch {
+			case !tc.wantCAs && opts.RootCAs != nil:
+				t.Error("a CA pool for a plain http server")
+			case tc.wantCAs && !opts.RootCAs.Equal(want):
+				t.Error("RootCAs are not the bundle's certificate")
+			}
+		})
 	}
 }
 

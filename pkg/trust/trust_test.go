@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+
+	"github.com/streamroot/streamroot/internal/wanterr"
 )
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -229,14 +231,8 @@ func TestNarrow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q, err := Narrow(tc.p, tc.ids, tc.min)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err %v, want %q", err, tc.err)
-				}
+			if wanterr.Check(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if tc.p == nil {
 				if q != nil {

@@ -382,7 +382,7 @@ func makeFDIISO(work, out, nmRoot, kernel, moddir, kver string) (string, error) 
 	if _, err := runCmd(fdiBuildMax, "depmod", "-b", root, kver); err != nil {
 		return "", err
 	}
-	if err := copyFile(hostKmod, filepath.Join(root, "usr/bin/kmod")); err != nil {
+	if err := CopyFile(hostKmod, filepath.Join(root, "usr/bin/kmod")); err != nil {
 		return "", err
 	}
 	if err := os.Chmod(filepath.Join(root, "usr/bin/kmod"), 0o755); err != nil {
@@ -452,7 +452,7 @@ func makeFDIISO(work, out, nmRoot, kernel, moddir, kver string) (string, error) 
 		return "", err
 	}
 	os.RemoveAll(inner)
-	if err := copyFile(kernel, filepath.Join(layout, "isolinux", "vmlinuz0")); err != nil {
+	if err := CopyFile(kernel, filepath.Join(layout, "isolinux", "vmlinuz0")); err != nil {
 		return "", err
 	}
 	if _, err := runCmd(fdiBuildMax, "xorriso", "-as", "mkisofs", "-quiet", "-V", "FDI", "-R", "-J", "-o", out, layout); err != nil {
@@ -470,7 +470,7 @@ func copyModulesXZ(src, dst string) error {
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return err
 		}
-		if err := copyFile(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
+		if err := CopyFile(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
 			return err
 		}
 	}

@@ -339,7 +339,7 @@ func BusyboxRoot(dir string, files []RootFile) error {
 		return err
 	}
 	bb := filepath.Join(dir, "bin", "busybox")
-	if err := copyFile(HostBusybox, bb); err != nil {
+	if err := CopyFile(HostBusybox, bb); err != nil {
 		return err
 	}
 	if err := os.Chmod(bb, 0o755); err != nil {

@@ -182,23 +182,10 @@ for m in /proc /sys /dev /run; do
 		premounted="$premounted $m"
 	fi
 done
-writable=false
-if echo x > /.streamroot-write-test && [ "$(cat /.streamroot-write-test)" = x ]; then
-	writable=true
-fi
-rm -f /.streamroot-write-test
-fixture=$(cat /etc/fixture-id)
-root_fstype=$(awk '$2 == "/" { t = $3 } END { print t }' /proc/mounts)
-uptime=$(cut -d' ' -f1 /proc/uptime)
-
+` + reportRoot + `
 line=$(printf '{"pid":%d,"init":"%s","fixture":"%s","writable":%s,"root_fstype":"%s","premounted":"%s","uptime":"%s","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s","os_dhcp":"%s","os_bound":%s,"os_link":"%s","os_wait":%d,"env_b64":"%s","handover_b64":"%s","os_state_b64":"%s","os_log_b64":"%s","started":"%s","trace_b64":"%s"}' \
 	"$$" "$(cat /proc/1/comm)" "$fixture" "$writable" "$root_fstype" "$premounted" "$uptime" \
-	"$(b64 < /proc/mounts)" \
-	"$(b64 < /proc/cmdline)" \
-	"$(ip -o addr show 2>&1 | b64)" \
-	"$(ip -o link show 2>&1 | b64)" \
-	"$(ls -la /run/initramfs 2>&1 | b64)" \
-	"$os_dhcp" "$os_bound" "$link" "$waited" \
+` + reportTexts + `	"$os_dhcp" "$os_bound" "$link" "$waited" \
 	"$(cat "$envfile" 2>&1 | b64)" \
 	"$(printf '%s\n' "$handover" | b64)" \
 	"$(printf '%s\n' "$os_state" | b64)" \

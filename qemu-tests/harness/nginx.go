@@ -180,7 +180,10 @@ func (n *Nginx) AddFile(src, name string) error {
 	return linkOrCopy(src, filepath.Join(n.Docroot, name))
 }
 
-func copyFile(src, dst string) error {
+// CopyFile copies src to dst, created or truncated (mode 0666 before the
+// umask, as os.Create): a real copy where a hard link would share a
+// cached fixture.
+func CopyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -200,19 +203,26 @@ func copyFile(src, dst string) error {
 // AccessLog returns the parsed access log. A request in flight when nginx
 // was killed has no line: nginx logs a request when it completes.
 func (n *Nginx) AccessLog() []AccessEntry {
-	f, err := os.Open(n.AccessLogPath)
+	return LogLines(n.AccessLogPath, ParseAccessLine)
+}
+
+// LogLines returns the lines of the log file at path that parse, in order,
+// skipping those that do not (a line being written); nil when there is no
+// log yet.
+func LogLines[T any](path string, parse func(line string) (T, bool)) []T {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	var entries []AccessEntry
+	var out []T
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if e, ok := ParseAccessLine(sc.Text()); ok {
-			entries = append(entries, e)
+		if e, ok := parse(sc.Text()); ok {
+			out = append(out, e)
 		}
 	}
-	return entries
+	return out
 }
 
 // ParseAccessLine parses one line of the harness's log format.

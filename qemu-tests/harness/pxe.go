@@ -115,7 +115,7 @@ func linkOrCopy(src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
 		return nil
 	}
-	return copyFile(src, dst)
+	return CopyFile(src, dst)
 }
 
 // PXEBootOptions describe one network boot.

@@ -44,16 +44,7 @@ done
 # Keep kernel messages from splitting the report line on the serial console.
 dmesg -n 1
 
-writable=false
-if echo x > /.streamroot-write-test && [ "$(cat /.streamroot-write-test)" = x ]; then
-	writable=true
-fi
-rm -f /.streamroot-write-test
-
-fixture=$(cat /etc/fixture-id)
-root_fstype=$(awk '$2 == "/" { t = $3 } END { print t }' /proc/mounts)
-uptime=$(cut -d' ' -f1 /proc/uptime)
-data_sha256=""
+` + reportRoot + `data_sha256=""
 if [ -f /data/random.bin ]; then
 	data_sha256=$(sha256sum /data/random.bin | cut -d' ' -f1)
 fi
@@ -61,12 +52,7 @@ fi
 b64() { base64 -w0; }
 line=$(printf '{"pid":%d,"fixture":"%s","writable":%s,"root_fstype":"%s","premounted":"%s","uptime":"%s","data_sha256":"%s","mounts_b64":"%s","cmdline_b64":"%s","addrs_b64":"%s","links_b64":"%s","run_initramfs_b64":"%s","resolv_b64":"%s","hostname_b64":"%s"}' \
 	"$$" "$fixture" "$writable" "$root_fstype" "$premounted" "$uptime" "$data_sha256" \
-	"$(b64 < /proc/mounts)" \
-	"$(b64 < /proc/cmdline)" \
-	"$(ip -o addr show 2>&1 | b64)" \
-	"$(ip -o link show 2>&1 | b64)" \
-	"$(ls -la /run/initramfs 2>&1 | b64)" \
-	"$(cat /etc/resolv.conf 2>&1 | b64)" \
+` + reportTexts + `	"$(cat /etc/resolv.conf 2>&1 | b64)" \
 	"$(hostname 2>&1 | b64)")
 if [ -c /dev/console ]; then
 	echo "STREAMROOT-REPORT $line" > /dev/console
@@ -81,6 +67,31 @@ echo o > /proc/sysrq-trigger
 sleep 30
 # Still here: PID 1 exits, the kernel panics, panic=-1 reboots, and QEMU
 # (-no-reboot) exits.
+`
+
+// reportRoot is the shell both report scripts (ReportInit and
+// LeaseReportScript) run for the root's own facts: whether / takes a
+// write, the fixture's id, the type of /, the uptime. It sets writable,
+// fixture, root_fstype and uptime.
+const reportRoot = `writable=false
+if echo x > /.streamroot-write-test && [ "$(cat /.streamroot-write-test)" = x ]; then
+	writable=true
+fi
+rm -f /.streamroot-write-test
+
+fixture=$(cat /etc/fixture-id)
+root_fstype=$(awk '$2 == "/" { t = $3 } END { print t }' /proc/mounts)
+uptime=$(cut -d' ' -f1 /proc/uptime)
+`
+
+// reportTexts are the free-text arguments of both report scripts' printf
+// line, in the order of their mounts_b64 ... run_initramfs_b64 fields,
+// which ParseReport reads for either.
+const reportTexts = `	"$(b64 < /proc/mounts)" \
+	"$(b64 < /proc/cmdline)" \
+	"$(ip -o addr show 2>&1 | b64)" \
+	"$(ip -o link show 2>&1 | b64)" \
+	"$(ls -la /run/initramfs 2>&1 | b64)" \
 `
 
 // Report is what a fixture root's REPORT INIT saw.

@@ -101,7 +101,7 @@ func (u UEFI) qemuArgs(vars string) ([]string, error) {
 			"-global", "driver=cfi.pflash01,property=secure,value=on",
 			"-global", "ICH9-LPC.disable_s3=1")
 	}
-	if err := copyFile(tmpl, vars); err != nil {
+	if err := CopyFile(tmpl, vars); err != nil {
 		return nil, fmt.Errorf("OVMF variable store: %w", err)
 	}
 	args = append(args,
