@@ -302,7 +302,7 @@ func worldReadable(path, dir string) (string, error) {
 		return path, nil
 	}
 	cp := filepath.Join(dir, "readable-"+filepath.Base(path))
-	return cp, copyTo(path, cp)
+	return cp, harness.CopyFile(path, cp)
 }
 
 var kernelLine = regexp.MustCompile(`Linux version \d`)

@@ -91,7 +91,7 @@ func TestTrace(t *testing.T) {
 		if err := os.WriteFile(traceFile, []byte(trace), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := copyTo(plain, traced); err != nil {
+		if err := harness.CopyFile(plain, traced); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := runCLI(cli, "trace", "-manifest", traced, traceFile); err != nil {
@@ -196,12 +196,6 @@ func manifestPin(path string) (string, *manifest.Manifest, error) {
 		return "", nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return manifest.KernelArg(data), m, nil
-}
-
-// copyTo copies src to dst (created or truncated), as the harness copies
-// its fixtures.
-func copyTo(src, dst string) error {
-	return harness.CopyFile(src, dst)
 }
 
 // runCLI runs the streamroot CLI, bounded.
