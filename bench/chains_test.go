@@ -182,13 +182,6 @@ func chainBoot(t *testing.T, row chainResult, img image) chainResult {
 	if row.Initramfs == dracutFDI {
 		args = harness.GuestConsoleArgs + fdiCmdline
 	}
-	// streamroot's rows carry the firmware's lease as `streamroot pxe`
-	// writes it (PXELinux's IPAPPEND 1 beside the line's BOOTIF, iPXE's
-	// own lease in that form), so its DHCP is one REQUEST for that address
-	// and dnsmasq does not probe it again. dracut refuses the form (a
-	// client IP beside its DHCP); UEFI HTTP Boot's UKI line is fixed
-	// before any lease.
-	fwLease := row.Initramfs == ours
 
 	var tftp string
 	var dhcp *harness.Dnsmasq
@@ -197,9 +190,6 @@ func chainBoot(t *testing.T, row chainResult, img image) chainResult {
 	case chainPXELinux:
 		tftp = filepath.Join(env.ArtifactDir(t), "tftp")
 		entry := "LABEL bench\nKERNEL " + chainKernel + "\nAPPEND initrd=" + chainInitrd + " " + args + "\n"
-		if fwLease {
-			entry += "IPAPPEND 1\n"
-		}
 		if err := harness.PXELinuxRoot(tftp, env.Kernel, initrd, chainKernel, chainInitrd, entry); err != nil {
 			t.Fatal(err)
 		}
@@ -215,11 +205,6 @@ func chainBoot(t *testing.T, row chainResult, img image) chainResult {
 		}
 	case chainIPXE:
 		script := filepath.Join(env.ArtifactDir(t), "boot.ipxe")
-		if fwLease {
-			// dnsmasq here always names a router and a next-server, so
-			// the generator's fallbacks for them are not needed.
-			args += " ip=${net0/ip}:${net0/next-server}:${net0/gateway}:${net0/netmask}"
-		}
 		body := fmt.Sprintf("#!ipxe\nkernel %s/%s initrd=%s %s\ninitrd %s/%s\nboot\n", base, chainKernel, chainInitrd, args, base, chainInitrd)
 		if err := os.WriteFile(script, []byte(body), 0o644); err != nil {
 			t.Fatal(err)

@@ -153,15 +153,14 @@ func foremanEntry(t *testing.T, format, image, kernel, initrd string, more ...st
 
 // TestPXEChainPXELinux: iPXE ROM → dnsmasq DHCP + TFTP → pxelinux.0 +
 // ldlinux.c32 → pxelinux.cfg/default from `streamroot pxe --format pxelinux
-// --foreman` (the seed's APPEND line, with IPAPPEND 3: BOOTIF and the
-// firmware's lease) → kernel + initramfs over TFTP → the root over HTTP
-// from nginx, on the firmware's lease taken again in one round trip.
+// --foreman` (the seed's APPEND line with IPAPPEND 2) → kernel +
+// initramfs over TFTP → the root over HTTP from nginx.
 func TestPXEChainPXELinux(t *testing.T) {
 	fx, ns := pxeSetup(t)
 	tftp := filepath.Join(env.ArtifactDir(t), "tftp")
 
 	entry := pxeEntry(t, "pxelinux")
-	for _, want := range []string{"LABEL discovery_http\n", "\nIPAPPEND 3\n", "APPEND initrd=" + pxeInitrdName + " ip=dhcp root=live:http://10.77.0.1/" + pxeImage + " rd.shell ro acpi=force"} {
+	for _, want := range []string{"LABEL discovery_http\n", "\nIPAPPEND 2\n", "APPEND initrd=" + pxeInitrdName + " ip=dhcp root=live:http://10.77.0.1/" + pxeImage + " rd.shell ro acpi=force"} {
 		if !strings.Contains(entry, want) {
 			t.Errorf("streamroot pxe output lacks %q", want)
 		}
@@ -206,18 +205,17 @@ func TestPXEChainPXELinux(t *testing.T) {
 		}
 	}
 	checkOneLease(t, dhcp, r)
-	checkFirmwareLease(t, dhcp, r)
 }
 
 // TestPXEChainIPXEScript: iPXE ROM → dnsmasq DHCP (option 175 → the script's
 // URL) → boot.ipxe from `streamroot pxe --format ipxe --foreman` on nginx →
 // kernel + initramfs over HTTP → the root over HTTP. No TFTP at all.
 //
-// The firmware-address case is the script as generated: it adds what
-// PXELinux's IPAPPEND 1 writes, ip=<client>:<boot server>:<gateway>:
-// <netmask>, from iPXE's own lease, and the initramfs asks dnsmasq for
-// that address with one INIT-REBOOT REQUEST (no DISCOVER of its own); the
-// BOOTIF case is --firmware-addr=false, BOOTIF alone. Either way the root
+// The BOOTIF case is the script as generated, BOOTIF alone. The
+// firmware-address case is --firmware-addr: it adds what PXELinux's
+// IPAPPEND 1 writes, ip=<client>:<boot server>:<gateway>:<netmask>, from
+// iPXE's own lease, and the initramfs asks dnsmasq for that address with
+// one INIT-REBOOT REQUEST (no DISCOVER of its own). Either way the root
 // holds the firmware's one lease.
 func TestPXEChainIPXEScript(t *testing.T) {
 	t.Parallel()
@@ -233,9 +231,9 @@ func testPXEChainIPXEScript(t *testing.T, firmware bool) {
 	fx, ns := pxeSetup(t)
 	var script string
 	if firmware {
-		script = pxeEntry(t, "ipxe")
+		script = pxeEntry(t, "ipxe", "--firmware-addr")
 	} else {
-		script = pxeEntry(t, "ipxe", "--firmware-addr=false")
+		script = pxeEntry(t, "ipxe")
 	}
 	if !strings.HasPrefix(script, "#!ipxe\n") || !strings.Contains(script, "BOOTIF=01-${net0/mac:hexhyp}") {
 		t.Errorf("not an iPXE script with BOOTIF=01-${net0/mac:hexhyp}:\n%s", script)
@@ -277,7 +275,7 @@ func testPXEChainIPXEScript(t *testing.T, firmware bool) {
 	if firmware {
 		checkFirmwareLease(t, dhcp, r)
 	} else if i := slices.IndexFunc(strings.Fields(r.Cmdline), func(f string) bool { return strings.HasPrefix(f, "ip=") && f != "ip=dhcp" }); i >= 0 {
-		t.Errorf("with --firmware-addr=false the kernel line carries %s: %q", strings.Fields(r.Cmdline)[i], r.Cmdline)
+		t.Errorf("without --firmware-addr the kernel line carries %s: %q", strings.Fields(r.Cmdline)[i], r.Cmdline)
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 const pxeUsage = `Usage: streamroot pxe --server URL --image PATH [--format pxelinux|ipxe|grub]
                       [--kernel vmlinuz] [--initrd initramfs.img] [--append "extra args"]
                       [--label L] [--menu-label TEXT] [--ipxe-nic net0]
-                      [--firmware-addr=false]
+                      [--firmware-addr]
                       [--grub-el] [--grub-http HOST]
                       [--foreman --foreman-url URL] [--manifest IMAGE.manifest] [--json]
 
@@ -27,11 +27,10 @@ streamroot initramfs: kernel, initrd, and a kernel line with ip=dhcp and
 root=live:<URL>, plus the boot NIC's MAC as BOOTIF so the initramfs uses
 the NIC the machine network-booted from:
 
-  pxelinux  LABEL/MENU LABEL/KERNEL/APPEND ... IPAPPEND 3 (PXELinux adds
-            ip=<its lease> and BOOTIF=01-<mac>); paste into
-            pxelinux.cfg/default
-  ipxe      an iPXE script: kernel ... BOOTIF=01-${net0/mac:hexhyp} and
-            ip=<iPXE's lease on net0> when it has one, initrd, boot
+  pxelinux  LABEL/MENU LABEL/KERNEL/APPEND ... IPAPPEND 2 (PXELinux adds
+            BOOTIF=01-<mac>); paste into pxelinux.cfg/default
+  ipxe      an iPXE script: kernel ... BOOTIF=01-${net0/mac:hexhyp},
+            initrd, boot
   grub      a GRUB menuentry; BOOTIF=01-$net_default_mac when GRUB itself
             was network-booted, as Foreman's GRUB2 templates write it (GRUB
             cannot rewrite the MAC into PXELinux's 01-aa-bb-... form; the
@@ -41,15 +40,15 @@ the NIC the machine network-booted from:
             --grub-http HOST loads kernel and initrd from (http,HOST)/...
             (UEFI HTTP Boot: GRUB's own HTTP client, no TFTP)
 
-The lease the firmware holds goes on the kernel line in PXELinux's
-IPAPPEND 1 form, ip=<client>:<boot server>:<gateway>:<netmask>, beside
-ip=dhcp: the initramfs asks the DHCP server for that address again with one
-REQUEST (RFC 2131's INIT-REBOOT) instead of DISCOVER, OFFER, REQUEST, ACK,
-so a server that probes a new address before offering it (dnsmasq, 3 s)
-does not probe again, and it is still the one lease. A NAK or no answer in
-3 s falls back to a DISCOVER. --firmware-addr=false leaves it out (IPAPPEND
-2, as Foreman's templates write): dracut refuses a client IP with its DHCP.
-GRUB has no variable for the netmask, so its entry never carries it.
+--firmware-addr also puts the lease the firmware holds on the kernel line,
+in PXELinux's IPAPPEND 1 form ip=<client>:<boot server>:<gateway>:<netmask>
+beside ip=dhcp (PXELinux: IPAPPEND 3; iPXE: from ${net0/ip} and the rest,
+when it has an IPv4 lease there). The initramfs then asks the DHCP server
+for that address with one REQUEST (RFC 2131's INIT-REBOOT) instead of
+DISCOVER, OFFER, REQUEST, ACK: one round trip fewer, the same one lease. A
+NAK or no answer in 3 s falls back to a DISCOVER, so a server that ignores
+such a REQUEST costs 3 s. dracut refuses the form (a client IP beside its
+DHCP). GRUB has no variable for the netmask: its entry never carries it.
 
 --foreman prints the Foreman Discovery Image entry ("PXELinux global
 default" template): label discovery_http and the arguments the Discovery
@@ -90,12 +89,12 @@ type pxeOptions struct {
 	foreman    bool
 	foremanURL string
 	ipxeNIC    string
-	// noFirmwareAddr leaves out the firmware's lease (ip= in PXELinux's
-	// IPAPPEND 1 form); the zero value puts it in, for publish too.
-	noFirmwareAddr bool
-	grubEL         bool     // linuxefi/initrdefi
-	grubHTTP       string   // (http,HOST) device for kernel and initrd
-	pins           []string // streamroot.manifest=..., streamroot.sha256=...
+	// firmwareAddr passes the firmware's lease (ip= in PXELinux's
+	// IPAPPEND 1 form) for the initramfs to ask for again.
+	firmwareAddr bool
+	grubEL       bool     // linuxefi/initrdefi
+	grubHTTP     string   // (http,HOST) device for kernel and initrd
+	pins         []string // streamroot.manifest=..., streamroot.sha256=...
 }
 
 // foremanArgs are the Foreman Discovery Image's kernel arguments from its
@@ -116,7 +115,7 @@ func runPXE(_ context.Context, e *env, args []string) error {
 	fs.BoolVar(&o.foreman, "foreman", false, "Foreman Discovery Image entry (needs --foreman-url)")
 	fs.StringVar(&o.foremanURL, "foreman-url", "", "Foreman or Smart Proxy `URL` for proxy.url= (with --foreman)")
 	fs.StringVar(&o.ipxeNIC, "ipxe-nic", "net0", "iPXE device whose MAC becomes BOOTIF (net0, net1, ... or netX for the last one opened)")
-	firmwareAddr := fs.Bool("firmware-addr", true, "PXELinux and iPXE: pass the firmware's lease as ip=<client>:<server>:<gateway>:<netmask>, which the initramfs asks for again in one round trip (false: IPAPPEND 2, BOOTIF only)")
+	fs.BoolVar(&o.firmwareAddr, "firmware-addr", false, "PXELinux and iPXE: also pass the firmware's lease as ip=<client>:<server>:<gateway>:<netmask>, which the initramfs asks for again in one round trip (PXELinux: IPAPPEND 3)")
 	fs.BoolVar(&o.grubEL, "grub-el", false, "with --format grub: linuxefi/initrdefi, for EL's GRUB on UEFI (Foreman's PXEGrub2 templates)")
 	fs.StringVar(&o.grubHTTP, "grub-http", "", "with --format grub: load kernel and initrd from (http,`HOST`)/..., GRUB's HTTP client (UEFI HTTP Boot)")
 	manifestPath := fs.String("manifest", "", "`file` written by 'streamroot manifest': pin the image with its digests")
@@ -128,7 +127,6 @@ func runPXE(_ context.Context, e *env, args []string) error {
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q (all pxe arguments are flags)", pos[0])
 	}
-	o.noFirmwareAddr = !*firmwareAddr
 	// GRUB opens only absolute paths on a disk or over HTTP.
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -338,16 +336,16 @@ func pxeEntry(o pxeOptions) (pxeResult, error) {
 	case "pxelinux":
 		// IPAPPEND 1 adds ip=<client>:<server>:<gateway>:<netmask>, 2
 		// BOOTIF=; 3 both.
-		ipappend := 3
-		if o.noFirmwareAddr {
-			ipappend = 2
+		ipappend := 2
+		if o.firmwareAddr {
+			ipappend = 3
 		}
 		fmt.Fprintf(&b, "LABEL %s\nMENU LABEL %s\nKERNEL %s\nAPPEND initrd=%s %s\nIPAPPEND %d\n",
 			label, menu, o.kernel, o.initrd, cmdline(""), ipappend)
 	case "ipxe":
 		bootif := "BOOTIF=01-${" + o.ipxeNIC + "/mac:hexhyp}"
 		var fw string
-		if !o.noFirmwareAddr {
+		if o.firmwareAddr {
 			fw, bootif = ipxeFirmwareAddr(o.ipxeNIC), bootif+" ${sr_ip}"
 		}
 		// initrd=<name> lets a UEFI kernel's EFI stub find the initrd iPXE

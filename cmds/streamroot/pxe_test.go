@@ -14,7 +14,7 @@ import (
 )
 
 // The seed's "PXELinux global default" entry ("Booting Discovery over
-// HTTP"), exactly: what --firmware-addr=false prints.
+// HTTP"), exactly.
 const seedForeman = `LABEL discovery_http
 MENU LABEL Foreman Discovery via HTTP
 KERNEL boot/discovery-http-vmlinuz
@@ -28,26 +28,26 @@ func TestPXEGolden(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"foreman seed entry", []string{"--foreman", "--server", "http://SOME_HTTP_SERVER", "--image", "squashfs.img", "--firmware-addr=false",
+		{"foreman seed entry", []string{"--foreman", "--server", "http://SOME_HTTP_SERVER", "--image", "squashfs.img",
 			"--foreman-url", "https://FOREMAN_SERVER", "--kernel", "boot/discovery-http-vmlinuz", "--initrd", "boot/discovery-http.img"}, seedForeman},
-		// By default IPAPPEND 3: the firmware's lease as well as BOOTIF.
-		{"foreman", []string{"--foreman", "--server", "http://SOME_HTTP_SERVER", "--image", "squashfs.img",
+		// --firmware-addr: IPAPPEND 3, the firmware's lease as well as BOOTIF.
+		{"foreman firmware-addr", []string{"--foreman", "--firmware-addr", "--server", "http://SOME_HTTP_SERVER", "--image", "squashfs.img",
 			"--foreman-url", "https://FOREMAN_SERVER", "--kernel", "boot/discovery-http-vmlinuz", "--initrd", "boot/discovery-http.img"},
 			strings.Replace(seedForeman, "IPAPPEND 2", "IPAPPEND 3", 1)},
 		{"pxelinux default", []string{"--server", "http://10.0.0.1:8080/", "--image", "/LiveOS/squashfs.img"}, `LABEL streamroot
 MENU LABEL streamroot: http://10.0.0.1:8080/LiveOS/squashfs.img
 KERNEL vmlinuz
 APPEND initrd=initramfs.img ip=dhcp root=live:http://10.0.0.1:8080/LiveOS/squashfs.img
-IPAPPEND 3
+IPAPPEND 2
 `},
 		{"pxelinux with extras", []string{"--server", "https://boot.example/images", "--image", "fdi.iso", "--label", "fdi",
 			"--menu-label", "FDI 4.1", "--append", "  console=ttyS0   streamroot.fetch=lazy "}, `LABEL fdi
 MENU LABEL FDI 4.1
 KERNEL vmlinuz
 APPEND initrd=initramfs.img ip=dhcp root=live:https://boot.example/images/fdi.iso console=ttyS0 streamroot.fetch=lazy
-IPAPPEND 3
+IPAPPEND 2
 `},
-		{"ipxe", []string{"--format", "ipxe", "--server", "http://10.0.0.1", "--image", "squashfs.img", "--kernel", "http://10.0.0.1/vmlinuz",
+		{"ipxe firmware-addr", []string{"--format", "ipxe", "--firmware-addr", "--server", "http://10.0.0.1", "--image", "squashfs.img", "--kernel", "http://10.0.0.1/vmlinuz",
 			"--initrd", "http://10.0.0.1/boot/streamroot.img", "--append", "console=ttyS0"}, `#!ipxe
 # streamroot: http://10.0.0.1/squashfs.img (streamroot)
 # ip=: the lease iPXE holds on net0, which the initramfs asks for again (one DHCP round trip)
@@ -61,14 +61,14 @@ kernel http://10.0.0.1/vmlinuz initrd=streamroot.img ip=dhcp root=live:http://10
 initrd http://10.0.0.1/boot/streamroot.img
 boot
 `},
-		{"ipxe without the firmware's lease", []string{"--format", "ipxe", "--firmware-addr=false", "--server", "http://10.0.0.1", "--image", "squashfs.img",
+		{"ipxe", []string{"--format", "ipxe", "--server", "http://10.0.0.1", "--image", "squashfs.img",
 			"--append", "console=ttyS0"}, `#!ipxe
 # streamroot: http://10.0.0.1/squashfs.img (streamroot)
 kernel vmlinuz initrd=initramfs.img ip=dhcp root=live:http://10.0.0.1/squashfs.img BOOTIF=01-${net0/mac:hexhyp} console=ttyS0
 initrd initramfs.img
 boot
 `},
-		{"ipxe foreman netX", []string{"--format", "ipxe", "--foreman", "--foreman-url", "https://foreman.example", "--ipxe-nic", "netX",
+		{"ipxe foreman netX", []string{"--format", "ipxe", "--firmware-addr", "--foreman", "--foreman-url", "https://foreman.example", "--ipxe-nic", "netX",
 			"--server", "http://10.0.0.1", "--image", "squashfs.img"}, `#!ipxe
 # Foreman Discovery via HTTP (discovery_http)
 # ip=: the lease iPXE holds on netX, which the initramfs asks for again (one DHCP round trip)
@@ -223,7 +223,7 @@ func TestPXEGrubBootIF(t *testing.T) {
 // firmware's address (DHCP, asking for it first), never a static one; no
 // lease (or no IPv4 one) leaves plain DHCP.
 func TestPXEIPXEFirmwareAddr(t *testing.T) {
-	code, out, errs := runCmd(t, "pxe", "--format", "ipxe", "--server", "http://10.0.0.1", "--image", "squashfs.img", "--json")
+	code, out, errs := runCmd(t, "pxe", "--format", "ipxe", "--firmware-addr", "--server", "http://10.0.0.1", "--image", "squashfs.img", "--json")
 	if code != 0 {
 		t.Fatal(errs)
 	}

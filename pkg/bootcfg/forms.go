@@ -143,7 +143,7 @@ var forms = []Form{
 	{Section: "network", Key: "ip", Syntax: "ip=<ip>[/<prefix>]:[<peer>]:<gw>:<netmask>:<host>:<iface>", Origin: "kernel, NM; anaconda, RHCOS docs", Example: "ip=203.0.113.2::203.0.113.1:26:hostname1.example.com:eth4",
 		Effect: "static address: the method field left out (or empty) with a client IP means `none`",
 		NM:     "dracut's network-legacy reads an empty method as `dhcp` and then refuses the client IP; NM and the kernel read it as static, and so does streamroot (the only reading that boots)"},
-	{Section: "network", Key: "ip", Syntax: "ip=<client-IP>:<boot-server-IP>:<gateway-IP>:<netmask>", Origin: "PXELinux `IPAPPEND 1` (`IPAPPEND 3` with BOOTIF=); iPXE scripts copying it; both in `streamroot pxe`'s entries", Example: "ip=10.77.0.94:10.77.0.1:10.77.0.1:255.255.255.0",
+	{Section: "network", Key: "ip", Syntax: "ip=<client-IP>:<boot-server-IP>:<gateway-IP>:<netmask>", Origin: "PXELinux `IPAPPEND 1` (`IPAPPEND 3` with BOOTIF=); iPXE scripts copying it; both in `streamroot pxe --firmware-addr`'s entries", Example: "ip=10.77.0.94:10.77.0.1:10.77.0.1:255.255.255.0",
 		Effect: "the address the firmware has just leased: DHCPv4 on the boot link asks for it first with a REQUEST (RFC 2131's INIT-REBOOT: one round trip, the same lease, no second one); a NAK, an ACK of another address or no answer within 3 s falls back to DISCOVER. Beside `ip=dhcp` (an `APPEND ip=dhcp` line with `IPAPPEND 3`) it is the same DHCP; beside a static `ip=` the static one wins",
 		NM:     "dracut refuses it (a client IP with its default method `dhcp`); in the kernel's own `ip=` the second field is the boot server too, as here, not a peer"},
 	{Section: "network", Key: "ip", Syntax: "ip=:::::<iface>:", Origin: "dracut", Example: "ip=:::::eth0:",
