@@ -456,16 +456,65 @@ func TestWaitForTimeout(t *testing.T) {
 	// rdinit= names a missing program: the kernel falls back and panics
 	// only much later; either way the guest never prints the marker.
 	vm := e.Boot(t, BootOptions{Name: "timeout", Kernel: kernel, Initramfs: initrd, Append: "rdinit=/nonexistent init=/nonexistent panic=0", Timeout: 20 * time.Second})
-	start := time.Now()
+	// Both bounds count the guest's time (guestClock): a loaded host
+	// stretches them by what it kept QEMU off the CPU, never beyond
+	// maxStretch.
+	start, guestStart := time.Now(), vm.clock.now()
 	if _, err := vm.WaitFor(regexp.MustCompile(`NEVER-PRINTED`), 5*time.Second); err == nil {
 		t.Fatal("WaitFor matched nothing yet returned no error")
 	}
-	if d := time.Since(start); d > 8*time.Second {
-		t.Errorf("WaitFor took %s, timeout 5s", d)
+	if d, g := time.Since(start), vm.clock.now()-guestStart; g < 5*time.Second || d > maxStretch*5*time.Second+2*time.Second {
+		t.Errorf("WaitFor took %s wall, %s of the guest's time; timeout 5s (at most %d× that in wall time)", d, g, maxStretch)
 	}
-	vm.Wait()
-	if d := time.Since(vm.Started); d > 40*time.Second {
-		t.Errorf("guest ran %s, boot timeout 20s", d)
+	if err := vm.Wait(); err == nil || !strings.Contains(err.Error(), "killed at the boot timeout") {
+		t.Errorf("the guest that never prints was not killed at its boot timeout: %v", err)
+	}
+	if d, g := time.Since(vm.Started), vm.clock.now(); g < 20*time.Second || d > maxStretch*20*time.Second+5*time.Second {
+		t.Errorf("guest ran %s wall, %s of its own time; boot timeout 20s (at most %d× that in wall time)", d, g, maxStretch)
+	}
+}
+
+// The guest's clock runs slow by exactly what the host keeps a process
+// off the CPU: three busy loops pinned to one CPU each run about a third
+// of the time, so the clock of one of them falls behind the wall.
+func TestGuestClockCountsStarvation(t *testing.T) {
+	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
+		t.Skip("no schedstat in this kernel: waits count in wall time")
+	}
+	var cmds []*exec.Cmd
+	for range 3 {
+		cmd := exec.Command("taskset", "-c", "0", "sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			t.Skip(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	t.Cleanup(func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	})
+	done := make(chan struct{})
+	c := newGuestClock(cmds[0].Process.Pid, time.Now(), done)
+	dl := c.deadline(time.Second)
+	for i := 0; i < 200 && !dl.passed(); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	wall := time.Since(c.start)
+	if !dl.passed() {
+		t.Fatalf("a 1 s deadline had not passed after %s wall", wall)
+	}
+	// Sharing one CPU three ways it waited about 2/3 of the time; allow
+	// for the scheduler's slices and the other CPU's spare time.
+	if starved := c.starvation(); wall < 1500*time.Millisecond || starved < wall/3 {
+		t.Errorf("after %s wall the clock counted %s of starvation (guest time %s): the busy loop was not seen waiting", wall, starved, c.now())
+	}
+	close(done)
+	before := c.now()
+	time.Sleep(100 * time.Millisecond)
+	if c.now()-before < 100*time.Millisecond {
+		t.Errorf("after QEMU's exit the clock must run with the wall, not read a reused PID")
 	}
 }
 

@@ -184,15 +184,16 @@ type Milestone struct {
 }
 
 // WaitMilestones waits for each milestone in order (each within what is
-// left of timeout; the console with terminal escapes removed) and logs when it appeared, counted from QEMU's start. It
+// left of timeout, in the guest's time; the console with terminal escapes
+// removed) and logs when it appeared, counted from QEMU's start. It
 // returns the times; on a miss it fails t.
 func (vm *VM) WaitMilestones(t testing.TB, timeout time.Duration, ms ...Milestone) map[string]time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := vm.clock.deadline(timeout)
 	at := map[string]time.Duration{}
 	var parts []string
 	for _, m := range ms {
-		_, err := vm.waitUntil(time.Until(deadline), m.Re.String(), func(con string) (string, bool) {
+		_, err := vm.waitUntilDeadline(deadline, m.Re.String(), func(con string) (string, bool) {
 			s := m.Re.FindString(StripTerminalEscapes(con))
 			return s, s != ""
 		})

@@ -40,7 +40,9 @@ type BootOptions struct {
 	RNG       bool   // add -device virtio-rng-pci
 	TPM       *SWTPM // attach this software TPM (StartSWTPM)
 	// Timeout bounds the whole QEMU run (it is killed then), default
-	// DefaultBootTimeout. Waiting for a free VM slot does not count.
+	// DefaultBootTimeout, in the guest's time: a loaded host that keeps
+	// QEMU off the CPU stretches it, up to maxStretch times. Waiting for
+	// a free VM slot does not count.
 	Timeout  time.Duration
 	QEMUArgs []string // appended to the command line
 }
@@ -57,6 +59,7 @@ type VM struct {
 	t        testing.TB
 	proc     *process
 	con      *console
+	clock    *guestClock // every wait on the guest counts its time (guestclock.go)
 	timeout  time.Duration
 	timedOut atomic.Bool
 	logOnce  sync.Once
@@ -201,17 +204,27 @@ func (e *Env) startVM(t testing.TB, s vmSpec) *VM {
 		t.Fatalf("vm: %v", err)
 	}
 	vm.Started = vm.proc.start
+	vm.clock = newGuestClock(cmd.Process.Pid, vm.proc.start, vm.proc.done)
 	t.Logf("%s: QEMU pid %d %s (waited %s for a VM slot), console %s%s",
 		s.name, cmd.Process.Pid, s.doing, waited.Round(time.Millisecond), vm.ConsolePath, s.detail)
 
 	go func() {
-		select {
-		case <-vm.proc.done:
-		case <-time.After(s.timeout):
-			vm.timedOut.Store(true)
-			vm.proc.Kill()
+		defer release()
+		dl := vm.clock.deadline(s.timeout)
+		tick := time.NewTicker(pollEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-vm.proc.done:
+				return
+			case <-tick.C:
+				if dl.passed() {
+					vm.timedOut.Store(true)
+					vm.proc.Kill()
+					return
+				}
+			}
 		}
-		release()
 	}()
 	t.Cleanup(func() {
 		if err := vm.proc.Kill(); err != nil {
@@ -276,11 +289,15 @@ func (vm *VM) logExit() {
 	vm.logOnce.Do(func() {
 		how := "exit status 0"
 		if vm.timedOut.Load() {
-			how = "killed at the boot timeout " + vm.timeout.String()
+			how = "killed at the boot timeout " + vm.timeout.String() + " of the guest's time"
 		} else if vm.proc.err != nil {
 			how = vm.proc.err.Error()
 		}
-		vm.t.Logf("%s: QEMU ran %s wall (%s)", vm.Name, vm.proc.end.Sub(vm.proc.start).Round(time.Millisecond), how)
+		starved := ""
+		if d := vm.clock.starvation(); d >= time.Second {
+			starved = fmt.Sprintf("; the host kept it off the CPU for %s", d.Round(time.Second))
+		}
+		vm.t.Logf("%s: QEMU ran %s wall (%s%s)", vm.Name, vm.proc.end.Sub(vm.proc.start).Round(time.Millisecond), how, starved)
 	})
 }
 
@@ -312,20 +329,28 @@ func (vm *VM) Wait() error {
 	return vm.exitErr()
 }
 
-// WaitExit waits at most timeout for QEMU to exit by itself.
+// WaitExit waits at most timeout of the guest's time for QEMU to exit by
+// itself.
 func (vm *VM) WaitExit(timeout time.Duration) error {
-	select {
-	case <-vm.proc.done:
-		vm.logExit()
-		return vm.exitErr()
-	case <-time.After(timeout):
-		return fmt.Errorf("%s: QEMU still running %s later", vm.Name, timeout)
+	dl := vm.clock.deadline(timeout)
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-vm.proc.done:
+			vm.logExit()
+			return vm.exitErr()
+		case <-tick.C:
+			if dl.passed() {
+				return fmt.Errorf("%s: QEMU still running %s later", vm.Name, dl)
+			}
+		}
 	}
 }
 
 func (vm *VM) exitErr() error {
 	if vm.timedOut.Load() {
-		return fmt.Errorf("%s: killed at the boot timeout (%s)", vm.Name, vm.timeout)
+		return fmt.Errorf("%s: killed at the boot timeout (%s of the guest's time)", vm.Name, vm.timeout)
 	}
 	if vm.proc.err != nil {
 		se, _ := os.ReadFile(vm.StderrPath)
@@ -334,7 +359,8 @@ func (vm *VM) exitErr() error {
 	return nil
 }
 
-// WaitFor waits at most timeout for re to match the console (all of it,
+// WaitFor waits at most timeout of the guest's time (see guestClock) for
+// re to match the console (all of it,
 // from the start of the boot) and returns the match. It fails early when
 // QEMU exits without a match.
 func (vm *VM) WaitFor(re *regexp.Regexp, timeout time.Duration) (string, error) {
@@ -354,10 +380,16 @@ func (vm *VM) WaitForString(s string, timeout time.Duration) error {
 }
 
 // waitUntil polls match on the console whenever output arrives (at most
-// every 50 ms) until it reports true, the timeout, or QEMU's exit.
+// every 50 ms) until it reports true, timeout of the guest's time, or
+// QEMU's exit.
 func (vm *VM) waitUntil(timeout time.Duration, what string, match func(string) (string, bool)) (string, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	return vm.waitUntilDeadline(vm.clock.deadline(timeout), what, match)
+}
+
+// waitUntilDeadline is waitUntil with a deadline several waits may share.
+func (vm *VM) waitUntilDeadline(dl guestDeadline, what string, match func(string) (string, bool)) (string, error) {
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
 	for {
 		s, changed := vm.con.snapshot()
 		if m, ok := match(s); ok {
@@ -376,8 +408,10 @@ func (vm *VM) waitUntil(timeout time.Duration, what string, match func(string) (
 				why = err.Error()
 			}
 			return "", fmt.Errorf("%s: %s before the console showed %q", vm.Name, why, what)
-		case <-deadline.C:
-			return "", fmt.Errorf("%s: console did not show %q within %s", vm.Name, what, timeout)
+		case <-tick.C:
+			if dl.passed() {
+				return "", fmt.Errorf("%s: console did not show %q within %s", vm.Name, what, dl)
+			}
 		}
 		time.Sleep(50 * time.Millisecond) // batch small console writes
 	}
