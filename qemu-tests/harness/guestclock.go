@@ -42,25 +42,18 @@ func newGuestClock(pid int, start time.Time, done <-chan struct{}) *guestClock {
 
 // now returns the guest's time since QEMU started.
 func (c *guestClock) now() time.Duration {
-	running := true
-	select {
-	case <-c.done:
-		running = false
-	default:
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if running {
-		c.starved = max(c.starved, runQueueWait(c.pid))
-	}
-	return max(time.Since(c.start)-c.starved, 0)
+	return max(time.Since(c.start)-c.starvation(), 0)
 }
 
 // starvation returns how long the host has kept the guest from running.
 func (c *guestClock) starvation() time.Duration {
-	c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	select {
+	case <-c.done:
+	default:
+		c.starved = max(c.starved, runQueueWait(c.pid))
+	}
 	return c.starved
 }
 
@@ -118,6 +111,29 @@ func (d guestDeadline) String() string {
 		return d.budget.String()
 	}
 	return fmt.Sprintf("%s of the guest's time (%s wall on this loaded host)", d.budget, wall.Round(time.Second))
+}
+
+// expired returns a channel closed once the wait is over, looking at the
+// guest's clock every pollEvery until then or until stop is closed: the
+// one loop every wait on a guest selects on.
+func (d guestDeadline) expired(stop <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(pollEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if d.passed() {
+					close(out)
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // pollEvery is how often the waits on a guest look at its clock.

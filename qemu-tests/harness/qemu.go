@@ -210,20 +210,11 @@ func (e *Env) startVM(t testing.TB, s vmSpec) *VM {
 
 	go func() {
 		defer release()
-		dl := vm.clock.deadline(s.timeout)
-		tick := time.NewTicker(pollEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-vm.proc.done:
-				return
-			case <-tick.C:
-				if dl.passed() {
-					vm.timedOut.Store(true)
-					vm.proc.Kill()
-					return
-				}
-			}
+		select {
+		case <-vm.proc.done:
+		case <-vm.clock.deadline(s.timeout).expired(vm.proc.done):
+			vm.timedOut.Store(true)
+			vm.proc.Kill()
 		}
 	}()
 	t.Cleanup(func() {
@@ -333,18 +324,12 @@ func (vm *VM) Wait() error {
 // itself.
 func (vm *VM) WaitExit(timeout time.Duration) error {
 	dl := vm.clock.deadline(timeout)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-vm.proc.done:
-			vm.logExit()
-			return vm.exitErr()
-		case <-tick.C:
-			if dl.passed() {
-				return fmt.Errorf("%s: QEMU still running %s later", vm.Name, dl)
-			}
-		}
+	select {
+	case <-vm.proc.done:
+		vm.logExit()
+		return vm.exitErr()
+	case <-dl.expired(vm.proc.done):
+		return fmt.Errorf("%s: QEMU still running %s later", vm.Name, dl)
 	}
 }
 
@@ -388,8 +373,9 @@ func (vm *VM) waitUntil(timeout time.Duration, what string, match func(string) (
 
 // waitUntilDeadline is waitUntil with a deadline several waits may share.
 func (vm *VM) waitUntilDeadline(dl guestDeadline, what string, match func(string) (string, bool)) (string, error) {
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
+	stop := make(chan struct{})
+	defer close(stop)
+	expired := dl.expired(stop)
 	for {
 		s, changed := vm.con.snapshot()
 		if m, ok := match(s); ok {
@@ -408,10 +394,8 @@ func (vm *VM) waitUntilDeadline(dl guestDeadline, what string, match func(string
 				why = err.Error()
 			}
 			return "", fmt.Errorf("%s: %s before the console showed %q", vm.Name, why, what)
-		case <-tick.C:
-			if dl.passed() {
-				return "", fmt.Errorf("%s: console did not show %q within %s", vm.Name, what, dl)
-			}
+		case <-expired:
+			return "", fmt.Errorf("%s: console did not show %q within %s", vm.Name, what, dl)
 		}
 		time.Sleep(50 * time.Millisecond) // batch small console writes
 	}
